@@ -1,0 +1,82 @@
+"""The FastAPI application: builds the platform's parts at start-up and mounts every context's routes."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+
+from fastapi import FastAPI
+
+from hearth.auth.ratelimit import RateLimiter
+from hearth.auth.service import AuthService
+from hearth.config import Settings
+from hearth.events.bus import EventBus
+from hearth.gateway.service import Gateway
+from hearth.platform.db import Database
+from hearth.platform.errors import install_error_handlers
+from hearth.platform.logging import configure_logging
+from hearth.platform.middleware import RequestContextMiddleware
+from hearth.platform.migrate import upgrade
+
+log = logging.getLogger("hearth")
+
+
+@dataclass
+class Platform:
+    """Everything a route may need, built once per process and reached via `request.app.state.platform`."""
+
+    settings: Settings
+    db: Database
+    bus: EventBus
+    auth: AuthService
+    ratelimits: RateLimiter
+    gateway: Gateway
+
+
+async def build_platform(settings: Settings) -> Platform:
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    upgrade(settings.resolved_database_url)
+    db = Database(settings.resolved_database_url)
+    bus = EventBus(db, nats_url=settings.nats_url)
+    auth = AuthService(db, cache_seconds=settings.auth_cache_seconds)
+    ratelimits = RateLimiter(default_rpm=settings.default_rpm, default_tpm=settings.default_tpm)
+    gateway = Gateway(settings.models, llm_threads=settings.llm_threads, bus=bus)
+    await bus.start()
+    await gateway.start()
+    return Platform(settings=settings, db=db, bus=bus, auth=auth, ratelimits=ratelimits, gateway=gateway)
+
+
+async def close_platform(platform: Platform) -> None:
+    await platform.gateway.close()
+    await platform.bus.stop()
+    await platform.db.close()
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or Settings()
+    configure_logging(settings.log_level)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        platform = await build_platform(settings)
+        app.state.platform = platform
+        log.info("hearth ready", extra={"database": platform.db.engine.url.render_as_string(hide_password=True)})
+        try:
+            yield
+        finally:
+            await close_platform(platform)
+
+    app = FastAPI(title="Hearth", version=__import__("hearth").__version__, lifespan=lifespan)
+    install_error_handlers(app)
+    app.add_middleware(RequestContextMiddleware, max_body_bytes=settings.max_request_bytes)
+
+    from hearth.auth.api import router as auth_router
+    from hearth.gateway.api import router as gateway_router
+    from hearth.platform.api import router as platform_router
+
+    app.include_router(platform_router)
+    app.include_router(gateway_router)
+    app.include_router(auth_router)
+    return app

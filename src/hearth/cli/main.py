@@ -1,0 +1,18 @@
+"""The `hearth` command."""
+
+from __future__ import annotations
+
+import typer
+
+from hearth.cli.keys import keys_app
+from hearth.cli.users import users_app
+
+app = typer.Typer(
+    help="Hearth: a self-hosted AI platform. OpenAI-compatible gateway, assistant, agents and planner.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+app.add_typer(users_app, name="users")
+app.add_typer(keys_app, name="keys")
+
+from hearth.cli import client_commands, serve  # noqa: E402,F401  (registers commands on `app`)

@@ -1,0 +1,56 @@
+"""Shared fixtures. Storage tests run on both SQLite and the real PostgreSQL on 127.0.0.1:5432."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import AsyncIterator, Iterator
+
+import psycopg
+import pytest
+
+from hearth.platform.db import Database
+from hearth.platform.migrate import upgrade
+
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+POSTGRES_DSN = os.environ.get("HEARTH_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
+NATS_URL = os.environ.get("HEARTH_TEST_NATS", "nats://127.0.0.1:4222")
+REDIS_URL = os.environ.get("HEARTH_TEST_REDIS", "redis://127.0.0.1:6379/0")
+
+
+@pytest.fixture
+def postgres_schema() -> Iterator[str]:
+    """A fresh schema in the test database, dropped afterwards. Fails (never skips) if PostgreSQL is down."""
+    name = f"hearth_t_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(POSTGRES_DSN, autocommit=True) as conn:
+        conn.execute(f'CREATE SCHEMA "{name}"')
+    try:
+        yield name
+    finally:
+        with psycopg.connect(POSTGRES_DSN, autocommit=True) as conn:
+            conn.execute(f'DROP SCHEMA "{name}" CASCADE')
+
+
+def postgres_url(schema: str) -> str:
+    base = POSTGRES_DSN.replace("postgresql://", "postgresql+psycopg://", 1)
+    return f"{base}?options=-csearch_path%3D{schema}"
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def database_url(request: pytest.FixtureRequest, tmp_path) -> str:  # type: ignore[no-untyped-def]
+    if request.param == "sqlite":
+        return f"sqlite+aiosqlite:///{tmp_path / 'hearth.db'}"
+    schema = request.getfixturevalue("postgres_schema")
+    return postgres_url(schema)
+
+
+@pytest.fixture
+async def database(database_url: str) -> AsyncIterator[Database]:
+    """A migrated database on each backend."""
+    upgrade(database_url)
+    db = Database(database_url)
+    try:
+        yield db
+    finally:
+        await db.close()
