@@ -73,7 +73,7 @@ class DeploymentConfig(BaseModel):
     timeout: float = 120.0  # seconds: whole request, or first byte and each gap when streaming
     max_retries: int = 2  # retries on this deployment before falling back to the next
     cooldown: float = 30.0  # seconds a failing deployment is skipped
-    failures_before_cooldown: int = 1
+    failures_before_cooldown: int = 3  # consecutive failures that trigger a cooldown
 
 
 class AliasConfig(BaseModel):
@@ -103,12 +103,20 @@ class ModelsConfig(BaseModel):
 
 
 def load_models_config(path: Path | None) -> ModelsConfig:
-    """Merge the package defaults with the user's YAML: user backends and aliases win by name."""
-    merged: dict[str, Any] = yaml.safe_load(DEFAULTS_FILE.read_text()) or {}
+    """Merge the package defaults with the user's YAML: user backends and aliases win by name.
+    `include_defaults: false` in the YAML drops the built-in embedded catalogue (a pure proxy)."""
+    user: dict[str, Any] = {}
     if path is not None and path.exists():
         user = yaml.safe_load(path.read_text()) or {}
         if not isinstance(user, dict):
             raise ValueError(f"{path}: expected a mapping at the top level")
+    merged: dict[str, Any] = {"backends": {}, "aliases": {}}
+    if user.pop("include_defaults", True):
+        merged = yaml.safe_load(DEFAULTS_FILE.read_text())
+    if user:
+        unknown = set(user) - {"backends", "aliases"}
+        if unknown:
+            raise ValueError(f"{path}: unknown top-level keys {sorted(unknown)}")
         for section in ("backends", "aliases"):
             merged.setdefault(section, {}).update(user.get(section) or {})
     return ModelsConfig.model_validate(merged)

@@ -1,5 +1,71 @@
-"""PLACEHOLDER — replaced by the auth work: /api/admin/users and /api/admin/keys."""
+"""Routes: /api/admin/users and /api/admin/keys (admin keys only), and /api/me (any valid key)."""
 
-from fastapi import APIRouter
+from __future__ import annotations
 
-router = APIRouter()
+from fastapi import APIRouter, Depends, Request
+
+from hearth.auth.deps import require_admin, require_principal
+from hearth.auth.principal import Principal
+from hearth.auth.schemas import KeyCreate, KeyCreated, KeyList, KeyOut, Me, UserCreate, UserList, UserOut
+from hearth.auth.service import AuthService, KeyInfo
+from hearth.platform.errors import HearthError
+
+router = APIRouter(tags=["auth"])
+
+
+def _auth(request: Request) -> AuthService:
+    return request.app.state.platform.auth
+
+
+@router.post("/api/admin/users", status_code=201, response_model=UserOut)
+async def create_user(body: UserCreate, request: Request, _: Principal = Depends(require_admin)) -> UserOut:
+    """Create a user."""
+    user = await _auth(request).create_user(username=body.username, role=body.role, premium=body.premium)
+    return UserOut.of(user)
+
+
+@router.get("/api/admin/users", response_model=UserList)
+async def list_users(request: Request, _: Principal = Depends(require_admin)) -> UserList:
+    """All users."""
+    return UserList(data=[UserOut.of(u) for u in await _auth(request).list_users()])
+
+
+@router.post("/api/admin/keys", status_code=201, response_model=KeyCreated)
+async def create_key(body: KeyCreate, request: Request, _: Principal = Depends(require_admin)) -> KeyCreated:
+    """Create a key for a user; the plaintext is in this response and nowhere else."""
+    auth = _auth(request)
+    row, token = await auth.create_key(
+        username=body.user,
+        name=body.name,
+        priority=body.priority,
+        rpm_limit=body.rpm_limit,
+        tpm_limit=body.tpm_limit,
+    )
+    info = KeyInfo.of(row, body.user)
+    return KeyCreated(**KeyOut.of(info).model_dump(exclude={"object"}), key=token)
+
+
+@router.get("/api/admin/keys", response_model=KeyList)
+async def list_keys(
+    request: Request, user: str | None = None, _: Principal = Depends(require_admin)
+) -> KeyList:
+    """All keys, or one user's keys with ?user=NAME."""
+    keys = await _auth(request).list_keys(username=user)
+    return KeyList(data=[KeyOut.of(k) for k in keys])
+
+
+@router.delete("/api/admin/keys/{key_id}", response_model=KeyOut)
+async def revoke_key(key_id: str, request: Request, _: Principal = Depends(require_admin)) -> KeyOut:
+    """Revoke a key; revoking twice is harmless."""
+    return KeyOut.of(await _auth(request).revoke_key(key_id=key_id))
+
+
+@router.get("/api/me", response_model=Me)
+async def me(request: Request, principal: Principal = Depends(require_principal)) -> Me:
+    """The calling key and its user, without secrets."""
+    auth = _auth(request)
+    user = await auth.get_user(user_id=principal.user_id)
+    if user is None:  # deleted between authentication and now
+        raise HearthError(401, "invalid or revoked API key", code="invalid_api_key")
+    key = await auth.get_key(key_id=principal.key_id, user_id=principal.user_id)
+    return Me(user=UserOut.of(user), key=KeyOut.of(key))

@@ -1,5 +1,96 @@
-"""PLACEHOLDER — replaced by the auth work."""
+"""`hearth users`: create and list users, straight against the database named by HEARTH_* settings."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
 
 import typer
+from rich.console import Console
+from rich.table import Table
+from sqlalchemy.exc import SQLAlchemyError
 
-users_app = typer.Typer(help="Manage users.", no_args_is_help=True)
+from hearth.auth.service import AuthService
+from hearth.config import Settings
+from hearth.platform.db import Database
+from hearth.platform.errors import HearthError
+
+T = TypeVar("T")
+
+users_app = typer.Typer(help="Manage users (works on the database directly).", no_args_is_help=True)
+out = Console()
+err = Console(stderr=True)
+
+
+def fail(message: str) -> typer.Exit:
+    """Print an error and return the exit to raise (code 1)."""
+    err.print(f"[red]error:[/red] {message}", markup=True, highlight=False)
+    return typer.Exit(1)
+
+
+def print_table(table: Table) -> None:
+    """Print a table; piped output is not squeezed to 80 columns, so IDs stay whole for grep and scripts."""
+    (out if out.is_terminal else Console(width=200)).print(table)
+
+
+def run_auth(work: Callable[[AuthService], Awaitable[T]]) -> T:
+    """Migrate the configured database, run `work` with an AuthService on it, and map errors to exit 1."""
+    from hearth.platform.migrate import upgrade
+
+    try:
+        settings = Settings()
+        url = settings.resolved_database_url
+        if url.startswith("sqlite"):
+            settings.data_dir.mkdir(parents=True, exist_ok=True)
+        upgrade(url)
+    except Exception as exc:  # a bad URL, an unreachable server, an unwritable data dir
+        raise fail(f"cannot open the database: {exc}") from None
+
+    async def go() -> T:
+        db = Database(url)
+        try:
+            return await work(AuthService(db))
+        finally:
+            await db.close()
+
+    try:
+        return asyncio.run(go())
+    except HearthError as exc:
+        raise fail(exc.message) from None
+    except (SQLAlchemyError, OSError) as exc:
+        raise fail(f"database error: {exc}") from None
+
+
+@users_app.command("create")
+def create(
+    name: str = typer.Argument(..., help="Username: 1-64 letters, digits, '_', '.' or '-'."),
+    admin: bool = typer.Option(False, "--admin", help="Give the user the admin role."),
+    premium: bool = typer.Option(
+        False, "--premium", help="Premium user: new keys default to premium priority."
+    ),
+) -> None:
+    """Create a user."""
+    user = run_auth(
+        lambda auth: auth.create_user(username=name, role="admin" if admin else "user", premium=premium)
+    )
+    flags = ", premium" if user.premium else ""
+    out.print(f"created user {user.username} (id {user.id}, role {user.role}{flags})", highlight=False)
+
+
+@users_app.command("list")
+def list_users() -> None:
+    """List users."""
+    users = run_auth(lambda auth: auth.list_users())
+    table = Table("ID", "Username", "Role", "Premium", "Status", "Created")
+    table.columns[0].no_wrap = True
+    for u in users:
+        table.add_row(
+            u.id,
+            u.username,
+            u.role,
+            "yes" if u.premium else "no",
+            "disabled" if u.disabled else "active",
+            u.created_at.strftime("%Y-%m-%d %H:%M"),
+        )
+    print_table(table)

@@ -1,16 +1,211 @@
-"""PLACEHOLDER — replaced by the events work."""
+"""The event bus: a durable SQL outbox, delivered in-process or relayed through NATS JetStream.
+
+Every publish is an `event_outbox` row first, so an event survives a crash or a NATS outage. Without
+NATS a dispatcher task hands rows to in-process handlers in `seq` order; with NATS a relay publishes
+rows to JetStream and handlers are fed back from durable pull consumers. Delivery is at-least-once;
+subscribe with `idempotent=True` to get exactly-once handling through the `event_consumed` ledger.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
+from dataclasses import dataclass
+
+from sqlalchemy import event as sa_event
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from hearth.events import codec, outbox
+from hearth.events.consumer import Handler, Subscription
+from hearth.events.outbox import Retry
+from hearth.events.schemas import Event
 from hearth.platform.db import Database
+
+log = logging.getLogger("hearth.events")
+
+
+@dataclass
+class Counters:
+    """Monotonic counters, cheap to export as Prometheus counters."""
+
+    published: int = 0  # rows committed to the outbox
+    dispatched: int = 0  # rows delivered in-process, or acked by JetStream
+    consumed: int = 0  # handler calls that succeeded (duplicates skipped by the ledger excluded)
+    failed: int = 0  # handler calls that raised
+    dead: int = 0  # events given up on after the retry bound
 
 
 class EventBus:
-    def __init__(self, db: Database, *, nats_url: str | None = None) -> None:
+    def __init__(
+        self,
+        db: Database,
+        *,
+        nats_url: str | None = None,
+        prefix: str = "hearth",
+        retry: Retry | None = None,
+        poll_interval: float = 2.0,
+        batch_size: int = 100,
+        json_limit: int = codec.JSON_LIMIT,
+        ack_wait: float = 30.0,
+        reconnect_wait: float = 1.0,
+    ) -> None:
         self.db = db
+        self.nats_url = nats_url
+        self.prefix = prefix
+        self.retry = retry or Retry()
+        self.poll_interval = poll_interval
+        self.batch_size = batch_size
+        self.json_limit = json_limit
+        self.counters = Counters()
+        self.subscriptions: list[Subscription] = []
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        # Handlers that already succeeded for a row being retried, so a retry only re-runs the failed
+        # ones. In memory on purpose: after a restart they may run again (at-least-once).
+        self._done: dict[int, set[str]] = {}
+        self.relay = None
+        if nats_url:
+            from hearth.events.nats_relay import NatsRelay  # nats-py is only needed when configured
 
-    async def start(self) -> None: ...
+            self.relay = NatsRelay(self, nats_url, ack_wait=ack_wait, reconnect_wait=reconnect_wait)
 
-    async def stop(self) -> None: ...
+    # --- public API ---------------------------------------------------------------------------------
 
-    async def publish(self, event, *, session=None) -> None: ...  # noqa: ANN001
+    @property
+    def published(self) -> int:
+        return self.counters.published
+
+    @property
+    def dispatched(self) -> int:
+        return self.counters.dispatched
+
+    @property
+    def failed(self) -> int:
+        return self.counters.failed
+
+    @property
+    def running(self) -> bool:
+        return self._task is not None or (self.relay is not None and self.relay.running)
+
+    def subscribe(
+        self,
+        consumer: str,
+        handler: Handler,
+        *,
+        contexts: set[str] | None = None,
+        types: set[str] | None = None,
+        idempotent: bool = False,
+    ) -> Subscription:
+        """Register `handler(event)` (or `handler(event, session)` when idempotent) under a stable name.
+
+        The name identifies the consumer across restarts: it keys the idempotency ledger and the
+        JetStream durable consumer, so renaming it means starting over.
+        """
+        if any(s.consumer == consumer for s in self.subscriptions):
+            raise ValueError(f"consumer {consumer!r} is already subscribed")
+        sub = Subscription.create(consumer, handler, contexts=contexts, types=types, idempotent=idempotent)
+        self.subscriptions.append(sub)
+        if self.relay is not None:
+            self.relay.add_subscription(sub)
+        return sub
+
+    async def publish(self, event: Event, session: AsyncSession | None = None) -> None:
+        """Store the event in the outbox; with `session`, inside the caller's transaction."""
+        row = outbox.new_row(event, json_limit=self.json_limit)
+        if session is None:
+            async with self.db.transaction() as s:
+                s.add(row)
+            self._committed()
+            return
+        session.add(row)
+        await session.flush()
+        # Wake the dispatcher only once the row is visible; a rollback simply never wakes it.
+        sa_event.listen(session.sync_session, "after_commit", lambda _s: self._committed(), once=True)
+
+    async def start(self) -> None:
+        if self.running:
+            return
+        if self.relay is not None:
+            await self.relay.start()
+        else:
+            self._task = asyncio.create_task(self._dispatch_loop(), name="hearth-events-dispatcher")
+        log.info("event bus started (%s)", "nats relay" if self.relay else "in-process")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        if self.relay is not None:
+            await self.relay.stop()
+        log.info("event bus stopped")
+
+    def wake(self) -> None:
+        self._wake.set()
+        if self.relay is not None:
+            self.relay.wake()
+
+    # --- in-process dispatcher ------------------------------------------------------------------------
+
+    def _committed(self) -> None:
+        self.counters.published += 1
+        self.wake()
+
+    async def _dispatch_loop(self) -> None:
+        while True:
+            self._wake.clear()
+            try:
+                delay = await self._dispatch_due()
+            except Exception:
+                log.exception("event dispatcher pass failed; retrying")
+                delay = self.poll_interval
+            if delay > 0:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), timeout=delay)
+
+    async def _dispatch_due(self) -> float:
+        """Deliver every due row; returns how long to sleep before the next pass."""
+        rows = await outbox.due(self.db, limit=self.batch_size)
+        for row in rows:
+            await self._dispatch_row(row)
+        if len(rows) == self.batch_size:
+            return 0.0
+        next_retry = await outbox.seconds_to_next_retry(self.db)
+        return self.poll_interval if next_retry is None else min(self.poll_interval, next_retry)
+
+    async def _dispatch_row(self, row: outbox.OutboxEvent) -> None:
+        try:
+            event = codec.decode(row.type, row.content_type, row.payload)
+        except Exception as exc:
+            log.error("event %s (%s) cannot be decoded, marking dead: %r", row.id, row.type, exc)
+            await outbox.mark_dead(self.db, row.seq, repr(exc))
+            self.counters.dead += 1
+            return
+        done = self._done.setdefault(row.seq, set())
+        errors: list[str] = []
+        for sub in self.subscriptions:
+            if sub.consumer in done or not sub.matches(row.context, row.type):
+                continue
+            try:
+                if await sub.deliver(self.db, event):
+                    self.counters.consumed += 1
+            except Exception as exc:
+                self.counters.failed += 1
+                errors.append(f"{sub.consumer}: {exc!r}")
+                log.warning("handler %s failed on %s %s: %r", sub.consumer, row.type, row.id, exc)
+            else:
+                done.add(sub.consumer)
+        if not errors:
+            await outbox.mark_dispatched(self.db, row.seq)
+            self._done.pop(row.seq, None)
+            self.counters.dispatched += 1
+            return
+        status, delay = await outbox.mark_failed(self.db, row, "; ".join(errors), self.retry)
+        if status == outbox.DEAD:
+            self._done.pop(row.seq, None)
+            self.counters.dead += 1
+            log.error("event %s %s is dead after %d attempts: %s", row.type, row.id, row.attempts + 1, errors)
+        else:
+            log.info("event %s %s will be retried in %.2fs", row.type, row.id, delay)

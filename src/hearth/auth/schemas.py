@@ -1,0 +1,107 @@
+"""Request and response bodies of the user and key routes. Responses never carry a key's hash."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from hearth.auth.models import User
+from hearth.auth.service import KeyInfo, as_utc
+
+Username = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")]
+Limit = Annotated[int, Field(ge=1)]
+
+
+class UserCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    username: Username
+    role: Literal["admin", "user"] = "user"
+    premium: bool = False
+
+
+class UserOut(BaseModel):
+    object: Literal["user"] = "user"
+    id: str
+    username: str
+    role: str
+    premium: bool
+    disabled: bool
+    created_at: datetime
+
+    @classmethod
+    def of(cls, user: User) -> UserOut:
+        return cls(
+            id=user.id,
+            username=user.username,
+            role=user.role,
+            premium=user.premium,
+            disabled=user.disabled,
+            created_at=as_utc(user.created_at) or user.created_at,
+        )
+
+
+class UserList(BaseModel):
+    object: Literal["list"] = "list"
+    data: list[UserOut]
+
+
+class KeyCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    user: Username = Field(description="the owner's username")
+    name: Annotated[str, Field(max_length=128)] = ""
+    priority: Literal["standard", "premium"] | None = Field(
+        default=None, description="default: premium for premium users, else standard"
+    )
+    rpm_limit: Limit | None = Field(
+        default=None, description="requests per minute; absent: the server default"
+    )
+    tpm_limit: Limit | None = Field(default=None, description="tokens per minute; absent: the server default")
+
+
+class KeyOut(BaseModel):
+    object: Literal["api_key"] = "api_key"
+    id: str
+    user_id: str
+    username: str
+    name: str
+    prefix: str
+    priority: str
+    rpm_limit: int | None
+    tpm_limit: int | None
+    created_at: datetime
+    revoked_at: datetime | None
+    last_used_at: datetime | None
+
+    @classmethod
+    def of(cls, key: KeyInfo) -> KeyOut:
+        return cls(
+            id=key.id,
+            user_id=key.user_id,
+            username=key.username,
+            name=key.name,
+            prefix=key.prefix,
+            priority=key.priority,
+            rpm_limit=key.rpm_limit,
+            tpm_limit=key.tpm_limit,
+            created_at=key.created_at,
+            revoked_at=key.revoked_at,
+            last_used_at=key.last_used_at,
+        )
+
+
+class KeyCreated(KeyOut):
+    key: str = Field(description="the plaintext key; shown only in this response")
+
+
+class KeyList(BaseModel):
+    object: Literal["list"] = "list"
+    data: list[KeyOut]
+
+
+class Me(BaseModel):
+    user: UserOut
+    key: KeyOut

@@ -1,0 +1,56 @@
+"""`hearth serve`: run the API server."""
+
+from __future__ import annotations
+
+import os
+
+import typer
+
+from hearth.cli.main import app
+
+
+@app.command()
+def serve(
+    host: str = typer.Option(None, help="Interface to bind (default HEARTH_HOST or 127.0.0.1)."),
+    port: int = typer.Option(None, help="Port (default HEARTH_PORT or 8080)."),
+    workers: int = typer.Option(1, help="Worker processes. Embedded models load once per worker."),
+) -> None:
+    """Start the Hearth server: the OpenAI-compatible /v1 API, /api routes, /metrics, /healthz, /readyz."""
+    import asyncio
+
+    import uvicorn
+
+    from hearth.auth.service import AuthService
+    from hearth.config import Settings
+    from hearth.platform.db import Database
+    from hearth.platform.migrate import upgrade
+
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    settings = Settings()
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    upgrade(settings.resolved_database_url)
+
+    async def first_admin() -> str | None:
+        db = Database(settings.resolved_database_url)
+        try:
+            return await AuthService(db).ensure_first_admin(data_dir=settings.data_dir)
+        finally:
+            await db.close()
+
+    key = asyncio.run(first_admin())
+    if key:
+        typer.secho("Created the first admin user 'admin'. Its API key (shown once, also saved to "
+                    f"{settings.data_dir / 'admin-key.txt'}):", fg="yellow")
+        typer.secho(f"  {key}", bold=True)
+    uvicorn.run(
+        "hearth.app:create_app",
+        factory=True,
+        host=host or settings.host,
+        port=port or settings.port,
+        workers=workers,
+        loop="uvloop",
+        http="httptools",
+        access_log=False,
+        log_config=None,
+        timeout_graceful_shutdown=10,
+    )

@@ -1,0 +1,143 @@
+"""OpenAI-compatible routes under /v1. Thin: parse and check the request, call the gateway, shape the reply."""
+
+from __future__ import annotations
+
+import base64
+import time
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any, TypeVar
+
+import numpy as np
+import orjson
+from fastapi import APIRouter, Depends, Request
+from pydantic import BaseModel, ValidationError
+from starlette.responses import Response, StreamingResponse
+
+from hearth.auth.deps import require_principal
+from hearth.auth.principal import Principal
+from hearth.gateway.schemas import ChatCompletionRequest, EmbeddingRequest, RerankRequest
+from hearth.gateway.service import Caller, Gateway
+from hearth.platform.errors import HearthError
+from hearth.platform.logging import request_id_var
+
+router = APIRouter(prefix="/v1", tags=["openai"])
+M = TypeVar("M", bound=BaseModel)
+
+
+def _json(data: Any, status: int = 200) -> Response:
+    return Response(orjson.dumps(data), status_code=status, media_type="application/json")
+
+
+async def _parse(request: Request, model: type[M]) -> tuple[dict[str, Any], M]:
+    raw = await request.body()
+    if not raw:
+        raise HearthError(400, "request body is empty; send a JSON object", code="invalid_json")
+    try:
+        data = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        raise HearthError(400, "request body is not valid JSON", code="invalid_json") from None
+    if not isinstance(data, dict):
+        raise HearthError(400, "request body must be a JSON object", code="invalid_json")
+    try:
+        return data, model.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        param = ".".join(str(p) for p in first["loc"]) or None
+        raise HearthError(422, f"{param}: {first['msg']}" if param else first["msg"], param=param,
+                          code="invalid_value") from None
+
+
+def _gateway(request: Request) -> Gateway:
+    return request.app.state.platform.gateway
+
+
+def _caller(request: Request, principal: Principal) -> Caller:
+    limiter = request.app.state.platform.ratelimits
+    limiter.check(principal)
+    return Caller(
+        user_id=principal.user_id,
+        priority=principal.priority,
+        request_id=request_id_var.get() or "",
+        on_tokens=lambda n: limiter.add_tokens(principal, n),
+    )
+
+
+@router.get("/models")
+async def list_models(request: Request, _: Principal = Depends(require_principal)) -> Response:
+    gateway = _gateway(request)
+    return _json({"object": "list", "data": [_model_card(a) for a in gateway.aliases.values()]})
+
+
+@router.get("/models/{model_id:path}")
+async def get_model(model_id: str, request: Request, _: Principal = Depends(require_principal)) -> Response:
+    alias = _gateway(request).aliases.get(model_id)
+    if alias is None:
+        raise HearthError(404, f"The model '{model_id}' does not exist.", param="model", code="model_not_found")
+    return _json(_model_card(alias))
+
+
+def _model_card(alias: Any) -> dict[str, Any]:
+    return {"id": alias.name, "object": "model", "created": 0, "owned_by": "hearth", "kind": alias.kind,
+            "description": alias.description,
+            "deployments": [d.key for group in alias.groups for d in group]}
+
+
+@router.post("/chat/completions")
+async def chat_completions(request: Request, principal: Principal = Depends(require_principal)) -> Response:
+    body, parsed = await _parse(request, ChatCompletionRequest)
+    caller = _caller(request, principal)
+    gateway = _gateway(request)
+    if not parsed.stream:
+        return _json(await gateway.chat(body, caller))
+    chunks = await gateway.chat_stream(body, caller)
+    return StreamingResponse(_sse(chunks), media_type="text/event-stream",
+                             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+
+
+async def _sse(chunks: AsyncIterator[dict[str, Any]]) -> AsyncIterator[bytes]:
+    try:
+        async for chunk in chunks:
+            yield b"data: " + orjson.dumps(chunk) + b"\n\n"
+        yield b"data: [DONE]\n\n"
+    finally:
+        await chunks.aclose()  # type: ignore[attr-defined]
+
+
+@router.post("/embeddings")
+async def embeddings(request: Request, principal: Principal = Depends(require_principal)) -> Response:
+    _, parsed = await _parse(request, EmbeddingRequest)
+    texts = [parsed.input] if isinstance(parsed.input, str) else parsed.input
+    result = await _gateway(request).embed(parsed.model, texts, _caller(request, principal))
+    vectors = result.vectors
+    if parsed.dimensions is not None and vectors and parsed.dimensions != len(vectors[0]):
+        raise HearthError(400, f"'{parsed.model}' produces {len(vectors[0])}-dimensional vectors; "
+                          f"dimensions={parsed.dimensions} is not supported", param="dimensions")
+    data = []
+    for i, vector in enumerate(vectors):
+        if parsed.encoding_format == "base64":
+            encoded: Any = base64.b64encode(np.asarray(vector, dtype="<f4").tobytes()).decode()
+        else:
+            encoded = vector.tolist() if isinstance(vector, np.ndarray) else vector
+        data.append({"object": "embedding", "index": i, "embedding": encoded})
+    usage = {"prompt_tokens": result.prompt_tokens, "total_tokens": result.prompt_tokens}
+    return _json({"object": "list", "data": data, "model": parsed.model, "usage": usage})
+
+
+@router.post("/rerank")
+async def rerank(request: Request, principal: Principal = Depends(require_principal)) -> Response:
+    _, parsed = await _parse(request, RerankRequest)
+    texts = parsed.texts()
+    result = await _gateway(request).rerank(parsed.model, parsed.query, texts, _caller(request, principal))
+    order = sorted(range(len(texts)), key=lambda i: result.scores[i], reverse=True)
+    if parsed.top_n is not None:
+        order = order[: parsed.top_n]
+    results = []
+    for i in order:
+        row: dict[str, Any] = {"index": i, "relevance_score": result.scores[i]}
+        if parsed.return_documents:
+            row["document"] = {"text": texts[i]}
+        results.append(row)
+    usage = {"prompt_tokens": result.prompt_tokens, "total_tokens": result.prompt_tokens}
+    return _json({"id": f"rerank-{uuid.uuid4().hex}", "model": parsed.model, "results": results,
+                  "usage": usage, "created": int(time.time())})

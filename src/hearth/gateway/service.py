@@ -1,0 +1,222 @@
+"""The gateway's logic: resolve an alias, route the call, account tokens and time, publish events.
+
+Every application in Hearth (chat, RAG, agents, tips) calls models through this one object."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import anyio
+
+from hearth.config import ModelsConfig
+from hearth.events.schemas import InferenceCompleted, InferenceFailed
+from hearth.gateway.backends.base import Backend, BackendError, EmbeddingResult, RerankResult
+from hearth.gateway.deployment import Deployment
+from hearth.gateway.events import EventBatcher
+from hearth.gateway.registry import build_aliases, build_backends
+from hearth.gateway.router import Alias, Router
+from hearth.platform import metrics
+from hearth.platform.errors import HearthError
+
+log = logging.getLogger("hearth.gateway")
+
+
+@dataclass(frozen=True, slots=True)
+class Caller:
+    """Who a gateway call is for: drives queue priority, accounting and events."""
+
+    user_id: str = "system"
+    priority: str = "standard"
+    request_id: str = ""
+    on_tokens: Callable[[int], None] | None = None  # charged with the tokens used (rate limits)
+
+
+SYSTEM = Caller()
+
+
+class Gateway:
+    def __init__(self, models: ModelsConfig, *, llm_threads: int = 1, bus: Any = None) -> None:
+        self.backends: dict[str, Backend] = build_backends(models, llm_threads=llm_threads)
+        self.router = Router(build_aliases(models, self.backends))
+        self.events = EventBatcher(bus) if bus is not None else None
+        self.ready = False
+
+    @property
+    def aliases(self) -> dict[str, Alias]:
+        return self.router.aliases
+
+    async def start(self) -> None:
+        await asyncio.gather(*(b.start() for b in self.backends.values()))
+        if self.events:
+            self.events.start()
+        self.ready = True
+
+    async def close(self) -> None:
+        self.ready = False
+        if self.events:
+            await self.events.stop()
+        await asyncio.gather(*(b.close() for b in self.backends.values()), return_exceptions=True)
+
+    # -- chat -------------------------------------------------------------------------------------------
+
+    async def chat(self, body: dict[str, Any], caller: Caller = SYSTEM) -> dict[str, Any]:
+        """A whole chat completion for `body["model"]` (an alias)."""
+        alias = self.router.get(body["model"], "chat")
+        started = time.perf_counter()
+        try:
+            routed = await self.router.execute(
+                alias, lambda d: d.backend.chat(body, d.model), priority=caller.priority  # type: ignore[attr-defined]
+            )
+        except (HearthError, BackendError) as exc:
+            raise self._failed(alias, caller, exc, started) from None
+        response = routed.result
+        usage = response.get("usage") or {}
+        self._completed(alias, routed.deployment, caller, started, None,
+                        int(usage.get("prompt_tokens") or 0), int(usage.get("completion_tokens") or 0))
+        return response
+
+    async def chat_stream(self, body: dict[str, Any], caller: Caller = SYSTEM) -> AsyncIterator[dict[str, Any]]:
+        """Open a streamed chat completion. Routing (retries, fallback) happens before this returns, so a
+        deployment failing before its first chunk is replaced by the next one; chunks then pass through as
+        they arrive. Closing the returned iterator stops generation and frees the slot."""
+        alias = self.router.get(body["model"], "chat")
+        started = time.perf_counter()
+
+        async def open_stream(d: Deployment) -> tuple[AsyncIterator[dict[str, Any]], dict[str, Any] | None]:
+            stream = d.backend.chat_stream(body, d.model)  # type: ignore[attr-defined]
+            try:
+                return stream, await anext(stream)
+            except StopAsyncIteration:
+                return stream, None
+            except BaseException:
+                await stream.aclose()
+                raise
+
+        try:
+            routed = await self.router.execute(alias, open_stream, priority=caller.priority, hold=True)
+        except (HearthError, BackendError) as exc:
+            raise self._failed(alias, caller, exc, started) from None
+        stream, first = routed.result
+        return self._relay(alias, routed.deployment, routed.release, stream, first, caller, started)
+
+    async def _relay(
+        self,
+        alias: Alias,
+        deployment: Deployment,
+        release: Callable[[], None],
+        stream: AsyncIterator[dict[str, Any]],
+        first: dict[str, Any] | None,
+        caller: Caller,
+        started: float,
+    ) -> AsyncIterator[dict[str, Any]]:
+        ttft: float | None = None
+        prompt_tokens = completion_tokens = 0
+        completed = False
+        try:
+            chunk = first
+            while chunk is not None:
+                usage = chunk.get("usage")
+                if usage:
+                    prompt_tokens = int(usage.get("prompt_tokens") or 0)
+                    completion_tokens = int(usage.get("completion_tokens") or 0)
+                if ttft is None and chunk.get("choices"):
+                    ttft = time.perf_counter() - started
+                if not chunk.pop("_usage_only", False):
+                    yield chunk
+                chunk = await anext(stream, None)
+            completed = True
+        except BackendError as exc:
+            # Chunks already reached the client, so there is no fallback now: end the stream with an error.
+            deployment.record_failure(exc.message)
+            yield {"error": {"message": exc.message, "type": "upstream_error", "param": None,
+                             "code": "upstream_stream_error"}}
+        finally:
+            release()
+            with anyio.CancelScope(shield=True):
+                await stream.aclose()
+            status = 200 if completed else 499  # 499: the client closed the request (nginx's convention)
+            self._completed(alias, deployment, caller, started, ttft, prompt_tokens, completion_tokens, status)
+
+    # -- embeddings and rerank --------------------------------------------------------------------------
+
+    async def embed(self, alias_name: str, texts: list[str], caller: Caller = SYSTEM) -> EmbeddingResult:
+        """Vectors for `texts`, in order."""
+        alias = self.router.get(alias_name, "embedding")
+        started = time.perf_counter()
+        try:
+            routed = await self.router.execute(
+                alias, lambda d: d.backend.embed(texts, d.model), priority=caller.priority  # type: ignore[attr-defined]
+            )
+        except (HearthError, BackendError) as exc:
+            raise self._failed(alias, caller, exc, started) from None
+        self._completed(alias, routed.deployment, caller, started, None, routed.result.prompt_tokens, 0)
+        return routed.result
+
+    async def rerank(self, alias_name: str, query: str, documents: list[str],
+                     caller: Caller = SYSTEM) -> RerankResult:
+        """Relevance scores of `documents` for `query`, in input order."""
+        alias = self.router.get(alias_name, "rerank")
+        started = time.perf_counter()
+        try:
+            routed = await self.router.execute(
+                alias, lambda d: d.backend.rerank(query, documents, d.model),  # type: ignore[attr-defined]
+                priority=caller.priority,
+            )
+        except (HearthError, BackendError) as exc:
+            raise self._failed(alias, caller, exc, started) from None
+        self._completed(alias, routed.deployment, caller, started, None, routed.result.prompt_tokens, 0)
+        return routed.result
+
+    # -- accounting -------------------------------------------------------------------------------------
+
+    def _completed(self, alias: Alias, deployment: Deployment, caller: Caller, started: float,
+                   ttft: float | None, prompt_tokens: int, completion_tokens: int, status: int = 200) -> None:
+        elapsed = time.perf_counter() - started
+        metrics.REQUESTS.labels(alias.name, deployment.key, str(status)).inc()
+        metrics.LATENCY.labels(alias.name, deployment.key).observe(elapsed)
+        if ttft is not None:
+            metrics.TTFT.labels(alias.name, deployment.key).observe(ttft)
+        if prompt_tokens:
+            metrics.TOKENS.labels(alias.name, deployment.key, "in").inc(prompt_tokens)
+        if completion_tokens:
+            metrics.TOKENS.labels(alias.name, deployment.key, "out").inc(completion_tokens)
+        if caller.on_tokens is not None:
+            caller.on_tokens(prompt_tokens + completion_tokens)
+        if self.events:
+            self.events.emit(InferenceCompleted(
+                alias=alias.name, deployment=deployment.key, request_id=caller.request_id, user_id=caller.user_id,
+                status=status, latency_ms=round(elapsed * 1000, 3),
+                ttft_ms=round(ttft * 1000, 3) if ttft is not None else None,
+                prompt_tokens=prompt_tokens, completion_tokens=completion_tokens,
+            ))
+
+    def _failed(self, alias: Alias, caller: Caller, exc: HearthError | BackendError, started: float) -> HearthError:
+        if isinstance(exc, BackendError):
+            # A non-retryable upstream answer (the request itself is wrong): relay it as the client's error.
+            error = HearthError(exc.status, exc.message, code=_code(exc))
+        else:
+            error = exc
+        metrics.REQUESTS.labels(alias.name, "none", str(error.status)).inc()
+        metrics.LATENCY.labels(alias.name, "none").observe(time.perf_counter() - started)
+        if self.events:
+            self.events.emit(InferenceFailed(alias=alias.name, request_id=caller.request_id, user_id=caller.user_id,
+                                             status=error.status, error=error.message))
+        return error
+
+    def slot_usage(self) -> dict[str, tuple[int, int]]:
+        """(queued, running) per deployment."""
+        return {d.key: (d.limiter.queued, d.limiter.in_flight)
+                for alias in self.aliases.values() for group in alias.groups for d in group}
+
+
+def _code(exc: BackendError) -> str:
+    if exc.body and isinstance(exc.body.get("error"), dict) and exc.body["error"].get("code"):
+        return str(exc.body["error"]["code"])
+    from hearth.gateway.backends.base import RequestTooLarge
+
+    return "context_length_exceeded" if isinstance(exc, RequestTooLarge) else "upstream_rejected"

@@ -1,0 +1,45 @@
+"""Operational routes: liveness, readiness and Prometheus metrics (unauthenticated, for probes)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from sqlalchemy import text
+from starlette.responses import JSONResponse, Response
+
+from hearth.platform import metrics
+
+router = APIRouter(tags=["ops"])
+
+
+@router.get("/healthz")
+async def healthz() -> JSONResponse:
+    return JSONResponse({"status": "ok"})
+
+
+@router.get("/readyz")
+async def readyz(request: Request) -> JSONResponse:
+    platform = getattr(request.app.state, "platform", None)
+    checks: dict[str, str] = {}
+    if platform is None:
+        return JSONResponse({"status": "starting", "checks": checks}, status_code=503)
+    try:
+        async with platform.db.engine.connect() as conn:
+            await conn.execute(text("SELECT 1"))
+        checks["database"] = "ok"
+    except Exception as exc:  # readiness reports failures rather than raising them
+        checks["database"] = f"error: {type(exc).__name__}"
+    checks["models"] = "ok" if platform.gateway.ready else "loading"
+    ready = all(v == "ok" for v in checks.values())
+    return JSONResponse({"status": "ready" if ready else "not ready", "checks": checks},
+                        status_code=200 if ready else 503)
+
+
+@router.get("/metrics")
+async def prometheus_metrics(request: Request) -> Response:
+    platform = getattr(request.app.state, "platform", None)
+    if platform is not None:
+        for deployment, (queued, running) in platform.gateway.slot_usage().items():
+            metrics.QUEUE_DEPTH.labels(deployment).set(queued)
+            metrics.IN_FLIGHT.labels(deployment).set(running)
+    return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)

@@ -1,0 +1,103 @@
+"""Runs a real Hearth server (uvicorn on a loopback port, in a thread) for tests that speak HTTP to it."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import uvicorn
+import yaml
+
+from hearth.app import create_app
+from hearth.auth.service import AuthService
+from hearth.config import Settings
+from hearth.platform.db import Database
+from hearth.platform.migrate import upgrade
+
+
+@dataclass
+class RunningHearth:
+    url: str
+    admin_key: str
+    settings: Settings
+    app: Any
+
+    @property
+    def v1(self) -> str:
+        return f"{self.url}/v1"
+
+    def headers(self, key: str | None = None) -> dict[str, str]:
+        return {"Authorization": f"Bearer {key or self.admin_key}"}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextmanager
+def run_hearth(tmp_path: Path, config: dict[str, Any] | None = None, **settings: Any) -> Iterator[RunningHearth]:
+    data_dir = tmp_path / "data"
+    data_dir.mkdir(parents=True, exist_ok=True)
+    config_file = None
+    if config is not None:
+        config_file = tmp_path / "hearth.yaml"
+        config_file.write_text(yaml.safe_dump(config))
+    s = Settings(data_dir=data_dir, config_file=config_file, **settings)
+    upgrade(s.resolved_database_url)
+
+    async def admin() -> str:
+        db = Database(s.resolved_database_url)
+        try:
+            key = await AuthService(db).ensure_first_admin(data_dir=data_dir)
+            return key or (data_dir / "admin-key.txt").read_text().strip()
+        finally:
+            await db.close()
+
+    admin_key = asyncio.run(admin())
+    port = free_port()
+    app = create_app(s)
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, loop="uvloop", http="httptools",
+                                           log_config=None, access_log=False, lifespan="on"))
+    thread = threading.Thread(target=server.run, daemon=True, name="hearth-test-server")
+    thread.start()
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if server.started:
+            try:
+                if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+        if not thread.is_alive():
+            raise RuntimeError("hearth test server died during start-up")
+        time.sleep(0.05)
+    else:
+        raise RuntimeError("hearth test server did not become ready")
+    try:
+        yield RunningHearth(url, admin_key, s, app)
+    finally:
+        server.should_exit = True
+        thread.join(15)
+
+
+def remote_config(*upstreams: tuple[str, dict[str, Any]], alias: str = "chat", kind: str = "chat",
+                  **deployment: Any) -> dict[str, Any]:
+    """A catalogue with one alias over the given (base_url, deployment overrides) upstreams, no defaults."""
+    backends = {}
+    deployments = []
+    for i, (url, overrides) in enumerate(upstreams):
+        backends[f"up{i}"] = {"type": "openai", "base_url": url}
+        deployments.append({"backend": f"up{i}", "model": f"m{i}", **deployment, **overrides})
+    return {"include_defaults": False, "backends": backends,
+            "aliases": {alias: {"kind": kind, "deployments": deployments}}}

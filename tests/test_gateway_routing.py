@@ -1,0 +1,289 @@
+"""Routing, retries, fallback, cooldown, priority and rate limits, over real HTTP: a real Hearth server in
+front of real fake-OpenAI upstream servers on loopback."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import httpx
+import orjson
+import pytest
+
+from hearth.auth.service import AuthService
+from hearth.platform.db import Database
+from tests.fake_openai import Behaviour, FakeOpenAI
+from tests.harness import free_port, remote_config, run_hearth
+
+CHAT = {"model": "chat", "messages": [{"role": "user", "content": "hi"}]}
+
+
+@pytest.fixture
+def upstreams():
+    servers = [FakeOpenAI(model=f"up{i}").start() for i in range(2)]
+    yield servers
+    for s in servers:
+        s.stop()
+
+
+def _key(hearth, *, username: str, priority: str = "standard", rpm: int | None = None,
+         tpm: int | None = None) -> str:
+    async def make() -> str:
+        db = Database(hearth.settings.resolved_database_url)
+        try:
+            auth = AuthService(db)
+            user = await auth.create_user(username=username)
+            _, key = await auth.create_key(user_id=user.id, priority=priority, rpm_limit=rpm, tpm_limit=tpm)
+            return key
+        finally:
+            await db.close()
+
+    return asyncio.run(make())
+
+
+def test_proxies_chat_and_rewrites_model(tmp_path, upstreams):
+    a, _ = upstreams
+    with run_hearth(tmp_path, remote_config((a.url, {}))) as hearth:
+        r = httpx.post(f"{hearth.v1}/chat/completions", json=CHAT, headers=hearth.headers())
+        assert r.status_code == 200, r.text
+        assert r.json()["choices"][0]["message"]["content"] == "hello from upstream"
+        assert a.stats.bodies[-1]["model"] == "m0"  # the alias became the upstream's model name
+        assert r.headers["x-request-id"]
+
+
+def test_streaming_passes_chunks_and_usage_only_when_asked(tmp_path, upstreams):
+    a, _ = upstreams
+    a.behaviour.stream_chunks = 3
+    with run_hearth(tmp_path, remote_config((a.url, {}))) as hearth:
+        def stream(include_usage: bool) -> list[bytes]:
+            body = {**CHAT, "stream": True, "stream_options": {"include_usage": include_usage}}
+            with httpx.stream("POST", f"{hearth.v1}/chat/completions", json=body, headers=hearth.headers()) as r:
+                assert r.status_code == 200
+                assert r.headers["content-type"].startswith("text/event-stream")
+                return [line for line in r.iter_lines() if line]
+
+        lines = stream(False)
+        assert lines[-1] == "data: [DONE]"
+        chunks = [orjson.loads(line[6:]) for line in lines[:-1]]
+        assert all(c["object"] == "chat.completion.chunk" for c in chunks)
+        text = "".join(c["choices"][0]["delta"].get("content") or "" for c in chunks)
+        assert text == "tok0 tok1 tok2 "
+        assert chunks[-1]["choices"][0]["finish_reason"] == "stop"
+        assert not any("usage" in c for c in chunks)
+        # Hearth asked the upstream for usage anyway, to count tokens.
+        assert a.stats.bodies[-1]["stream_options"] == {"include_usage": True}
+
+        with_usage = [orjson.loads(line[6:]) for line in stream(True)[:-1]]
+        assert with_usage[-1]["choices"] == [] and with_usage[-1]["usage"]["completion_tokens"] == 3
+
+
+def test_retries_then_falls_back_on_5xx(tmp_path, upstreams):
+    a, b = upstreams
+    a.behaviour.mode = "error500"
+    config = remote_config((a.url, {"priority": 0}), (b.url, {"priority": 1}),
+                           max_retries=2, failures_before_cooldown=10)
+    with run_hearth(tmp_path, config) as hearth:
+        r = httpx.post(f"{hearth.v1}/chat/completions", json=CHAT, headers=hearth.headers())
+        assert r.status_code == 200
+        assert a.stats.requests == 3  # the first try and two retries
+        assert b.stats.requests == 1
+
+
+def test_connection_refused_falls_back(tmp_path, upstreams):
+    _, b = upstreams
+    dead = f"http://127.0.0.1:{free_port()}/v1"
+    with run_hearth(tmp_path, remote_config((dead, {"priority": 0}), (b.url, {"priority": 1}),
+                                            max_retries=0)) as hearth:
+        r = httpx.post(f"{hearth.v1}/chat/completions", json=CHAT, headers=hearth.headers())
+        assert r.status_code == 200 and b.stats.requests == 1
+
+
+def test_cooldown_skips_failing_deployment(tmp_path, upstreams):
+    a, b = upstreams
+    a.behaviour.mode = "error500"
+    config = remote_config((a.url, {"priority": 0}), (b.url, {"priority": 1}),
+                           max_retries=0, failures_before_cooldown=1, cooldown=60)
+    with run_hearth(tmp_path, config) as hearth:
+        for _ in range(5):
+            assert httpx.post(f"{hearth.v1}/chat/completions", json=CHAT, headers=hearth.headers()).status_code == 200
+        assert a.stats.requests == 1  # tried once, then cooled down
+        assert b.stats.requests == 5
+        metrics = httpx.get(f"{hearth.url}/metrics").text
+        assert 'hearth_gateway_cooldowns_total{deployment="up0/m0"} 1.0' in metrics
+
+
+def test_timeout_falls_back(tmp_path, upstreams):
+    a, b = upstreams
+    a.behaviour.mode = "hang"
+    config = remote_config((a.url, {"priority": 0, "timeout": 0.5}), (b.url, {"priority": 1}), max_retries=0)
+    with run_hearth(tmp_path, config) as hearth:
+        started = time.monotonic()
+        r = httpx.post(f"{hearth.v1}/chat/completions", json=CHAT, headers=hearth.headers())
+        assert r.status_code == 200 and b.stats.requests == 1
+        assert time.monotonic() - started < 3
+
+
+def test_429_is_retried_after_its_retry_after(tmp_path, upstreams):
+    a, _ = upstreams
+    a.behaviour.mode = "error429"
+    a.behaviour.retry_after = "0.3"
+    with run_hearth(tmp_path, remote_config((a.url, {}), max_retries=1, failures_before_cooldown=5)) as hearth:
+        started = time.monotonic()
+        r = httpx.post(f"{hearth.v1}/chat/completions", json=CHAT, headers=hearth.headers())
+        assert r.status_code == 503
+        assert a.stats.requests == 2
+        assert time.monotonic() - started >= 0.3
+        error = r.json()["error"]
+        assert error["code"] == "no_deployment_available" and "429" in error["message"]
+
+
+def test_upstream_client_error_is_not_retried_or_fallen_back(tmp_path, upstreams):
+    a, b = upstreams
+    a.behaviour.mode = "error400"
+    with run_hearth(tmp_path, remote_config((a.url, {"priority": 0}), (b.url, {"priority": 1}))) as hearth:
+        r = httpx.post(f"{hearth.v1}/chat/completions", json=CHAT, headers=hearth.headers())
+        assert r.status_code == 400
+        assert "fake upstream 400" in r.json()["error"]["message"]
+        assert a.stats.requests == 1 and b.stats.requests == 0
+
+
+def test_all_deployments_down_is_503_in_error_shape(tmp_path, upstreams):
+    a, b = upstreams
+    a.behaviour.mode = b.behaviour.mode = "error500"
+    with run_hearth(tmp_path, remote_config((a.url, {}), (b.url, {}), max_retries=0)) as hearth:
+        r = httpx.post(f"{hearth.v1}/chat/completions", json=CHAT, headers=hearth.headers())
+        assert r.status_code == 503
+        assert set(r.json()["error"]) == {"message", "type", "param", "code"}
+        assert "up0/m0" in r.json()["error"]["message"] and "up1/m1" in r.json()["error"]["message"]
+
+
+def test_least_busy_among_equal_priorities(tmp_path, upstreams):
+    a, b = upstreams
+    a.behaviour.delay = b.behaviour.delay = 0.4
+    config = remote_config((a.url, {}), (b.url, {}), max_concurrency=1)
+    with run_hearth(tmp_path, config) as hearth:
+        async def two() -> None:
+            async with httpx.AsyncClient(headers=hearth.headers(), timeout=10) as client:
+                rs = await asyncio.gather(*(client.post(f"{hearth.v1}/chat/completions", json=CHAT)
+                                            for _ in range(2)))
+                assert all(r.status_code == 200 for r in rs)
+
+        started = time.monotonic()
+        asyncio.run(two())
+        assert (a.stats.requests, b.stats.requests) == (1, 1)  # the busy one was avoided
+        assert time.monotonic() - started < 0.75  # in parallel, not queued
+
+
+def test_premium_requests_jump_the_queue(tmp_path, upstreams):
+    a, _ = upstreams
+    a.behaviour.delay = 0.25
+    with run_hearth(tmp_path, remote_config((a.url, {}), max_concurrency=1)) as hearth:
+        standard = _key(hearth, username="std")
+        premium = _key(hearth, username="prem", priority="premium")
+        finished: list[str] = []
+
+        async def call(client: httpx.AsyncClient, key: str, tag: str, after: float) -> None:
+            await asyncio.sleep(after)
+            r = await client.post(f"{hearth.v1}/chat/completions", json=CHAT,
+                                  headers={"Authorization": f"Bearer {key}"})
+            assert r.status_code == 200
+            finished.append(tag)
+
+        async def scenario() -> None:
+            async with httpx.AsyncClient(timeout=20) as client:
+                await asyncio.gather(
+                    call(client, standard, "s0", 0),     # takes the only slot
+                    call(client, standard, "s1", 0.05),  # queue: s1, s2
+                    call(client, standard, "s2", 0.08),
+                    call(client, premium, "p", 0.12),    # arrives last, served first
+                )
+
+        asyncio.run(scenario())
+        assert finished == ["s0", "p", "s1", "s2"]
+        metrics = httpx.get(f"{hearth.url}/metrics").text
+        assert "hearth_gateway_queue_depth" in metrics
+
+
+def test_client_disconnect_mid_stream_frees_the_slot(tmp_path, upstreams):
+    a, _ = upstreams
+    a.behaviour.stream_chunks = 200
+    a.behaviour.chunk_delay = 0.05
+    with run_hearth(tmp_path, remote_config((a.url, {}), max_concurrency=1)) as hearth:
+        body = {**CHAT, "stream": True}
+        with httpx.stream("POST", f"{hearth.v1}/chat/completions", json=body, headers=hearth.headers()) as r:
+            for line in r.iter_lines():
+                if "tok1" in line:
+                    break  # hang up after a couple of tokens
+        deadline = time.monotonic() + 5
+        while a.stats.active_streams and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert a.stats.active_streams == 0 and a.stats.completed_streams == 0  # upstream stream was dropped
+        a.behaviour.stream_chunks = 2
+        a.behaviour.chunk_delay = 0
+        started = time.monotonic()
+        r = httpx.post(f"{hearth.v1}/chat/completions", json=CHAT, headers=hearth.headers(), timeout=10)
+        assert r.status_code == 200 and time.monotonic() - started < 2  # the slot was free
+
+
+def test_per_key_request_rate_limit(tmp_path, upstreams):
+    a, _ = upstreams
+    with run_hearth(tmp_path, remote_config((a.url, {}))) as hearth:
+        key = _key(hearth, username="limited", rpm=2)
+        headers = {"Authorization": f"Bearer {key}"}
+        codes = [httpx.post(f"{hearth.v1}/chat/completions", json=CHAT, headers=headers).status_code
+                 for _ in range(3)]
+        assert codes == [200, 200, 429]
+        r = httpx.post(f"{hearth.v1}/chat/completions", json=CHAT, headers=headers)
+        assert r.status_code == 429 and int(r.headers["retry-after"]) >= 1
+        assert r.json()["error"]["type"] == "rate_limit_error"
+        # Other keys are not affected.
+        assert httpx.post(f"{hearth.v1}/chat/completions", json=CHAT, headers=hearth.headers()).status_code == 200
+        assert a.stats.requests == 3
+
+
+def test_per_key_token_rate_limit(tmp_path, upstreams):
+    a, _ = upstreams  # every completion uses 11 tokens
+    with run_hearth(tmp_path, remote_config((a.url, {}))) as hearth:
+        key = _key(hearth, username="tokens", tpm=20)
+        headers = {"Authorization": f"Bearer {key}"}
+        codes = [httpx.post(f"{hearth.v1}/chat/completions", json=CHAT, headers=headers).status_code
+                 for _ in range(3)]
+        assert codes == [200, 200, 429]
+
+
+def test_remote_embeddings_and_rerank(tmp_path, upstreams):
+    a, _ = upstreams
+    config = {"include_defaults": False, "backends": {"up": {"type": "openai", "base_url": a.url}},
+              "aliases": {"embedder": {"kind": "embedding", "deployments": [{"backend": "up", "model": "e"}]},
+                          "reranker": {"kind": "rerank", "deployments": [{"backend": "up", "model": "r"}]}}}
+    with run_hearth(tmp_path, config) as hearth:
+        r = httpx.post(f"{hearth.v1}/embeddings", json={"model": "embedder", "input": ["ab", "abcd"]},
+                       headers=hearth.headers())
+        assert r.status_code == 200
+        assert [d["embedding"][0] for d in r.json()["data"]] == [2.0, 4.0]
+        r = httpx.post(f"{hearth.v1}/rerank", headers=hearth.headers(), json={
+            "model": "reranker", "query": "red apple", "documents": ["blue sky", "a red apple", "red car"],
+            "top_n": 2})
+        assert r.status_code == 200
+        assert [x["index"] for x in r.json()["results"]] == [1, 2]
+        # Using an alias of the wrong kind is a clear 400.
+        r = httpx.post(f"{hearth.v1}/embeddings", json={"model": "reranker", "input": "x"},
+                       headers=hearth.headers())
+        assert r.status_code == 400 and r.json()["error"]["code"] == "wrong_model_kind"
+
+
+def test_streams_are_not_buffered(tmp_path, upstreams):
+    a, _ = upstreams
+    a.behaviour.stream_chunks = 4
+    a.behaviour.chunk_delay = 0.3
+    with run_hearth(tmp_path, remote_config((a.url, {}))) as hearth:
+        arrivals: list[float] = []
+        started = time.monotonic()
+        with httpx.stream("POST", f"{hearth.v1}/chat/completions", json={**CHAT, "stream": True},
+                          headers=hearth.headers()) as r:
+            for line in r.iter_lines():
+                if "tok" in line:
+                    arrivals.append(time.monotonic() - started)
+        assert len(arrivals) == 4
+        assert arrivals[0] < 0.6 and arrivals[-1] > 1.1  # the first token came long before the last
+
