@@ -48,8 +48,8 @@ async def bus(database: Database) -> AsyncIterator[EventBus]:
     await b.stop()
 
 
-async def wait_for(cond: Callable[[], bool], timeout: float = 5.0) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout
+async def wait_for(cond: Callable[[], bool], within: float = 5.0) -> None:
+    deadline = asyncio.get_running_loop().time() + within
     while not cond():
         if asyncio.get_running_loop().time() > deadline:
             raise AssertionError("condition not reached in time")
@@ -123,7 +123,9 @@ async def test_publish_subscribe_in_process(database: Database, bus: EventBus) -
     await bus.start()
     bus.subscribe("req", on_requested, types={"InferenceRequested"})  # after start works too
 
-    req = InferenceRequested(alias="a", deployment="d", request_id="r", user_id="u", priority="hi", stream=True)
+    req = InferenceRequested(
+        alias="a", deployment="d", request_id="r", user_id="u", priority="hi", stream=True
+    )
     vec = Embedded(vector=[random.random() for _ in range(384)])
     await bus.publish(Pinged(n=1))
     await bus.publish(req)
@@ -274,6 +276,15 @@ async def test_idempotent_handler_failure_leaves_no_ledger_row(database: Databas
     await bus.publish(Pinged(n=1))
     await wait_for(lambda: bus.dispatched == 1)
     assert calls == 2  # the failed attempt did not record the event as consumed
+
+
+async def test_publish_refuses_unregistered_events(database: Database, bus: EventBus) -> None:
+    class Contextless(Event):
+        n: int
+
+    with pytest.raises(TypeError):
+        await bus.publish(Contextless(n=1))
+    assert await outbox_rows(database) == []
 
 
 def test_subscribe_validation(database: Database) -> None:

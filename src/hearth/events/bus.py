@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import event as sa_event
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
 
 from hearth.events import codec, outbox
 from hearth.events.consumer import Handler, Subscription
@@ -23,6 +24,7 @@ from hearth.events.schemas import Event
 from hearth.platform.db import Database
 
 log = logging.getLogger("hearth.events")
+_PENDING_KEY = "hearth.events.uncommitted"  # Session.info key: ids published in the open transaction
 
 
 @dataclass
@@ -49,6 +51,7 @@ class EventBus:
         json_limit: int = codec.JSON_LIMIT,
         ack_wait: float = 30.0,
         reconnect_wait: float = 1.0,
+        publish_timeout: float = 2.0,
     ) -> None:
         self.db = db
         self.nats_url = nats_url
@@ -68,7 +71,13 @@ class EventBus:
         if nats_url:
             from hearth.events.nats_relay import NatsRelay  # nats-py is only needed when configured
 
-            self.relay = NatsRelay(self, nats_url, ack_wait=ack_wait, reconnect_wait=reconnect_wait)
+            self.relay = NatsRelay(
+                self,
+                nats_url,
+                ack_wait=ack_wait,
+                reconnect_wait=reconnect_wait,
+                publish_timeout=publish_timeout,
+            )
 
     # --- public API ---------------------------------------------------------------------------------
 
@@ -120,8 +129,13 @@ class EventBus:
             return
         session.add(row)
         await session.flush()
-        # Wake the dispatcher only once the row is visible; a rollback simply never wakes it.
-        sa_event.listen(session.sync_session, "after_commit", lambda _s: self._committed(), once=True)
+        # Wake the dispatcher only once the row is visible; a rollback forgets it.
+        info = session.sync_session.info
+        if _PENDING_KEY not in info:
+            info[_PENDING_KEY] = []
+            sa_event.listen(session.sync_session, "after_commit", self._on_commit)
+            sa_event.listen(session.sync_session, "after_rollback", self._on_rollback)
+        info[_PENDING_KEY].append(row.id)
 
     async def start(self) -> None:
         if self.running:
@@ -149,9 +163,20 @@ class EventBus:
 
     # --- in-process dispatcher ------------------------------------------------------------------------
 
-    def _committed(self) -> None:
-        self.counters.published += 1
+    def _committed(self, count: int = 1) -> None:
+        self.counters.published += count
         self.wake()
+
+    def _on_commit(self, sync_session: Session) -> None:
+        pending = sync_session.info.get(_PENDING_KEY)
+        if pending:
+            self._committed(len(pending))
+            pending.clear()
+
+    def _on_rollback(self, sync_session: Session) -> None:
+        pending = sync_session.info.get(_PENDING_KEY)
+        if pending:
+            pending.clear()
 
     async def _dispatch_loop(self) -> None:
         while True:

@@ -58,8 +58,17 @@ def _token(name: str) -> str:
 
 
 class NatsRelay:
-    def __init__(self, bus: EventBus, url: str, *, ack_wait: float, reconnect_wait: float) -> None:
+    def __init__(
+        self,
+        bus: EventBus,
+        url: str,
+        *,
+        ack_wait: float,
+        reconnect_wait: float,
+        publish_timeout: float = PUBLISH_TIMEOUT,
+    ) -> None:
         self.bus = bus
+        self.publish_timeout = publish_timeout
         self.url = url
         self.ack_wait = ack_wait
         self.reconnect_wait = reconnect_wait
@@ -130,13 +139,24 @@ class NatsRelay:
     # --- connection and streams ---------------------------------------------------------------------
 
     async def _connect(self) -> None:
+        warned = False
+
         async def on_error(exc: Exception) -> None:
-            log.debug("nats: %r", exc)
+            # nats-py reports every failed (re)connect attempt; say it loudly once, then quietly.
+            nonlocal warned
+            if not warned:
+                log.warning("nats: %s unreachable (%r); events wait in the outbox, retrying", self.url, exc)
+                warned = True
+            else:
+                log.debug("nats: %r", exc)
 
         async def on_disconnected() -> None:
-            log.warning("nats: disconnected from %s; events wait in the outbox", self.url)
+            if self.running:
+                log.warning("nats: disconnected from %s; events wait in the outbox", self.url)
 
         async def on_reconnected() -> None:
+            nonlocal warned
+            warned = False
             log.info("nats: reconnected")
             self.wake()
 
@@ -159,7 +179,8 @@ class NatsRelay:
                 log.warning("nats: cannot connect to %s (%r); retrying in %.1fs", self.url, exc, delay)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 10.0)
-        self.js = self.nc.jetstream(timeout=PUBLISH_TIMEOUT)
+        warned = False
+        self.js = self.nc.jetstream(timeout=self.publish_timeout)
         delay = self.reconnect_wait
         while True:
             try:

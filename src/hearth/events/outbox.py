@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from hearth.events import codec
 from hearth.events.models import ConsumedEvent, OutboxEvent
-from hearth.events.schemas import Event
+from hearth.events.schemas import Event, registered_events
 from hearth.platform.db import Database, utcnow
 
 PENDING = "pending"
@@ -31,6 +31,9 @@ class Retry:
 
 
 def new_row(event: Event, *, json_limit: int = codec.JSON_LIMIT) -> OutboxEvent:
+    # Refuse at publish time what no consumer could ever decode.
+    if not event.context or registered_events().get(event.type_name()) is not type(event):
+        raise TypeError(f"{type(event).__name__} is not a registered event type (does it set `context`?)")
     content_type, payload = codec.encode(event, json_limit=json_limit)
     return OutboxEvent(
         id=event.id,
@@ -125,4 +128,3 @@ async def already_consumed(session: AsyncSession, consumer: str, event_id: str) 
 
 def record_consumed(session: AsyncSession, consumer: str, event_id: str) -> None:
     session.add(ConsumedEvent(consumer=consumer, event_id=event_id))
-
