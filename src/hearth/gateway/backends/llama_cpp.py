@@ -64,7 +64,7 @@ def default_model_path() -> Path:
 
 
 @contextmanager
-def _without_extra_buffer_types() -> Iterator[None]:
+def plain_cpu_buffers() -> Iterator[None]:
     """Load weights into plain CPU buffers. llama-cpp-python 0.3.36 picks the AMX buffer type on CPUs that
     have AMX (our reference machine does) and its Q4_1 matmul segfaults there; repacking gains little for
     a 135M model. `Llama()` exposes no switch, so we amend the default model params for the load."""
@@ -174,7 +174,7 @@ class LlamaCppBackend:
             from llama_cpp.llama_chat_format import CHATML_CHAT_TEMPLATE, Jinja2ChatFormatter
 
             path = Path(self.config.model_path) if self.config.model_path else default_model_path()
-            with _without_extra_buffer_types():
+            with plain_cpu_buffers():
                 llm = llama_cpp.Llama(
                     model_path=str(path),
                     n_ctx=self.config.n_ctx,
@@ -344,9 +344,9 @@ class LlamaCppBackend:
             raise _bad_request("max_tokens must be at least 1")
         raw = formatted.prompt.encode("utf-8")
         # No token is longer than _max_token_bytes, so this bound needs no tokenising: a 4 MB prompt is
-        # refused in microseconds instead of after seconds of tokenising.
+        # refused in microseconds, and what gets tokenised is at most n_ctx tokens' worth of bytes.
         at_least = len(raw) // self._max_token_bytes
-        if at_least + (requested or 1) > n_ctx:
+        if at_least >= n_ctx:
             raise RequestTooLarge(
                 f"prompt is at least {at_least} tokens; this model's context window is {n_ctx} tokens"
             )
