@@ -1,8 +1,8 @@
 """Gateway overhead: the same load sent straight to a fast fake OpenAI upstream and through Hearth, side by
 side in one run (these machines are noisy, so rounds alternate and medians are reported).
 
-    .venv/bin/python bench/gateway.py             # throughput at concurrency 64 + added latency at 1
-    .venv/bin/python bench/gateway.py --llm       # also: embedded LLM tokens/s through Hearth vs raw llama.cpp
+    .venv/bin/python bench/gateway.py        # throughput at concurrency 64 + added latency at 1
+    .venv/bin/python bench/gateway.py --llm  # also: embedded LLM tokens/s, through Hearth vs raw llama.cpp
 
 Targets (issue 2): throughput ≥ 0.5× direct at c=64; added latency p50 ≤ 1 ms, p99 ≤ 3 ms at c=1;
 embedded LLM through Hearth ≥ 0.95× raw llama.cpp tokens/s."""
@@ -10,7 +10,6 @@ embedded LLM through Hearth ≥ 0.95× raw llama.cpp tokens/s."""
 from __future__ import annotations
 
 import argparse
-import asyncio
 import os
 import statistics
 import subprocess
@@ -27,11 +26,13 @@ import yaml
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.loadgen import run_load  # noqa: E402
 from tests.harness import free_port  # noqa: E402
 
-CHAT = orjson.dumps({"model": "chat", "messages": [{"role": "user", "content": "Say hello."}],
-                     "max_tokens": 16})
+from bench.loadgen import run_load  # noqa: E402
+
+CHAT = orjson.dumps(
+    {"model": "chat", "messages": [{"role": "user", "content": "Say hello."}], "max_tokens": 16}
+)
 
 
 def wait_ready(url: str, proc: subprocess.Popen, headers: dict[str, str] | None = None) -> None:
@@ -48,10 +49,20 @@ def wait_ready(url: str, proc: subprocess.Popen, headers: dict[str, str] | None 
     raise SystemExit(f"{url} never became ready")
 
 
-def start_upstream() -> tuple[subprocess.Popen, str]:
+UPSTREAMS = {
+    "raw-asyncio": "tests.fake_openai",  # about as fast as a Python HTTP server gets
+    "uvicorn": "bench.uvicorn_upstream",  # an ASGI app under uvicorn, like most OpenAI-compatible servers
+}
+
+
+def start_upstream(kind: str = "raw-asyncio") -> tuple[subprocess.Popen, str]:
     port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "tests.fake_openai", str(port)], cwd=ROOT,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", UPSTREAMS[kind], str(port)],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     url = f"http://127.0.0.1:{port}/v1"
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
@@ -65,14 +76,20 @@ def start_upstream() -> tuple[subprocess.Popen, str]:
 
 def start_hearth(workdir: Path, config: dict | None, log_level: str) -> tuple[subprocess.Popen, str, str]:
     port = free_port()
-    env = dict(os.environ, HEARTH_DATA_DIR=str(workdir / "data"), HEARTH_PORT=str(port),
-               HEARTH_LOG_LEVEL=log_level, OMP_WAIT_POLICY="PASSIVE")
+    env = dict(
+        os.environ,
+        HEARTH_DATA_DIR=str(workdir / "data"),
+        HEARTH_PORT=str(port),
+        HEARTH_LOG_LEVEL=log_level,
+        OMP_WAIT_POLICY="PASSIVE",
+    )
     if config is not None:
         (workdir / "hearth.yaml").write_text(yaml.safe_dump(config))
         env["HEARTH_CONFIG_FILE"] = str(workdir / "hearth.yaml")
     log = open(workdir / "hearth.log", "w")  # noqa: SIM115 (lives as long as the server)
-    proc = subprocess.Popen([sys.executable, "-m", "hearth", "serve"], cwd=workdir, env=env,
-                            stdout=log, stderr=log)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "hearth", "serve"], cwd=workdir, env=env, stdout=log, stderr=log
+    )
     url = f"http://127.0.0.1:{port}"
     wait_ready(f"{url}/readyz", proc)
     key = (workdir / "data" / "admin-key.txt").read_text().strip()
@@ -87,7 +104,9 @@ def stop(proc: subprocess.Popen) -> None:
         proc.kill()
 
 
-async def overhead(direct: str, hearth: str, key: str, rounds: int, seconds: float, latency_n: int) -> None:
+async def overhead(
+    direct: str, hearth: str, key: str, rounds: int, seconds: float, latency_n: int, label: str
+) -> None:
     auth = {"Authorization": f"Bearer {key}"}
     # Warm both paths (connection pools, code paths).
     await run_load(direct, CHAT, {}, concurrency=8, requests=500)
@@ -112,10 +131,12 @@ async def overhead(direct: str, hearth: str, key: str, rounds: int, seconds: flo
         added_p99.append((h.percentile(99) - d.percentile(99)) * 1000)
 
     med = statistics.median
-    print("\nGateway overhead (fake upstream on loopback; medians of", rounds, "alternating rounds)")
+    print(f"\nGateway overhead, {label} fake upstream on loopback (medians of {rounds} alternating rounds)")
     print(f"{'':34}{'direct':>12}{'via Hearth':>14}{'ratio / added':>16}{'target':>12}")
-    print(f"{'throughput, c=64 (req/s)':34}{med(d_rps):12.0f}{med(h_rps):14.0f}{med(ratios):15.2f}x{'>= 0.5x':>12}")
-    print(f"{'latency p50, c=1 (ms)':34}{med(d50s):12.3f}{med(h50s):14.3f}{med(added_p50):14.3f}ms{'<= 1 ms':>12}")
+    row = "{:34}{:12.3f}{:14.3f}{:14.3f}ms{:>12}"
+    label_tp = "throughput, c=64 (req/s)"
+    print(f"{label_tp:34}{med(d_rps):12.0f}{med(h_rps):14.0f}{med(ratios):15.2f}x{'>= 0.5x':>12}")
+    print(row.format("latency p50, c=1 (ms)", med(d50s), med(h50s), med(added_p50), "<= 1 ms"))
     print(f"{'latency p99 added, c=1 (ms)':34}{'':12}{'':14}{med(added_p99):14.3f}ms{'<= 3 ms':>12}")
     print("per-round throughput ratios:", ", ".join(f"{r:.2f}" for r in ratios))
 
@@ -132,8 +153,9 @@ def llm_tokens_per_second(rounds: int, max_tokens: int) -> None:
 
     def raw() -> float:
         tokens, first, last = 0, None, None
-        for chunk in llm.create_chat_completion(messages=messages, max_tokens=max_tokens, temperature=0,
-                                                seed=1, stream=True):
+        for chunk in llm.create_chat_completion(
+            messages=messages, max_tokens=max_tokens, temperature=0, seed=1, stream=True
+        ):
             if chunk["choices"] and chunk["choices"][0]["delta"].get("content"):
                 tokens += 1
                 last = time.perf_counter()
@@ -143,12 +165,24 @@ def llm_tokens_per_second(rounds: int, max_tokens: int) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         proc, url, key = start_hearth(Path(tmp), None, "WARNING")
         try:
+
             def through() -> float:
-                body = {"model": "chat", "messages": messages, "max_tokens": max_tokens, "temperature": 0,
-                        "seed": 1, "stream": True}
+                body = {
+                    "model": "chat",
+                    "messages": messages,
+                    "max_tokens": max_tokens,
+                    "temperature": 0,
+                    "seed": 1,
+                    "stream": True,
+                }
                 tokens, first, last = 0, None, None
-                with httpx.stream("POST", f"{url}/v1/chat/completions", json=body, timeout=300,
-                                  headers={"Authorization": f"Bearer {key}"}) as r:
+                with httpx.stream(
+                    "POST",
+                    f"{url}/v1/chat/completions",
+                    json=body,
+                    timeout=300,
+                    headers={"Authorization": f"Bearer {key}"},
+                ) as r:
                     for line in r.iter_lines():
                         if line.startswith("data: {"):
                             chunk = orjson.loads(line[6:])
@@ -179,22 +213,35 @@ def main() -> None:
     parser.add_argument("--log-level", default="INFO", help="Hearth's log level (INFO logs every request)")
     parser.add_argument("--llm", action="store_true", help="also compare embedded LLM tokens/s")
     parser.add_argument("--llm-tokens", type=int, default=200)
+    parser.add_argument("--upstream", choices=[*UPSTREAMS, "both"], default="both")
     args = parser.parse_args()
 
-    upstream, direct_url = start_upstream()
-    try:
-        with tempfile.TemporaryDirectory() as tmp:
-            config = {"include_defaults": False,
-                      "backends": {"fake": {"type": "openai", "base_url": direct_url}},
-                      "aliases": {"chat": {"kind": "chat", "deployments": [{"backend": "fake", "model": "m"}]}}}
-            hearth, url, key = start_hearth(Path(tmp), config, args.log_level)
-            try:
-                uvloop.run(overhead(f"{direct_url}/chat/completions", f"{url}/v1/chat/completions", key,
-                                    args.rounds, args.seconds, args.latency_requests))
-            finally:
-                stop(hearth)
-    finally:
-        stop(upstream)
+    for kind in UPSTREAMS if args.upstream == "both" else [args.upstream]:
+        upstream, direct_url = start_upstream(kind)
+        try:
+            with tempfile.TemporaryDirectory() as tmp:
+                config = {
+                    "include_defaults": False,
+                    "backends": {"fake": {"type": "openai", "base_url": direct_url}},
+                    "aliases": {"chat": {"kind": "chat", "deployments": [{"backend": "fake", "model": "m"}]}},
+                }
+                hearth, url, key = start_hearth(Path(tmp), config, args.log_level)
+                try:
+                    uvloop.run(
+                        overhead(
+                            f"{direct_url}/chat/completions",
+                            f"{url}/v1/chat/completions",
+                            key,
+                            args.rounds,
+                            args.seconds,
+                            args.latency_requests,
+                            kind,
+                        )
+                    )
+                finally:
+                    stop(hearth)
+        finally:
+            stop(upstream)
     if args.llm:
         llm_tokens_per_second(args.rounds, args.llm_tokens)
 

@@ -29,8 +29,12 @@ class LoadResult:
 
 def build_request(url: str, body: bytes, headers: dict[str, str]) -> tuple[str, int, bytes]:
     parts = urlsplit(url)
-    lines = [f"POST {parts.path} HTTP/1.1", f"Host: {parts.hostname}:{parts.port}",
-             "Content-Type: application/json", f"Content-Length: {len(body)}"]
+    lines = [
+        f"POST {parts.path} HTTP/1.1",
+        f"Host: {parts.hostname}:{parts.port}",
+        "Content-Type: application/json",
+        f"Content-Length: {len(body)}",
+    ]
     lines += [f"{k}: {v}" for k, v in headers.items()]
     return parts.hostname or "127.0.0.1", parts.port or 80, ("\r\n".join(lines) + "\r\n\r\n").encode() + body
 
@@ -58,9 +62,16 @@ async def _read_response(reader: asyncio.StreamReader) -> int:
     return status
 
 
-async def run_load(url: str, body: bytes, headers: dict[str, str], *, concurrency: int,
-                   duration: float | None = None, requests: int | None = None,
-                   record_latency: bool = False) -> LoadResult:
+async def run_load(
+    url: str,
+    body: bytes,
+    headers: dict[str, str],
+    *,
+    concurrency: int,
+    duration: float | None = None,
+    requests: int | None = None,
+    record_latency: bool = False,
+) -> LoadResult:
     host, port, raw = build_request(url, body, headers)
     result = LoadResult()
     deadline = time.perf_counter() + duration if duration else None

@@ -63,11 +63,14 @@ class _Protocol(asyncio.Protocol):
         asyncio.get_running_loop().create_task(self.server.handle(self.transport, path, body))
 
 
-def _response(status: int, payload: bytes, content_type: bytes = b"application/json",
-              extra: bytes = b"") -> bytes:
+def _response(
+    status: int, payload: bytes, content_type: bytes = b"application/json", extra: bytes = b""
+) -> bytes:
     reason = {200: b"OK", 400: b"Bad Request", 429: b"Too Many Requests", 500: b"Internal Server Error"}
-    return (b"HTTP/1.1 %d %s\r\ncontent-type: %s\r\ncontent-length: %d\r\n%s\r\n"
-            % (status, reason.get(status, b"X"), content_type, len(payload), extra)) + payload
+    return (
+        b"HTTP/1.1 %d %s\r\ncontent-type: %s\r\ncontent-length: %d\r\n%s\r\n"
+        % (status, reason.get(status, b"X"), content_type, len(payload), extra)
+    ) + payload
 
 
 class FakeOpenAI:
@@ -101,7 +104,8 @@ class FakeOpenAI:
 
             async def boot() -> None:
                 self._server = await self.loop.create_server(  # type: ignore[union-attr]
-                    lambda: _Protocol(self), "127.0.0.1", port, reuse_address=True, backlog=1024)
+                    lambda: _Protocol(self), "127.0.0.1", port, reuse_address=True, backlog=1024
+                )
                 self.port = self._server.sockets[0].getsockname()[1]
                 ready.set()
 
@@ -156,54 +160,108 @@ class FakeOpenAI:
         elif path.endswith("/embeddings"):
             inputs = body.get("input")
             inputs = [inputs] if isinstance(inputs, str) else inputs
-            data = [{"object": "embedding", "index": i, "embedding": [float(len(t)), 1.0, 0.0]}
-                    for i, t in enumerate(inputs)]
-            transport.write(_response(200, orjson.dumps({"object": "list", "data": data, "model": self.model,
-                                                         "usage": {"prompt_tokens": len(inputs),
-                                                                   "total_tokens": len(inputs)}})))
+            data = [
+                {"object": "embedding", "index": i, "embedding": [float(len(t)), 1.0, 0.0]}
+                for i, t in enumerate(inputs)
+            ]
+            transport.write(
+                _response(
+                    200,
+                    orjson.dumps(
+                        {
+                            "object": "list",
+                            "data": data,
+                            "model": self.model,
+                            "usage": {"prompt_tokens": len(inputs), "total_tokens": len(inputs)},
+                        }
+                    ),
+                )
+            )
         elif path.endswith("/rerank"):
             docs = body.get("documents", [])
             q = set(body.get("query", "").lower().split())
-            results = [{"index": i, "relevance_score": len(q & set(d.lower().split())) / (1 + len(q))}
-                       for i, d in enumerate(docs)]
+            results = [
+                {"index": i, "relevance_score": len(q & set(d.lower().split())) / (1 + len(q))}
+                for i, d in enumerate(docs)
+            ]
             transport.write(_response(200, orjson.dumps({"results": results, "model": self.model})))
         else:
             transport.write(_response(404, b'{"error": {"message": "not found"}}'))
 
     def _completion(self) -> dict:
         return {
-            "id": "chatcmpl-fake", "object": "chat.completion", "created": int(time.time()), "model": self.model,
-            "choices": [{"index": 0, "message": {"role": "assistant", "content": self.behaviour.reply},
-                         "finish_reason": "stop"}],
+            "id": "chatcmpl-fake",
+            "object": "chat.completion",
+            "created": int(time.time()),
+            "model": self.model,
+            "choices": [
+                {
+                    "index": 0,
+                    "message": {"role": "assistant", "content": self.behaviour.reply},
+                    "finish_reason": "stop",
+                }
+            ],
             "usage": {"prompt_tokens": 7, "completion_tokens": 4, "total_tokens": 11},
         }
 
     async def _stream(self, transport: asyncio.Transport, body: dict) -> None:
         b = self.behaviour
         self.stats.active_streams += 1
-        transport.write(b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n")
+        transport.write(
+            b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n"
+        )
 
         def send(data: bytes) -> None:
             frame = b"data: " + data + b"\n\n"
             transport.write(b"%x\r\n%s\r\n" % (len(frame), frame))
 
-        base = {"id": "chatcmpl-fake", "object": "chat.completion.chunk", "created": int(time.time()),
-                "model": self.model}
+        base = {
+            "id": "chatcmpl-fake",
+            "object": "chat.completion.chunk",
+            "created": int(time.time()),
+            "model": self.model,
+        }
         try:
-            send(orjson.dumps({**base, "choices": [{"index": 0, "delta": {"role": "assistant", "content": ""},
-                                                    "finish_reason": None}]}))
+            send(
+                orjson.dumps(
+                    {
+                        **base,
+                        "choices": [
+                            {"index": 0, "delta": {"role": "assistant", "content": ""}, "finish_reason": None}
+                        ],
+                    }
+                )
+            )
             for i in range(b.stream_chunks):
                 if transport.is_closing():
                     return
                 if b.chunk_delay:
                     await asyncio.sleep(b.chunk_delay)
-                send(orjson.dumps({**base, "choices": [{"index": 0, "delta": {"content": f"tok{i} "},
-                                                        "finish_reason": None}]}))
+                send(
+                    orjson.dumps(
+                        {
+                            **base,
+                            "choices": [
+                                {"index": 0, "delta": {"content": f"tok{i} "}, "finish_reason": None}
+                            ],
+                        }
+                    )
+                )
             send(orjson.dumps({**base, "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}))
             if (body.get("stream_options") or {}).get("include_usage"):
-                send(orjson.dumps({**base, "choices": [], "usage": {
-                    "prompt_tokens": 7, "completion_tokens": b.stream_chunks,
-                    "total_tokens": 7 + b.stream_chunks}}))
+                send(
+                    orjson.dumps(
+                        {
+                            **base,
+                            "choices": [],
+                            "usage": {
+                                "prompt_tokens": 7,
+                                "completion_tokens": b.stream_chunks,
+                                "total_tokens": 7 + b.stream_chunks,
+                            },
+                        }
+                    )
+                )
             send(b"[DONE]")
             transport.write(b"0\r\n\r\n")
             self.stats.completed_streams += 1

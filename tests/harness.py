@@ -45,7 +45,9 @@ def free_port() -> int:
 
 
 @contextmanager
-def run_hearth(tmp_path: Path, config: dict[str, Any] | None = None, **settings: Any) -> Iterator[RunningHearth]:
+def run_hearth(
+    tmp_path: Path, config: dict[str, Any] | None = None, **settings: Any
+) -> Iterator[RunningHearth]:
     data_dir = tmp_path / "data"
     data_dir.mkdir(parents=True, exist_ok=True)
     config_file = None
@@ -66,8 +68,18 @@ def run_hearth(tmp_path: Path, config: dict[str, Any] | None = None, **settings:
     admin_key = asyncio.run(admin())
     port = free_port()
     app = create_app(s)
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, loop="uvloop", http="httptools",
-                                           log_config=None, access_log=False, lifespan="on"))
+    server = uvicorn.Server(
+        uvicorn.Config(
+            app,
+            host="127.0.0.1",
+            port=port,
+            loop="uvloop",
+            http="httptools",
+            log_config=None,
+            access_log=False,
+            lifespan="on",
+        )
+    )
     thread = threading.Thread(target=server.run, daemon=True, name="hearth-test-server")
     thread.start()
     url = f"http://127.0.0.1:{port}"
@@ -91,13 +103,17 @@ def run_hearth(tmp_path: Path, config: dict[str, Any] | None = None, **settings:
         thread.join(15)
 
 
-def remote_config(*upstreams: tuple[str, dict[str, Any]], alias: str = "chat", kind: str = "chat",
-                  **deployment: Any) -> dict[str, Any]:
+def remote_config(
+    *upstreams: tuple[str, dict[str, Any]], alias: str = "chat", kind: str = "chat", **deployment: Any
+) -> dict[str, Any]:
     """A catalogue with one alias over the given (base_url, deployment overrides) upstreams, no defaults."""
     backends = {}
     deployments = []
     for i, (url, overrides) in enumerate(upstreams):
         backends[f"up{i}"] = {"type": "openai", "base_url": url}
         deployments.append({"backend": f"up{i}", "model": f"m{i}", **deployment, **overrides})
-    return {"include_defaults": False, "backends": backends,
-            "aliases": {alias: {"kind": kind, "deployments": deployments}}}
+    return {
+        "include_defaults": False,
+        "backends": backends,
+        "aliases": {alias: {"kind": kind, "deployments": deployments}},
+    }

@@ -74,7 +74,12 @@ async def test_chat_returns_text_and_usage(llm: LlamaCppBackend) -> None:
 
 
 async def test_stream_yields_incremental_chunks(llm: LlamaCppBackend) -> None:
-    body = {"messages": QUESTION, "max_tokens": 32, "temperature": 0, "stream_options": {"include_usage": True}}
+    body = {
+        "messages": QUESTION,
+        "max_tokens": 32,
+        "temperature": 0,
+        "stream_options": {"include_usage": True},
+    }
     started = time.perf_counter()
     chunks, arrived = [], []
     async for chunk in llm.chat_stream(body, None):
@@ -150,6 +155,17 @@ async def test_closing_the_stream_stops_generation(llm: LlamaCppBackend) -> None
     result = await llm.chat({"messages": QUESTION, "max_tokens": 4, "temperature": 0}, None)
     assert result["usage"]["completion_tokens"] == 4
     assert time.perf_counter() - started < 2
+
+
+async def test_cancelling_a_chat_stops_generation(llm: LlamaCppBackend) -> None:
+    task = asyncio.create_task(llm.chat({"messages": QUESTION, "max_tokens": 1000, "temperature": 0}, None))
+    await asyncio.sleep(0.3)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert not llm.busy
+    assert llm.last_stats is not None and llm.last_stats.cancelled
+    assert llm.last_stats.completion_tokens < 100
 
 
 async def test_requests_take_turns(llm: LlamaCppBackend) -> None:

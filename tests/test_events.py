@@ -130,7 +130,7 @@ async def test_publish_subscribe_in_process(database: Database, bus: EventBus) -
     await bus.publish(Pinged(n=1))
     await bus.publish(req)
     await bus.publish(vec)
-    await wait_for(lambda: len(got) == 3 and len(only_requested) == 1)
+    await wait_for(lambda: len(got) == 3 and len(only_requested) == 1 and bus.dispatched == 3)
 
     assert [type(e) for e in got] == [Pinged, InferenceRequested, Embedded]  # seq order
     assert got[1] == req and got[2] == vec and only_requested == [req]

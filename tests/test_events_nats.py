@@ -163,7 +163,7 @@ async def test_relay_and_consume_back(database: Database, prefix: str) -> None:
         small, blob = Counted(n=1), Blob(data=b"\x00\x01" * 10)
         await bus.publish(small)
         await bus.publish(blob)
-        await wait_for(lambda: len(got) == 2)
+        await wait_for(lambda: len(got) == 2 and bus.dispatched == 2)  # the ack may land after delivery
         assert got == [small, blob]
         assert await statuses(database) == ["dispatched", "dispatched"]
         assert bus.dispatched == 2 and bus.counters.consumed == 2

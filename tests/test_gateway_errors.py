@@ -18,11 +18,14 @@ def hearth(tmp_path_factory):
     upstream.stop()
 
 
-def post(hearth, body: bytes | dict, key: str | None = None, path: str = "/chat/completions") -> httpx.Response:
+def post(
+    hearth, body: bytes | dict, key: str | None = None, path: str = "/chat/completions"
+) -> httpx.Response:
     headers = hearth.headers(key)
     if isinstance(body, bytes):
-        return httpx.post(f"{hearth.v1}{path}", content=body,
-                          headers={**headers, "Content-Type": "application/json"})
+        return httpx.post(
+            f"{hearth.v1}{path}", content=body, headers={**headers, "Content-Type": "application/json"}
+        )
     return httpx.post(f"{hearth.v1}{path}", json=body, headers=headers)
 
 
@@ -39,20 +42,23 @@ def assert_error(r: httpx.Response, status: int, code: str | None = None) -> dic
 GOOD = {"model": "chat", "messages": [{"role": "user", "content": "hi"}]}
 
 
-@pytest.mark.parametrize("body, status, code", [
-    (b"{not json", 400, "invalid_json"),
-    (b"", 400, "invalid_json"),
-    (b"[1, 2]", 400, "invalid_json"),
-    ({"model": "chat"}, 422, "invalid_value"),
-    ({"model": "chat", "messages": []}, 422, "invalid_value"),
-    ({"model": "chat", "messages": "hello"}, 422, "invalid_value"),
-    ({"model": "chat", "messages": [{"role": "wizard", "content": "x"}]}, 422, "invalid_value"),
-    ({**GOOD, "temperature": "hot"}, 422, "invalid_value"),
-    ({**GOOD, "temperature": 9}, 422, "invalid_value"),
-    ({**GOOD, "max_tokens": 0}, 422, "invalid_value"),
-    ({**GOOD, "stop": ["a", "b", "c", "d", "e"]}, 422, "invalid_value"),
-    ({**GOOD, "model": "no-such-model"}, 404, "model_not_found"),
-])
+@pytest.mark.parametrize(
+    "body, status, code",
+    [
+        (b"{not json", 400, "invalid_json"),
+        (b"", 400, "invalid_json"),
+        (b"[1, 2]", 400, "invalid_json"),
+        ({"model": "chat"}, 422, "invalid_value"),
+        ({"model": "chat", "messages": []}, 422, "invalid_value"),
+        ({"model": "chat", "messages": "hello"}, 422, "invalid_value"),
+        ({"model": "chat", "messages": [{"role": "wizard", "content": "x"}]}, 422, "invalid_value"),
+        ({**GOOD, "temperature": "hot"}, 422, "invalid_value"),
+        ({**GOOD, "temperature": 9}, 422, "invalid_value"),
+        ({**GOOD, "max_tokens": 0}, 422, "invalid_value"),
+        ({**GOOD, "stop": ["a", "b", "c", "d", "e"]}, 422, "invalid_value"),
+        ({**GOOD, "model": "no-such-model"}, 404, "model_not_found"),
+    ],
+)
 def test_bad_chat_requests(hearth, body, status, code):
     error = assert_error(post(hearth, body), status, code)
     if status == 422:
@@ -92,8 +98,11 @@ def test_revoked_key_is_401_and_user_key_on_admin_route_is_403(hearth):
     assert post(hearth, GOOD, key=key).status_code == 200
     r = httpx.get(f"{hearth.url}/api/admin/keys", headers=hearth.headers(key))
     assert_error(r, 403, "admin_required")
-    r = httpx.post(f"{hearth.url}/api/admin/users", json={"username": "evil", "role": "admin"},
-                   headers=hearth.headers(key))
+    r = httpx.post(
+        f"{hearth.url}/api/admin/users",
+        json={"username": "evil", "role": "admin"},
+        headers=hearth.headers(key),
+    )
     assert_error(r, 403, "admin_required")
     assert httpx.delete(f"{hearth.url}/api/admin/keys/{key_id}", headers=admin).status_code in (200, 204)
     assert_error(post(hearth, GOOD, key=key), 401, "invalid_api_key")

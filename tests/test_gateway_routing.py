@@ -12,7 +12,7 @@ import pytest
 
 from hearth.auth.service import AuthService
 from hearth.platform.db import Database
-from tests.fake_openai import Behaviour, FakeOpenAI
+from tests.fake_openai import FakeOpenAI
 from tests.harness import free_port, remote_config, run_hearth
 
 CHAT = {"model": "chat", "messages": [{"role": "user", "content": "hi"}]}
@@ -26,8 +26,9 @@ def upstreams():
         s.stop()
 
 
-def _key(hearth, *, username: str, priority: str = "standard", rpm: int | None = None,
-         tpm: int | None = None) -> str:
+def _key(
+    hearth, *, username: str, priority: str = "standard", rpm: int | None = None, tpm: int | None = None
+) -> str:
     async def make() -> str:
         db = Database(hearth.settings.resolved_database_url)
         try:
@@ -55,9 +56,12 @@ def test_streaming_passes_chunks_and_usage_only_when_asked(tmp_path, upstreams):
     a, _ = upstreams
     a.behaviour.stream_chunks = 3
     with run_hearth(tmp_path, remote_config((a.url, {}))) as hearth:
+
         def stream(include_usage: bool) -> list[bytes]:
             body = {**CHAT, "stream": True, "stream_options": {"include_usage": include_usage}}
-            with httpx.stream("POST", f"{hearth.v1}/chat/completions", json=body, headers=hearth.headers()) as r:
+            with httpx.stream(
+                "POST", f"{hearth.v1}/chat/completions", json=body, headers=hearth.headers()
+            ) as r:
                 assert r.status_code == 200
                 assert r.headers["content-type"].startswith("text/event-stream")
                 return [line for line in r.iter_lines() if line]
@@ -80,8 +84,9 @@ def test_streaming_passes_chunks_and_usage_only_when_asked(tmp_path, upstreams):
 def test_retries_then_falls_back_on_5xx(tmp_path, upstreams):
     a, b = upstreams
     a.behaviour.mode = "error500"
-    config = remote_config((a.url, {"priority": 0}), (b.url, {"priority": 1}),
-                           max_retries=2, failures_before_cooldown=10)
+    config = remote_config(
+        (a.url, {"priority": 0}), (b.url, {"priority": 1}), max_retries=2, failures_before_cooldown=10
+    )
     with run_hearth(tmp_path, config) as hearth:
         r = httpx.post(f"{hearth.v1}/chat/completions", json=CHAT, headers=hearth.headers())
         assert r.status_code == 200
@@ -92,8 +97,9 @@ def test_retries_then_falls_back_on_5xx(tmp_path, upstreams):
 def test_connection_refused_falls_back(tmp_path, upstreams):
     _, b = upstreams
     dead = f"http://127.0.0.1:{free_port()}/v1"
-    with run_hearth(tmp_path, remote_config((dead, {"priority": 0}), (b.url, {"priority": 1}),
-                                            max_retries=0)) as hearth:
+    with run_hearth(
+        tmp_path, remote_config((dead, {"priority": 0}), (b.url, {"priority": 1}), max_retries=0)
+    ) as hearth:
         r = httpx.post(f"{hearth.v1}/chat/completions", json=CHAT, headers=hearth.headers())
         assert r.status_code == 200 and b.stats.requests == 1
 
@@ -101,11 +107,19 @@ def test_connection_refused_falls_back(tmp_path, upstreams):
 def test_cooldown_skips_failing_deployment(tmp_path, upstreams):
     a, b = upstreams
     a.behaviour.mode = "error500"
-    config = remote_config((a.url, {"priority": 0}), (b.url, {"priority": 1}),
-                           max_retries=0, failures_before_cooldown=1, cooldown=60)
+    config = remote_config(
+        (a.url, {"priority": 0}),
+        (b.url, {"priority": 1}),
+        max_retries=0,
+        failures_before_cooldown=1,
+        cooldown=60,
+    )
     with run_hearth(tmp_path, config) as hearth:
         for _ in range(5):
-            assert httpx.post(f"{hearth.v1}/chat/completions", json=CHAT, headers=hearth.headers()).status_code == 200
+            assert (
+                httpx.post(f"{hearth.v1}/chat/completions", json=CHAT, headers=hearth.headers()).status_code
+                == 200
+            )
         assert a.stats.requests == 1  # tried once, then cooled down
         assert b.stats.requests == 5
         metrics = httpx.get(f"{hearth.url}/metrics").text
@@ -127,7 +141,9 @@ def test_429_is_retried_after_its_retry_after(tmp_path, upstreams):
     a, _ = upstreams
     a.behaviour.mode = "error429"
     a.behaviour.retry_after = "0.3"
-    with run_hearth(tmp_path, remote_config((a.url, {}), max_retries=1, failures_before_cooldown=5)) as hearth:
+    with run_hearth(
+        tmp_path, remote_config((a.url, {}), max_retries=1, failures_before_cooldown=5)
+    ) as hearth:
         started = time.monotonic()
         r = httpx.post(f"{hearth.v1}/chat/completions", json=CHAT, headers=hearth.headers())
         assert r.status_code == 503
@@ -162,10 +178,12 @@ def test_least_busy_among_equal_priorities(tmp_path, upstreams):
     a.behaviour.delay = b.behaviour.delay = 0.4
     config = remote_config((a.url, {}), (b.url, {}), max_concurrency=1)
     with run_hearth(tmp_path, config) as hearth:
+
         async def two() -> None:
             async with httpx.AsyncClient(headers=hearth.headers(), timeout=10) as client:
-                rs = await asyncio.gather(*(client.post(f"{hearth.v1}/chat/completions", json=CHAT)
-                                            for _ in range(2)))
+                rs = await asyncio.gather(
+                    *(client.post(f"{hearth.v1}/chat/completions", json=CHAT) for _ in range(2))
+                )
                 assert all(r.status_code == 200 for r in rs)
 
         started = time.monotonic()
@@ -184,18 +202,19 @@ def test_premium_requests_jump_the_queue(tmp_path, upstreams):
 
         async def call(client: httpx.AsyncClient, key: str, tag: str, after: float) -> None:
             await asyncio.sleep(after)
-            r = await client.post(f"{hearth.v1}/chat/completions", json=CHAT,
-                                  headers={"Authorization": f"Bearer {key}"})
+            r = await client.post(
+                f"{hearth.v1}/chat/completions", json=CHAT, headers={"Authorization": f"Bearer {key}"}
+            )
             assert r.status_code == 200
             finished.append(tag)
 
         async def scenario() -> None:
             async with httpx.AsyncClient(timeout=20) as client:
                 await asyncio.gather(
-                    call(client, standard, "s0", 0),     # takes the only slot
+                    call(client, standard, "s0", 0),  # takes the only slot
                     call(client, standard, "s1", 0.05),  # queue: s1, s2
                     call(client, standard, "s2", 0.08),
-                    call(client, premium, "p", 0.12),    # arrives last, served first
+                    call(client, premium, "p", 0.12),  # arrives last, served first
                 )
 
         asyncio.run(scenario())
@@ -230,14 +249,19 @@ def test_per_key_request_rate_limit(tmp_path, upstreams):
     with run_hearth(tmp_path, remote_config((a.url, {}))) as hearth:
         key = _key(hearth, username="limited", rpm=2)
         headers = {"Authorization": f"Bearer {key}"}
-        codes = [httpx.post(f"{hearth.v1}/chat/completions", json=CHAT, headers=headers).status_code
-                 for _ in range(3)]
+        codes = [
+            httpx.post(f"{hearth.v1}/chat/completions", json=CHAT, headers=headers).status_code
+            for _ in range(3)
+        ]
         assert codes == [200, 200, 429]
         r = httpx.post(f"{hearth.v1}/chat/completions", json=CHAT, headers=headers)
         assert r.status_code == 429 and int(r.headers["retry-after"]) >= 1
         assert r.json()["error"]["type"] == "rate_limit_error"
         # Other keys are not affected.
-        assert httpx.post(f"{hearth.v1}/chat/completions", json=CHAT, headers=hearth.headers()).status_code == 200
+        assert (
+            httpx.post(f"{hearth.v1}/chat/completions", json=CHAT, headers=hearth.headers()).status_code
+            == 200
+        )
         assert a.stats.requests == 3
 
 
@@ -246,29 +270,47 @@ def test_per_key_token_rate_limit(tmp_path, upstreams):
     with run_hearth(tmp_path, remote_config((a.url, {}))) as hearth:
         key = _key(hearth, username="tokens", tpm=20)
         headers = {"Authorization": f"Bearer {key}"}
-        codes = [httpx.post(f"{hearth.v1}/chat/completions", json=CHAT, headers=headers).status_code
-                 for _ in range(3)]
+        codes = [
+            httpx.post(f"{hearth.v1}/chat/completions", json=CHAT, headers=headers).status_code
+            for _ in range(3)
+        ]
         assert codes == [200, 200, 429]
 
 
 def test_remote_embeddings_and_rerank(tmp_path, upstreams):
     a, _ = upstreams
-    config = {"include_defaults": False, "backends": {"up": {"type": "openai", "base_url": a.url}},
-              "aliases": {"embedder": {"kind": "embedding", "deployments": [{"backend": "up", "model": "e"}]},
-                          "reranker": {"kind": "rerank", "deployments": [{"backend": "up", "model": "r"}]}}}
+    config = {
+        "include_defaults": False,
+        "backends": {"up": {"type": "openai", "base_url": a.url}},
+        "aliases": {
+            "embedder": {"kind": "embedding", "deployments": [{"backend": "up", "model": "e"}]},
+            "reranker": {"kind": "rerank", "deployments": [{"backend": "up", "model": "r"}]},
+        },
+    }
     with run_hearth(tmp_path, config) as hearth:
-        r = httpx.post(f"{hearth.v1}/embeddings", json={"model": "embedder", "input": ["ab", "abcd"]},
-                       headers=hearth.headers())
+        r = httpx.post(
+            f"{hearth.v1}/embeddings",
+            json={"model": "embedder", "input": ["ab", "abcd"]},
+            headers=hearth.headers(),
+        )
         assert r.status_code == 200
         assert [d["embedding"][0] for d in r.json()["data"]] == [2.0, 4.0]
-        r = httpx.post(f"{hearth.v1}/rerank", headers=hearth.headers(), json={
-            "model": "reranker", "query": "red apple", "documents": ["blue sky", "a red apple", "red car"],
-            "top_n": 2})
+        r = httpx.post(
+            f"{hearth.v1}/rerank",
+            headers=hearth.headers(),
+            json={
+                "model": "reranker",
+                "query": "red apple",
+                "documents": ["blue sky", "a red apple", "red car"],
+                "top_n": 2,
+            },
+        )
         assert r.status_code == 200
         assert [x["index"] for x in r.json()["results"]] == [1, 2]
         # Using an alias of the wrong kind is a clear 400.
-        r = httpx.post(f"{hearth.v1}/embeddings", json={"model": "reranker", "input": "x"},
-                       headers=hearth.headers())
+        r = httpx.post(
+            f"{hearth.v1}/embeddings", json={"model": "reranker", "input": "x"}, headers=hearth.headers()
+        )
         assert r.status_code == 400 and r.json()["error"]["code"] == "wrong_model_kind"
 
 
@@ -279,11 +321,11 @@ def test_streams_are_not_buffered(tmp_path, upstreams):
     with run_hearth(tmp_path, remote_config((a.url, {}))) as hearth:
         arrivals: list[float] = []
         started = time.monotonic()
-        with httpx.stream("POST", f"{hearth.v1}/chat/completions", json={**CHAT, "stream": True},
-                          headers=hearth.headers()) as r:
+        with httpx.stream(
+            "POST", f"{hearth.v1}/chat/completions", json={**CHAT, "stream": True}, headers=hearth.headers()
+        ) as r:
             for line in r.iter_lines():
                 if "tok" in line:
                     arrivals.append(time.monotonic() - started)
         assert len(arrivals) == 4
         assert arrivals[0] < 0.6 and arrivals[-1] > 1.1  # the first token came long before the last
-

@@ -42,8 +42,9 @@ async def build_platform(settings: Settings) -> Platform:
     bus = EventBus(db, nats_url=settings.nats_url)
     auth = AuthService(db, cache_seconds=settings.auth_cache_seconds)
     ratelimits = RateLimiter(default_rpm=settings.default_rpm, default_tpm=settings.default_tpm)
-    gateway = Gateway(settings.models, llm_threads=settings.llm_threads,
-                      bus=bus if settings.gateway_events else None)
+    gateway = Gateway(
+        settings.models, llm_threads=settings.llm_threads, bus=bus if settings.gateway_events else None
+    )
     await bus.start()
     await gateway.start()
     return Platform(settings=settings, db=db, bus=bus, auth=auth, ratelimits=ratelimits, gateway=gateway)
@@ -64,7 +65,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         platform = await build_platform(settings)
         app.state.platform = platform
-        log.info("hearth ready", extra={"database": platform.db.engine.url.render_as_string(hide_password=True)})
+        log.info(
+            "hearth ready", extra={"database": platform.db.engine.url.render_as_string(hide_password=True)}
+        )
         try:
             yield
         finally:
@@ -72,8 +75,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     # FastAPI's OpenTelemetry hook checks the global providers on every request (~9% of the gateway's CPU
     # when profiled); Hearth exports Prometheus metrics instead.
-    app = FastAPI(title="Hearth", version=__import__("hearth").__version__, lifespan=lifespan,
-                  telemetry={"tracing": False, "metrics": False, "logs": False})
+    app = FastAPI(
+        title="Hearth",
+        version=__import__("hearth").__version__,
+        lifespan=lifespan,
+        telemetry={"tracing": False, "metrics": False, "logs": False},
+    )
     install_error_handlers(app)
     app.add_middleware(RequestContextMiddleware, max_body_bytes=settings.max_request_bytes)
 

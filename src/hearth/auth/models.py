@@ -24,7 +24,9 @@ class ApiKey(TimestampMixin, Base):
     __tablename__ = "api_keys"
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
-    user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True, nullable=False)
+    user_id: Mapped[str] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), index=True, nullable=False
+    )
     name: Mapped[str] = mapped_column(String(128), nullable=False, default="")
     prefix: Mapped[str] = mapped_column(String(16), nullable=False)  # shown in listings, e.g. "hk-3f9a1c2b"
     key_hash: Mapped[str] = mapped_column(String(64), unique=True, nullable=False)

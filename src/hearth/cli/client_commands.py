@@ -16,8 +16,11 @@ from hearth.cli.main import app
 console = Console()
 
 URL_OPTION = typer.Option(None, "--url", help="Server URL (default HEARTH_URL or http://127.0.0.1:8080).")
-KEY_OPTION = typer.Option(None, "--api-key", help="API key (default HEARTH_API_KEY, else the first admin key "
-                          "saved in the data directory).")
+KEY_OPTION = typer.Option(
+    None,
+    "--api-key",
+    help="API key (default HEARTH_API_KEY, else the first admin key saved in the data directory).",
+)
 
 
 def _endpoint(url: str | None, api_key: str | None) -> tuple[str, dict[str, str]]:
@@ -54,8 +57,12 @@ def models(url: str | None = URL_OPTION, api_key: str | None = KEY_OPTION) -> No
         _fail(response)
     table = Table("alias", "kind", "deployments", "description")
     for card in response.json()["data"]:
-        table.add_row(card["id"], card.get("kind", ""), ", ".join(card.get("deployments", [])),
-                      card.get("description", ""))
+        table.add_row(
+            card["id"],
+            card.get("kind", ""),
+            ", ".join(card.get("deployments", [])),
+            card.get("description", ""),
+        )
     console.print(table)
 
 
@@ -71,12 +78,24 @@ def chat(
 ) -> None:
     """Send one message and stream the reply as it is generated."""
     base, headers = _endpoint(url, api_key)
-    messages = ([{"role": "system", "content": system}] if system else []) + [{"role": "user", "content": message}]
-    body = {"model": model, "messages": messages, "stream": True, "max_tokens": max_tokens,
-            "temperature": temperature}
+    messages = ([{"role": "system", "content": system}] if system else []) + [
+        {"role": "user", "content": message}
+    ]
+    body = {
+        "model": model,
+        "messages": messages,
+        "stream": True,
+        "max_tokens": max_tokens,
+        "temperature": temperature,
+    }
     try:
-        with httpx.stream("POST", f"{base}/v1/chat/completions", headers=headers, json=body,
-                          timeout=httpx.Timeout(10, read=300)) as response:
+        with httpx.stream(
+            "POST",
+            f"{base}/v1/chat/completions",
+            headers=headers,
+            json=body,
+            timeout=httpx.Timeout(10, read=300),
+        ) as response:
             if response.status_code != 200:
                 response.read()
                 _fail(response)

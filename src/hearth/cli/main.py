@@ -16,4 +16,3 @@ app.add_typer(users_app, name="users")
 app.add_typer(keys_app, name="keys")
 
 from hearth.cli import client_commands, serve  # noqa: E402,F401  (registers commands on `app`)
-

@@ -39,8 +39,11 @@ def serve(
 
     key = asyncio.run(first_admin())
     if key:
-        typer.secho("Created the first admin user 'admin'. Its API key (shown once, also saved to "
-                    f"{settings.data_dir / 'admin-key.txt'}):", fg="yellow")
+        typer.secho(
+            "Created the first admin user 'admin'. Its API key (shown once, also saved to "
+            f"{settings.data_dir / 'admin-key.txt'}):",
+            fg="yellow",
+        )
         typer.secho(f"  {key}", bold=True)
     uvicorn.run(
         "hearth.app:create_app",

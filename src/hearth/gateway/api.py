@@ -1,4 +1,4 @@
-"""OpenAI-compatible routes under /v1. Thin: parse and check the request, call the gateway, shape the reply."""
+"""OpenAI-compatible routes under /v1. Thin: check the request, call the gateway, shape the reply."""
 
 from __future__ import annotations
 
@@ -44,8 +44,9 @@ async def _parse(request: Request, model: type[M]) -> tuple[dict[str, Any], M]:
     except ValidationError as exc:
         first = exc.errors()[0]
         param = ".".join(str(p) for p in first["loc"]) or None
-        raise HearthError(422, f"{param}: {first['msg']}" if param else first["msg"], param=param,
-                          code="invalid_value") from None
+        raise HearthError(
+            422, f"{param}: {first['msg']}" if param else first["msg"], param=param, code="invalid_value"
+        ) from None
 
 
 def _gateway(request: Request) -> Gateway:
@@ -73,14 +74,22 @@ async def list_models(request: Request, _: Principal = Depends(require_principal
 async def get_model(model_id: str, request: Request, _: Principal = Depends(require_principal)) -> Response:
     alias = _gateway(request).aliases.get(model_id)
     if alias is None:
-        raise HearthError(404, f"The model '{model_id}' does not exist.", param="model", code="model_not_found")
+        raise HearthError(
+            404, f"The model '{model_id}' does not exist.", param="model", code="model_not_found"
+        )
     return _json(_model_card(alias))
 
 
 def _model_card(alias: Any) -> dict[str, Any]:
-    return {"id": alias.name, "object": "model", "created": 0, "owned_by": "hearth", "kind": alias.kind,
-            "description": alias.description,
-            "deployments": [d.key for group in alias.groups for d in group]}
+    return {
+        "id": alias.name,
+        "object": "model",
+        "created": 0,
+        "owned_by": "hearth",
+        "kind": alias.kind,
+        "description": alias.description,
+        "deployments": [d.key for group in alias.groups for d in group],
+    }
 
 
 @router.post("/chat/completions")
@@ -91,8 +100,11 @@ async def chat_completions(request: Request, principal: Principal = Depends(requ
     if not parsed.stream:
         return _json(await gateway.chat(body, caller))
     chunks = await gateway.chat_stream(body, caller)
-    return StreamingResponse(_sse(chunks), media_type="text/event-stream",
-                             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+    return StreamingResponse(
+        _sse(chunks),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    )
 
 
 async def _sse(chunks: AsyncIterator[dict[str, Any]]) -> AsyncIterator[bytes]:
@@ -111,8 +123,12 @@ async def embeddings(request: Request, principal: Principal = Depends(require_pr
     result = await _gateway(request).embed(parsed.model, texts, _caller(request, principal))
     vectors = result.vectors
     if parsed.dimensions is not None and vectors and parsed.dimensions != len(vectors[0]):
-        raise HearthError(400, f"'{parsed.model}' produces {len(vectors[0])}-dimensional vectors; "
-                          f"dimensions={parsed.dimensions} is not supported", param="dimensions")
+        raise HearthError(
+            400,
+            f"'{parsed.model}' produces {len(vectors[0])}-dimensional vectors; "
+            f"dimensions={parsed.dimensions} is not supported",
+            param="dimensions",
+        )
     data = []
     for i, vector in enumerate(vectors):
         if parsed.encoding_format == "base64":
@@ -139,5 +155,12 @@ async def rerank(request: Request, principal: Principal = Depends(require_princi
             row["document"] = {"text": texts[i]}
         results.append(row)
     usage = {"prompt_tokens": result.prompt_tokens, "total_tokens": result.prompt_tokens}
-    return _json({"id": f"rerank-{uuid.uuid4().hex}", "model": parsed.model, "results": results,
-                  "usage": usage, "created": int(time.time())})
+    return _json(
+        {
+            "id": f"rerank-{uuid.uuid4().hex}",
+            "model": parsed.model,
+            "results": results,
+            "usage": usage,
+            "created": int(time.time()),
+        }
+    )

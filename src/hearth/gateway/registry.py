@@ -9,7 +9,9 @@ from hearth.gateway.limiter import PriorityLimiter
 from hearth.gateway.router import Alias
 
 
-def build_backend(name: str, config: BackendConfig, built: dict[str, Backend], *, llm_threads: int) -> Backend:
+def build_backend(
+    name: str, config: BackendConfig, built: dict[str, Backend], *, llm_threads: int
+) -> Backend:
     # Embedded engines are imported only when configured, so a gateway of remote backends never loads
     # llama.cpp or onnxruntime.
     if config.type == "openai":
@@ -63,7 +65,9 @@ def build_aliases(models: ModelsConfig, backends: dict[str, Backend]) -> dict[st
             deployment = deployments.get(key)
             if deployment is None:
                 if backend.max_concurrency is not None:
-                    limiter = engine_limiters.setdefault(dep_cfg.backend, PriorityLimiter(backend.max_concurrency))
+                    limiter = engine_limiters.setdefault(
+                        dep_cfg.backend, PriorityLimiter(backend.max_concurrency)
+                    )
                 else:
                     limiter = PriorityLimiter(dep_cfg.max_concurrency)
                 label = dep_cfg.backend if dep_cfg.model is None else f"{dep_cfg.backend}/{dep_cfg.model}"

@@ -46,11 +46,19 @@ class Router:
     def get(self, name: str, kind: str) -> Alias:
         alias = self.aliases.get(name)
         if alias is None:
-            raise HearthError(404, f"The model '{name}' does not exist. Call GET /v1/models for the list.",
-                              param="model", code="model_not_found")
+            raise HearthError(
+                404,
+                f"The model '{name}' does not exist. Call GET /v1/models for the list.",
+                param="model",
+                code="model_not_found",
+            )
         if alias.kind != kind:
-            raise HearthError(400, f"The model '{name}' is a {alias.kind} model, not a {kind} model.",
-                              param="model", code="wrong_model_kind")
+            raise HearthError(
+                400,
+                f"The model '{name}' is a {alias.kind} model, not a {kind} model.",
+                param="model",
+                code="wrong_model_kind",
+            )
         return alias
 
     def _plan(self, alias: Alias) -> list[Deployment]:
@@ -121,8 +129,15 @@ class Router:
                     return Routed(result, deployment, release)
 
                 errors.append(f"{deployment.key}: {error}")
-                log.warning("deployment failed", extra={"alias": alias.name, "deployment": deployment.key,
-                                                        "attempt": attempt + 1, "error": error})
+                log.warning(
+                    "deployment failed",
+                    extra={
+                        "alias": alias.name,
+                        "deployment": deployment.key,
+                        "attempt": attempt + 1,
+                        "error": error,
+                    },
+                )
                 if deployment.record_failure(error):
                     metrics.COOLDOWNS.labels(deployment.key).inc()
                     metrics.ATTEMPTS.labels(deployment.key, "error").inc()

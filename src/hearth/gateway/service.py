@@ -70,17 +70,28 @@ class Gateway:
         started = time.perf_counter()
         try:
             routed = await self.router.execute(
-                alias, lambda d: d.backend.chat(body, d.model), priority=caller.priority  # type: ignore[attr-defined]
+                alias,
+                lambda d: d.backend.chat(body, d.model),
+                priority=caller.priority,  # type: ignore[attr-defined]
             )
         except (HearthError, BackendError) as exc:
             raise self._failed(alias, caller, exc, started) from None
         response = routed.result
         usage = response.get("usage") or {}
-        self._completed(alias, routed.deployment, caller, started, None,
-                        int(usage.get("prompt_tokens") or 0), int(usage.get("completion_tokens") or 0))
+        self._completed(
+            alias,
+            routed.deployment,
+            caller,
+            started,
+            None,
+            int(usage.get("prompt_tokens") or 0),
+            int(usage.get("completion_tokens") or 0),
+        )
         return response
 
-    async def chat_stream(self, body: dict[str, Any], caller: Caller = SYSTEM) -> AsyncIterator[dict[str, Any]]:
+    async def chat_stream(
+        self, body: dict[str, Any], caller: Caller = SYSTEM
+    ) -> AsyncIterator[dict[str, Any]]:
         """Open a streamed chat completion. Routing (retries, fallback) happens before this returns, so a
         deployment failing before its first chunk is replaced by the next one; chunks then pass through as
         they arrive. Closing the returned iterator stops generation and frees the slot."""
@@ -133,14 +144,22 @@ class Gateway:
         except BackendError as exc:
             # Chunks already reached the client, so there is no fallback now: end the stream with an error.
             deployment.record_failure(exc.message)
-            yield {"error": {"message": exc.message, "type": "upstream_error", "param": None,
-                             "code": "upstream_stream_error"}}
+            yield {
+                "error": {
+                    "message": exc.message,
+                    "type": "upstream_error",
+                    "param": None,
+                    "code": "upstream_stream_error",
+                }
+            }
         finally:
             release()
             with anyio.CancelScope(shield=True):
                 await stream.aclose()
             status = 200 if completed else 499  # 499: the client closed the request (nginx's convention)
-            self._completed(alias, deployment, caller, started, ttft, prompt_tokens, completion_tokens, status)
+            self._completed(
+                alias, deployment, caller, started, ttft, prompt_tokens, completion_tokens, status
+            )
 
     # -- embeddings and rerank --------------------------------------------------------------------------
 
@@ -150,21 +169,25 @@ class Gateway:
         started = time.perf_counter()
         try:
             routed = await self.router.execute(
-                alias, lambda d: d.backend.embed(texts, d.model), priority=caller.priority  # type: ignore[attr-defined]
+                alias,
+                lambda d: d.backend.embed(texts, d.model),
+                priority=caller.priority,  # type: ignore[attr-defined]
             )
         except (HearthError, BackendError) as exc:
             raise self._failed(alias, caller, exc, started) from None
         self._completed(alias, routed.deployment, caller, started, None, routed.result.prompt_tokens, 0)
         return routed.result
 
-    async def rerank(self, alias_name: str, query: str, documents: list[str],
-                     caller: Caller = SYSTEM) -> RerankResult:
+    async def rerank(
+        self, alias_name: str, query: str, documents: list[str], caller: Caller = SYSTEM
+    ) -> RerankResult:
         """Relevance scores of `documents` for `query`, in input order."""
         alias = self.router.get(alias_name, "rerank")
         started = time.perf_counter()
         try:
             routed = await self.router.execute(
-                alias, lambda d: d.backend.rerank(query, documents, d.model),  # type: ignore[attr-defined]
+                alias,
+                lambda d: d.backend.rerank(query, documents, d.model),  # type: ignore[attr-defined]
                 priority=caller.priority,
             )
         except (HearthError, BackendError) as exc:
@@ -174,8 +197,17 @@ class Gateway:
 
     # -- accounting -------------------------------------------------------------------------------------
 
-    def _completed(self, alias: Alias, deployment: Deployment, caller: Caller, started: float,
-                   ttft: float | None, prompt_tokens: int, completion_tokens: int, status: int = 200) -> None:
+    def _completed(
+        self,
+        alias: Alias,
+        deployment: Deployment,
+        caller: Caller,
+        started: float,
+        ttft: float | None,
+        prompt_tokens: int,
+        completion_tokens: int,
+        status: int = 200,
+    ) -> None:
         elapsed = time.perf_counter() - started
         metrics.REQUESTS.labels(alias.name, deployment.key, str(status)).inc()
         metrics.LATENCY.labels(alias.name, deployment.key).observe(elapsed)
@@ -188,14 +220,23 @@ class Gateway:
         if caller.on_tokens is not None:
             caller.on_tokens(prompt_tokens + completion_tokens)
         if self.events:
-            self.events.emit(InferenceCompleted(
-                alias=alias.name, deployment=deployment.key, request_id=caller.request_id, user_id=caller.user_id,
-                status=status, latency_ms=round(elapsed * 1000, 3),
-                ttft_ms=round(ttft * 1000, 3) if ttft is not None else None,
-                prompt_tokens=prompt_tokens, completion_tokens=completion_tokens,
-            ))
+            self.events.emit(
+                InferenceCompleted(
+                    alias=alias.name,
+                    deployment=deployment.key,
+                    request_id=caller.request_id,
+                    user_id=caller.user_id,
+                    status=status,
+                    latency_ms=round(elapsed * 1000, 3),
+                    ttft_ms=round(ttft * 1000, 3) if ttft is not None else None,
+                    prompt_tokens=prompt_tokens,
+                    completion_tokens=completion_tokens,
+                )
+            )
 
-    def _failed(self, alias: Alias, caller: Caller, exc: HearthError | BackendError, started: float) -> HearthError:
+    def _failed(
+        self, alias: Alias, caller: Caller, exc: HearthError | BackendError, started: float
+    ) -> HearthError:
         if isinstance(exc, BackendError):
             # A non-retryable upstream answer (the request itself is wrong): relay it as the client's error.
             error = HearthError(exc.status, exc.message, code=_code(exc))
@@ -204,14 +245,25 @@ class Gateway:
         metrics.REQUESTS.labels(alias.name, "none", str(error.status)).inc()
         metrics.LATENCY.labels(alias.name, "none").observe(time.perf_counter() - started)
         if self.events:
-            self.events.emit(InferenceFailed(alias=alias.name, request_id=caller.request_id, user_id=caller.user_id,
-                                             status=error.status, error=error.message))
+            self.events.emit(
+                InferenceFailed(
+                    alias=alias.name,
+                    request_id=caller.request_id,
+                    user_id=caller.user_id,
+                    status=error.status,
+                    error=error.message,
+                )
+            )
         return error
 
     def slot_usage(self) -> dict[str, tuple[int, int]]:
         """(queued, running) per deployment."""
-        return {d.key: (d.limiter.queued, d.limiter.in_flight)
-                for alias in self.aliases.values() for group in alias.groups for d in group}
+        return {
+            d.key: (d.limiter.queued, d.limiter.in_flight)
+            for alias in self.aliases.values()
+            for group in alias.groups
+            for d in group
+        }
 
 
 def _code(exc: BackendError) -> str:

@@ -52,7 +52,10 @@ class HearthError(Exception):
 
     def response(self) -> Response:
         return Response(
-            orjson.dumps(self.body()), status_code=self.status, media_type="application/json", headers=self.headers
+            orjson.dumps(self.body()),
+            status_code=self.status,
+            media_type="application/json",
+            headers=self.headers,
         )
 
 

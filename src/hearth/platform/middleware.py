@@ -86,8 +86,9 @@ def _too_large(limit: int) -> HearthError:
 
 async def _send_error(send: Send, error: HearthError, header: tuple[bytes, bytes]) -> None:
     response = error.response()
-    await send({"type": "http.response.start", "status": error.status,
-                "headers": [*response.raw_headers, header]})
+    await send(
+        {"type": "http.response.start", "status": error.status, "headers": [*response.raw_headers, header]}
+    )
     await send({"type": "http.response.body", "body": response.body})
 
 
@@ -95,6 +96,10 @@ def _log(scope: Scope, status: int, started: float) -> None:
     if access_log.isEnabledFor(logging.INFO):
         access_log.info(
             "request",
-            extra={"method": scope.get("method"), "path": scope.get("path"), "status": status,
-                   "ms": round((time.perf_counter() - started) * 1000, 3)},
+            extra={
+                "method": scope.get("method"),
+                "path": scope.get("path"),
+                "status": status,
+                "ms": round((time.perf_counter() - started) * 1000, 3),
+            },
         )

@@ -295,7 +295,7 @@ class LlamaCppBackend:
     # -- generation
 
     async def _generate(self, body: dict[str, Any], job_box: list[_Job]) -> AsyncIterator[str]:
-        """"" once the model starts on this request, then each piece of text as it is produced."""
+        """ "" once the model starts on this request, then each piece of text as it is produced."""
         self._require_model()
         job = await asyncio.to_thread(self._plan, body)
         job_box.append(job)

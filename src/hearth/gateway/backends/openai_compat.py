@@ -72,10 +72,13 @@ class OpenAICompatBackend:
     async def chat_stream(self, body: dict[str, Any], model: str | None) -> AsyncIterator[dict[str, Any]]:
         # Always ask for usage so Hearth can count tokens; strip that chunk if the client didn't ask.
         wants_usage = bool((body.get("stream_options") or {}).get("include_usage"))
-        payload = dict(body, model=model or body["model"], stream=True,
-                       stream_options={"include_usage": True})
+        payload = dict(
+            body, model=model or body["model"], stream=True, stream_options={"include_usage": True}
+        )
         try:
-            response = await self.session.post(self.base_url + "/chat/completions", data=orjson.dumps(payload))
+            response = await self.session.post(
+                self.base_url + "/chat/completions", data=orjson.dumps(payload)
+            )
         except aiohttp.ClientError as exc:
             raise BackendError(f"cannot reach {self.base_url}: {type(exc).__name__}") from exc
         try:
@@ -109,7 +112,9 @@ class OpenAICompatBackend:
         if len(vectors) != len(texts):
             raise BackendError(f"{self.base_url}/embeddings returned {len(vectors)} vectors for {len(texts)}")
         usage = data.get("usage") or {}
-        return EmbeddingResult(vectors, int(usage.get("prompt_tokens") or 0), data.get("model") or model or "")
+        return EmbeddingResult(
+            vectors, int(usage.get("prompt_tokens") or 0), data.get("model") or model or ""
+        )
 
     async def rerank(self, query: str, documents: list[str], model: str | None) -> RerankResult:
         data = await self._post("/rerank", {"model": model, "query": query, "documents": documents})
