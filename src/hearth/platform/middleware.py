@@ -3,10 +3,15 @@ every request and response, one JSON access-log line, and a cap on request body 
 
 from __future__ import annotations
 
+import asyncio
+import atexit
 import logging
 import os
+import sys
 import time
+from datetime import UTC, datetime
 
+import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from hearth.platform.errors import HearthError
@@ -92,14 +97,52 @@ async def _send_error(send: Send, error: HearthError, header: tuple[bytes, bytes
     await send({"type": "http.response.body", "body": response.body})
 
 
+class _AccessLogBuffer:
+    """Access-log lines in the same JSON shape as every other log line, written in batches: going through
+    `logging` for each request cost about a fifth of the gateway's CPU when profiled. Lines reach stderr
+    within 0.2 s, and at exit."""
+
+    def __init__(self) -> None:
+        self.lines: list[bytes] = []
+        atexit.register(self.flush)
+
+    def add(self, line: bytes) -> None:
+        if not self.lines:
+            try:
+                asyncio.get_running_loop().call_later(0.2, self.flush)
+            except RuntimeError:  # no loop: write at once
+                self.lines.append(line)
+                self.flush()
+                return
+        self.lines.append(line)
+        if len(self.lines) >= 512:
+            self.flush()
+
+    def flush(self) -> None:
+        if self.lines:
+            data, self.lines = b"".join(self.lines), []
+            try:
+                sys.stderr.flush()
+                os.write(sys.stderr.fileno(), data)
+            except (OSError, ValueError):
+                pass
+
+
+_buffer = _AccessLogBuffer()
+
+
 def _log(scope: Scope, status: int, started: float) -> None:
-    if access_log.isEnabledFor(logging.INFO):
-        access_log.info(
-            "request",
-            extra={
-                "method": scope.get("method"),
-                "path": scope.get("path"),
-                "status": status,
-                "ms": round((time.perf_counter() - started) * 1000, 3),
-            },
-        )
+    if not access_log.isEnabledFor(logging.INFO):
+        return
+    entry = {
+        "ts": datetime.now(UTC).isoformat(timespec="milliseconds"),
+        "level": "info",
+        "logger": "hearth.access",
+        "msg": "request",
+        "request_id": request_id_var.get(),
+        "method": scope.get("method"),
+        "path": scope.get("path"),
+        "status": status,
+        "ms": round((time.perf_counter() - started) * 1000, 3),
+    }
+    _buffer.add(orjson.dumps(entry) + b"\n")

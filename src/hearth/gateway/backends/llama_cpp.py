@@ -295,7 +295,7 @@ class LlamaCppBackend:
     # -- generation
 
     async def _generate(self, body: dict[str, Any], job_box: list[_Job]) -> AsyncIterator[str]:
-        """ "" once the model starts on this request, then each piece of text as it is produced."""
+        """An empty string once the model starts on this request, then each piece of text as produced."""
         self._require_model()
         job = await asyncio.to_thread(self._plan, body)
         job_box.append(job)
@@ -321,7 +321,8 @@ class LlamaCppBackend:
         finally:
             job.cancelled.set()
             # Wait for the worker to let go of the model, so that when aclose() returns the next request
-            # can start; shielded so a second cancellation cannot leave the worker unaccounted for.
+            # can start. Shielded: if this wait is cancelled too, the worker still stops at its next token
+            # and the model lock keeps other requests out until it has.
             await asyncio.shield(worker)
 
     def _plan(self, body: dict[str, Any]) -> _Job:
