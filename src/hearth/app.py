@@ -17,7 +17,7 @@ from hearth.gateway.service import Gateway
 from hearth.platform.db import Database
 from hearth.platform.errors import install_error_handlers
 from hearth.platform.logging import configure_logging
-from hearth.platform.middleware import RequestContextMiddleware
+from hearth.platform.middleware import RequestContextMiddleware, flush_access_log
 from hearth.platform.migrate import upgrade
 
 log = logging.getLogger("hearth")
@@ -53,6 +53,7 @@ async def build_platform(settings: Settings) -> Platform:
 async def close_platform(platform: Platform) -> None:
     await platform.gateway.close()
     await platform.auth.drain()
+    flush_access_log()
     await platform.bus.stop()
     await platform.db.close()
 

@@ -129,6 +129,7 @@ class _AccessLogBuffer:
 
 
 _buffer = _AccessLogBuffer()
+flush_access_log = _buffer.flush
 
 
 def _log(scope: Scope, status: int, started: float) -> None:
