@@ -123,6 +123,10 @@ class FakeOpenAI:
 
         async def shutdown() -> None:
             self._server.close()  # type: ignore[union-attr]
+            pending = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+            for task in pending:
+                task.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
             self.loop.stop()  # type: ignore[union-attr]
 
         asyncio.run_coroutine_threadsafe(shutdown(), self.loop)

@@ -8,6 +8,7 @@ import uuid
 from collections.abc import AsyncIterator
 from typing import Any, TypeVar
 
+import anyio
 import numpy as np
 import orjson
 from fastapi import APIRouter, Depends, Request
@@ -18,6 +19,7 @@ from hearth.auth.deps import require_principal
 from hearth.auth.principal import Principal
 from hearth.gateway.schemas import ChatCompletionRequest, EmbeddingRequest, RerankRequest
 from hearth.gateway.service import Caller, Gateway
+from hearth.gateway.stream import ChatStream
 from hearth.platform.errors import HearthError
 from hearth.platform.logging import request_id_var
 
@@ -99,21 +101,33 @@ async def chat_completions(request: Request, principal: Principal = Depends(requ
     gateway = _gateway(request)
     if not parsed.stream:
         return _json(await gateway.chat(body, caller))
-    chunks = await gateway.chat_stream(body, caller)
-    return StreamingResponse(
-        _sse(chunks),
-        media_type="text/event-stream",
-        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
-    )
+    return SSEResponse(await gateway.chat_stream(body, caller))
+
+
+class SSEResponse(StreamingResponse):
+    """Server-sent events from a chat stream. The stream is closed however the response ends, even when
+    the client hangs up before the first chunk is read, so its deployment slot is never leaked."""
+
+    def __init__(self, stream: ChatStream) -> None:
+        self.stream = stream
+        super().__init__(
+            _sse(stream),
+            media_type="text/event-stream",
+            headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+        )
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            with anyio.CancelScope(shield=True):
+                await self.stream.aclose()
 
 
 async def _sse(chunks: AsyncIterator[dict[str, Any]]) -> AsyncIterator[bytes]:
-    try:
-        async for chunk in chunks:
-            yield b"data: " + orjson.dumps(chunk) + b"\n\n"
-        yield b"data: [DONE]\n\n"
-    finally:
-        await chunks.aclose()  # type: ignore[attr-defined]
+    async for chunk in chunks:
+        yield b"data: " + orjson.dumps(chunk) + b"\n\n"
+    yield b"data: [DONE]\n\n"
 
 
 @router.post("/embeddings")

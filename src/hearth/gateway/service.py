@@ -11,8 +11,6 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
 
-import anyio
-
 from hearth.config import ModelsConfig
 from hearth.events.schemas import InferenceCompleted, InferenceFailed
 from hearth.gateway.backends.base import Backend, BackendError, EmbeddingResult, RerankResult
@@ -20,6 +18,7 @@ from hearth.gateway.deployment import Deployment
 from hearth.gateway.events import EventBatcher
 from hearth.gateway.registry import build_aliases, build_backends
 from hearth.gateway.router import Alias, Router
+from hearth.gateway.stream import ChatStream
 from hearth.platform import metrics
 from hearth.platform.errors import HearthError
 
@@ -89,12 +88,10 @@ class Gateway:
         )
         return response
 
-    async def chat_stream(
-        self, body: dict[str, Any], caller: Caller = SYSTEM
-    ) -> AsyncIterator[dict[str, Any]]:
+    async def chat_stream(self, body: dict[str, Any], caller: Caller = SYSTEM) -> ChatStream:
         """Open a streamed chat completion. Routing (retries, fallback) happens before this returns, so a
         deployment failing before its first chunk is replaced by the next one; chunks then pass through as
-        they arrive. Closing the returned iterator stops generation and frees the slot."""
+        they arrive. Closing the returned stream (read or not) stops generation and frees the slot."""
         alias = self.router.get(body["model"], "chat")
         started = time.perf_counter()
 
@@ -113,53 +110,14 @@ class Gateway:
         except (HearthError, BackendError) as exc:
             raise self._failed(alias, caller, exc, started) from None
         stream, first = routed.result
-        return self._relay(alias, routed.deployment, routed.release, stream, first, caller, started)
+        deployment = routed.deployment
 
-    async def _relay(
-        self,
-        alias: Alias,
-        deployment: Deployment,
-        release: Callable[[], None],
-        stream: AsyncIterator[dict[str, Any]],
-        first: dict[str, Any] | None,
-        caller: Caller,
-        started: float,
-    ) -> AsyncIterator[dict[str, Any]]:
-        ttft: float | None = None
-        prompt_tokens = completion_tokens = 0
-        completed = False
-        try:
-            chunk = first
-            while chunk is not None:
-                usage = chunk.get("usage")
-                if usage:
-                    prompt_tokens = int(usage.get("prompt_tokens") or 0)
-                    completion_tokens = int(usage.get("completion_tokens") or 0)
-                if ttft is None and chunk.get("choices"):
-                    ttft = time.perf_counter() - started
-                if not chunk.pop("_usage_only", False):
-                    yield chunk
-                chunk = await anext(stream, None)
-            completed = True
-        except BackendError as exc:
-            # Chunks already reached the client, so there is no fallback now: end the stream with an error.
-            deployment.record_failure(exc.message)
-            yield {
-                "error": {
-                    "message": exc.message,
-                    "type": "upstream_error",
-                    "param": None,
-                    "code": "upstream_stream_error",
-                }
-            }
-        finally:
-            release()
-            with anyio.CancelScope(shield=True):
-                await stream.aclose()
-            status = 200 if completed else 499  # 499: the client closed the request (nginx's convention)
+        def finish(status: int, ttft: float | None, prompt_tokens: int, completion_tokens: int) -> None:
             self._completed(
                 alias, deployment, caller, started, ttft, prompt_tokens, completion_tokens, status
             )
+
+        return ChatStream(deployment, routed.release, stream, first, started, finish)
 
     # -- embeddings and rerank --------------------------------------------------------------------------
 

@@ -1,0 +1,89 @@
+"""A routed chat stream: relays chunks, and frees its deployment slot exactly once however it ends —
+finished, failed, abandoned by the client midway, or dropped before the first chunk was ever read."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import anyio
+
+from hearth.gateway.backends.base import BackendError
+from hearth.gateway.deployment import Deployment
+
+# (status, ttft seconds or None, prompt tokens, completion tokens) → accounting
+Finish = Callable[[int, float | None, int, int], None]
+
+
+class ChatStream:
+    def __init__(
+        self,
+        deployment: Deployment,
+        release: Callable[[], None],
+        upstream: AsyncIterator[dict[str, Any]],
+        first: dict[str, Any] | None,
+        started: float,
+        on_finish: Finish,
+    ) -> None:
+        self.deployment = deployment
+        self._release = release
+        self._upstream = upstream
+        self._first = first
+        self._started = started
+        self._on_finish = on_finish
+        self._ttft: float | None = None
+        self._tokens = (0, 0)
+        self._completed = False
+        self._finished = False
+        self._chunks = self._relay()
+
+    def __aiter__(self) -> ChatStream:
+        return self
+
+    async def __anext__(self) -> dict[str, Any]:
+        return await anext(self._chunks)
+
+    async def aclose(self) -> None:
+        await self._chunks.aclose()
+        await self._finish()  # the relay may never have started: free the slot here too
+
+    async def _relay(self) -> AsyncIterator[dict[str, Any]]:
+        try:
+            chunk = self._first
+            while chunk is not None:
+                usage = chunk.get("usage")
+                if usage:
+                    self._tokens = (
+                        int(usage.get("prompt_tokens") or 0),
+                        int(usage.get("completion_tokens") or 0),
+                    )
+                if self._ttft is None and chunk.get("choices"):
+                    self._ttft = time.perf_counter() - self._started
+                if not chunk.pop("_usage_only", False):
+                    yield chunk
+                chunk = await anext(self._upstream, None)
+            self._completed = True
+        except BackendError as exc:
+            # Chunks already reached the client, so there is no fallback now: end the stream with an error.
+            self.deployment.record_failure(exc.message)
+            yield {
+                "error": {
+                    "message": exc.message,
+                    "type": "upstream_error",
+                    "param": None,
+                    "code": "upstream_stream_error",
+                }
+            }
+        finally:
+            await self._finish()
+
+    async def _finish(self) -> None:
+        if self._finished:
+            return
+        self._finished = True
+        self._release()
+        with anyio.CancelScope(shield=True):
+            await self._upstream.aclose()  # stops generation (embedded) or drops the connection (remote)
+        status = 200 if self._completed else 499  # 499: the client closed the request (nginx's convention)
+        self._on_finish(status, self._ttft, *self._tokens)

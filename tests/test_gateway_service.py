@@ -1,0 +1,79 @@
+"""The Gateway object as the other contexts use it in-process (no HTTP in front), over a real upstream."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from hearth.config import ModelsConfig
+from hearth.gateway.service import Caller, Gateway
+from hearth.platform.errors import HearthError
+from tests.fake_openai import FakeOpenAI
+from tests.harness import remote_config
+
+BODY = {"model": "chat", "messages": [{"role": "user", "content": "hi"}], "stream": True}
+
+
+@pytest.fixture
+async def setup():
+    upstream = FakeOpenAI().start()
+    upstream.behaviour.stream_chunks = 50
+    upstream.behaviour.chunk_delay = 0.02
+    config = remote_config((upstream.url, {}), max_concurrency=1)
+    config.pop("include_defaults")
+    gateway = Gateway(ModelsConfig.model_validate(config))
+    await gateway.start()
+    yield gateway, upstream
+    await gateway.close()
+    upstream.stop()
+
+
+def slots(gateway: Gateway) -> tuple[int, int]:
+    ((queued, running),) = gateway.slot_usage().values()
+    return queued, running
+
+
+async def test_a_stream_dropped_before_its_first_read_frees_its_slot(setup):
+    gateway, upstream = setup
+    stream = await gateway.chat_stream(BODY)
+    assert slots(gateway) == (0, 1)
+    await stream.aclose()  # e.g. the client hung up before the response started
+    assert slots(gateway) == (0, 0)
+    for _ in range(50):
+        if upstream.stats.active_streams == 0:
+            break
+        await asyncio.sleep(0.02)
+    assert upstream.stats.active_streams == 0 and upstream.stats.completed_streams == 0
+
+
+async def test_a_finished_stream_frees_its_slot_and_counts_tokens(setup):
+    gateway, upstream = setup
+    upstream.behaviour.chunk_delay = 0
+    charged: list[int] = []
+    stream = await gateway.chat_stream(BODY, Caller(user_id="u", on_tokens=charged.append))
+    text = "".join([c["choices"][0]["delta"].get("content") or "" async for c in stream if c["choices"]])
+    assert text.startswith("tok0 tok1 ") and slots(gateway) == (0, 0)
+    assert charged == [7 + 50]  # usage the upstream reported, though the caller did not ask for it
+
+
+async def test_a_second_stream_waits_for_the_first(setup):
+    gateway, _ = setup
+    first = await gateway.chat_stream(BODY)
+    second = asyncio.create_task(gateway.chat_stream(BODY))
+    await asyncio.sleep(0.1)
+    assert not second.done() and slots(gateway) == (1, 1)
+    await first.aclose()
+    stream = await asyncio.wait_for(second, 5)
+    await stream.aclose()
+    assert slots(gateway) == (0, 0)
+
+
+async def test_unknown_alias_and_wrong_kind(setup):
+    gateway, _ = setup
+    with pytest.raises(HearthError) as err:
+        await gateway.embed("chat", ["x"])
+    assert err.value.status == 400
+    with pytest.raises(HearthError) as err:
+        await gateway.chat({**BODY, "model": "nope", "stream": False})
+    assert err.value.status == 404
