@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
 
+import nats
 import psycopg
 import pytest
 
@@ -54,3 +56,21 @@ async def database(database_url: str) -> AsyncIterator[Database]:
         yield db
     finally:
         await db.close()
+
+
+@pytest.fixture
+async def prefix() -> AsyncIterator[str]:
+    """An isolated subject/stream prefix; every stream created under it is deleted afterwards."""
+    name = f"t{uuid.uuid4().hex[:10]}"
+    nc = await nats.connect(NATS_URL, allow_reconnect=False, connect_timeout=2)  # fails if NATS is down
+    try:
+        yield name
+    finally:
+        js = nc.jetstream()
+        # Twice, in case a request the bus sent just before stopping created a stream after the first pass.
+        for _ in range(2):
+            for info in await js.streams_info():
+                if info.config.name and info.config.name.startswith(f"{name.upper()}_"):
+                    await js.delete_stream(info.config.name)
+            await asyncio.sleep(0.05)
+        await nc.close()

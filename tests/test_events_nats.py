@@ -7,12 +7,10 @@ import contextlib
 import logging
 import os
 import socket
-import uuid
 from collections.abc import AsyncIterator, Callable
 from typing import ClassVar
 from urllib.parse import urlparse
 
-import nats
 import pytest
 from sqlalchemy import select, text
 
@@ -52,24 +50,6 @@ async def wait_for(cond: Callable[[], bool], within: float = 10.0) -> None:
 async def statuses(db: Database) -> list[str]:
     async with db.transaction() as s:
         return list(await s.scalars(select(OutboxEvent.status).order_by(OutboxEvent.seq)))
-
-
-@pytest.fixture
-async def prefix() -> AsyncIterator[str]:
-    """An isolated subject/stream prefix; every stream created under it is deleted afterwards."""
-    name = f"t{uuid.uuid4().hex[:10]}"
-    nc = await nats.connect(NATS_URL, allow_reconnect=False, connect_timeout=2)  # fails if NATS is down
-    try:
-        yield name
-    finally:
-        js = nc.jetstream()
-        # Twice, in case a request the bus sent just before stopping created a stream after the first pass.
-        for _ in range(2):
-            for info in await js.streams_info():
-                if info.config.name and info.config.name.startswith(f"{name.upper()}_"):
-                    await js.delete_stream(info.config.name)
-            await asyncio.sleep(0.05)
-        await nc.close()
 
 
 @pytest.fixture

@@ -39,7 +39,7 @@ async def build_platform(settings: Settings) -> Platform:
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     upgrade(settings.resolved_database_url)
     db = Database(settings.resolved_database_url)
-    bus = EventBus(db, nats_url=settings.nats_url)
+    bus = EventBus(db, nats_url=settings.nats_url, prefix=settings.nats_prefix)
     auth = AuthService(db, cache_seconds=settings.auth_cache_seconds)
     ratelimits = RateLimiter(default_rpm=settings.default_rpm, default_tpm=settings.default_tpm)
     gateway = Gateway(

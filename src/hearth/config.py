@@ -131,6 +131,7 @@ class Settings(BaseSettings):
     config_file: Path | None = None  # default: ./hearth.yaml when it exists
     database_url: str | None = None  # default: SQLite in data_dir
     nats_url: str | None = None
+    nats_prefix: str = "hearth"  # subjects hearth.<context>.<Type>, streams HEARTH_<CONTEXT>
     host: str = "127.0.0.1"
     port: int = 8080
     log_level: str = "INFO"
