@@ -7,9 +7,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from hearth.config import ModelsConfig
 from hearth.events.schemas import InferenceCompleted, InferenceFailed
@@ -17,12 +17,13 @@ from hearth.gateway.backends.base import Backend, BackendError, EmbeddingResult,
 from hearth.gateway.deployment import Deployment
 from hearth.gateway.events import EventBatcher
 from hearth.gateway.registry import build_aliases, build_backends
-from hearth.gateway.router import Alias, Router
+from hearth.gateway.router import Alias, Routed, Router
 from hearth.gateway.stream import ChatStream
 from hearth.platform import metrics
 from hearth.platform.errors import HearthError
 
 log = logging.getLogger("hearth.gateway")
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,14 +68,7 @@ class Gateway:
         """A whole chat completion for `body["model"]` (an alias)."""
         alias = self.router.get(body["model"], "chat")
         started = time.perf_counter()
-        try:
-            routed = await self.router.execute(
-                alias,
-                lambda d: d.backend.chat(body, d.model),
-                priority=caller.priority,  # type: ignore[attr-defined]
-            )
-        except (HearthError, BackendError) as exc:
-            raise self._failed(alias, caller, exc, started) from None
+        routed = await self._route(alias, lambda d: d.backend.chat(body, d.model), caller, started)
         response = routed.result
         usage = response.get("usage") or {}
         self._completed(
@@ -105,10 +99,7 @@ class Gateway:
                 await stream.aclose()
                 raise
 
-        try:
-            routed = await self.router.execute(alias, open_stream, priority=caller.priority, hold=True)
-        except (HearthError, BackendError) as exc:
-            raise self._failed(alias, caller, exc, started) from None
+        routed = await self._route(alias, open_stream, caller, started, hold=True)
         stream, first = routed.result
         deployment = routed.deployment
 
@@ -125,14 +116,7 @@ class Gateway:
         """Vectors for `texts`, in order."""
         alias = self.router.get(alias_name, "embedding")
         started = time.perf_counter()
-        try:
-            routed = await self.router.execute(
-                alias,
-                lambda d: d.backend.embed(texts, d.model),
-                priority=caller.priority,  # type: ignore[attr-defined]
-            )
-        except (HearthError, BackendError) as exc:
-            raise self._failed(alias, caller, exc, started) from None
+        routed = await self._route(alias, lambda d: d.backend.embed(texts, d.model), caller, started)
         self._completed(alias, routed.deployment, caller, started, None, routed.result.prompt_tokens, 0)
         return routed.result
 
@@ -142,16 +126,25 @@ class Gateway:
         """Relevance scores of `documents` for `query`, in input order."""
         alias = self.router.get(alias_name, "rerank")
         started = time.perf_counter()
-        try:
-            routed = await self.router.execute(
-                alias,
-                lambda d: d.backend.rerank(query, documents, d.model),  # type: ignore[attr-defined]
-                priority=caller.priority,
-            )
-        except (HearthError, BackendError) as exc:
-            raise self._failed(alias, caller, exc, started) from None
+        routed = await self._route(
+            alias, lambda d: d.backend.rerank(query, documents, d.model), caller, started
+        )
         self._completed(alias, routed.deployment, caller, started, None, routed.result.prompt_tokens, 0)
         return routed.result
+
+    async def _route(
+        self,
+        alias: Alias,
+        call: Callable[[Deployment], Awaitable[T]],
+        caller: Caller,
+        started: float,
+        *,
+        hold: bool = False,
+    ) -> Routed[T]:
+        try:
+            return await self.router.execute(alias, call, priority=caller.priority, hold=hold)
+        except (HearthError, BackendError) as exc:
+            raise self._failed(alias, caller, exc, started) from None
 
     # -- accounting -------------------------------------------------------------------------------------
 
