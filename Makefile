@@ -1,6 +1,6 @@
 # Hearth: `make run` and `make test` do all the set-up on a fresh machine.
 SHELL := /bin/bash
-PYTHON ?= python3.11
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 # llama-cpp-python has no prebuilt wheel; building it takes minutes, so the wheel is kept outside the repo and
