@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 from fastapi import APIRouter, Depends, Request
 
 from hearth.auth.deps import require_admin, require_principal
@@ -42,7 +44,7 @@ async def create_key(body: KeyCreate, request: Request, _: Principal = Depends(r
         tpm_limit=body.tpm_limit,
     )
     info = KeyInfo.of(row, body.user)
-    return KeyCreated(**KeyOut.of(info).model_dump(exclude={"object"}), key=token)
+    return KeyCreated(**dataclasses.asdict(info), key=token)
 
 
 @router.get("/api/admin/keys", response_model=KeyList)

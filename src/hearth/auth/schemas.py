@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import datetime
 from typing import Annotated, Literal
 
@@ -78,19 +79,7 @@ class KeyOut(BaseModel):
 
     @classmethod
     def of(cls, key: KeyInfo) -> KeyOut:
-        return cls(
-            id=key.id,
-            user_id=key.user_id,
-            username=key.username,
-            name=key.name,
-            prefix=key.prefix,
-            priority=key.priority,
-            rpm_limit=key.rpm_limit,
-            tpm_limit=key.tpm_limit,
-            created_at=key.created_at,
-            revoked_at=key.revoked_at,
-            last_used_at=key.last_used_at,
-        )
+        return cls(**dataclasses.asdict(key))
 
 
 class KeyCreated(KeyOut):

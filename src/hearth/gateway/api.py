@@ -20,7 +20,7 @@ from hearth.auth.principal import Principal
 from hearth.gateway.schemas import ChatCompletionRequest, EmbeddingRequest, RerankRequest
 from hearth.gateway.service import Caller, Gateway
 from hearth.gateway.stream import ChatStream
-from hearth.platform.errors import HearthError
+from hearth.platform.errors import HearthError, invalid
 from hearth.platform.logging import request_id_var
 
 router = APIRouter(prefix="/v1", tags=["openai"])
@@ -44,11 +44,7 @@ async def _parse(request: Request, model: type[M]) -> tuple[dict[str, Any], M]:
     try:
         return data, model.model_validate(data)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        param = ".".join(str(p) for p in first["loc"]) or None
-        raise HearthError(
-            422, f"{param}: {first['msg']}" if param else first["msg"], param=param, code="invalid_value"
-        ) from None
+        raise invalid(exc.errors()) from None
 
 
 def _gateway(request: Request) -> Gateway:

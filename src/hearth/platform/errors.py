@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import orjson
@@ -67,12 +68,13 @@ def not_found(message: str, *, param: str | None = None, code: str = "not_found"
     return HearthError(404, message, param=param, code=code)
 
 
-def _validation_message(exc: RequestValidationError) -> tuple[str, str | None]:
-    first = exc.errors()[0] if exc.errors() else {}
+def invalid(errors: Sequence[Any]) -> HearthError:
+    """422 naming the first invalid field, from pydantic's (or FastAPI's) list of validation errors."""
+    first = errors[0] if errors else {}
     loc = [str(p) for p in first.get("loc", ()) if p != "body"]
     param = ".".join(loc) or None
     msg = first.get("msg", "invalid request")
-    return (f"{param}: {msg}" if param else msg), param
+    return HearthError(422, f"{param}: {msg}" if param else msg, param=param, code="invalid_value")
 
 
 def install_error_handlers(app: FastAPI) -> None:
@@ -85,8 +87,7 @@ def install_error_handlers(app: FastAPI) -> None:
         errors = exc.errors()
         if errors and errors[0].get("type") == "json_invalid":
             return HearthError(400, "request body is not valid JSON", code="invalid_json").response()
-        message, param = _validation_message(exc)
-        return HearthError(422, message, param=param, code="invalid_value").response()
+        return invalid(errors).response()
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_: Request, exc: StarletteHTTPException) -> Response:
