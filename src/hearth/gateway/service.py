@@ -13,7 +13,13 @@ from typing import Any, TypeVar
 
 from hearth.config import ModelsConfig
 from hearth.events.schemas import InferenceCompleted, InferenceFailed
-from hearth.gateway.backends.base import Backend, BackendError, EmbeddingResult, RerankResult
+from hearth.gateway.backends.base import (
+    Backend,
+    BackendError,
+    EmbeddingResult,
+    RequestTooLarge,
+    RerankResult,
+)
 from hearth.gateway.deployment import Deployment
 from hearth.gateway.events import EventBatcher
 from hearth.gateway.registry import build_aliases, build_backends
@@ -220,6 +226,4 @@ class Gateway:
 def _code(exc: BackendError) -> str:
     if exc.body and isinstance(exc.body.get("error"), dict) and exc.body["error"].get("code"):
         return str(exc.body["error"]["code"])
-    from hearth.gateway.backends.base import RequestTooLarge
-
     return "context_length_exceeded" if isinstance(exc, RequestTooLarge) else "upstream_rejected"
