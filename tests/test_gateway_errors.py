@@ -13,7 +13,9 @@ from tests.harness import remote_config, run_hearth
 def hearth(tmp_path_factory):
     upstream = FakeOpenAI().start()
     tmp = tmp_path_factory.mktemp("errors")
-    with run_hearth(tmp, remote_config((upstream.url, {})), max_request_bytes=1_000_000) as server:
+    with run_hearth(
+        tmp, remote_config((upstream.url, {})), max_request_bytes=1_000_000, max_upload_bytes=2_000_000
+    ) as server:
         yield server
     upstream.stop()
 
@@ -78,6 +80,16 @@ def test_unknown_model_lists_where_to_look(hearth):
 def test_too_large_body_is_413(hearth):
     big = {**GOOD, "messages": [{"role": "user", "content": "x" * 1_200_000}]}
     assert_error(post(hearth, big), 413, "request_too_large")
+
+
+def test_upload_routes_have_their_own_larger_cap(hearth):
+    url = f"{hearth.v1}/audio/transcriptions"
+    files = {"file": ("a.wav", b"\0" * 1_200_000, "audio/wav")}
+    over_json_cap = httpx.post(url, files=files, data={"model": "stt"}, headers=hearth.headers())
+    assert over_json_cap.status_code != 413
+    files = {"file": ("a.wav", b"\0" * 2_100_000, "audio/wav")}
+    error = assert_error(httpx.post(url, files=files, headers=hearth.headers()), 413, "request_too_large")
+    assert "2000000" in error["message"]
 
 
 def test_missing_malformed_and_unknown_keys_are_401(hearth):

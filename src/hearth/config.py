@@ -137,12 +137,17 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
     llm_threads: int = 1
     max_request_bytes: int = 8 * 1024 * 1024
+    # Cap for file uploads (documents, audio) on the routes listed in `upload_path_prefixes`.
+    max_upload_bytes: int = 100 * 1024 * 1024
+    upload_path_prefixes: tuple[str, ...] = ("/api/rag/", "/v1/audio/", "/api/voice")
     auth_cache_seconds: float = 2.0
     default_rpm: int | None = None  # per-key request limit when a key sets none
     default_tpm: int | None = None  # per-key token limit when a key sets none
     # Publish InferenceCompleted/InferenceFailed to the bus for every gateway request (a durable usage trail).
     # Off by default: two outbox writes per request cost ~10% of gateway throughput; /metrics counts the same.
     gateway_events: bool = False
+    # Retention sweeper period; 0 disables the background loop (tests call run_once with their own clock).
+    retention_sweep_seconds: float = 60.0
 
     @cached_property
     def resolved_database_url(self) -> str:

@@ -25,9 +25,23 @@ class BodyTooLarge(Exception):
 
 
 class RequestContextMiddleware:
-    def __init__(self, app: ASGIApp, *, max_body_bytes: int) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        max_body_bytes: int,
+        upload_limits: tuple[tuple[str, int], ...] = (),
+    ) -> None:
         self.app = app
         self.max_body_bytes = max_body_bytes
+        # (path prefix, cap) pairs for routes that take files (documents, audio): a larger cap than JSON APIs.
+        self.upload_limits = upload_limits
+
+    def _limit_for(self, path: str) -> int:
+        for prefix, limit in self.upload_limits:
+            if path.startswith(prefix):
+                return limit
+        return self.max_body_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -45,7 +59,7 @@ class RequestContextMiddleware:
         started = time.perf_counter()
         status = 500
         header = (b"x-request-id", request_id.encode())
-        limit = self.max_body_bytes
+        limit = self._limit_for(scope["path"])
 
         if content_length is not None and content_length.isdigit() and int(content_length) > limit:
             await _send_error(send, _too_large(limit), header)

@@ -1,0 +1,65 @@
+"""Retention: contexts register rules ("delete X older than N"), one sweeper enforces them all.
+
+The clock is injectable so tests can move time forward instead of waiting.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from hearth.platform.db import utcnow
+
+log = logging.getLogger("hearth.retention")
+
+
+@dataclass(frozen=True)
+class RetentionRule:
+    name: str  # e.g. "voice.audio", "chat.messages"
+    max_age: timedelta
+    sweep: Callable[[datetime], Awaitable[int]]  # deletes what is older than the cutoff; returns how many
+
+
+class RetentionSweeper:
+    def __init__(self, *, clock: Callable[[], datetime] = utcnow, interval_seconds: float = 60.0) -> None:
+        self.rules: list[RetentionRule] = []
+        self.clock = clock
+        self.interval_seconds = interval_seconds
+        self._task: asyncio.Task[None] | None = None
+
+    def register(self, rule: RetentionRule) -> None:
+        if any(r.name == rule.name for r in self.rules):
+            raise ValueError(f"retention rule {rule.name!r} is registered twice")
+        self.rules.append(rule)
+
+    async def run_once(self) -> dict[str, int]:
+        """Applies every rule once; returns how many items each deleted."""
+        now = self.clock()
+        deleted: dict[str, int] = {}
+        for rule in self.rules:
+            try:
+                deleted[rule.name] = await rule.sweep(now - rule.max_age)
+            except Exception:  # one failing rule must not stop the others
+                log.exception("retention rule failed", extra={"rule": rule.name})
+                deleted[rule.name] = 0
+        return deleted
+
+    def start(self) -> None:
+        if self._task is None and self.interval_seconds > 0:
+            self._task = asyncio.create_task(self._loop(), name="retention-sweeper")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    async def _loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.interval_seconds)
+            await self.run_once()
