@@ -54,6 +54,8 @@ def run_hearth(
     if config is not None:
         config_file = tmp_path / "hearth.yaml"
         config_file.write_text(yaml.safe_dump(config))
+    # Warming Whisper and piper costs ~7 s of CPU per server; only the voice tests ask for it.
+    settings.setdefault("voice_warmup", False)
     s = Settings(data_dir=data_dir, config_file=config_file, **settings)
     upgrade(s.resolved_database_url)
 

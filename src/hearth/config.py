@@ -26,7 +26,9 @@ class BackendConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    type: Literal["llama_cpp", "onnx_embedding", "embedding_rerank", "cross_encoder", "openai"]
+    type: Literal[
+        "llama_cpp", "onnx_embedding", "embedding_rerank", "cross_encoder", "openai", "whisper", "piper"
+    ]
     # llama_cpp
     model_path: str | None = None
     n_ctx: int = 4096
@@ -35,6 +37,10 @@ class BackendConfig(BaseModel):
     tokenizer_path: str | None = None
     max_length: int = 256
     batch_size: int = 32
+    # whisper (model_path: a CTranslate2 Whisper folder) / piper (model_path: a voice .onnx)
+    beam_size: int = 1
+    vad_filter: bool = True
+    command: str | None = None  # piper: the `piper` executable (default: the one next to Python)
     # embedding_rerank: the backend whose embeddings score the documents
     embedder: str | None = None
     # openai
@@ -79,7 +85,7 @@ class DeploymentConfig(BaseModel):
 class AliasConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    kind: Literal["chat", "embedding", "rerank"]
+    kind: Literal["chat", "embedding", "rerank", "transcription", "speech"]
     description: str = ""
     deployments: Annotated[list[DeploymentConfig], Field(min_length=1)]
 
@@ -148,6 +154,65 @@ class Settings(BaseSettings):
     gateway_events: bool = False
     # Retention sweeper period; 0 disables the background loop (tests call run_once with their own clock).
     retention_sweep_seconds: float = 60.0
+
+    # --- rag (issue 3): add RAG settings below this line ---
+    # Vector store: LanceDB in data_dir unless a Qdrant server (qdrant_url) or local-mode path is given.
+    qdrant_url: str | None = None
+    qdrant_path: Path | None = None
+    qdrant_api_key: str | None = None
+    # Chunk size and overlap in the embedder's word pieces: 180 + a title of <= 40 fits MiniLM's 256.
+    rag_chunk_tokens: int = Field(180, ge=16, le=8192)
+    rag_chunk_overlap: int = Field(30, ge=0)
+    rag_title_tokens: int = Field(40, ge=0)
+    rag_default_mode: Literal["dense", "sparse", "hybrid"] = "hybrid"
+    rag_fusion: Literal["rrf", "convex"] = "convex"  # chosen on Cranfield: see docs/rag.md
+    rag_sparse_weight: float = Field(0.4, ge=0, le=1)
+    rag_candidates: int = Field(100, ge=1)  # per retriever, before fusion
+    rag_embed_batch: int = Field(128, ge=1)
+    rag_worker_batch: int = Field(128, ge=1)  # documents per ingestion batch
+    rag_ann_threshold: int = Field(20_000, ge=1)  # rows before LanceDB builds an ANN index
+    rag_worker: bool = True  # run the ingestion worker in this process
+
+    # --- chat (issue 4): add chat/session/retention settings below this line ---
+    chat_default_model: str = "chat"  # the alias used when neither the request nor the user's preferences say
+    chat_title_model: str = "chat"  # the alias that writes conversation titles
+    chat_title_timeout: float = 30.0  # seconds; past it the deterministic fallback title stays
+    chat_max_tokens: int = 512  # reply length when a request does not say
+    chat_max_content_chars: int = 32_000  # longest user message accepted
+    chat_history_messages: int = 20  # earlier messages sent to the model with each turn…
+    chat_history_chars: int = 12_000  # …as long as they fit this many characters (the model's context)
+    chat_system_prompt: str | None = None  # prepended when no RAG system prompt is in use
+    chat_retention_days: float = 30.0  # chat messages older than this are deleted
+    session_max_age_days: float = 7.0  # sessions idle for longer than this expire
+    redis_url: str | None = None  # sessions live in Redis/Valkey when set, else in the SQL database
+    redis_prefix: str = "hearth"  # key prefix in Redis
+
+    # --- voice (issue 4): add speech/voice settings below this line ---
+    transcription_max_seconds: float = 1800.0  # longest upload /v1/audio/transcriptions accepts
+    voice_max_seconds: float = 120.0  # longest spoken turn /api/voice accepts
+    voice_stt_model: str = "stt"  # aliases the voice pipeline uses
+    voice_tts_model: str = "tts"
+    voice_chat_model: str = "chat"  # when neither the request nor the user's preferences name one
+    voice_max_reply_tokens: int = 160
+    voice_temperature: float = 0.3
+    voice_system_prompt: str = (
+        "You are Hearth, a friendly voice assistant. Answer in one to three short spoken sentences."
+    )
+    voice_audio_retention_hours: float = 1.0
+    voice_text_retention_days: float = 30.0
+    # Load Whisper and start piper when the server starts (seconds of CPU), so the first voice turn is fast.
+    # Off: they load on first use (test servers that never touch audio set this).
+    voice_warmup: bool = True
+
+    # --- planner and bench (issue 5): add settings below this line ---
+    # Planner deploys: kubeconfig (default ~/.kube/config, or the in-cluster service account), its context,
+    # or an API server URL used as is; how often to poll an InferenceService's status.
+    planner_kubeconfig: str | None = None
+    planner_kube_context: str | None = None
+    planner_kube_api_url: str | None = None
+    planner_poll_seconds: float = 5.0
+    # Folder of KServe CRDs the manifests are validated against (default: the copy shipped in the package).
+    planner_kserve_crds: Path | None = None
 
     @cached_property
     def resolved_database_url(self) -> str:

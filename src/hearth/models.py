@@ -1,6 +1,28 @@
-"""Every context's tables, imported in one place for Alembic."""
+"""Every context's tables, imported in one place so Alembic's autogenerate sees the whole schema."""
 
 from hearth.auth.models import ApiKey, User
+from hearth.chat.models import Conversation, Message, PreferencesRow, SessionRow
 from hearth.events.models import ConsumedEvent, OutboxEvent
+from hearth.planner.models import BenchmarkRow, CatalogModel, GpuProfile
+from hearth.rag.models import Collection, CollectionShare, Document, IngestJob
+from hearth.voice.models import VoiceRequest, VoiceResponse
 
-__all__ = ["ApiKey", "ConsumedEvent", "OutboxEvent", "User"]
+__all__ = [
+    "ApiKey",
+    "BenchmarkRow",
+    "CatalogModel",
+    "Collection",
+    "CollectionShare",
+    "ConsumedEvent",
+    "Conversation",
+    "Document",
+    "GpuProfile",
+    "IngestJob",
+    "Message",
+    "OutboxEvent",
+    "PreferencesRow",
+    "SessionRow",
+    "User",
+    "VoiceRequest",
+    "VoiceResponse",
+]

@@ -2,13 +2,50 @@
 
 from __future__ import annotations
 
-from typing import Any
+from datetime import timedelta
+from typing import TYPE_CHECKING
 
+from hearth.chat.api import router
+from hearth.chat.preferences import PreferencesService
+from hearth.chat.service import ChatService
+from hearth.chat.sessions import RedisSessionStore, Sessions, SessionStore, SqlSessionStore
 from hearth.platform.contexts import Context
+from hearth.platform.retention import RetentionRule
+
+if TYPE_CHECKING:
+    from hearth.app import Platform
 
 
-async def start(platform: Any) -> None:
-    return None
+async def start(platform: Platform) -> ChatService:
+    settings = platform.settings
+    max_age = timedelta(days=settings.session_max_age_days)
+    store: SessionStore
+    if settings.redis_url:
+        store = RedisSessionStore(
+            settings.redis_url, prefix=settings.redis_prefix, max_age=max_age, bus=platform.bus
+        )
+    else:
+        store = SqlSessionStore(platform.db, platform.bus)
+    chat = ChatService(
+        db=platform.db,
+        bus=platform.bus,
+        gateway=platform.gateway,
+        settings=settings,
+        services=platform.services,
+        sessions=Sessions(store, max_age=max_age),
+        preferences=PreferencesService(
+            platform.db, platform.bus, check_model=lambda alias: platform.gateway.router.get(alias, "chat")
+        ),
+    )
+    platform.retention.register(
+        RetentionRule("chat.messages", timedelta(days=settings.chat_retention_days), chat.sweep_messages)
+    )
+    platform.retention.register(RetentionRule("chat.sessions", max_age, chat.sessions.sweep))
+    return chat
 
 
-CONTEXT = Context(name="chat", start=start)
+async def stop(chat: ChatService) -> None:
+    await chat.sessions.store.close()
+
+
+CONTEXT = Context(name="chat", start=start, stop=stop, routers=(router,))

@@ -6,7 +6,6 @@ import os
 from pathlib import Path
 
 import httpx
-import orjson
 import typer
 from rich.console import Console
 from rich.table import Table
@@ -64,53 +63,3 @@ def models(url: str | None = URL_OPTION, api_key: str | None = KEY_OPTION) -> No
             card.get("description", ""),
         )
     console.print(table)
-
-
-@app.command()
-def chat(
-    message: str = typer.Argument(..., help="What to say."),
-    model: str = typer.Option("chat", "--model", "-m", help="Model alias."),
-    system: str | None = typer.Option(None, "--system", help="A system prompt."),
-    max_tokens: int = typer.Option(512, help="Most tokens to generate."),
-    temperature: float = typer.Option(0.7, help="Sampling temperature."),
-    url: str | None = URL_OPTION,
-    api_key: str | None = KEY_OPTION,
-) -> None:
-    """Send one message and stream the reply as it is generated."""
-    base, headers = _endpoint(url, api_key)
-    messages = ([{"role": "system", "content": system}] if system else []) + [
-        {"role": "user", "content": message}
-    ]
-    body = {
-        "model": model,
-        "messages": messages,
-        "stream": True,
-        "max_tokens": max_tokens,
-        "temperature": temperature,
-    }
-    try:
-        with httpx.stream(
-            "POST",
-            f"{base}/v1/chat/completions",
-            headers=headers,
-            json=body,
-            timeout=httpx.Timeout(10, read=300),
-        ) as response:
-            if response.status_code != 200:
-                response.read()
-                _fail(response)
-            for line in response.iter_lines():
-                if not line.startswith("data: ") or line == "data: [DONE]":
-                    continue
-                chunk = orjson.loads(line[6:])
-                if "error" in chunk:
-                    typer.secho(f"\nerror: {chunk['error']['message']}", fg="red", err=True)
-                    raise typer.Exit(1)
-                for choice in chunk.get("choices", []):
-                    text = (choice.get("delta") or {}).get("content")
-                    if text:
-                        typer.echo(text, nl=False)
-    except httpx.TransportError as exc:
-        typer.secho(f"cannot reach {base}: {exc}", fg="red", err=True)
-        raise typer.Exit(1) from None
-    typer.echo()

@@ -15,4 +15,13 @@ app = typer.Typer(
 app.add_typer(users_app, name="users")
 app.add_typer(keys_app, name="keys")
 
-from hearth.cli import client_commands, serve  # noqa: E402,F401  (registers commands on `app`)
+# Importing a command module registers its commands on `app`.
+from hearth.cli import (  # noqa: E402,F401
+    bench,  # hearth bench …
+    chat,  # hearth chat
+    client_commands,  # hearth models
+    plan,  # hearth plan …
+    rag,  # hearth ingest, ask, rag …
+    serve,  # hearth serve
+    voice,  # hearth transcribe, speak, voice
+)

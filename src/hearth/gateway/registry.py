@@ -34,6 +34,14 @@ def build_backend(
         from hearth.gateway.backends.cross_encoder import CrossEncoderBackend
 
         return CrossEncoderBackend(name, config)
+    if config.type == "whisper":
+        from hearth.gateway.backends.whisper import WhisperBackend
+
+        return WhisperBackend(name, config, threads=config.threads or 2)
+    if config.type == "piper":
+        from hearth.gateway.backends.piper import PiperBackend
+
+        return PiperBackend(name, config)
     raise ValueError(f"unknown backend type {config.type!r}")
 
 

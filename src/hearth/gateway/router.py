@@ -27,7 +27,7 @@ MAX_HONOURED_RETRY_AFTER = 5.0
 @dataclass
 class Alias:
     name: str
-    kind: str  # chat | embedding | rerank
+    kind: str  # chat | embedding | rerank | transcription | speech
     description: str
     groups: list[list[Deployment]]  # by ascending priority; members of a group share load
 

@@ -19,11 +19,15 @@ from hearth.gateway.backends.base import (
     EmbeddingResult,
     RequestTooLarge,
     RerankResult,
+    SpeechRequest,
+    Transcription,
+    TranscriptionRequest,
 )
 from hearth.gateway.deployment import Deployment
 from hearth.gateway.events import EventBatcher
 from hearth.gateway.registry import build_aliases, build_backends
 from hearth.gateway.router import Alias, Routed, Router
+from hearth.gateway.speech import SpeechStream
 from hearth.gateway.stream import ChatStream
 from hearth.platform import metrics
 from hearth.platform.errors import HearthError
@@ -137,6 +141,43 @@ class Gateway:
         )
         self._completed(alias, routed.deployment, caller, started, None, routed.result.prompt_tokens, 0)
         return routed.result
+
+    # -- speech -----------------------------------------------------------------------------------------
+
+    async def transcribe(
+        self, alias_name: str, request: TranscriptionRequest, caller: Caller = SYSTEM
+    ) -> Transcription:
+        """The text spoken in `request.file`."""
+        alias = self.router.get(alias_name, "transcription")
+        started = time.perf_counter()
+        routed = await self._route(alias, lambda d: d.backend.transcribe(request, d.model), caller, started)
+        self._completed(alias, routed.deployment, caller, started, None, 0, 0)
+        return routed.result
+
+    async def speech(self, alias_name: str, request: SpeechRequest, caller: Caller = SYSTEM) -> SpeechStream:
+        """Open a stream of synthesized audio in `request.response_format`. Like chat_stream, routing
+        happens before the first chunk; closing the stream stops synthesis and frees the slot."""
+        alias = self.router.get(alias_name, "speech")
+        started = time.perf_counter()
+
+        async def open_stream(d: Deployment) -> tuple[AsyncIterator[bytes], bytes | None]:
+            stream = d.backend.speech(request, d.model)  # type: ignore[attr-defined]
+            try:
+                return stream, await anext(stream)
+            except StopAsyncIteration:
+                return stream, None
+            except BaseException:
+                await stream.aclose()
+                raise
+
+        routed = await self._route(alias, open_stream, caller, started, hold=True)
+        stream, first = routed.result
+        deployment = routed.deployment
+
+        def finish(status: int, ttfb: float | None) -> None:
+            self._completed(alias, deployment, caller, started, ttfb, 0, 0, status)
+
+        return SpeechStream(deployment, routed.release, stream, first, started, finish)
 
     async def _route(
         self,

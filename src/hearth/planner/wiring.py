@@ -4,11 +4,16 @@ from __future__ import annotations
 
 from typing import Any
 
+from hearth.planner.api import router
+from hearth.planner.service import PlannerService, seed_knowledge_base
 from hearth.platform.contexts import Context
 
 
-async def start(platform: Any) -> None:
-    return None
+async def start(platform: Any) -> PlannerService:
+    await seed_knowledge_base(db=platform.db)
+    return PlannerService(
+        db=platform.db, gateway=platform.gateway, bus=platform.bus, settings=platform.settings
+    )
 
 
-CONTEXT = Context(name="planner", start=start)
+CONTEXT = Context(name="planner", start=start, routers=(router,))

@@ -2,13 +2,61 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
+from hearth.config import Settings
 from hearth.platform.contexts import Context
+from hearth.rag.api import router
+from hearth.rag.keyword import KeywordIndex
+from hearth.rag.service import RagConfig, RagService
+from hearth.rag.stores import LanceStore, QdrantStore, VectorStore
+
+if TYPE_CHECKING:
+    from hearth.app import Platform
 
 
-async def start(platform: Any) -> None:
-    return None
+def make_store(settings: Settings) -> VectorStore:
+    """Qdrant when a server URL or a local-mode path is configured, else LanceDB in the data directory."""
+    if settings.qdrant_url:
+        return QdrantStore(url=settings.qdrant_url, api_key=settings.qdrant_api_key)
+    if settings.qdrant_path:
+        return QdrantStore(path=settings.qdrant_path)
+    return LanceStore(settings.data_dir / "rag" / "lancedb", ann_threshold=settings.rag_ann_threshold)
 
 
-CONTEXT = Context(name="rag", start=start)
+def rag_config(settings: Settings) -> RagConfig:
+    return RagConfig(
+        data_dir=settings.data_dir,
+        chunk_tokens=settings.rag_chunk_tokens,
+        chunk_overlap=settings.rag_chunk_overlap,
+        title_tokens=settings.rag_title_tokens,
+        default_mode=settings.rag_default_mode,
+        fusion=settings.rag_fusion,
+        sparse_weight=settings.rag_sparse_weight,
+        candidates=settings.rag_candidates,
+        embed_batch=settings.rag_embed_batch,
+        worker_batch=settings.rag_worker_batch,
+    )
+
+
+async def start(platform: Platform) -> RagService:
+    settings = platform.settings
+    if settings.rag_chunk_overlap >= settings.rag_chunk_tokens:
+        raise ValueError("HEARTH_RAG_CHUNK_OVERLAP must be smaller than HEARTH_RAG_CHUNK_TOKENS")
+    service = RagService(
+        db=platform.db,
+        bus=platform.bus,
+        gateway=platform.gateway,
+        store=make_store(settings),
+        keywords=KeywordIndex(settings.data_dir / "rag" / "bm25"),
+        config=rag_config(settings),
+    )
+    await service.start(worker=settings.rag_worker)
+    return service
+
+
+async def stop(service: RagService) -> None:
+    await service.stop()
+
+
+CONTEXT = Context(name="rag", start=start, stop=stop, routers=(router,))

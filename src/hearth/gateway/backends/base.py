@@ -83,3 +83,41 @@ class EmbeddingBackend(Backend, Protocol):
 
 class RerankBackend(Backend, Protocol):
     async def rerank(self, query: str, documents: list[str], model: str | None) -> RerankResult: ...
+
+
+@dataclass
+class Transcription:
+    text: str
+    language: str
+    duration: float  # seconds of audio
+    segments: list[dict[str, Any]]  # OpenAI verbose_json segments: id, start, end, text, …
+    model: str
+
+
+@dataclass
+class TranscriptionRequest:
+    file: bytes  # the upload as sent (remote backends forward it)
+    filename: str
+    samples: Any = None  # float32 mono 16 kHz, already decoded by the caller (embedded backends use it)
+    language: str | None = None
+    prompt: str | None = None
+    temperature: float = 0.0
+
+
+@dataclass
+class SpeechRequest:
+    input: str
+    voice: str
+    response_format: str = "wav"  # wav | mp3 | opus | flac | pcm
+    speed: float = 1.0
+
+
+class TranscriptionBackend(Backend, Protocol):
+    async def transcribe(self, request: TranscriptionRequest, model: str | None) -> Transcription: ...
+
+
+class SpeechBackend(Backend, Protocol):
+    def speech(self, request: SpeechRequest, model: str | None) -> AsyncIterator[bytes]:
+        """The audio in `request.response_format`, in chunks as it is synthesized (sentence by sentence).
+        Closing the iterator early must stop synthesis."""
+        ...

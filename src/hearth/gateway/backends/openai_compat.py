@@ -14,7 +14,14 @@ import orjson
 from multidict import CIMultiDictProxy
 
 from hearth.config import BackendConfig
-from hearth.gateway.backends.base import BackendError, EmbeddingResult, RerankResult
+from hearth.gateway.backends.base import (
+    BackendError,
+    EmbeddingResult,
+    RerankResult,
+    SpeechRequest,
+    Transcription,
+    TranscriptionRequest,
+)
 
 # Upstream statuses that say the request itself is wrong: retrying or another deployment won't help.
 _CLIENT_FAULT = {400, 413, 422}
@@ -127,6 +134,61 @@ class OpenAICompatBackend:
         usage = data.get("usage") or {}
         tokens = int(usage.get("prompt_tokens") or usage.get("total_tokens") or 0)
         return RerankResult(scores, tokens, data.get("model") or model or "")
+
+    async def transcribe(self, request: TranscriptionRequest, model: str | None) -> Transcription:
+        form = aiohttp.FormData()
+        form.add_field("file", request.file, filename=request.filename or "audio")
+        form.add_field("model", model or "whisper-1")
+        form.add_field("response_format", "verbose_json")
+        form.add_field("temperature", str(request.temperature))
+        for field, value in (("language", request.language), ("prompt", request.prompt)):
+            if value:
+                form.add_field(field, value)
+        body = form()
+        # The session's default Content-Type is JSON; a multipart body needs its own, with the boundary.
+        headers = {"Content-Type": body.content_type}
+        url = self.base_url + "/audio/transcriptions"
+        try:
+            async with self.session.post(url, data=body, headers=headers) as response:
+                content = await response.read()
+                if response.status != 200:
+                    raise _upstream_error(response.status, content, response.headers)
+        except aiohttp.ClientError as exc:
+            raise BackendError(f"cannot reach {self.base_url}: {type(exc).__name__}") from exc
+        try:
+            data = orjson.loads(content)
+            return Transcription(
+                text=str(data["text"]),
+                language=str(data.get("language") or request.language or ""),
+                duration=float(data.get("duration") or 0.0),
+                segments=list(data.get("segments") or []),
+                model=model or "",
+            )
+        except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
+            raise BackendError(f"{url} answered in an unexpected shape") from exc
+
+    async def speech(self, request: SpeechRequest, model: str | None) -> AsyncIterator[bytes]:
+        payload = {
+            "model": model or "tts-1",
+            "input": request.input,
+            "voice": request.voice,
+            "response_format": request.response_format,
+            "speed": request.speed,
+        }
+        try:
+            response = await self.session.post(self.base_url + "/audio/speech", data=orjson.dumps(payload))
+        except aiohttp.ClientError as exc:
+            raise BackendError(f"cannot reach {self.base_url}: {type(exc).__name__}") from exc
+        try:
+            if response.status != 200:
+                raise _upstream_error(response.status, await response.read(), response.headers)
+            try:
+                async for chunk in response.content.iter_any():
+                    yield chunk
+            except aiohttp.ClientError as exc:
+                raise BackendError(f"audio stream from {self.base_url} broke: {type(exc).__name__}") from exc
+        finally:
+            response.close()
 
 
 def _upstream_error(status: int, content: bytes, headers: CIMultiDictProxy[str]) -> BackendError:

@@ -1,0 +1,225 @@
+"""RAG benchmarks, printed side by side:
+
+1. Ingest throughput: documents through Hearth's whole ingest path (JSON text → job → extraction → chunking →
+   batched embeddings through the gateway → LanceDB + BM25 → active), against the raw ONNX embedding model
+   embedding the very same chunk texts in one call. Target: Hearth >= 80 % of raw.
+2. Search-stage latency at 100k chunks (hybrid, no rerank): LanceDB (IVF_HNSW_SQ) + BM25 + fusion + the
+   active-version check + payload fetch, for the Cranfield queries. Target: p95 <= 10 ms.
+   The 100k chunks are synthetic (no machine here embeds 100k chunks in a benchmark's time): texts sampled
+   from Cranfield's vocabulary, vectors real Cranfield chunk embeddings plus noise.
+
+    .venv/bin/python bench/rag.py [--docs 400] [--chunks 100000] [--cranfield ../shared/data/cranfield]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import random
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import yaml
+
+from hearth.app import build_platform, close_platform
+from hearth.auth.service import AuthService
+from hearth.config import Settings
+from hearth.platform.db import new_id, utcnow
+from hearth.rag import evaluation
+from hearth.rag.extract import Segment
+from hearth.rag.models import Document
+from hearth.rag.schemas import TextDocument
+from hearth.rag.service import RagService
+from hearth.rag.stores import ChunkRecord
+from hearth.rag.wiring import CONTEXT
+
+CRANFIELD = Path(__file__).resolve().parents[2] / "shared" / "data" / "cranfield"
+EMBED_ONLY = {
+    "include_defaults": False,
+    "backends": {
+        "local-embed": {"type": "onnx_embedding"},
+        "local-rerank": {"type": "embedding_rerank", "embedder": "local-embed"},
+    },
+    "aliases": {
+        "embedder": {"kind": "embedding", "deployments": [{"backend": "local-embed"}]},
+        "reranker": {"kind": "rerank", "deployments": [{"backend": "local-rerank"}]},
+    },
+}
+
+
+def _pct(values: list[float], q: float) -> float:
+    return statistics.quantiles(values, n=100)[int(q) - 1] if len(values) > 1 else values[0]
+
+
+async def ingest(rag: RagService, user: str, docs: list[evaluation.CorpusDoc]) -> tuple[float, int]:
+    await rag.create_collection(user_id=user, name="bench-ingest")
+    started = time.perf_counter()
+    for doc in docs:
+        await rag.ingest_text(
+            user_id=user,
+            collection="bench-ingest",
+            document=TextDocument(text=doc.text or doc.title, title=doc.title, source=doc.id),
+        )
+    await rag.wait_idle(timeout=3600)
+    elapsed = time.perf_counter() - started
+    listed = await rag.list_documents(user_id=user, collection="bench-ingest", limit=100_000)
+    assert all(d.status == "indexed" for d in listed), [d.error for d in listed if d.status != "indexed"][:3]
+    return elapsed, sum(d.chunk_count for d in listed)
+
+
+def chunk_texts(rag: RagService, docs: list[evaluation.CorpusDoc]) -> list[str]:
+    """The exact texts Hearth embeds for these documents (title prefix + chunk)."""
+    from hearth.rag.chunking import chunk_segments
+
+    texts = []
+    for doc in docs:
+        prefix = rag._clip(doc.title, rag.config.title_tokens)
+        for c in chunk_segments(
+            [Segment(" ".join((doc.text or doc.title).split()))],
+            counter=rag.counter,
+            size=rag.config.chunk_tokens,
+            overlap=rag.config.chunk_overlap,
+        ):
+            texts.append(f"{prefix}\n{c.text}" if prefix else c.text)
+    return texts
+
+
+async def build_large(rag: RagService, user: str, base_vectors: np.ndarray, vocab: list[str], n: int) -> str:
+    """A collection of `n` synthetic chunks in 10-chunk documents, written straight to the indexes."""
+    collection = await rag.create_collection(user_id=user, name="bench-100k")
+    rng = np.random.default_rng(0)
+    pyrng = random.Random(0)
+    per_doc = 10
+    doc_ids = [new_id() for _ in range(n // per_doc)]
+    versions = {d: new_id() for d in doc_ids}
+    async with rag.db.transaction() as session:
+        now = utcnow()
+        for d in doc_ids:
+            session.add(
+                Document(
+                    id=d,
+                    collection_id=collection.id,
+                    source=f"{d}.txt",
+                    title=d,
+                    content_type="txt",
+                    content_hash=d,
+                    meta={},
+                    status="indexed",
+                    job_id=versions[d],
+                    active_version=versions[d],
+                    chunk_count=per_doc,
+                    updated_at=now,
+                )
+            )
+    batch = 10_000
+    for start in range(0, n, batch):
+        picks = rng.integers(0, len(base_vectors), size=batch)
+        vectors = base_vectors[picks] + rng.normal(0, 0.03, size=(batch, base_vectors.shape[1])).astype(
+            np.float32
+        )
+        vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+        records = []
+        for i in range(batch):
+            d = doc_ids[(start + i) // per_doc]
+            records.append(
+                ChunkRecord(
+                    chunk_id=new_id(),
+                    document_id=d,
+                    version=versions[d],
+                    position=(start + i) % per_doc,
+                    page=-1,
+                    title=d,
+                    text=" ".join(pyrng.choices(vocab, k=120)),
+                    metadata="{}",
+                    vector=vectors[i],
+                )
+            )
+        rag.store.add(collection.id, records)
+    started = time.perf_counter()
+    rag.store.optimize(collection.id)
+    print(f"  ANN index built in {time.perf_counter() - started:.1f} s")
+    started = time.perf_counter()
+    await rag._rebuild_keywords(collection.id)
+    print(f"  BM25 index built in {time.perf_counter() - started:.1f} s")
+    return collection.id
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--cranfield", type=Path, default=CRANFIELD)
+    parser.add_argument("--docs", type=int, default=400, help="documents for the ingest comparison")
+    parser.add_argument("--chunks", type=int, default=100_000, help="chunks in the search-latency collection")
+    parser.add_argument("--rounds", type=int, default=3, help="passes over the queries")
+    args = parser.parse_args()
+    if not args.cranfield.exists():
+        args.cranfield = Path("/work/shared/data/cranfield")
+    corpus = evaluation.load_corpus(args.cranfield / "cran.all.1400", "smart")
+    queries = list(evaluation.load_queries(args.cranfield / "cran.qry", "smart").values())
+    docs = corpus[: args.docs]
+
+    with tempfile.TemporaryDirectory() as tmp:
+        config = Path(tmp) / "hearth.yaml"
+        config.write_text(yaml.safe_dump(EMBED_ONLY))
+        settings = Settings(data_dir=Path(tmp) / "data", config_file=config, retention_sweep_seconds=0)
+        platform = await build_platform(settings, [CONTEXT])
+        try:
+            rag: RagService = platform.services["rag"]
+            user = (await AuthService(platform.db).create_user(username="bench")).id
+            backend = platform.gateway.backends["local-embed"]
+
+            texts = chunk_texts(rag, docs)
+            backend.embed_sync(texts[:64])  # warm both paths alike
+            started = time.perf_counter()
+            await asyncio.to_thread(backend.embed_sync, texts)
+            raw = time.perf_counter() - started
+            hearth_s, chunks = await ingest(rag, user, docs)
+            assert chunks == len(texts), (chunks, len(texts))
+
+            print(f"ingest: {len(docs)} Cranfield documents, {chunks} chunks")
+            print(f"  raw ONNX embedder (same texts, one call): {chunks / raw:8.1f} chunks/s")
+            print(f"  Hearth ingest path (jobs → indexed):      {chunks / hearth_s:8.1f} chunks/s")
+            print(f"  ratio: {raw / hearth_s:.2f} (target >= 0.80)")
+
+            if args.chunks <= 0:
+                return
+            table = rag.store._table((await rag.get_collection(user_id=user, collection="bench-ingest")).id)
+            base = table.search().select(["vector"]).limit(table.count_rows()).to_arrow()
+            base_vectors = np.stack(base.column("vector").to_numpy(zero_copy_only=False)).astype(np.float32)
+            vocab = " ".join(d.text for d in corpus).split()
+            print(f"search: building a {args.chunks}-chunk collection")
+            collection_id = await build_large(rag, user, base_vectors, vocab, args.chunks)
+            qvecs = backend.embed_sync(queries)
+            results: dict[str, list[float]] = {}
+            for mode in ("hybrid", "dense", "sparse"):
+                samples = []
+                for _ in range(args.rounds):
+                    for text, vec in zip(queries, qvecs, strict=True):
+                        started = time.perf_counter()
+                        await rag.search_stage(
+                            collection_id, text, vec if mode != "sparse" else None, mode=mode, top_k=10
+                        )
+                        samples.append((time.perf_counter() - started) * 1000)
+                results[mode] = samples
+            print(f"search stage at {args.chunks} chunks, top_k 10, {len(queries)} queries x {args.rounds}:")
+            for mode, samples in results.items():
+                print(
+                    f"  {mode:6s}: p50 {_pct(samples, 50):6.2f} ms  p95 {_pct(samples, 95):6.2f} ms"
+                    + ("  (target p95 <= 10 ms)" if mode == "hybrid" else "")
+                )
+            summary = {
+                "ingest_ratio": round(raw / hearth_s, 3),
+                "hybrid_p95_ms": round(_pct(results["hybrid"], 95), 2),
+            }
+            print(json.dumps(summary))
+        finally:
+            await close_platform(platform)
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

@@ -1,0 +1,94 @@
+"""Request and response shapes of the chat API, and the value objects other contexts receive."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictStr
+
+SessionKind = Literal["chat", "voice"]
+
+
+class _Strict(BaseModel):
+    # Unknown fields are refused so a typo ("colection") is an error, not a silently ignored option.
+    model_config = ConfigDict(extra="forbid")
+
+
+class TurnOptions(_Strict):
+    """Per-request options; what a request leaves out comes from the user's preferences."""
+
+    model: StrictStr | None = Field(None, min_length=1, max_length=128)
+    rag: StrictBool | None = None
+    collection: StrictStr | None = Field(None, min_length=1, max_length=128)
+    max_tokens: int | None = Field(None, ge=1, le=8192, strict=True)
+    temperature: float | None = Field(None, ge=0.0, le=2.0)
+    session_id: StrictStr | None = Field(None, min_length=1, max_length=64)
+    stream: StrictBool = True
+
+
+class SendMessage(TurnOptions):
+    content: StrictStr
+
+
+class Preferences(BaseModel):
+    """A user's chat and voice defaults (what `platform.services["chat"].preferences.get` returns)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    model: str | None = None  # a chat alias; None means the `chat` alias
+    rag_enabled: bool = False
+    collection: str | None = None
+    voice: str | None = None
+
+
+class PreferencesUpdate(_Strict):
+    """PUT body: the fields sent are set (null clears one); the others keep their values."""
+
+    model: StrictStr | None = Field(None, min_length=1, max_length=128)
+    rag_enabled: StrictBool | None = None
+    collection: StrictStr | None = Field(None, min_length=1, max_length=128)
+    voice: StrictStr | None = Field(None, min_length=1, max_length=128)
+
+
+class MessageOut(BaseModel):
+    id: str
+    conversation_id: str
+    role: str
+    content: str
+    status: str  # complete | interrupted
+    created_at: datetime
+    session_id: str | None = None
+    metadata: dict[str, Any] = {}
+
+
+class ConversationOut(BaseModel):
+    id: str
+    title: str
+    created_at: datetime
+    updated_at: datetime
+    message_count: int
+
+
+class ConversationDetail(ConversationOut):
+    messages: list[MessageOut]
+
+
+class SearchHit(BaseModel):
+    conversation: ConversationOut
+    snippet: str  # the matching title or the start of the first matching message
+
+
+class SessionOpen(_Strict):
+    kind: SessionKind
+    metadata: dict[str, Any] = {}
+
+
+class SessionOut(BaseModel):
+    id: str
+    user_id: str
+    kind: str
+    started_at: datetime
+    last_activity: datetime
+    expires_at: datetime
+    metadata: dict[str, Any] = {}

@@ -1,0 +1,287 @@
+"""RAG commands, HTTP clients of a running server: `hearth ingest`, `hearth ask`, `hearth rag load|eval`."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import orjson
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from hearth.cli.client_commands import KEY_OPTION, URL_OPTION, _endpoint, _fail, console
+from hearth.cli.main import app
+from hearth.rag import evaluation
+from hearth.rag.extract import content_type_for
+
+rag_app = typer.Typer(
+    help="RAG collections: load a benchmark corpus, evaluate retrieval.", no_args_is_help=True
+)
+app.add_typer(rag_app, name="rag")
+
+COLLECTION_OPTION = typer.Option(..., "--collection", "-c", help="Collection name or id.")
+_DONE = {"indexed", "failed"}
+
+
+class Client:
+    """A small HTTP client that turns transport errors and error responses into clean CLI exits."""
+
+    def __init__(self, url: str | None, api_key: str | None, timeout: float = 60) -> None:
+        self.base, headers = _endpoint(url, api_key)
+        self.http = httpx.Client(
+            base_url=self.base, headers=headers, timeout=httpx.Timeout(timeout, read=600)
+        )
+
+    def request(
+        self, method: str, path: str, *, ok: tuple[int, ...] = (200, 201, 202, 204), **kwargs: Any
+    ) -> Any:
+        try:
+            response = self.http.request(method, path, **kwargs)
+        except httpx.TransportError as exc:
+            typer.secho(f"cannot reach {self.base}: {exc}", fg="red", err=True)
+            raise typer.Exit(1) from None
+        if response.status_code not in ok:
+            _fail(response)
+        return response
+
+    def ensure_collection(self, name: str) -> dict[str, Any]:
+        response = self.request("GET", f"/api/rag/collections/{name}", ok=(200, 404))
+        if response.status_code == 200:
+            return response.json()
+        console.print(f"creating collection [bold]{name}[/]")
+        return self.request("POST", "/api/rag/collections", json={"name": name}).json()
+
+    def wait_indexed(
+        self, collection_id: str, document_ids: set[str], progress: Progress | None
+    ) -> dict[str, dict]:
+        """Poll the collection's documents until every one of `document_ids` is indexed or failed."""
+        task = progress.add_task("indexing", total=len(document_ids)) if progress else None
+        while True:
+            docs: dict[str, dict] = {}
+            offset = 0
+            while True:
+                page = self.request(
+                    "GET",
+                    f"/api/rag/collections/{collection_id}/documents",
+                    params={"limit": 10000, "offset": offset},
+                ).json()
+                docs.update({d["id"]: d for d in page if d["id"] in document_ids})
+                if len(page) < 10000:
+                    break
+                offset += len(page)
+            done = sum(1 for d in docs.values() if d["status"] in _DONE)
+            if progress is not None and task is not None:
+                progress.update(task, completed=done)
+            if done >= len(document_ids):
+                return docs
+            time.sleep(0.5)
+
+
+def _files(paths: list[Path]) -> list[tuple[Path, str]]:
+    """(file, source name) for each supported file; folders are walked recursively."""
+    found: list[tuple[Path, str]] = []
+    for path in paths:
+        if path.is_dir():
+            for child in sorted(p for p in path.rglob("*") if p.is_file()):
+                if content_type_for(child.name):
+                    found.append((child, child.relative_to(path.parent).as_posix()))
+        elif path.is_file():
+            if not content_type_for(path.name):
+                typer.secho(f"skipping {path}: unsupported type", fg="yellow", err=True)
+                continue
+            found.append((path, path.name))
+        else:
+            raise typer.BadParameter(f"{path} does not exist", param_hint="PATH")
+    return found
+
+
+def _progress() -> Progress:
+    return Progress(
+        TextColumn("{task.description:>10}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+    )
+
+
+def _report(docs: dict[str, dict], unchanged: int) -> None:
+    indexed = [d for d in docs.values() if d["status"] == "indexed"]
+    failed = [d for d in docs.values() if d["status"] == "failed"]
+    console.print(
+        f"{len(indexed)} indexed ({sum(d['chunk_count'] for d in indexed)} chunks), "
+        f"{unchanged} unchanged, {len(failed)} failed"
+    )
+    for d in failed:
+        typer.secho(f"  failed {d['source']}: {d['error']}", fg="red", err=True)
+    if failed:
+        raise typer.Exit(1)
+
+
+@app.command()
+def ingest(
+    paths: list[Path] = typer.Argument(
+        ..., help="Files or folders (walked recursively): txt, md, html, pdf, docx."
+    ),
+    collection: str = COLLECTION_OPTION,
+    wait: bool = typer.Option(True, help="Wait until every document is indexed or failed."),
+    url: str | None = URL_OPTION,
+    api_key: str | None = KEY_OPTION,
+) -> None:
+    """Upload documents into a collection (created if missing) and follow their ingestion."""
+    files = _files(paths)
+    if not files:
+        raise typer.BadParameter("no supported files found", param_hint="PATH")
+    client = Client(url, api_key)
+    target = client.ensure_collection(collection)
+    documents: set[str] = set()
+    unchanged = 0
+    with _progress() as progress:
+        task = progress.add_task("uploading", total=len(files))
+        for path, source in files:
+            with path.open("rb") as handle:
+                response = client.request(
+                    "POST",
+                    f"/api/rag/collections/{target['id']}/documents",
+                    files={"file": (path.name, handle)},
+                    data={"source": source},
+                )
+            body = response.json()
+            if body["unchanged"]:
+                unchanged += 1
+            else:
+                documents.add(body["document"]["id"])
+            progress.advance(task)
+        docs = client.wait_indexed(target["id"], documents, progress) if wait and documents else {}
+    _report(docs, unchanged)
+
+
+@app.command()
+def ask(
+    question: str = typer.Argument(..., help="The question."),
+    collection: str = COLLECTION_OPTION,
+    mode: str | None = typer.Option(None, help="dense, sparse or hybrid (default: the server's)."),
+    top_k: int = typer.Option(10, help="Candidates retrieved."),
+    top_n: int = typer.Option(3, help="Sources kept after reranking."),
+    generate: bool = typer.Option(True, help="Answer with the chat model (else show the sources only)."),
+    max_tokens: int = typer.Option(512, help="Most tokens in the answer."),
+    url: str | None = URL_OPTION,
+    api_key: str | None = KEY_OPTION,
+) -> None:
+    """Ask a question about a collection: a cited answer, then its sources."""
+    client = Client(url, api_key)
+    body = {
+        "collection": collection,
+        "query": question,
+        "mode": mode,
+        "top_k": top_k,
+        "top_n": top_n,
+        "generate": generate,
+        "max_tokens": max_tokens,
+    }
+    result = client.request("POST", "/api/rag/query", json=body).json()
+    if result["answer"] is not None:
+        console.print(result["answer"], markup=False, highlight=False)
+        console.print()
+    for i, source in enumerate(result["sources"], 1):
+        meta = source["metadata"]
+        where = meta.get("source", source["document_id"]) + (
+            f", page {meta['page']}" if "page" in meta else ""
+        )
+        rerank = f", rerank {source['rerank_score']:.3f}" if source["rerank_score"] is not None else ""
+        console.print(f"[bold][{i}][/] {source['title']} ({where}; score {source['score']:.3f}{rerank})")
+        console.print("    " + source["text"][:300].replace("\n", " "), markup=False, highlight=False)
+    latency = ", ".join(f"{k} {v:.0f} ms" for k, v in result["latency_ms"].items())
+    console.print(f"[dim]{result['mode']}: {latency}[/]")
+
+
+@rag_app.command("load")
+def load(
+    corpus: Path = typer.Argument(
+        ..., exists=True, dir_okay=False, help="Corpus file (cran.all.1400, corpus.jsonl)."
+    ),
+    collection: str = COLLECTION_OPTION,
+    fmt: str = typer.Option("smart", "--format", help="smart or beir."),
+    url: str | None = URL_OPTION,
+    api_key: str | None = KEY_OPTION,
+) -> None:
+    """Ingest a benchmark corpus through the ingest API, one document per record (source = its id)."""
+    docs = evaluation.load_corpus(corpus, fmt)
+    client = Client(url, api_key)
+    target = client.ensure_collection(collection)
+    documents: set[str] = set()
+    unchanged = 0
+    with _progress() as progress:
+        task = progress.add_task("sending", total=len(docs))
+        for doc in docs:
+            if not (doc.text or doc.title).strip():
+                typer.secho(f"skipping record {doc.id}: it has no text", fg="yellow", err=True)
+                progress.advance(task)
+                continue
+            body = {"text": doc.text or doc.title, "title": doc.title or None, "source": doc.id}
+            result = client.request(
+                "POST", f"/api/rag/collections/{target['id']}/documents", json=body
+            ).json()
+            if result["unchanged"]:
+                unchanged += 1
+            else:
+                documents.add(result["document"]["id"])
+            progress.advance(task)
+        indexed = client.wait_indexed(target["id"], documents, progress) if documents else {}
+    _report(indexed, unchanged)
+
+
+@rag_app.command("eval")
+def evaluate(
+    collection: str = COLLECTION_OPTION,
+    queries: Path = typer.Option(
+        ..., exists=True, dir_okay=False, help="Queries (cran.qry, queries.jsonl, topics)."
+    ),
+    qrels: Path = typer.Option(..., exists=True, dir_okay=False, help="Relevance judgements."),
+    fmt: str = typer.Option("smart", "--format", help="beir, trec or smart."),
+    modes: str = typer.Option("dense,sparse,hybrid", help="Comma-separated retrieval modes."),
+    depth: int = typer.Option(100, help="Chunks retrieved per query (Recall@100 needs 100 documents)."),
+    as_json: bool = typer.Option(False, "--json", help="Print the scores as JSON."),
+    url: str | None = URL_OPTION,
+    api_key: str | None = KEY_OPTION,
+) -> None:
+    """nDCG@10, Recall@100 and MRR@10 per retrieval mode, through the same query API users call."""
+    if fmt not in evaluation.FORMATS:
+        raise typer.BadParameter(f"use one of {', '.join(evaluation.FORMATS)}", param_hint="--format")
+    topics = evaluation.load_queries(queries, fmt)
+    judgements = evaluation.load_qrels(qrels, fmt)
+    judged = {q: t for q, t in topics.items() if judgements.get(q)}
+    if not judged:
+        raise typer.BadParameter("no query has relevance judgements: check --format", param_hint="--qrels")
+    client = Client(url, api_key)
+    results: dict[str, evaluation.Scores] = {}
+    with _progress() as progress:
+        for mode in [m.strip() for m in modes.split(",") if m.strip()]:
+            task = progress.add_task(mode, total=len(judged))
+            runs: dict[str, list[str]] = {}
+            for qid, text in judged.items():
+                body = {
+                    "collection": collection,
+                    "query": text,
+                    "mode": mode,
+                    "top_k": depth,
+                    "top_n": depth,
+                    "rerank": False,
+                    "generate": False,
+                }
+                sources = client.request("POST", "/api/rag/query", json=body).json()["sources"]
+                runs[qid] = evaluation.documents_in_order(
+                    s["metadata"].get("source", s["document_id"]) for s in sources
+                )
+                progress.advance(task)
+            results[mode] = evaluation.score(runs, judgements)
+    if as_json:
+        typer.echo(orjson.dumps({m: s.__dict__ for m, s in results.items()}).decode())
+        return
+    table = Table("mode", "nDCG@10", "Recall@100", "MRR@10", "queries", title=f"retrieval on {collection}")
+    for mode, s in results.items():
+        table.add_row(mode, f"{s.ndcg10:.4f}", f"{s.recall100:.4f}", f"{s.mrr10:.4f}", str(s.queries))
+    console.print(table)

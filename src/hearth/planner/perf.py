@@ -1,0 +1,296 @@
+"""The analytic performance model of LLM serving (vLLM-style continuous batching), as pure numpy functions.
+
+Every function takes scalars or numpy arrays (broadcasting), so the capacity search evaluates thousands of
+configurations in one call. Times are seconds, sizes bytes, rates per second.
+
+The model, per replica of `tp` GPUs (tensor parallel):
+- weights: params × bytes per parameter of the quantization, split over the tp GPUs;
+- KV cache: 2 (K and V) × layers × KV heads × head dim × bytes per token (bf16; FP8 with fp8 weights), KV
+  heads split over the GPUs (replicated when tp exceeds them); what the GPUs have left after the weights and a
+  fixed runtime reserve, times `gpu_memory_utilization`, holds the cache, and bounds how many sequences of
+  (prompt + output) tokens can run at once;
+- a decode step of batch B is bound by memory bandwidth (read the weights once plus every running sequence's
+  cache) plus its matmul FLOPs: t_dec = θ_bw·bytes/BW + θ_c·2·N_active·B/FLOPs + θ_o + all-reduce time;
+- a prefill of P tokens is bound by compute: θ_c·(2·N_active·P + causal attention FLOPs)/FLOPs plus one
+  weight read;
+- chunked prefill mixes new prompts into decode steps: in steady state B/O new requests start per step, so
+  each   step also carries (B/O)·P prompt tokens of compute: ITL = t_dec + (B/O)·t_prefill_compute;
+- tensor parallelism costs two all-reduces of the activations per layer per step (latency α plus a ring
+  all-reduce over the interconnect);
+- queueing: TTFT waits for the step in flight (half a step on average) and for the prefills ahead of it
+  (M/D/1 on the prefill work: W = ρs/(2(1−ρ))); requests beyond the batch limit wait for a free slot.
+θ = (θ_bw, θ_c, θ_o, θ_r) are the inverse efficiencies and fixed overheads, fitted on benchmark rows
+(`hearth.planner.calibrate`); the defaults are typical values (70 % of peak bandwidth, 45 % of peak FLOPs).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+
+import numpy as np
+
+# Bytes per weight, which peak FLOPs apply (weight-only int4 computes in bf16), bytes per KV-cache element.
+# "fp8" is the Hopper/Ada production setting: FP8 weights and activations and an FP8 KV cache (vLLM
+# `--quantization fp8 --kv-cache-dtype fp8`; NVIDIA's ModelOpt FP8 checkpoints quantize the KV cache too).
+QUANTIZATIONS: dict[str, tuple[float, str, float]] = {
+    "bf16": (2.0, "bf16", 2.0),
+    "fp16": (2.0, "bf16", 2.0),
+    "fp8": (1.0, "fp8", 1.0),
+    "int8": (1.0, "fp8", 2.0),
+    "int4-awq": (0.5625, "bf16", 2.0),  # 4-bit weights plus one fp16 scale and zero per group of 128
+}
+# vLLM's --quantization argument for each (None: the checkpoint's dtype, no flag).
+VLLM_QUANTIZATION = {"bf16": None, "fp16": None, "fp8": "fp8", "int8": None, "int4-awq": "awq_marlin"}
+
+RUNTIME_RESERVE_BYTES = 2.5e9  # CUDA context, activations, CUDA graphs per GPU (vLLM reports ~1.5-3 GB)
+ALLREDUCE_LATENCY_S = 10e-6  # per all-reduce call (NCCL small-message latency over NVLink; PCIe is higher)
+DEFAULT_THETA = (1 / 0.70, 1 / 0.45, 0.6e-3, 15e-3)  # θ_bw, θ_c, θ_o (s per step), θ_r (s per request)
+
+
+@dataclass(frozen=True)
+class Configs:
+    """Struct of arrays: one entry per candidate configuration (model × quantization × GPU × tp)."""
+
+    params: np.ndarray  # parameters (count, not billions)
+    active: np.ndarray  # parameters active per token (MoE: fewer)
+    layers: np.ndarray
+    hidden: np.ndarray
+    kv_heads: np.ndarray
+    head_dim: np.ndarray
+    bytes_per_param: np.ndarray
+    kv_bytes: np.ndarray  # bytes per KV-cache element
+    flops: np.ndarray  # peak FLOP/s per GPU for the quantization's compute type
+    bandwidth: np.ndarray  # bytes/s per GPU
+    memory: np.ndarray  # bytes per GPU
+    link: np.ndarray  # interconnect bytes/s per GPU
+    tp: np.ndarray
+    theta_bw: np.ndarray
+    theta_c: np.ndarray
+    theta_o: np.ndarray
+    theta_r: np.ndarray
+
+    @classmethod
+    def of(cls, **values: object) -> Configs:
+        arrays = {k: np.atleast_1d(np.asarray(v, dtype=float)) for k, v in values.items()}
+        size = max(a.size for a in arrays.values())
+        return cls(**{k: np.broadcast_to(a, (size,)).copy() for k, a in arrays.items()})
+
+    def take(self, index: np.ndarray) -> Configs:
+        return Configs(**{f.name: getattr(self, f.name)[index] for f in fields(self)})
+
+    def __len__(self) -> int:
+        return int(self.params.size)
+
+
+def weight_bytes(c: Configs) -> np.ndarray:
+    """Total bytes of the weights."""
+    return c.params * c.bytes_per_param
+
+
+def kv_bytes_per_token(c: Configs) -> np.ndarray:
+    """KV-cache bytes one token occupies on each GPU of the replica."""
+    heads_per_gpu = np.maximum(1.0, c.kv_heads / c.tp)
+    return 2.0 * c.layers * heads_per_gpu * c.head_dim * c.kv_bytes
+
+
+def kv_capacity_tokens(c: Configs, gpu_memory_utilization: float = 0.9) -> np.ndarray:
+    """Tokens of KV cache the replica holds (0 when the weights do not fit)."""
+    free = c.memory * gpu_memory_utilization - weight_bytes(c) / c.tp - RUNTIME_RESERVE_BYTES
+    return np.maximum(0.0, free) / kv_bytes_per_token(c)
+
+
+def max_batch(
+    c: Configs, seq_tokens: np.ndarray | float, max_num_seqs: float = 256, gpu_memory_utilization: float = 0.9
+) -> np.ndarray:
+    """Sequences of `seq_tokens` (prompt + output) running at once: bound by the KV cache and max_num_seqs."""
+    return np.minimum(max_num_seqs, np.floor(kv_capacity_tokens(c, gpu_memory_utilization) / seq_tokens))
+
+
+def allreduce_time(c: Configs, tokens: np.ndarray | float) -> np.ndarray:
+    """Two ring all-reduces of the activations per layer (attention and MLP outputs); zero without TP."""
+    size = tokens * c.hidden * 2.0
+    per_call = ALLREDUCE_LATENCY_S + 2.0 * (c.tp - 1) / c.tp * size / c.link
+    return np.where(c.tp > 1, 2.0 * c.layers * per_call, 0.0)
+
+
+def prefill_flops(c: Configs, prompt: np.ndarray | float) -> np.ndarray:
+    """Matmul FLOPs (2 per active parameter per token) plus causal attention (QK and AV, half the square)."""
+    attention = 2.0 * c.layers * np.square(prompt) * c.hidden
+    return 2.0 * c.active * prompt + attention
+
+
+def decode_features(c: Configs, batch: np.ndarray, context: np.ndarray | float) -> tuple[np.ndarray, ...]:
+    """Peak-rate seconds of one decode step: (memory, compute, steps=1)."""
+    mem = (weight_bytes(c) / c.tp + batch * context * kv_bytes_per_token(c)) / c.bandwidth
+    comp = 2.0 * c.active * batch / (c.tp * c.flops)
+    return mem, comp, np.ones_like(mem)
+
+
+def prefill_features(c: Configs, prompt: np.ndarray | float) -> tuple[np.ndarray, ...]:
+    """Peak-rate seconds of one request's prefill: (memory, compute)."""
+    mem = weight_bytes(c) / c.tp / c.bandwidth
+    comp = prefill_flops(c, prompt) / (c.tp * c.flops)
+    return mem, comp
+
+
+def step_time(
+    c: Configs, batch: np.ndarray, prompt: np.ndarray | float, output: np.ndarray | float
+) -> np.ndarray:
+    """Mean inter-token latency at batch B in steady state: a decode step plus the prompts mixed into it."""
+    context = prompt + output / 2.0
+    mem, comp, one = decode_features(c, batch, context)
+    _, pf_comp = prefill_features(c, prompt)
+    arrivals_per_step = batch / np.maximum(output, 1.0)
+    return (
+        c.theta_bw * mem
+        + c.theta_c * (comp + arrivals_per_step * pf_comp)
+        + c.theta_o * one
+        + allreduce_time(c, batch + arrivals_per_step * prompt)
+    )
+
+
+def prefill_time(c: Configs, prompt: np.ndarray | float) -> np.ndarray:
+    """Seconds of GPU work one request's prefill takes, alone."""
+    mem, comp = prefill_features(c, prompt)
+    return c.theta_bw * mem + c.theta_c * comp + allreduce_time(c, prompt)
+
+
+@dataclass
+class Latency:
+    """Predicted steady-state figures (arrays), seconds and per second."""
+
+    ttft_p50: np.ndarray
+    ttft_p95: np.ndarray
+    itl_p50: np.ndarray
+    itl_p95: np.ndarray
+    e2e_p50: np.ndarray
+    e2e_p95: np.ndarray
+    requests_per_s: np.ndarray
+    output_tokens_per_s: np.ndarray
+    batch: np.ndarray  # sequences running at once
+    saturated: np.ndarray  # bool: the offered load exceeds what the configuration serves
+
+
+@dataclass(frozen=True)
+class Tails:
+    """Ratios from median to p95, fitted on rows that report both (see calibrate.fit_tails)."""
+
+    ttft: float = 1.4  # TTFT p95 / p50
+    itl_base: float = 0.15  # ITL p95 / p50 − 1 at no prefill interference …
+    itl_slope: float = 2.0  # … plus this times the share of steps that carry a new prompt
+    e2e: float = 1.04  # E2E p95 / p50 of the decode part
+
+
+def closed_loop(
+    c: Configs,
+    prompt: np.ndarray | float,
+    output: np.ndarray | float,
+    concurrency: np.ndarray | float,
+    *,
+    max_num_seqs: float = 256,
+    gpu_memory_utilization: float = 0.9,
+    tails: Tails = Tails(),
+    iterations: int = 6,
+) -> Latency:
+    """Figures with `concurrency` clients each sending its next request when the last one ends."""
+    prompt = np.asarray(prompt, dtype=float)
+    output = np.asarray(output, dtype=float)
+    concurrency = np.asarray(concurrency, dtype=float)
+    limit = max_batch(c, prompt + output, max_num_seqs, gpu_memory_utilization)
+    batch = np.maximum(np.minimum(concurrency, limit), 0.0)
+    itl = step_time(c, np.maximum(batch, 1.0), prompt, output)
+    service = prefill_time(c, prompt) + c.theta_r
+    in_service = service + itl / 2.0 + (output - 1.0) * itl
+    rate = batch / in_service
+    for _ in range(iterations):
+        rho = np.minimum(rate * service, 0.95)
+        wait = rho * service / (2.0 * (1.0 - rho))
+        in_service = service + itl / 2.0 + wait + (output - 1.0) * itl
+        rate = batch / in_service
+    # Clients beyond the batch limit queue for a slot: Little's law on the waiting line.
+    slot_wait = np.maximum(concurrency - batch, 0.0) / np.maximum(rate, 1e-12)
+    return _figures(
+        c,
+        prompt,
+        output,
+        batch,
+        itl,
+        service,
+        wait,
+        slot_wait,
+        rate,
+        tails,
+        saturated=(limit < 1) | (concurrency > limit),
+    )
+
+
+def open_loop(
+    c: Configs,
+    prompt: np.ndarray | float,
+    output: np.ndarray | float,
+    rate: np.ndarray | float,
+    *,
+    max_num_seqs: float = 256,
+    gpu_memory_utilization: float = 0.9,
+    tails: Tails = Tails(),
+    iterations: int = 30,
+) -> Latency:
+    """Figures with requests arriving at `rate` per second (Poisson); saturated beyond capacity."""
+    prompt = np.asarray(prompt, dtype=float)
+    output = np.asarray(output, dtype=float)
+    rate = np.asarray(rate, dtype=float) + np.zeros(len(c))
+    limit = max_batch(c, prompt + output, max_num_seqs, gpu_memory_utilization)
+    service = prefill_time(c, prompt) + c.theta_r
+    batch = np.ones(len(c))
+    # Little's law: running sequences = rate × time in service; damped fixed point (time grows with batch).
+    for _ in range(iterations):
+        itl = step_time(c, batch, prompt, output)
+        rho = np.minimum(rate * service, 0.95)
+        wait = rho * service / (2.0 * (1.0 - rho))
+        in_service = service + wait + output * itl
+        batch = np.clip(0.5 * batch + 0.5 * rate * in_service, 1.0, np.maximum(limit, 1.0))
+    itl = step_time(c, batch, prompt, output)
+    rho = np.minimum(rate * service, 0.95)
+    wait = rho * service / (2.0 * (1.0 - rho))
+    capacity = np.maximum(limit, 1.0) / (
+        service + wait + output * step_time(c, np.maximum(limit, 1.0), prompt, output)
+    )
+    saturated = (limit < 1) | (rate >= capacity) | (rate * service >= 0.95)
+    return _figures(
+        c, prompt, output, batch, itl, service, wait, np.zeros(len(c)), rate, tails, saturated=saturated
+    )
+
+
+def _figures(
+    c: Configs,
+    prompt: np.ndarray,
+    output: np.ndarray,
+    batch: np.ndarray,
+    itl: np.ndarray,
+    service: np.ndarray,
+    wait: np.ndarray,
+    slot_wait: np.ndarray,
+    rate: np.ndarray,
+    tails: Tails,
+    *,
+    saturated: np.ndarray,
+) -> Latency:
+    ttft = service + itl / 2.0 + wait + slot_wait
+    prefill_share = np.minimum(1.0, batch / np.maximum(output, 1.0))
+    itl_p95 = itl * (1.0 + tails.itl_base + tails.itl_slope * prefill_share)
+    ttft_p95 = ttft * tails.ttft
+    decode = (output - 1.0) * itl
+    e2e = ttft + decode
+    e2e_p95 = ttft_p95 + decode * tails.e2e
+    return Latency(
+        ttft_p50=ttft,
+        ttft_p95=ttft_p95,
+        itl_p50=itl,
+        itl_p95=itl_p95,
+        e2e_p50=e2e,
+        e2e_p95=e2e_p95,
+        requests_per_s=rate,
+        output_tokens_per_s=rate * output,
+        batch=batch,
+        saturated=np.asarray(saturated, dtype=bool),
+    )

@@ -1,0 +1,237 @@
+"""Routes under /api/rag: collections and sharing, documents (multipart or JSON text), jobs, queries."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi.responses import StreamingResponse
+from pydantic import ValidationError
+from starlette.datastructures import UploadFile
+
+from hearth.auth.deps import require_principal
+from hearth.auth.principal import Principal
+from hearth.gateway.service import Caller
+from hearth.platform.contexts import service
+from hearth.platform.errors import HearthError, bad_request, invalid
+from hearth.rag.schemas import (
+    CollectionCreate,
+    CollectionOut,
+    DocumentOut,
+    IngestResponse,
+    JobOut,
+    QueryRequest,
+    QueryResponse,
+    ShareRequest,
+    TextDocument,
+)
+from hearth.rag.service import RagService
+
+router = APIRouter(prefix="/api/rag", tags=["rag"])
+
+
+def _rag(request: Request) -> RagService:
+    return service(request, "rag")
+
+
+def _caller(request: Request, principal: Principal) -> Caller:
+    return Caller(
+        user_id=principal.user_id,
+        priority=principal.priority,
+        request_id=getattr(request.state, "request_id", "") or "",
+    )
+
+
+@router.post("/collections", status_code=201, response_model=CollectionOut)
+async def create_collection(
+    body: CollectionCreate, request: Request, principal: Principal = Depends(require_principal)
+) -> CollectionOut:
+    """Create a collection owned by the caller."""
+    return await _rag(request).create_collection(
+        user_id=principal.user_id, name=body.name, description=body.description
+    )
+
+
+@router.get("/collections", response_model=list[CollectionOut])
+async def list_collections(
+    request: Request, principal: Principal = Depends(require_principal)
+) -> list[CollectionOut]:
+    """The caller's collections and those shared with them."""
+    return await _rag(request).list_collections(user_id=principal.user_id)
+
+
+@router.get("/collections/{collection}", response_model=CollectionOut)
+async def get_collection(
+    collection: str, request: Request, principal: Principal = Depends(require_principal)
+) -> CollectionOut:
+    """One collection, by id or name."""
+    return await _rag(request).get_collection(user_id=principal.user_id, collection=collection)
+
+
+@router.delete("/collections/{collection}", status_code=204)
+async def delete_collection(
+    collection: str, request: Request, principal: Principal = Depends(require_principal)
+) -> Response:
+    """Delete a collection, its documents and their chunks."""
+    await _rag(request).delete_collection(user_id=principal.user_id, collection=collection)
+    return Response(status_code=204)
+
+
+@router.post("/collections/{collection}/shares", response_model=CollectionOut)
+async def share_collection(
+    collection: str, body: ShareRequest, request: Request, principal: Principal = Depends(require_principal)
+) -> CollectionOut:
+    """Share a collection read-only with another user."""
+    return await _rag(request).share(user_id=principal.user_id, collection=collection, username=body.username)
+
+
+@router.delete("/collections/{collection}/shares/{username}", response_model=CollectionOut)
+async def unshare_collection(
+    collection: str, username: str, request: Request, principal: Principal = Depends(require_principal)
+) -> CollectionOut:
+    """Withdraw a share."""
+    return await _rag(request).unshare(user_id=principal.user_id, collection=collection, username=username)
+
+
+@router.post("/collections/{collection}/documents", response_model=IngestResponse, status_code=202)
+async def add_document(
+    collection: str, request: Request, response: Response, principal: Principal = Depends(require_principal)
+) -> IngestResponse:
+    """Queue a document: multipart (`file`, optional `source`, `title`, `metadata` as JSON) or JSON text."""
+    rag = _rag(request)
+    content_type = request.headers.get("content-type", "")
+    if content_type.startswith("multipart/form-data"):
+        result = await _upload(rag, request, collection, principal)
+    elif content_type.startswith("application/json"):
+        try:
+            body = TextDocument.model_validate_json(await request.body())
+        except ValidationError as exc:
+            if exc.errors() and exc.errors()[0].get("type") == "json_invalid":
+                raise bad_request("request body is not valid JSON", code="invalid_json") from None
+            raise invalid(exc.errors()) from None
+        result = await rag.ingest_text(user_id=principal.user_id, collection=collection, document=body)
+    else:
+        raise HearthError(
+            415,
+            "send multipart/form-data with a `file` field, or JSON text",
+            code="unsupported_media_type",
+            type="invalid_request_error",
+        )
+    if result.unchanged:
+        response.status_code = 200
+    return result
+
+
+async def _upload(rag: RagService, request: Request, collection: str, principal: Principal) -> IngestResponse:
+    try:
+        form = await request.form(max_files=1, max_fields=16)
+    except HearthError:
+        raise
+    except Exception as exc:  # malformed multipart bodies
+        raise bad_request(f"could not read the multipart body: {exc}", code="invalid_multipart") from None
+    try:
+        upload = form.get("file")
+        if not isinstance(upload, UploadFile):
+            raise bad_request("multipart field `file` is missing", param="file")
+        metadata: Any = {}
+        raw = form.get("metadata")
+        if isinstance(raw, str) and raw.strip():
+            try:
+                metadata = orjson.loads(raw)
+            except orjson.JSONDecodeError:
+                raise bad_request("metadata must be a JSON object", param="metadata") from None
+            if not isinstance(metadata, dict):
+                raise bad_request("metadata must be a JSON object", param="metadata")
+        data = await upload.read()
+        return await rag.ingest_file(
+            user_id=principal.user_id,
+            collection=collection,
+            filename=upload.filename or "",
+            data=data,
+            source=_text(form.get("source")),
+            title=_text(form.get("title")),
+            metadata=metadata,
+        )
+    finally:
+        await form.close()
+
+
+def _text(value: Any) -> str | None:
+    return value if isinstance(value, str) and value else None
+
+
+@router.get("/collections/{collection}/documents", response_model=list[DocumentOut])
+async def list_documents(
+    collection: str,
+    request: Request,
+    status: str | None = Query(None, pattern="^(pending|extracting|embedding|indexed|failed)$"),
+    limit: int = Query(100, ge=1, le=10_000),
+    offset: int = Query(0, ge=0),
+    principal: Principal = Depends(require_principal),
+) -> list[DocumentOut]:
+    """Documents of a collection, with their ingestion status."""
+    return await _rag(request).list_documents(
+        user_id=principal.user_id, collection=collection, status=status, limit=limit, offset=offset
+    )
+
+
+@router.get("/documents/{document_id}", response_model=DocumentOut)
+async def get_document(
+    document_id: str, request: Request, principal: Principal = Depends(require_principal)
+) -> DocumentOut:
+    """One document."""
+    return await _rag(request).get_document(user_id=principal.user_id, document_id=document_id)
+
+
+@router.delete("/documents/{document_id}", status_code=204)
+async def delete_document(
+    document_id: str, request: Request, principal: Principal = Depends(require_principal)
+) -> Response:
+    """Delete a document and its chunks from every index."""
+    await _rag(request).delete_document(user_id=principal.user_id, document_id=document_id)
+    return Response(status_code=204)
+
+
+@router.get("/jobs/{job_id}", response_model=JobOut)
+async def get_job(job_id: str, request: Request, principal: Principal = Depends(require_principal)) -> JobOut:
+    """An ingestion job's status (and failure reason)."""
+    return await _rag(request).get_job(user_id=principal.user_id, job_id=job_id)
+
+
+@router.post("/query", response_model=QueryResponse)
+async def query(
+    body: QueryRequest, request: Request, principal: Principal = Depends(require_principal)
+) -> Any:
+    """Retrieve, rerank and answer with citations; `stream` sends the answer as server-sent events."""
+    rag = _rag(request)
+    args = dict(
+        user_id=principal.user_id,
+        collection=body.collection,
+        query=body.query,
+        top_k=body.top_k,
+        top_n=body.top_n,
+        mode=body.mode,
+        filters=body.filters,
+        rerank=body.rerank,
+        max_tokens=body.max_tokens,
+        temperature=body.temperature,
+        caller=_caller(request, principal),
+    )
+    if not (body.stream and body.generate):
+        return await rag.query(**args, generate=body.generate)
+    result, answer = await rag.query_stream(**args)
+
+    async def sse() -> Any:
+        head = {"sources": [s.model_dump() for s in result.sources], "mode": result.mode}
+        yield b"event: sources\ndata: " + orjson.dumps(head) + b"\n\n"
+        try:
+            async for event in answer:
+                name = b"done" if "answer" in event else b"delta"
+                yield b"event: " + name + b"\ndata: " + orjson.dumps(event) + b"\n\n"
+        except HearthError as exc:
+            yield b"event: error\ndata: " + orjson.dumps(exc.body()) + b"\n\n"
+        finally:
+            await answer.aclose()  # type: ignore[attr-defined]
+
+    return StreamingResponse(sse(), media_type="text/event-stream", headers={"Cache-Control": "no-cache"})

@@ -1,0 +1,152 @@
+"""Retrieval evaluation: corpora, queries and relevance judgements in BEIR, TREC and SMART formats, and the
+metrics nDCG@10 (linear gains, as trec_eval and BEIR compute it), Recall@100 and MRR@10.
+
+SMART (Cranfield): `.I`/`.T`/`.W` records; `cranqrel` numbers queries 1..n in file order (not by the `.I`
+ids of `cran.qry`) and grades relevance 1 (complete answer) to 4, with -1 for "not relevant": gain = 5 - code.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+FORMATS = ("beir", "trec", "smart")
+
+
+@dataclass(frozen=True)
+class CorpusDoc:
+    id: str
+    title: str
+    text: str
+
+
+def _smart_records(text: str) -> list[dict[str, str]]:
+    records: list[dict[str, str]] = []
+    field = None
+    for line in text.splitlines():
+        match = re.match(r"^\.([A-Z])\s*(.*)$", line)
+        if match:
+            tag, rest = match.groups()
+            if tag == "I":
+                records.append({"I": rest.strip()})
+                field = None
+            else:
+                field = tag
+                records[-1].setdefault(field, "")
+            continue
+        if field and records:
+            records[-1][field] += line.strip() + " "
+    return [{k: v.strip() for k, v in r.items()} for r in records]
+
+
+def load_corpus(path: Path, fmt: str) -> list[CorpusDoc]:
+    """Documents of a corpus file: SMART (`cran.all.1400`) or BEIR (`corpus.jsonl`)."""
+    if fmt == "smart":
+        return [CorpusDoc(r["I"], r.get("T", ""), r.get("W", "")) for r in _smart_records(path.read_text())]
+    if fmt == "beir":
+        docs = []
+        for line in path.read_text().splitlines():
+            if line.strip():
+                row = json.loads(line)
+                docs.append(CorpusDoc(str(row["_id"]), row.get("title", "") or "", row.get("text", "") or ""))
+        return docs
+    raise ValueError(f"corpus format must be smart or beir, not {fmt!r}")
+
+
+def load_queries(path: Path, fmt: str) -> dict[str, str]:
+    """Query id → text. SMART ids are positions in the file (1..n), matching how cranqrel numbers them."""
+    text = path.read_text()
+    if fmt == "smart":
+        return {str(i): r.get("W", "") for i, r in enumerate(_smart_records(text), start=1)}
+    if fmt == "beir":
+        queries = {}
+        for line in text.splitlines():
+            if line.strip():
+                row = json.loads(line)
+                queries[str(row["_id"])] = row["text"]
+        return queries
+    if fmt == "trec":
+        if "<top>" in text:
+            queries = {}
+            for block in re.findall(r"<top>(.*?)</top>", text, flags=re.S):
+                num = re.search(r"<num>\s*(?:Number:)?\s*(\S+)", block)
+                title = re.search(r"<title>\s*(?:Topic:)?\s*(.*?)(?=<|\Z)", block, flags=re.S)
+                if num and title:
+                    queries[num.group(1)] = " ".join(title.group(1).split())
+            return queries
+        # The other common TREC-style layout: "qid<TAB>text" per line.
+        return dict(line.split("\t", 1) for line in text.splitlines() if "\t" in line)
+    raise ValueError(f"query format must be one of {FORMATS}, not {fmt!r}")
+
+
+def load_qrels(path: Path, fmt: str) -> dict[str, dict[str, float]]:
+    """Query id → {doc id → gain}; only positive gains are kept."""
+    qrels: dict[str, dict[str, float]] = {}
+    for line in path.read_text().splitlines():
+        parts = line.split()
+        if not parts:
+            continue
+        if fmt == "smart":
+            qid, doc, code = parts[0], parts[1], int(parts[2]) if len(parts) > 2 else 1
+            gain = 5 - code if 1 <= code <= 4 else 0
+        elif fmt == "trec":
+            qid, doc, gain = parts[0], parts[2], float(parts[3])
+        elif fmt == "beir":
+            if parts[0] == "query-id":
+                continue
+            qid, doc, gain = parts[0], parts[1], float(parts[2])
+        else:
+            raise ValueError(f"qrels format must be one of {FORMATS}, not {fmt!r}")
+        if gain > 0:
+            qrels.setdefault(qid, {})[doc] = float(gain)
+    return qrels
+
+
+def ndcg_at(ranked: Sequence[str], gains: dict[str, float], k: int = 10) -> float:
+    dcg = sum(gains.get(doc, 0.0) / math.log2(i + 2) for i, doc in enumerate(ranked[:k]))
+    ideal = sorted(gains.values(), reverse=True)[:k]
+    idcg = sum(g / math.log2(i + 2) for i, g in enumerate(ideal))
+    return dcg / idcg if idcg > 0 else 0.0
+
+
+def recall_at(ranked: Sequence[str], gains: dict[str, float], k: int = 100) -> float:
+    relevant = {d for d, g in gains.items() if g > 0}
+    return len(relevant.intersection(ranked[:k])) / len(relevant) if relevant else 0.0
+
+
+def mrr_at(ranked: Sequence[str], gains: dict[str, float], k: int = 10) -> float:
+    for i, doc in enumerate(ranked[:k]):
+        if gains.get(doc, 0.0) > 0:
+            return 1.0 / (i + 1)
+    return 0.0
+
+
+def documents_in_order(chunk_sources: Iterable[str]) -> list[str]:
+    """Chunk ranking → document ranking, each document at its best chunk's rank (max aggregation)."""
+    return list(dict.fromkeys(chunk_sources))
+
+
+@dataclass
+class Scores:
+    ndcg10: float
+    recall100: float
+    mrr10: float
+    queries: int
+
+
+def score(runs: dict[str, list[str]], qrels: dict[str, dict[str, float]]) -> Scores:
+    """Mean metrics over the judged queries (a judged query with no run counts as zero)."""
+    judged = [q for q in qrels if qrels[q]]
+    if not judged:
+        return Scores(0.0, 0.0, 0.0, 0)
+    n = len(judged)
+    return Scores(
+        sum(ndcg_at(runs.get(q, []), qrels[q]) for q in judged) / n,
+        sum(recall_at(runs.get(q, []), qrels[q]) for q in judged) / n,
+        sum(mrr_at(runs.get(q, []), qrels[q]) for q in judged) / n,
+        n,
+    )

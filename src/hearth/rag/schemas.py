@@ -1,0 +1,132 @@
+"""RAG request and response bodies (pydantic): collections, documents, ingestion jobs, queries."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+Mode = Literal["dense", "sparse", "hybrid"]
+JobStatus = Literal["pending", "extracting", "embedding", "indexed", "failed"]
+
+
+class RagSource(BaseModel):
+    """One retrieved chunk, as returned to clients and handed to chat/voice."""
+
+    chunk_id: str
+    document_id: str
+    title: str
+    text: str
+    score: float  # the retrieval score (fused for hybrid)
+    rerank_score: float | None = None
+    metadata: dict[str, Any] = {}
+
+
+class CollectionCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9][A-Za-z0-9._ -]*$")
+    description: str = Field("", max_length=2000)
+
+
+class CollectionOut(BaseModel):
+    id: str
+    name: str
+    description: str
+    owner_id: str
+    owned: bool  # False: shared with the caller read-only
+    shared_with: list[str] = []  # usernames (only shown to the owner)
+    document_count: int = 0
+    created_at: datetime
+
+
+class ShareRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    username: str = Field(min_length=1, max_length=64)
+
+
+class TextDocument(BaseModel):
+    """A document sent as JSON text instead of a file."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    text: str = Field(min_length=1)
+    title: str | None = Field(None, max_length=500)
+    source: str | None = Field(None, max_length=1024)  # stable name: re-sending it replaces the document
+    format: Literal["txt", "md", "html"] = "txt"
+    metadata: dict[str, Any] = {}
+
+    @field_validator("metadata")
+    @classmethod
+    def _scalars(cls, value: dict[str, Any]) -> dict[str, Any]:
+        return check_metadata(value)
+
+
+def check_metadata(value: dict[str, Any]) -> dict[str, Any]:
+    """Metadata is flat (scalars or lists of scalars) so it can be filtered on."""
+    if len(value) > 64:
+        raise ValueError("at most 64 metadata keys")
+    for key, item in value.items():
+        items = item if isinstance(item, list) else [item]
+        if not all(isinstance(i, str | int | float | bool) or i is None for i in items):
+            raise ValueError(f"metadata {key!r}: values must be strings, numbers, booleans or lists of them")
+    return value
+
+
+class JobOut(BaseModel):
+    id: str
+    document_id: str
+    collection_id: str
+    status: JobStatus
+    error: str | None = None
+    chunk_count: int = 0
+    created_at: datetime
+    updated_at: datetime
+
+
+class DocumentOut(BaseModel):
+    id: str
+    collection_id: str
+    source: str
+    title: str
+    content_type: str
+    content_hash: str
+    status: JobStatus  # the latest ingestion job's status
+    error: str | None = None
+    queryable: bool  # a version of it is indexed
+    chunk_count: int = 0
+    metadata: dict[str, Any] = {}
+    job_id: str  # the latest ingestion job
+    created_at: datetime
+    updated_at: datetime
+
+
+class IngestResponse(BaseModel):
+    document: DocumentOut
+    job: JobOut
+    unchanged: bool = False  # identical content was already ingested: nothing new to do
+
+
+class QueryRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    collection: str = Field(min_length=1)
+    query: str = Field(min_length=1, max_length=8000)
+    top_k: int = Field(10, ge=1, le=1000)
+    top_n: int = Field(3, ge=1, le=1000)
+    mode: Mode | None = None
+    filters: dict[str, Any] | None = None
+    rerank: bool = True
+    generate: bool = True
+    stream: bool = False
+    max_tokens: int = Field(512, ge=1, le=8192)
+    temperature: float = Field(0.2, ge=0, le=2)
+
+
+class QueryResponse(BaseModel):
+    answer: str | None
+    sources: list[RagSource]
+    mode: Mode
+    latency_ms: dict[str, float]  # embed, search, rerank, generate, total

@@ -1,0 +1,392 @@
+"""Vector stores behind one small protocol: LanceDB embedded (default) and Qdrant (server, or local mode).
+
+Each Hearth collection is one table / Qdrant collection. Every chunk row carries its document id and the
+document *version* (ingestion job id) that wrote it, so a store can be reconciled against SQL after a crash.
+Calls are synchronous; the service runs them in worker threads.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+import uuid
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+
+_HEX = re.compile(r"^[0-9a-f]{32}$")
+PAYLOAD = ("chunk_id", "document_id", "version", "position", "page", "title", "text", "metadata")
+
+
+@dataclass(frozen=True)
+class ChunkRecord:
+    chunk_id: str
+    document_id: str
+    version: str
+    position: int
+    page: int  # -1: unknown
+    title: str
+    text: str
+    metadata: str  # the document's metadata, JSON
+    vector: np.ndarray
+
+
+@dataclass(frozen=True)
+class Hit:
+    chunk_id: str
+    document_id: str
+    version: str
+    score: float
+
+
+def _ids(values: Iterable[str]) -> str:
+    # Ids are our own uuid4 hex strings; checking them keeps the SQL-like filters injection-free.
+    checked = []
+    for value in values:
+        if not _HEX.match(value):
+            raise ValueError(f"not a Hearth id: {value!r}")
+        checked.append(f"'{value}'")
+    return ", ".join(checked)
+
+
+class VectorStore(Protocol):
+    def add(self, collection_id: str, records: list[ChunkRecord]) -> None: ...
+    def search(
+        self, collection_id: str, vector: np.ndarray, k: int, document_ids: set[str] | None = None
+    ) -> list[Hit]: ...
+    def fetch(self, collection_id: str, chunk_ids: list[str]) -> dict[str, dict[str, Any]]: ...
+    def versions(self, collection_id: str) -> dict[tuple[str, str], int]: ...
+    def rows(self, collection_id: str) -> Iterator[dict[str, Any]]: ...
+    def delete_version(self, collection_id: str, document_id: str, version: str) -> None: ...
+    def delete_document(self, collection_id: str, document_id: str) -> None: ...
+    def drop(self, collection_id: str) -> None: ...
+    def collections(self) -> list[str]: ...
+    def optimize(self, collection_id: str) -> None: ...
+
+
+class LanceStore:
+    """LanceDB in the data directory. Brute force below `ann_threshold` rows; an IVF_HNSW_SQ index above
+    (rows added after the last index build are searched exhaustively and merged by LanceDB)."""
+
+    def __init__(self, path: Path, *, ann_threshold: int = 20_000) -> None:
+        import lancedb
+
+        path.mkdir(parents=True, exist_ok=True)
+        self.db = lancedb.connect(str(path))
+        self.ann_threshold = ann_threshold
+        self._tables: dict[str, Any] = {}
+        self._lock = threading.Lock()
+
+    @staticmethod
+    def _name(collection_id: str) -> str:
+        return f"c_{collection_id}"
+
+    def _table(self, collection_id: str) -> Any | None:
+        table = self._tables.get(collection_id)
+        if table is None:
+            try:
+                table = self.db.open_table(self._name(collection_id))
+            except (FileNotFoundError, ValueError):
+                return None
+            self._tables[collection_id] = table
+        return table
+
+    def add(self, collection_id: str, records: list[ChunkRecord]) -> None:
+        if not records:
+            return
+        import pyarrow as pa
+
+        dim = len(records[0].vector)
+        data = pa.table(
+            {
+                "chunk_id": [r.chunk_id for r in records],
+                "document_id": [r.document_id for r in records],
+                "version": [r.version for r in records],
+                "position": pa.array([r.position for r in records], pa.int32()),
+                "page": pa.array([r.page for r in records], pa.int32()),
+                "title": [r.title for r in records],
+                "text": [r.text for r in records],
+                "metadata": [r.metadata for r in records],
+                "vector": pa.FixedSizeListArray.from_arrays(
+                    pa.array(np.stack([r.vector for r in records]).astype(np.float32).ravel()), dim
+                ),
+            }
+        )
+        with self._lock:
+            table = self._table(collection_id)
+            if table is None:
+                table = self.db.create_table(self._name(collection_id), data=data)
+                self._tables[collection_id] = table
+            else:
+                table.add(data)
+
+    def optimize(self, collection_id: str) -> None:
+        """Build (or refresh) the ANN index once the table is large enough; compact small fragments."""
+        table = self._table(collection_id)
+        if table is None:
+            return
+        rows = table.count_rows()
+        indices = {i.name: i for i in table.list_indices()}
+        has_vector = any("vector" in i.columns for i in indices.values())
+        if rows >= self.ann_threshold:
+            stale = True
+            if has_vector:
+                name = next(n for n, i in indices.items() if "vector" in i.columns)
+                stats = table.index_stats(name)
+                stale = stats is not None and stats.num_unindexed_rows > 0.2 * rows
+            if stale:
+                table.create_index(
+                    metric="cosine",
+                    vector_column_name="vector",
+                    index_type="IVF_HNSW_SQ",
+                    num_partitions=max(1, rows // 4096),
+                    replace=True,
+                )
+            if not any("chunk_id" in i.columns for i in indices.values()):
+                table.create_scalar_index("chunk_id", replace=True)
+        table.optimize()
+
+    def search(
+        self, collection_id: str, vector: np.ndarray, k: int, document_ids: set[str] | None = None
+    ) -> list[Hit]:
+        table = self._table(collection_id)
+        if table is None or (document_ids is not None and not document_ids):
+            return []
+        query = (
+            table.search(np.asarray(vector, dtype=np.float32), vector_column_name="vector")
+            .distance_type("cosine")
+            .limit(k)
+            .select(["chunk_id", "document_id", "version"])
+        )
+        if document_ids is not None:
+            query = query.where(f"document_id IN ({_ids(document_ids)})", prefilter=True)
+        result = query.to_arrow()
+        ids = result.column("chunk_id").to_pylist()
+        docs = result.column("document_id").to_pylist()
+        versions = result.column("version").to_pylist()
+        distances = result.column("_distance").to_numpy()
+        return [
+            Hit(c, d, v, float(1.0 - dist))
+            for c, d, v, dist in zip(ids, docs, versions, distances, strict=True)
+        ]
+
+    def fetch(self, collection_id: str, chunk_ids: list[str]) -> dict[str, dict[str, Any]]:
+        table = self._table(collection_id)
+        if table is None or not chunk_ids:
+            return {}
+        rows = (
+            table.search()
+            .where(f"chunk_id IN ({_ids(chunk_ids)})")
+            .select(list(PAYLOAD))
+            .limit(len(chunk_ids))
+            .to_arrow()
+            .to_pylist()
+        )
+        return {row["chunk_id"]: row for row in rows}
+
+    def versions(self, collection_id: str) -> dict[tuple[str, str], int]:
+        table = self._table(collection_id)
+        if table is None:
+            return {}
+        data = self._scan(table, ["document_id", "version"])
+        counts: dict[tuple[str, str], int] = {}
+        for d, v in zip(
+            data.column("document_id").to_pylist(), data.column("version").to_pylist(), strict=True
+        ):
+            counts[(d, v)] = counts.get((d, v), 0) + 1
+        return counts
+
+    def rows(self, collection_id: str) -> Iterator[dict[str, Any]]:
+        table = self._table(collection_id)
+        if table is None:
+            return
+        data = self._scan(table, ["chunk_id", "document_id", "version", "title", "text"])
+        yield from data.to_pylist()
+
+    @staticmethod
+    def _scan(table: Any, columns: list[str]) -> Any:
+        """Some columns of every row (a plain scan; no vectors read unless asked for)."""
+        rows = table.count_rows()
+        if not rows:
+            return table.search().select(columns).limit(1).to_arrow()
+        return table.search().select(columns).limit(rows).to_arrow()
+
+    def delete_version(self, collection_id: str, document_id: str, version: str) -> None:
+        table = self._table(collection_id)
+        if table is not None:
+            table.delete(f"document_id = {_ids([document_id])} AND version = {_ids([version])}")
+
+    def delete_document(self, collection_id: str, document_id: str) -> None:
+        table = self._table(collection_id)
+        if table is not None:
+            table.delete(f"document_id = {_ids([document_id])}")
+
+    def drop(self, collection_id: str) -> None:
+        with self._lock:
+            self._tables.pop(collection_id, None)
+            if self._name(collection_id) in self._table_names():
+                self.db.drop_table(self._name(collection_id))
+
+    def _table_names(self) -> list[str]:
+        result = self.db.list_tables()
+        names = getattr(result, "tables", result)
+        return list(names)
+
+    def collections(self) -> list[str]:
+        return [n[2:] for n in self._table_names() if n.startswith("c_")]
+
+
+class QdrantStore:
+    """Qdrant through qdrant-client: a server or cluster (`url`) or the client's local mode (`path`), which
+    speaks the same API. One Qdrant collection per Hearth collection, cosine distance."""
+
+    def __init__(
+        self, *, url: str | None = None, path: Path | None = None, api_key: str | None = None
+    ) -> None:
+        from qdrant_client import QdrantClient
+
+        self.remote = bool(url)
+        if url:
+            self.client = QdrantClient(url=url, api_key=api_key)
+        else:
+            assert path is not None
+            path.mkdir(parents=True, exist_ok=True)
+            self.client = QdrantClient(path=str(path))
+        # Local mode is a single in-process object; serialise calls to it.
+        self._lock = threading.RLock()
+
+    @staticmethod
+    def _name(collection_id: str) -> str:
+        return f"hearth_{collection_id}"
+
+    def _exists(self, collection_id: str) -> bool:
+        return bool(self.client.collection_exists(self._name(collection_id)))
+
+    def add(self, collection_id: str, records: list[ChunkRecord]) -> None:
+        if not records:
+            return
+        from qdrant_client import models
+
+        with self._lock:
+            if not self._exists(collection_id):
+                self.client.create_collection(
+                    self._name(collection_id),
+                    vectors_config=models.VectorParams(
+                        size=len(records[0].vector), distance=models.Distance.COSINE
+                    ),
+                )
+                if self.remote:  # local mode has no payload indexes (and warns)
+                    self.client.create_payload_index(self._name(collection_id), "document_id", "keyword")
+            points = [
+                models.PointStruct(
+                    id=str(uuid.UUID(hex=r.chunk_id)),
+                    vector=np.asarray(r.vector, dtype=np.float32).tolist(),
+                    payload={name: getattr(r, name) for name in PAYLOAD},
+                )
+                for r in records
+            ]
+            self.client.upsert(self._name(collection_id), points=points, wait=True)
+
+    def optimize(self, collection_id: str) -> None:
+        return None  # Qdrant builds its HNSW index itself
+
+    def _doc_filter(self, document_ids: Iterable[str]) -> Any:
+        from qdrant_client import models
+
+        return models.Filter(
+            must=[models.FieldCondition(key="document_id", match=models.MatchAny(any=list(document_ids)))]
+        )
+
+    def search(
+        self, collection_id: str, vector: np.ndarray, k: int, document_ids: set[str] | None = None
+    ) -> list[Hit]:
+        if document_ids is not None and not document_ids:
+            return []
+        with self._lock:
+            if not self._exists(collection_id):
+                return []
+            result = self.client.query_points(
+                self._name(collection_id),
+                query=np.asarray(vector, dtype=np.float32).tolist(),
+                limit=k,
+                query_filter=self._doc_filter(document_ids) if document_ids is not None else None,
+                with_payload=["chunk_id", "document_id", "version"],
+            )
+        return [
+            Hit(p.payload["chunk_id"], p.payload["document_id"], p.payload["version"], float(p.score))
+            for p in result.points
+        ]
+
+    def fetch(self, collection_id: str, chunk_ids: list[str]) -> dict[str, dict[str, Any]]:
+        if not chunk_ids:
+            return {}
+        with self._lock:
+            if not self._exists(collection_id):
+                return {}
+            points = self.client.retrieve(
+                self._name(collection_id), ids=[str(uuid.UUID(hex=c)) for c in chunk_ids], with_payload=True
+            )
+        return {p.payload["chunk_id"]: dict(p.payload) for p in points}
+
+    def _scroll(self, collection_id: str, fields: list[str]) -> Iterator[dict[str, Any]]:
+        with self._lock:
+            if not self._exists(collection_id):
+                return
+            offset = None
+            while True:
+                points, offset = self.client.scroll(
+                    self._name(collection_id), limit=1024, offset=offset, with_payload=fields
+                )
+                for p in points:
+                    yield dict(p.payload)
+                if offset is None:
+                    break
+
+    def versions(self, collection_id: str) -> dict[tuple[str, str], int]:
+        counts: dict[tuple[str, str], int] = {}
+        for p in self._scroll(collection_id, ["document_id", "version"]):
+            key = (p["document_id"], p["version"])
+            counts[key] = counts.get(key, 0) + 1
+        return counts
+
+    def rows(self, collection_id: str) -> Iterator[dict[str, Any]]:
+        yield from self._scroll(collection_id, ["chunk_id", "document_id", "version", "title", "text"])
+
+    def _delete(self, collection_id: str, conditions: dict[str, str]) -> None:
+        from qdrant_client import models
+
+        with self._lock:
+            if not self._exists(collection_id):
+                return
+            selector = models.FilterSelector(
+                filter=models.Filter(
+                    must=[
+                        models.FieldCondition(key=k, match=models.MatchValue(value=v))
+                        for k, v in conditions.items()
+                    ]
+                )
+            )
+            self.client.delete(self._name(collection_id), points_selector=selector, wait=True)
+
+    def delete_version(self, collection_id: str, document_id: str, version: str) -> None:
+        self._delete(collection_id, {"document_id": document_id, "version": version})
+
+    def delete_document(self, collection_id: str, document_id: str) -> None:
+        self._delete(collection_id, {"document_id": document_id})
+
+    def drop(self, collection_id: str) -> None:
+        with self._lock:
+            if self._exists(collection_id):
+                self.client.delete_collection(self._name(collection_id))
+
+    def collections(self) -> list[str]:
+        with self._lock:
+            names = [c.name for c in self.client.get_collections().collections]
+        return [n[len("hearth_") :] for n in names if n.startswith("hearth_")]
+
+    def close(self) -> None:
+        with self._lock:
+            self.client.close()

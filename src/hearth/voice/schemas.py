@@ -1,0 +1,120 @@
+"""The voice API's shapes: seed 000's VoiceRequest (JSON body) and VoiceResponse, plus stored history."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from hearth.voice.models import VoiceRequest
+
+
+class VoiceRequestBody(BaseModel):
+    """POST /api/voice as JSON (seed 000's VoiceRequest); multipart with a `file` field works too."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    audio_b64: str = Field(min_length=1)
+    format: Literal["wav", "webm", "mp3"] | None = None  # checked against the real container when given
+    language: str | None = Field(default=None, max_length=16)
+    enable_rag: bool | None = None  # None: the user's preference
+    collection: str | None = Field(default=None, max_length=128)
+    model: str | None = Field(default=None, max_length=128)
+    voice: str | None = Field(default=None, max_length=128)
+    audio_format: Literal["wav", "mp3", "opus"] = "wav"
+    session_id: str | None = Field(default=None, max_length=64)
+    premium: bool | None = None  # seed field; priority comes from the caller's key
+
+
+class VoiceResponseOut(BaseModel):
+    """Seed 000's VoiceResponse, with the latency of each stage in `latency` (milliseconds)."""
+
+    id: str
+    request_id: str
+    session_id: str | None
+    transcription: str
+    response_text: str
+    audio_b64: str
+    audio_format: str
+    audio_ms: int
+    latency_ms: float
+    latency: dict[str, float]
+    rag_docs_used: int
+    model: str
+    interrupted: bool = False
+
+
+class StoredResponse(BaseModel):
+    id: str
+    response_text: str
+    model: str
+    audio_format: str
+    audio_ms: int
+    audio_kept: bool
+    latency_ms: float
+    latency: dict[str, float]
+    rag_docs_used: int
+    interrupted: bool
+    created_at: datetime
+
+
+class VoiceRequestOut(BaseModel):
+    id: str
+    session_id: str | None
+    format: str
+    duration_ms: int
+    enable_rag: bool
+    collection: str | None
+    streaming: bool
+    transcription: str
+    audio_kept: bool
+    created_at: datetime
+    response: StoredResponse | None
+
+    @classmethod
+    def of(cls, row: VoiceRequest) -> VoiceRequestOut:
+        r = row.response
+        response = None
+        if r is not None:
+            response = StoredResponse(
+                id=r.id,
+                response_text=r.response_text,
+                model=r.model,
+                audio_format=r.audio_format,
+                audio_ms=r.audio_ms,
+                audio_kept=r.audio_path is not None,
+                latency_ms=r.latency_ms,
+                latency=r.stages_ms,
+                rag_docs_used=r.rag_docs_used,
+                interrupted=r.interrupted,
+                created_at=r.created_at,
+            )
+        return cls(
+            id=row.id,
+            session_id=row.session_id,
+            format=row.format,
+            duration_ms=row.duration_ms,
+            enable_rag=row.enable_rag,
+            collection=row.collection,
+            streaming=row.streaming,
+            transcription=row.transcription,
+            audio_kept=row.audio_path is not None,
+            created_at=row.created_at,
+            response=response,
+        )
+
+
+class StreamStart(BaseModel):
+    """The WebSocket's first message of a turn (optional: defaults apply when audio comes first)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    type: Literal["start"]
+    format: Literal["wav", "webm", "mp3"] | None = None
+    language: str | None = Field(default=None, max_length=16)
+    enable_rag: bool | None = None
+    collection: str | None = Field(default=None, max_length=128)
+    model: str | None = Field(default=None, max_length=128)
+    voice: str | None = Field(default=None, max_length=128)
+    audio_format: Literal["wav", "mp3", "opus"] = "wav"

@@ -1,0 +1,412 @@
+"""The voice context's logic: run a turn, store what was said and answered, publish the event stream,
+serve a user's own history, and apply retention (audio 1 hour, text 30 days).
+
+A turn is stored only once it has an outcome — answered, or interrupted by the client — in one transaction
+with its events, so a failure leaves no half-stored request (its audio files are removed too)."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import logging
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Select, delete, select, update
+
+from hearth.config import Settings
+from hearth.events.bus import EventBus
+from hearth.gateway.audio import DecodedAudio, decode_upload, encode_pcm
+from hearth.gateway.service import Caller, Gateway
+from hearth.platform.db import Database, new_id, utcnow
+from hearth.platform.errors import HearthError, not_found
+from hearth.platform.retention import RetentionRule
+from hearth.voice import events as ev
+from hearth.voice.models import VoiceRequest, VoiceResponse
+from hearth.voice.pipeline import TurnOptions, TurnResult, run_turn
+from hearth.voice.schemas import VoiceRequestOut, VoiceResponseOut
+from hearth.voice.store import AudioStore
+
+log = logging.getLogger("hearth.voice")
+
+INPUT_FORMATS = frozenset({"wav", "webm", "mp3"})  # seed 000's invariant
+OUTPUT_FORMATS = ("wav", "mp3", "opus")
+
+
+@dataclass(frozen=True)
+class TurnInput:
+    """A request as the API received it; unset options fall back to the user's preferences."""
+
+    audio: bytes
+    declared_format: str | None = None
+    enable_rag: bool | None = None
+    collection: str | None = None
+    model: str | None = None
+    voice: str | None = None
+    language: str | None = None
+    audio_format: str = "wav"
+    session_id: str | None = None
+    streaming: bool = False
+
+
+def owned(stmt: Select[Any], user_id: str) -> Select[Any]:
+    """Every read of voice rows goes through here: a user only ever sees their own."""
+    return stmt.where(VoiceRequest.user_id == user_id)
+
+
+class VoiceService:
+    def __init__(
+        self,
+        *,
+        db: Database,
+        bus: EventBus,
+        gateway: Gateway,
+        settings: Settings,
+        services: dict[str, Any],
+        clock: Callable[[], datetime] = utcnow,
+    ) -> None:
+        self.db = db
+        self.bus = bus
+        self.gateway = gateway
+        self.settings = settings
+        self.services = services  # the platform's, read at call time: chat and rag start around us
+        self.store = AudioStore(settings.data_dir / "voice")
+        self.clock = clock
+
+    def warm_up(self) -> None:
+        """Load the speech models of the voice aliases now, in the background."""
+        for name in (self.settings.voice_stt_model, self.settings.voice_tts_model):
+            alias = self.gateway.aliases.get(name)
+            for group in alias.groups if alias else ():
+                for deployment in group:
+                    warm = getattr(deployment.backend, "warm", None)
+                    if warm is not None:
+                        warm()
+
+    # -- retention --------------------------------------------------------------------------------------
+
+    def retention_rules(self) -> list[RetentionRule]:
+        return [
+            RetentionRule(
+                "voice.audio", timedelta(hours=self.settings.voice_audio_retention_hours), self.sweep_audio
+            ),
+            RetentionRule(
+                "voice.text", timedelta(days=self.settings.voice_text_retention_days), self.sweep_text
+            ),
+        ]
+
+    async def sweep_audio(self, cutoff: datetime) -> int:
+        """Delete audio files older than `cutoff` and forget their paths; returns how many files went."""
+        async with self.db.transaction() as s:
+            reqs = (
+                await s.execute(
+                    select(VoiceRequest.id, VoiceRequest.audio_path).where(
+                        VoiceRequest.created_at < cutoff, VoiceRequest.audio_path.is_not(None)
+                    )
+                )
+            ).all()
+            resps = (
+                await s.execute(
+                    select(VoiceResponse.id, VoiceResponse.audio_path).where(
+                        VoiceResponse.created_at < cutoff, VoiceResponse.audio_path.is_not(None)
+                    )
+                )
+            ).all()
+            if reqs:
+                await s.execute(
+                    update(VoiceRequest)
+                    .where(VoiceRequest.id.in_([r.id for r in reqs]))
+                    .values(audio_path=None)
+                )
+            if resps:
+                await s.execute(
+                    update(VoiceResponse)
+                    .where(VoiceResponse.id.in_([r.id for r in resps]))
+                    .values(audio_path=None)
+                )
+            kept = set(
+                await s.scalars(select(VoiceRequest.audio_path).where(VoiceRequest.audio_path.is_not(None)))
+            )
+            kept |= set(
+                await s.scalars(select(VoiceResponse.audio_path).where(VoiceResponse.audio_path.is_not(None)))
+            )
+        paths = [r.audio_path for r in (*reqs, *resps)]
+        removed = await asyncio.to_thread(self.store.remove, paths)
+        # Files no row points to (a crash between writing and committing) go by their own age.
+        removed += await asyncio.to_thread(self.store.remove_orphans, cutoff, kept)
+        return removed
+
+    async def sweep_text(self, cutoff: datetime) -> int:
+        """Delete requests (and their responses) older than `cutoff`; returns how many requests went."""
+        async with self.db.transaction() as s:
+            rows = (
+                await s.execute(
+                    select(VoiceRequest.id, VoiceRequest.audio_path).where(VoiceRequest.created_at < cutoff)
+                )
+            ).all()
+            if not rows:
+                return 0
+            ids = [r.id for r in rows]
+            files = [r.audio_path for r in rows]
+            files += list(
+                await s.scalars(
+                    select(VoiceResponse.audio_path).where(
+                        VoiceResponse.request_id.in_(ids), VoiceResponse.audio_path.is_not(None)
+                    )
+                )
+            )
+            await s.execute(delete(VoiceResponse).where(VoiceResponse.request_id.in_(ids)))
+            await s.execute(delete(VoiceRequest).where(VoiceRequest.id.in_(ids)))
+        await asyncio.to_thread(self.store.remove, files)
+        return len(ids)
+
+    # -- reads ------------------------------------------------------------------------------------------
+
+    async def list_requests(self, *, user_id: str, limit: int = 50) -> list[VoiceRequestOut]:
+        """The user's voice requests, newest first."""
+        async with self.db.sessions() as s:
+            rows = await s.scalars(
+                owned(select(VoiceRequest), user_id).order_by(VoiceRequest.created_at.desc()).limit(limit)
+            )
+            return [VoiceRequestOut.of(r) for r in rows.unique()]
+
+    async def get_request(self, *, user_id: str, request_id: str) -> VoiceRequestOut:
+        """One of the user's requests with its response; 404 for a missing id or another user's."""
+        return VoiceRequestOut.of(await self._get(user_id=user_id, request_id=request_id))
+
+    async def get_audio(self, *, user_id: str, request_id: str, which: str) -> tuple[bytes, str]:
+        """(bytes, format) of the request's audio ('request') or the answer's ('response') while kept."""
+        row = await self._get(user_id=user_id, request_id=request_id)
+        if which == "request":
+            path, fmt = row.audio_path, row.format
+        else:
+            path = row.response.audio_path if row.response else None
+            fmt = row.response.audio_format if row.response else ""
+        if path is None:
+            raise not_found(
+                "this audio is no longer kept (voice audio is deleted after its retention period)"
+            )
+        data = await asyncio.to_thread(self.store.read, path)
+        if data is None:
+            raise not_found("this audio is no longer kept")
+        return data, fmt
+
+    async def _get(self, *, user_id: str, request_id: str) -> VoiceRequest:
+        async with self.db.sessions() as s:
+            row = await s.scalar(owned(select(VoiceRequest), user_id).where(VoiceRequest.id == request_id))
+        if row is None:
+            raise not_found(f"voice request {request_id!r} not found", param="request_id")
+        return row
+
+    # -- turns ------------------------------------------------------------------------------------------
+
+    async def open_session(self, *, user_id: str, session_id: str | None) -> str | None:
+        """The chat context's voice session for this conversation: touched if given, opened otherwise."""
+        sessions = getattr(self.services.get("chat"), "sessions", None)
+        if sessions is None:
+            return session_id
+        if session_id:
+            await sessions.touch(user_id=user_id, session_id=session_id)
+            return session_id
+        return (await sessions.open(user_id=user_id, kind="voice")).id
+
+    async def options(self, *, user_id: str, turn: TurnInput) -> TurnOptions:
+        """What this turn runs with: the request's choices, else the user's preferences, else settings."""
+        prefs = None
+        chat = self.services.get("chat")
+        if chat is not None and hasattr(chat, "preferences"):
+            prefs = await chat.preferences.get(user_id=user_id)
+        enable_rag = turn.enable_rag
+        if enable_rag is None:
+            enable_rag = bool(getattr(prefs, "rag_enabled", False))
+        collection = turn.collection or getattr(prefs, "collection", None)
+        s = self.settings
+        model = turn.model or getattr(prefs, "model", None) or s.voice_chat_model
+        self.gateway.router.get(model, "chat")  # a clear 404/400 before any work
+        return TurnOptions(
+            stt_model=s.voice_stt_model,
+            tts_model=s.voice_tts_model,
+            chat_model=model,
+            system_prompt=s.voice_system_prompt,
+            max_reply_tokens=s.voice_max_reply_tokens,
+            temperature=s.voice_temperature,
+            voice=turn.voice or getattr(prefs, "voice", None) or "default",
+            enable_rag=enable_rag,
+            collection=collection,
+            language=turn.language,
+        )
+
+    def decode(self, turn: TurnInput) -> DecodedAudio:
+        """The upload decoded and checked: a real wav/webm/mp3 container within the duration cap."""
+        audio = decode_upload(turn.audio, allowed=INPUT_FORMATS, max_seconds=self.settings.voice_max_seconds)
+        if turn.declared_format and turn.declared_format != audio.format:
+            raise HearthError(
+                400,
+                f"the request says the audio is {turn.declared_format}, but it is {audio.format}",
+                param="format",
+                code="format_mismatch",
+            )
+        return audio
+
+    async def respond(self, *, caller: Caller, turn: TurnInput) -> VoiceResponseOut:
+        """A whole turn (POST /api/voice): the reply's audio as one file, with per-stage latency."""
+        audio = await asyncio.to_thread(self.decode, turn)
+        options = await self.options(user_id=caller.user_id, turn=turn)
+        session_id = await self.open_session(user_id=caller.user_id, session_id=turn.session_id)
+        turn = replace(turn, session_id=session_id)
+        result = TurnResult()
+        async for _ in self.turn(caller=caller, turn=turn, audio=audio, options=options, result=result):
+            pass
+        return await self.finish(
+            caller=caller, turn=turn, audio=audio, options=options, result=result, session_id=session_id
+        )
+
+    async def turn(
+        self,
+        *,
+        caller: Caller,
+        turn: TurnInput,
+        audio: DecodedAudio,
+        options: TurnOptions,
+        result: TurnResult,
+    ) -> AsyncIterator[dict[str, Any]]:
+        """The turn's messages as they are ready; a failure is stored as a VoiceRequestFailed event."""
+        result.events.append(
+            ev.VoiceRequestReceived(
+                request_id=caller.request_id,
+                user_id=caller.user_id,
+                format=audio.format,
+                duration_ms=audio.duration_ms,
+                enable_rag=options.enable_rag,
+                streaming=turn.streaming,
+                session_id=turn.session_id,
+            )
+        )
+        rag = self.services.get("rag")
+        try:
+            async for message in run_turn(
+                gateway=self.gateway,
+                rag=rag,
+                audio=audio,
+                upload=turn.audio,
+                options=options,
+                caller=caller,
+                result=result,
+            ):
+                yield message
+        except HearthError as exc:
+            await self._failed(caller, result, exc.status, exc.message)
+            raise
+        except Exception as exc:
+            await self._failed(caller, result, 500, f"{type(exc).__name__}: {exc}")
+            raise
+
+    async def _failed(self, caller: Caller, result: TurnResult, status: int, message: str) -> None:
+        failed = ev.VoiceRequestFailed(
+            request_id=caller.request_id, user_id=caller.user_id, status=status, error=message[:500]
+        )
+        async with self.db.transaction() as s:
+            for event in (*result.events, failed):
+                await self.bus.publish(event, session=s)
+
+    async def finish(
+        self,
+        *,
+        caller: Caller,
+        turn: TurnInput,
+        audio: DecodedAudio,
+        options: TurnOptions,
+        result: TurnResult,
+        session_id: str | None,
+    ) -> VoiceResponseOut:
+        """Store the request, the answer, both audio files and the turn's events as one unit."""
+        request_id = caller.request_id
+        response_id = new_id()
+        answer = encode_pcm(result.joined_pcm(), result.sample_rate, turn.audio_format) if result.pcm else b""
+        stages = dict(result.stages_ms)
+        total = stages.get("total", 0.0)
+        written: list[str] = []
+        try:
+            written.append(
+                await asyncio.to_thread(
+                    self.store.write, caller.user_id, f"{request_id}-in.{audio.format}", turn.audio
+                )
+            )
+            if answer:
+                written.append(
+                    await asyncio.to_thread(
+                        self.store.write, caller.user_id, f"{request_id}-out.{turn.audio_format}", answer
+                    )
+                )
+            result.events.append(
+                ev.AudioResponseReady(
+                    request_id=request_id,
+                    user_id=caller.user_id,
+                    response_id=response_id,
+                    audio_format=turn.audio_format,
+                    audio_ms=result.audio_ms,
+                    latency_ms=total,
+                    first_audio_ms=stages.get("first_audio"),
+                    interrupted=result.interrupted,
+                )
+            )
+            async with self.db.transaction() as s:
+                request = VoiceRequest(
+                    id=request_id,
+                    user_id=caller.user_id,
+                    session_id=session_id,
+                    format=audio.format,
+                    duration_ms=audio.duration_ms,
+                    language=options.language,
+                    enable_rag=options.enable_rag,
+                    collection=options.collection,
+                    streaming=turn.streaming,
+                    transcription=result.transcription,
+                    audio_path=written[0],
+                    created_at=self.clock(),
+                )
+                s.add(request)
+                s.add(
+                    VoiceResponse(
+                        id=response_id,
+                        request_id=request_id,
+                        response_text=result.response_text,
+                        model=options.chat_model,
+                        audio_format=turn.audio_format,
+                        audio_ms=result.audio_ms,
+                        audio_path=written[1] if answer else None,
+                        latency_ms=total,
+                        stages_ms=stages,
+                        rag_docs_used=result.rag_docs_used,
+                        interrupted=result.interrupted,
+                        created_at=self.clock(),
+                    )
+                )
+                await s.flush()
+                for event in result.events:
+                    await self.bus.publish(event, session=s)
+        except BaseException:
+            await asyncio.to_thread(self.store.remove, written)
+            raise
+        return VoiceResponseOut(
+            id=response_id,
+            request_id=request_id,
+            session_id=session_id,
+            transcription=result.transcription,
+            response_text=result.response_text,
+            audio_b64=base64.b64encode(answer).decode(),
+            audio_format=turn.audio_format,
+            audio_ms=result.audio_ms,
+            latency_ms=total,
+            latency=stages,
+            rag_docs_used=result.rag_docs_used,
+            model=options.chat_model,
+            interrupted=result.interrupted,
+        )
+
+    def with_history(self, options: TurnOptions, history: list[dict[str, str]]) -> TurnOptions:
+        """Options carrying the conversation so far: the last two turns, as a longer prompt delays the
+        first word (the embedded LLM reads ~90 prompt tokens/s)."""
+        return replace(options, history=tuple(history[-4:]))

@@ -1,0 +1,153 @@
+"""The performance model's formulas against hand-computed cases (Llama-3.1-8B and -70B on H100/L4 figures)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from hearth.planner import perf
+from hearth.planner.perf import Configs
+
+H100 = {"flops": 989e12, "bandwidth": 3.35e12, "memory": 80e9, "link": 450e9}
+LLAMA_8B = {"params": 8.03e9, "active": 8.03e9, "layers": 32, "hidden": 4096, "kv_heads": 8, "head_dim": 128}
+LLAMA_70B = {"params": 70.6e9, "active": 70.6e9, "layers": 80, "hidden": 8192, "kv_heads": 8, "head_dim": 128}
+
+
+def cfg(
+    model=LLAMA_8B, gpu=H100, *, tp=1, bytes_per_param=2.0, kv_bytes=2.0, theta=(1.0, 1.0, 0.0, 0.0)
+) -> Configs:
+    return Configs.of(
+        **model,
+        **gpu,
+        tp=tp,
+        bytes_per_param=bytes_per_param,
+        kv_bytes=kv_bytes,
+        theta_bw=theta[0],
+        theta_c=theta[1],
+        theta_o=theta[2],
+        theta_r=theta[3],
+    )
+
+
+def test_weights_and_kv_cache_per_token() -> None:
+    c = cfg()
+    assert perf.weight_bytes(c)[0] == pytest.approx(16.06e9)
+    # 2 (K, V) × 32 layers × 8 KV heads × 128 dims × 2 bytes
+    assert perf.kv_bytes_per_token(c)[0] == 131072
+    # Tensor parallel splits the KV heads …
+    assert perf.kv_bytes_per_token(cfg(tp=2))[0] == 65536
+    # … until there is less than one per GPU: then each GPU keeps a replica of one head.
+    assert perf.kv_bytes_per_token(cfg(tp=16))[0] == 2 * 32 * 1 * 128 * 2
+
+
+def test_kv_capacity_bounds_concurrency() -> None:
+    c = cfg()
+    free = 80e9 * 0.9 - 16.06e9 - perf.RUNTIME_RESERVE_BYTES
+    assert perf.kv_capacity_tokens(c)[0] == pytest.approx(free / 131072)
+    tokens = free / 131072  # ≈ 407,700
+    assert perf.max_batch(c, 768)[0] == 256  # capped by max_num_seqs
+    assert perf.max_batch(c, 768, max_num_seqs=10_000)[0] == math.floor(tokens / 768)
+    assert perf.max_batch(c, 11776, max_num_seqs=10_000)[0] == math.floor(tokens / 11776)
+    # 70B in bf16 (141 GB) does not fit one 80 GB GPU: no KV cache at all.
+    assert perf.kv_capacity_tokens(cfg(LLAMA_70B))[0] == 0
+    assert perf.max_batch(cfg(LLAMA_70B), 768)[0] == 0
+    # Nor two at 90 % utilisation (70.6 GB each plus the runtime reserve > 72 GB); four do.
+    assert perf.max_batch(cfg(LLAMA_70B, tp=2), 768)[0] == 0
+    assert perf.max_batch(cfg(LLAMA_70B, tp=4), 768)[0] == 256
+
+
+def test_decode_is_bandwidth_bound_at_batch_one() -> None:
+    c = cfg()
+    ctx = 512 + 128
+    mem, comp, _ = perf.decode_features(c, np.array([1.0]), ctx)
+    assert mem[0] == pytest.approx((16.06e9 + ctx * 131072) / 3.35e12)  # ≈ 4.82 ms
+    assert comp[0] == pytest.approx(2 * 8.03e9 / 989e12)  # ≈ 16 µs: two orders below
+    # step_time at θ = (1, 1, 0, 0): memory + compute + the prompts mixed in (1/256 of a 512-token prefill).
+    step = perf.step_time(c, np.array([1.0]), 512, 256)[0]
+    pf = perf.prefill_flops(c, 512)[0] / 989e12
+    expected = (16.06e9 + (512 + 128) * 131072) / 3.35e12 + 2 * 8.03e9 / 989e12 + pf / 256
+    assert step == pytest.approx(expected)
+    assert 4.8e-3 < step < 5.0e-3
+
+
+def test_prefill_is_compute_bound() -> None:
+    c = cfg()
+    flops = 2 * 8.03e9 * 4096 + 2 * 32 * 4096**2 * 4096
+    assert perf.prefill_flops(c, 4096)[0] == pytest.approx(flops)
+    t = perf.prefill_time(c, 4096)[0]
+    assert t == pytest.approx(flops / 989e12 + 16.06e9 / 3.35e12)  # ≈ 75 ms, of which 4.8 ms reading weights
+    assert flops / 989e12 > 10 * 16.06e9 / 3.35e12
+
+
+def test_tensor_parallel_overhead() -> None:
+    assert perf.allreduce_time(cfg(), 1.0)[0] == 0.0
+    c = cfg(LLAMA_70B, tp=4)
+    per_call = perf.ALLREDUCE_LATENCY_S + 2 * 3 / 4 * (64 * 8192 * 2) / 450e9
+    assert perf.allreduce_time(c, 64.0)[0] == pytest.approx(2 * 80 * per_call)
+    # TP halves the bytes each GPU reads per step, minus the all-reduces: 4 GPUs decode 70B faster than 2.
+    t2 = perf.step_time(cfg(LLAMA_70B, tp=2), np.array([8.0]), 512, 256)[0]
+    t4 = perf.step_time(cfg(LLAMA_70B, tp=4), np.array([8.0]), 512, 256)[0]
+    assert t4 < t2
+    assert t4 > t2 / 2  # but less than twice as fast
+
+
+def test_theta_scales_the_bound_it_belongs_to() -> None:
+    base = perf.step_time(cfg(), np.array([1.0]), 512, 256)[0]
+    slow_memory = perf.step_time(cfg(theta=(2.0, 1.0, 0.0, 0.0)), np.array([1.0]), 512, 256)[0]
+    assert slow_memory == pytest.approx(2 * base, rel=0.02)  # decode at batch 1 is almost all memory time
+    overhead = perf.step_time(cfg(theta=(1.0, 1.0, 1e-3, 0.0)), np.array([1.0]), 512, 256)[0]
+    assert overhead == pytest.approx(base + 1e-3)
+
+
+def test_closed_loop_obeys_littles_law_and_mdl_queueing() -> None:
+    c = cfg(theta=(1.4, 2.0, 0.5e-3, 0.02))
+    lat = perf.closed_loop(c, 1024, 256, np.array([1.0, 8.0, 64.0]))
+    # Little's law: concurrency = throughput × time in the system.
+    assert np.allclose(lat.requests_per_s * lat.e2e_p50, [1.0, 8.0, 64.0], rtol=0.02)
+    assert np.allclose(lat.output_tokens_per_s, lat.requests_per_s * 256)
+    # E2E = TTFT + (output − 1) × ITL
+    assert np.allclose(lat.e2e_p50, lat.ttft_p50 + 255 * lat.itl_p50)
+    # More concurrency: more throughput, slower tokens, longer TTFT (queueing on prefills).
+    assert np.all(np.diff(lat.output_tokens_per_s) > 0)
+    assert np.all(np.diff(lat.itl_p50) > 0)
+    assert np.all(np.diff(lat.ttft_p50) > 0)
+    assert not lat.saturated.any()
+    # At concurrency 1 the prefill queue is light: TTFT ≈ service + half a step + M/D/1 wait.
+    service = perf.prefill_time(c, 1024)[0] + 0.02
+    rho = lat.requests_per_s[0] * service
+    wait = rho * service / (2 * (1 - rho))
+    assert lat.ttft_p50[0] == pytest.approx(service + lat.itl_p50[0] / 2 + wait, rel=1e-3)
+
+
+def test_clients_beyond_the_kv_limit_wait_for_a_slot() -> None:
+    c = cfg(theta=(1.4, 2.0, 0.5e-3, 0.02))
+    limit = perf.max_batch(c, 1024 + 256, max_num_seqs=64)[0]
+    assert limit == 64
+    lat = perf.closed_loop(c, 1024, 256, np.array([64.0, 128.0]), max_num_seqs=64)
+    assert lat.batch.tolist() == [64.0, 64.0]
+    assert lat.saturated.tolist() == [False, True]
+    # Same throughput, but the second half of the clients waits a whole request time for a slot.
+    assert lat.requests_per_s[1] == pytest.approx(lat.requests_per_s[0], rel=1e-6)
+    assert lat.ttft_p50[1] - lat.ttft_p50[0] == pytest.approx(64 / lat.requests_per_s[0], rel=1e-3)
+
+
+def test_open_loop_below_and_above_capacity() -> None:
+    c = cfg(theta=(1.4, 2.0, 0.5e-3, 0.02))
+    lat = perf.open_loop(c, 512, 256, np.array([1.0, 5.0, 1000.0]))
+    assert lat.saturated.tolist() == [False, False, True]
+    # Little's law for the running sequences: batch = rate × time in service.
+    in_service = lat.e2e_p50[:2] + lat.itl_p50[:2] / 2
+    assert np.allclose(lat.batch[:2], np.array([1.0, 5.0]) * in_service, rtol=0.05)
+
+
+def test_fp8_halves_weight_bytes_and_doubles_peak_compute() -> None:
+    bf16 = cfg()
+    fp8 = cfg(bytes_per_param=1.0, kv_bytes=1.0, gpu={**H100, "flops": 1979e12})
+    assert perf.kv_bytes_per_token(fp8)[0] == 65536  # FP8 KV cache: half the bytes, twice the sequences
+    assert perf.weight_bytes(fp8)[0] == pytest.approx(perf.weight_bytes(bf16)[0] / 2)
+    assert (
+        perf.step_time(fp8, np.array([1.0]), 512, 256)[0]
+        < 0.55 * perf.step_time(bf16, np.array([1.0]), 512, 256)[0]
+    )

@@ -1,0 +1,334 @@
+"""The RAG service in process, on SQLite and PostgreSQL, with LanceDB and with Qdrant (local mode): ingestion
+jobs, the three retrieval modes, atomic replacement, deletion from every index, access control, filters,
+bad documents and crash recovery. Embeddings and reranking use the real embedded MiniLM."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from sqlalchemy import select
+
+from hearth.auth.service import AuthService
+from hearth.config import ModelsConfig
+from hearth.events.bus import EventBus
+from hearth.events.models import OutboxEvent
+from hearth.gateway.service import Gateway
+from hearth.platform.db import Database
+from hearth.platform.errors import HearthError
+from hearth.platform.migrate import upgrade
+from hearth.rag.keyword import KeywordIndex
+from hearth.rag.models import IngestJob
+from hearth.rag.schemas import TextDocument
+from hearth.rag.service import RagConfig, RagService
+from hearth.rag.stores import ChunkRecord, LanceStore, QdrantStore
+from tests.conftest import postgres_url
+from tests.test_rag_files import make_docx_bomb, make_pdf
+
+EMBED_ONLY = {
+    "backends": {
+        "local-embed": {"type": "onnx_embedding"},
+        "local-rerank": {"type": "embedding_rerank", "embedder": "local-embed"},
+    },
+    "aliases": {
+        "embedder": {"kind": "embedding", "deployments": [{"backend": "local-embed"}]},
+        "reranker": {"kind": "rerank", "deployments": [{"backend": "local-rerank"}]},
+    },
+}
+
+DOCS = {
+    "wings.txt": (
+        "Wing flutter",
+        "Flutter is a self-excited oscillation of an aircraft wing in which aerodynamic forces couple with "
+        "the structure's elastic modes. Flutter speed drops as the wing's torsional stiffness decreases.",
+    ),
+    "heat.txt": (
+        "Heat transfer",
+        "Heat conduction in composite slabs was solved analytically for layered materials with contact "
+        "resistance between the layers, giving the temperature history of re-entry heat shields.",
+    ),
+    "boundary.txt": (
+        "Boundary layers",
+        "A turbulent boundary layer on a flat plate separates under an adverse pressure gradient; "
+        "suction through the wall delays the separation of the layer.",
+    ),
+}
+
+
+@pytest.fixture
+async def gateway():
+    gw = Gateway(ModelsConfig.model_validate(EMBED_ONLY))
+    await gw.start()
+    yield gw
+    await gw.close()
+
+
+@pytest.fixture(
+    params=[("sqlite", "lancedb"), ("postgres", "qdrant")], ids=["sqlite-lancedb", "postgres-qdrant"]
+)
+async def rag(request, gateway, tmp_path: Path):
+    """The service on SQLite + LanceDB and on PostgreSQL + Qdrant (local mode): both SQL backends and both
+    vector stores run every test, without the full cross product."""
+    sql, vectors = request.param
+    if sql == "sqlite":
+        url = f"sqlite+aiosqlite:///{tmp_path / 'hearth.db'}"
+    else:
+        url = postgres_url(request.getfixturevalue("postgres_schema"))
+    upgrade(url)
+    database = Database(url)
+    store = LanceStore(tmp_path / "lance") if vectors == "lancedb" else QdrantStore(path=tmp_path / "qdrant")
+    service = RagService(
+        db=database,
+        bus=EventBus(database),
+        gateway=gateway,
+        store=store,
+        keywords=KeywordIndex(tmp_path / "bm25"),
+        config=RagConfig(data_dir=tmp_path),
+    )
+    await service.start(worker=False)  # tests drive the worker with run_batch() for determinism
+    auth = AuthService(database)
+    service.users = {name: (await auth.create_user(username=name)).id for name in ("alice", "bob")}  # type: ignore[attr-defined]
+    yield service
+    await service.stop()
+    await database.close()
+
+
+@pytest.fixture
+def database(rag):
+    return rag.db
+
+
+async def _drain(rag: RagService) -> None:
+    while await rag.run_batch():
+        pass
+
+
+async def _seed(rag: RagService, user: str, collection: str = "aero") -> dict[str, str]:
+    await rag.create_collection(user_id=user, name=collection)
+    ids = {}
+    for source, (title, text) in DOCS.items():
+        doc = TextDocument(text=text, title=title, source=source, metadata={"topic": source.split(".")[0]})
+        ids[source] = (await rag.ingest_text(user_id=user, collection=collection, document=doc)).document.id
+    await _drain(rag)
+    return ids
+
+
+def _chunk_versions(rag: RagService, collection_id: str) -> dict[tuple[str, str], int]:
+    return rag.store.versions(collection_id)
+
+
+async def _event_types(database) -> list[str]:
+    async with database.transaction() as session:
+        return list((await session.scalars(select(OutboxEvent.type).order_by(OutboxEvent.seq))).all())
+
+
+async def test_ingest_then_every_mode_finds_the_right_document(rag, database):
+    alice = rag.users["alice"]
+    ids = await _seed(rag, alice)
+    for mode in ("dense", "sparse", "hybrid"):
+        sources = await rag.retrieve(
+            user_id=alice, collection="aero", query="why does a wing flutter?", mode=mode, top_k=10, top_n=3
+        )
+        assert sources, mode
+        best = sources[0]
+        assert best.document_id == ids["wings.txt"], mode
+        assert best.title == "Wing flutter" and "oscillation" in best.text
+        assert best.rerank_score is not None and best.metadata["topic"] == "wings"
+        assert best.metadata["source"] == "wings.txt" and best.metadata["position"] == 0
+    listed = await rag.list_documents(user_id=alice, collection="aero")
+    assert {d.status for d in listed} == {"indexed"} and all(
+        d.queryable and d.chunk_count == 1 for d in listed
+    )
+    types = await _event_types(database)
+    assert types.count("DocumentIngested") == 3 and types[0] == "CollectionCreated"
+
+
+async def test_reingest_is_a_noop_and_a_change_replaces_chunks_atomically(rag):
+    alice = rag.users["alice"]
+    ids = await _seed(rag, alice)
+    collection = (await rag.get_collection(user_id=alice, collection="aero")).id
+    title, text = DOCS["heat.txt"]
+    same = TextDocument(text=text, title=title, source="heat.txt", metadata={"topic": "heat"})
+    again = await rag.ingest_text(user_id=alice, collection="aero", document=same)
+    assert again.unchanged and again.document.id == ids["heat.txt"]
+    assert await rag.run_batch() == 0  # nothing was queued
+
+    changed = TextDocument(
+        text="Ablation cooling protects re-entry capsules: the heat shield chars and carries heat away.",
+        title="Heat shields",
+        source="heat.txt",
+    )
+    queued = await rag.ingest_text(user_id=alice, collection="aero", document=changed)
+    assert not queued.unchanged and queued.document.id == ids["heat.txt"]
+    # Until the new version is indexed, queries see the old one (never neither).
+    old = await rag.retrieve(
+        user_id=alice, collection="aero", query="composite slabs conduction", mode="sparse"
+    )
+    assert old and old[0].document_id == ids["heat.txt"] and "composite slabs" in old[0].text
+    await _drain(rag)
+    for mode in ("dense", "sparse", "hybrid"):
+        hits = await rag.retrieve(
+            user_id=alice, collection="aero", query="ablation heat shield capsule", mode=mode
+        )
+        mine = [h for h in hits if h.document_id == ids["heat.txt"]]
+        assert len(mine) == 1 and "Ablation" in mine[0].text, mode  # never both versions
+    stale = await rag.retrieve(
+        user_id=alice, collection="aero", query="composite slabs conduction", mode="sparse"
+    )
+    assert all("composite slabs" not in h.text for h in stale)
+    versions = [v for (d, v) in _chunk_versions(rag, collection) if d == ids["heat.txt"]]
+    assert versions == [queued.job.id]  # the old version's chunks are gone from the store
+
+
+async def test_delete_removes_chunks_from_every_index(rag, database):
+    alice = rag.users["alice"]
+    ids = await _seed(rag, alice)
+    collection = (await rag.get_collection(user_id=alice, collection="aero")).id
+    await rag.delete_document(user_id=alice, document_id=ids["boundary.txt"])
+    assert all(d != ids["boundary.txt"] for d, _ in _chunk_versions(rag, collection))
+    assert rag.keywords.search(collection, "turbulent boundary layer separation", 10) == [] or all(
+        h.document_id != ids["boundary.txt"]
+        for h in rag.keywords.search(collection, "turbulent boundary", 10)
+    )
+    with pytest.raises(HearthError) as missing:
+        await rag.get_document(user_id=alice, document_id=ids["boundary.txt"])
+    assert missing.value.status == 404
+    assert "DocumentDeleted" in await _event_types(database)
+    await rag.delete_collection(user_id=alice, collection="aero")
+    assert collection not in rag.store.collections()
+
+
+async def test_other_users_get_404_and_shares_are_read_only(rag):
+    alice, bob = rag.users["alice"], rag.users["bob"]
+    ids = await _seed(rag, alice)
+    for call in (
+        rag.retrieve(user_id=bob, collection="aero", query="flutter"),
+        rag.get_collection(user_id=bob, collection="aero"),
+        rag.list_documents(user_id=bob, collection="aero"),
+        rag.get_document(user_id=bob, document_id=ids["wings.txt"]),
+        rag.delete_document(user_id=bob, document_id=ids["wings.txt"]),
+        rag.retrieve(user_id=alice, collection="no-such-collection", query="flutter"),
+    ):
+        with pytest.raises(HearthError) as err:
+            await call
+        assert err.value.status == 404
+    assert await rag.list_collections(user_id=bob) == []
+
+    shared = await rag.share(user_id=alice, collection="aero", username="bob")
+    assert shared.shared_with == ["bob"]
+    hits = await rag.retrieve(user_id=bob, collection=shared.id, query="wing flutter", top_n=1)
+    assert hits[0].document_id == ids["wings.txt"]
+    assert [c.owned for c in await rag.list_collections(user_id=bob)] == [False]
+    for call in (
+        rag.ingest_text(
+            user_id=bob, collection=shared.id, document=TextDocument(text="graffiti", source="x.txt")
+        ),
+        rag.delete_document(user_id=bob, document_id=ids["wings.txt"]),
+        rag.delete_collection(user_id=bob, collection=shared.id),
+    ):
+        with pytest.raises(HearthError) as err:
+            await call
+        assert err.value.status == 403
+    await rag.unshare(user_id=alice, collection="aero", username="bob")
+    with pytest.raises(HearthError) as err:
+        await rag.retrieve(user_id=bob, collection=shared.id, query="flutter")
+    assert err.value.status == 404
+
+
+async def test_metadata_filters(rag):
+    alice = rag.users["alice"]
+    ids = await _seed(rag, alice)
+    hits = await rag.retrieve(
+        user_id=alice,
+        collection="aero",
+        query="wing flutter",
+        filters={"topic": ["heat", "boundary"]},
+        top_n=10,
+    )
+    assert hits and {h.document_id for h in hits} <= {ids["heat.txt"], ids["boundary.txt"]}
+    only = await rag.retrieve(
+        user_id=alice, collection="aero", query="layers", filters={"source": "heat.txt"}
+    )
+    assert {h.document_id for h in only} == {ids["heat.txt"]}
+    assert await rag.retrieve(user_id=alice, collection="aero", query="wing", filters={"topic": "none"}) == []
+    with pytest.raises(HearthError) as err:
+        await rag.retrieve(user_id=alice, collection="aero", query="wing", filters={"topic": {"$in": [1]}})
+    assert err.value.status == 400
+
+
+async def test_bad_documents_fail_with_reasons_and_leave_others_indexed(rag):
+    alice = rag.users["alice"]
+    await rag.create_collection(user_id=alice, name="mixed")
+    good = await rag.ingest_file(
+        user_id=alice,
+        collection="mixed",
+        filename="good.pdf",
+        data=make_pdf(["Supersonic inlets need bleed."]),
+    )
+    bad = {
+        "locked.pdf": make_pdf(["secret"], password="pw"),
+        "corrupt.pdf": b"%PDF-1.7 garbage",
+        "junk.txt": bytes(range(256)) * 40,
+        "bomb.docx": make_docx_bomb(),
+    }
+    failed = {
+        name: (await rag.ingest_file(user_id=alice, collection="mixed", filename=name, data=data)).job.id
+        for name, data in bad.items()
+    }
+    await _drain(rag)
+    reasons = {name: (await rag.get_job(user_id=alice, job_id=job)).error for name, job in failed.items()}
+    assert "password-protected" in reasons["locked.pdf"]
+    assert "corrupt" in reasons["corrupt.pdf"]
+    assert "binary" in reasons["junk.txt"]
+    assert "zip bomb" in reasons["bomb.docx"]
+    doc = await rag.get_document(user_id=alice, document_id=good.document.id)
+    assert doc.status == "indexed" and doc.metadata == {}
+    collection = doc.collection_id
+    assert {d for d, _ in _chunk_versions(rag, collection)} == {good.document.id}  # nothing half-indexed
+    hits = await rag.retrieve(user_id=alice, collection="mixed", query="supersonic inlet bleed")
+    assert hits[0].metadata["page"] == 1
+    for name, data, status in (
+        ("../escape.txt", b"x", 400),
+        ("nul\x00.txt", b"x", 400),
+        ("picture.png", b"\x89PNG", 415),
+        ("empty.txt", b"", 400),
+    ):
+        with pytest.raises(HearthError) as err:
+            await rag.ingest_file(user_id=alice, collection="mixed", filename=name, data=data)
+        assert err.value.status == status, name
+    assert len(await rag.list_documents(user_id=alice, collection="mixed")) == 5
+
+
+async def test_recovery_requeues_interrupted_jobs_and_removes_orphan_chunks(rag, database):
+    alice = rag.users["alice"]
+    ids = await _seed(rag, alice)
+    collection = (await rag.get_collection(user_id=alice, collection="aero")).id
+    # A crash mid-batch: a job left "embedding" and chunks of a version that never became active.
+    queued = await rag.ingest_text(
+        user_id=alice,
+        collection="aero",
+        document=TextDocument(text="Vortex generators energise the flow.", source="v.txt"),
+    )
+    async with database.transaction() as session:
+        (await session.get(IngestJob, queued.job.id)).status = "embedding"
+    orphan = ChunkRecord(
+        chunk_id="f" * 32,
+        document_id=queued.document.id,
+        version=queued.job.id,
+        position=0,
+        page=-1,
+        title="",
+        text="half-written",
+        metadata=json.dumps({}),
+        vector=np.ones(384, dtype=np.float32) / np.sqrt(384),
+    )
+    rag.store.add(collection, [orphan])
+    await rag.recover()
+    assert (queued.document.id, queued.job.id) not in _chunk_versions(rag, collection)
+    assert (await rag.get_job(user_id=alice, job_id=queued.job.id)).status == "pending"
+    await _drain(rag)
+    counts = _chunk_versions(rag, collection)
+    assert counts[(queued.document.id, queued.job.id)] == 1
+    assert {d for d, _ in counts} == set(ids.values()) | {queued.document.id}
