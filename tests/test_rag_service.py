@@ -332,3 +332,74 @@ async def test_recovery_requeues_interrupted_jobs_and_removes_orphan_chunks(rag,
     counts = _chunk_versions(rag, collection)
     assert counts[(queued.document.id, queued.job.id)] == 1
     assert {d for d, _ in counts} == set(ids.values()) | {queued.document.id}
+
+
+async def test_overlapped_batches_activate_versions_in_order(rag):
+    """The worker writes one batch while it embeds the next: a document changed between two batches ends
+    with its newer version, alone, and both batches' documents are queryable."""
+    alice = rag.users["alice"]
+    await rag.create_collection(user_id=alice, name="aero")
+    first = await rag.ingest_text(
+        user_id=alice,
+        collection="aero",
+        document=TextDocument(text="Composite slabs conduct heat slowly.", title="Heat", source="heat.txt"),
+    )
+    assert await rag.run_batch(overlap=True) == 1  # its writes may still be running
+    second = await rag.ingest_text(
+        user_id=alice,
+        collection="aero",
+        document=TextDocument(text="Ablation shields carry heat away.", title="Heat", source="heat.txt"),
+    )
+    other = await rag.ingest_text(
+        user_id=alice,
+        collection="aero",
+        document=TextDocument(text="Wing flutter couples aerodynamics and elasticity.", source="wing.txt"),
+    )
+    assert await rag.run_batch(overlap=True) == 2
+    assert await rag.run_batch(overlap=True) == 0  # drained: every write has finished
+    # The first version was indexed, or superseded if the second arrived before its writes finished.
+    job = await rag.get_job(user_id=alice, job_id=first.job.id)
+    assert job.status == "indexed" or job.error == "superseded by a newer version"
+    assert (await rag.get_job(user_id=alice, job_id=second.job.id)).status == "indexed"
+    assert (await rag.get_document(user_id=alice, document_id=first.document.id)).status == "indexed"
+    collection = (await rag.get_collection(user_id=alice, collection="aero")).id
+    assert {v for (d, v) in _chunk_versions(rag, collection) if d == first.document.id} == {second.job.id}
+    hits = await rag.retrieve(user_id=alice, collection="aero", query="heat shield ablation", mode="hybrid")
+    heat = [h for h in hits if h.document_id == first.document.id]
+    assert len(heat) == 1 and "Ablation" in heat[0].text
+    wing = await rag.retrieve(user_id=alice, collection="aero", query="flutter", mode="sparse")
+    assert wing and wing[0].document_id == other.document.id
+
+
+async def test_embedding_order_is_kept_when_texts_are_sorted_by_length(rag):
+    """Texts are embedded grouped by length; each vector must still belong to its own text."""
+    texts = [
+        "short one",
+        "a much longer text about supersonic flow over a flat plate " * 6,
+        "mid length text",
+    ]
+    backend = rag.gateway.backends["local-embed"]
+    vectors = await rag._embed(texts)
+    for text, vector in zip(texts, vectors, strict=True):
+        assert float(np.dot(vector, backend.embed_sync([text])[0])) > 0.999
+
+
+def test_keyword_index_sees_a_rebuild_by_another_process(tmp_path: Path):
+    """An API process loads the index (with the chunk payloads) that a worker process rebuilt on disk."""
+    row = {"document_id": "d" * 32, "version": "v" * 32, "position": 0, "page": -1, "title": "t"}
+    worker, api = KeywordIndex(tmp_path), KeywordIndex(tmp_path)
+    worker.rebuild("c", [{**row, "chunk_id": "a" * 32, "text": "shock waves", "metadata": "{}"}])
+    assert [h.chunk_id for h in api.search("c", "shock", 10)] == ["a" * 32]
+    worker.rebuild(
+        "c",
+        [
+            {**row, "chunk_id": "a" * 32, "text": "shock waves", "metadata": "{}"},
+            {**row, "chunk_id": "b" * 32, "text": "heat shields", "metadata": '{"k": 1}', "page": 3},
+        ],
+    )
+    assert [h.chunk_id for h in api.search("c", "heat shield", 10)] == ["b" * 32]
+    payload = api.payloads("c", ["b" * 32, "e" * 32])
+    assert list(payload) == ["b" * 32]
+    assert payload["b" * 32]["text"] == "heat shields" and payload["b" * 32]["page"] == 3
+    worker.drop("c")
+    assert KeywordIndex(tmp_path).search("c", "heat", 10) == []

@@ -1,13 +1,16 @@
-"""BM25 keyword index per collection with `bm25s` (English stemming and stopwords), persisted on disk.
+"""BM25 keyword index per collection with `bm25s` (English stemming and stopwords), and the collection's chunk
+payloads next to it, persisted on disk.
 
-An index is rebuilt from the vector store's chunk texts after each ingestion batch or deletion, then saved
-next to the chunk ids it scores, and loaded back at start-up. It may hold chunks of versions that are not
-(or no longer) active; the service drops those hits, exactly as it does for vector hits.
+An index is rebuilt from the vector store's chunk rows after each ingestion batch or deletion, then saved
+next to the chunk payloads it scores (an Arrow IPC file, memory-mapped when loaded), and loaded back at
+start-up. Queries read the payloads of their final hits from that file, so the search stage needs no second
+round trip to the vector store. The index may hold chunks of versions that are not (or no longer) active;
+the service drops those hits, exactly as it does for vector hits.
 """
 
 from __future__ import annotations
 
-import json
+import os
 import shutil
 import threading
 from dataclasses import dataclass
@@ -15,26 +18,75 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pyarrow as pa
 
-from hearth.rag.stores import Hit
+from hearth.rag.stores import PAYLOAD, Hit
+
+_ROWS = "rows.arrow"
+_SCHEMA = pa.schema(
+    [
+        ("chunk_id", pa.string()),
+        ("document_id", pa.string()),
+        ("version", pa.string()),
+        ("position", pa.int32()),
+        ("page", pa.int32()),
+        ("title", pa.string()),
+        ("text", pa.string()),
+        ("metadata", pa.string()),
+    ]
+)
 
 
 @dataclass
 class _Index:
     retriever: Any
+    rows: pa.Table  # the payloads, memory-mapped
     chunk_ids: list[str]
+    row_of: dict[str, int]
     document_ids: np.ndarray  # per corpus row, for filters
     versions: list[str]
+    stamp: tuple[int, int]  # (inode, mtime) of the rows file it was loaded from
+
+    @classmethod
+    def of(cls, retriever: Any, rows: pa.Table, stamp: tuple[int, int]) -> _Index:
+        chunk_ids = rows.column("chunk_id").to_pylist()
+        return cls(
+            retriever,
+            rows,
+            chunk_ids,
+            {c: i for i, c in enumerate(chunk_ids)},
+            np.array(rows.column("document_id").to_pylist()),
+            rows.column("version").to_pylist(),
+            stamp,
+        )
 
 
 def tokenize(texts: list[str]) -> list[list[str]]:
     """Lower-cased words without English stopwords, Snowball-stemmed: the same for documents and queries."""
     import bm25s
-    import Stemmer
 
-    return bm25s.tokenize(
-        texts, stopwords="en", stemmer=Stemmer.Stemmer("english"), return_ids=False, show_progress=False
-    )
+    return bm25s.tokenize(texts, stopwords="en", stemmer=_stemmer(), return_ids=False, show_progress=False)
+
+
+_STEMMER: Any = None
+
+
+def _stemmer() -> Any:
+    # Building a Snowball stemmer costs more than stemming a query: build it once.
+    global _STEMMER
+    if _STEMMER is None:
+        import Stemmer
+
+        _STEMMER = Stemmer.Stemmer("english")
+    return _STEMMER
+
+
+def _stamp(path: Path) -> tuple[int, int] | None:
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return None
+    return st.st_ino, st.st_mtime_ns
 
 
 class KeywordIndex:
@@ -48,7 +100,7 @@ class KeywordIndex:
         return self.root / collection_id
 
     def rebuild(self, collection_id: str, rows: list[dict[str, Any]]) -> None:
-        """Index `rows` (chunk_id, document_id, version, title, text) and persist the index."""
+        """Index `rows` (the chunk payload fields of `stores.PAYLOAD`) and persist the index."""
         import bm25s
 
         if not rows:
@@ -58,24 +110,12 @@ class KeywordIndex:
         tokens = tokenize([f"{r['title']}\n{r['text']}" for r in rows])
         retriever = bm25s.BM25()
         retriever.index(tokens, show_progress=False)
-        index = _Index(
-            retriever,
-            [r["chunk_id"] for r in rows],
-            np.array([r["document_id"] for r in rows]),
-            [r["version"] for r in rows],
-        )
+        table = pa.Table.from_pylist([{k: r[k] for k in PAYLOAD} for r in rows], schema=_SCHEMA)
         tmp = self.root / f".{collection_id}.tmp"
         shutil.rmtree(tmp, ignore_errors=True)
         retriever.save(str(tmp))
-        (tmp / "rows.json").write_text(
-            json.dumps(
-                {
-                    "chunk_ids": index.chunk_ids,
-                    "document_ids": index.document_ids.tolist(),
-                    "versions": index.versions,
-                }
-            )
-        )
+        with pa.OSFile(str(tmp / _ROWS), "wb") as sink, pa.ipc.new_file(sink, _SCHEMA) as writer:
+            writer.write_table(table)
         with self._lock:
             # Swap directories so a crash leaves either the old or the new index, never half of one.
             old = self.root / f".{collection_id}.old"
@@ -84,23 +124,30 @@ class KeywordIndex:
                 self._dir(collection_id).rename(old)
             tmp.rename(self._dir(collection_id))
             shutil.rmtree(old, ignore_errors=True)
-            self._indexes[collection_id] = index
+            path = self._dir(collection_id) / _ROWS
+            self._indexes[collection_id] = _Index.of(retriever, self._read(path), _stamp(path) or (0, 0))
+
+    @staticmethod
+    def _read(path: Path) -> pa.Table:
+        return pa.ipc.open_file(pa.memory_map(str(path))).read_all()
 
     def _load(self, collection_id: str) -> _Index | None:
-        if collection_id in self._indexes:
-            return self._indexes[collection_id]
+        path = self._dir(collection_id) / _ROWS
+        stamp = _stamp(path)
+        cached = self._indexes.get(collection_id)
+        if collection_id in self._indexes and (
+            stamp is None or (cached is not None and cached.stamp == stamp)
+        ):
+            # Unchanged on disk (or mid-swap by another process: keep what we have).
+            return cached
         import bm25s
 
-        path = self._dir(collection_id)
         index = None
-        if (path / "rows.json").exists():
-            rows = json.loads((path / "rows.json").read_text())
-            index = _Index(
-                bm25s.BM25.load(str(path)),
-                rows["chunk_ids"],
-                np.array(rows["document_ids"]),
-                rows["versions"],
-            )
+        if stamp is not None:
+            try:
+                index = _Index.of(bm25s.BM25.load(str(self._dir(collection_id))), self._read(path), stamp)
+            except (FileNotFoundError, OSError, pa.ArrowInvalid):
+                return cached  # swapped away while we read it; the next query loads the new one
         with self._lock:
             self._indexes[collection_id] = index
         return index
@@ -113,24 +160,31 @@ class KeywordIndex:
             return []
         tokens = tokenize([query])[0]
         # Words the corpus never saw cannot score; a query of only those (or only stopwords) matches nothing.
-        known = [[t for t in tokens if t in index.retriever.vocab_dict]]
-        if not known[0]:
+        vocab = index.retriever.vocab_dict
+        known = [vocab[t] for t in tokens if t in vocab]
+        if not known:
             return []
-        mask = None
+        scores = index.retriever.get_scores_from_ids(known)
         if document_ids is not None:
-            mask = np.isin(index.document_ids, list(document_ids)).astype(np.float32)
-        k = min(k, len(index.chunk_ids))
-        docs, scores = index.retriever.retrieve(
-            known, k=k, show_progress=False, weight_mask=mask, n_threads=1
-        )
-        hits = []
-        for row, score in zip(docs[0].tolist(), scores[0].tolist(), strict=True):
-            if score <= 0:
-                continue
-            hits.append(
-                Hit(index.chunk_ids[row], str(index.document_ids[row]), index.versions[row], float(score))
-            )
-        return hits
+            scores = scores * np.isin(index.document_ids, list(document_ids))
+        k = min(k, len(scores))
+        top = np.argpartition(-scores, k - 1)[:k] if k < len(scores) else np.arange(len(scores))
+        top = top[np.argsort(-scores[top], kind="stable")]
+        return [
+            Hit(index.chunk_ids[row], str(index.document_ids[row]), index.versions[row], float(scores[row]))
+            for row in top.tolist()
+            if scores[row] > 0
+        ]
+
+    def payloads(self, collection_id: str, chunk_ids: list[str]) -> dict[str, dict[str, Any]]:
+        """The stored payloads (`stores.PAYLOAD` fields) of those chunks this index holds."""
+        index = self._load(collection_id)
+        if index is None:
+            return {}
+        rows = [index.row_of[c] for c in chunk_ids if c in index.row_of]
+        if not rows:
+            return {}
+        return {row["chunk_id"]: row for row in index.rows.take(rows).to_pylist()}
 
     def drop(self, collection_id: str) -> None:
         with self._lock:
@@ -138,4 +192,4 @@ class KeywordIndex:
             shutil.rmtree(self._dir(collection_id), ignore_errors=True)
 
     def exists(self, collection_id: str) -> bool:
-        return (self._dir(collection_id) / "rows.json").exists()
+        return (self._dir(collection_id) / _ROWS).exists()

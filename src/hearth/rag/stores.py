@@ -203,7 +203,7 @@ class LanceStore:
         table = self._table(collection_id)
         if table is None:
             return
-        data = self._scan(table, ["chunk_id", "document_id", "version", "title", "text"])
+        data = self._scan(table, list(PAYLOAD))
         yield from data.to_pylist()
 
     @staticmethod
@@ -353,7 +353,7 @@ class QdrantStore:
         return counts
 
     def rows(self, collection_id: str) -> Iterator[dict[str, Any]]:
-        yield from self._scroll(collection_id, ["chunk_id", "document_id", "version", "title", "text"])
+        yield from self._scroll(collection_id, list(PAYLOAD))
 
     def _delete(self, collection_id: str, conditions: dict[str, str]) -> None:
         from qdrant_client import models
