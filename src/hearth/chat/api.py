@@ -27,27 +27,15 @@ from hearth.chat.schemas import (
 )
 from hearth.chat.service import ChatService, Turn
 from hearth.chat.sessions import Session
-from hearth.gateway.service import Caller
+from hearth.gateway.service import metered_caller
 from hearth.platform.contexts import service
 from hearth.platform.errors import HearthError
-from hearth.platform.logging import request_id_var
 
 router = APIRouter(prefix="/api", tags=["chat"])
 
 
 def _chat(request: Request) -> ChatService:
     return service(request, "chat")
-
-
-def _caller(request: Request, principal: Principal) -> Caller:
-    limiter = request.app.state.platform.ratelimits
-    limiter.check(principal)
-    return Caller(
-        user_id=principal.user_id,
-        priority=principal.priority,
-        request_id=request_id_var.get() or "",
-        on_tokens=lambda n: limiter.add_tokens(principal, n),
-    )
 
 
 # -- conversations -------------------------------------------------------------------------------------
@@ -59,7 +47,10 @@ async def create_conversation(
 ) -> Response:
     """Start a conversation with its first message; the reply streams back as SSE."""
     turn = await _chat(request).begin(
-        user_id=principal.user_id, caller=_caller(request, principal), conversation_id=None, request=body
+        user_id=principal.user_id,
+        caller=metered_caller(request.app, principal),
+        conversation_id=None,
+        request=body,
     )
     return await _reply(turn, stream=body.stream, status=201)
 
@@ -74,7 +65,7 @@ async def send_message(
     """Add a message to one of the caller's conversations; the reply streams back as SSE."""
     turn = await _chat(request).begin(
         user_id=principal.user_id,
-        caller=_caller(request, principal),
+        caller=metered_caller(request.app, principal),
         conversation_id=conversation_id,
         request=body,
     )

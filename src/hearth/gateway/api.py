@@ -18,10 +18,9 @@ from starlette.responses import Response, StreamingResponse
 from hearth.auth.deps import require_principal
 from hearth.auth.principal import Principal
 from hearth.gateway.schemas import ChatCompletionRequest, EmbeddingRequest, RerankRequest
-from hearth.gateway.service import Caller, Gateway
+from hearth.gateway.service import Gateway, metered_caller
 from hearth.gateway.stream import ChatStream
 from hearth.platform.errors import HearthError, invalid
-from hearth.platform.logging import request_id_var
 
 router = APIRouter(prefix="/v1", tags=["openai"])
 M = TypeVar("M", bound=BaseModel)
@@ -49,17 +48,6 @@ async def _parse(request: Request, model: type[M]) -> tuple[dict[str, Any], M]:
 
 def _gateway(request: Request) -> Gateway:
     return request.app.state.platform.gateway
-
-
-def _caller(request: Request, principal: Principal) -> Caller:
-    limiter = request.app.state.platform.ratelimits
-    limiter.check(principal)
-    return Caller(
-        user_id=principal.user_id,
-        priority=principal.priority,
-        request_id=request_id_var.get() or "",
-        on_tokens=lambda n: limiter.add_tokens(principal, n),
-    )
 
 
 @router.get("/models")
@@ -93,7 +81,7 @@ def _model_card(alias: Any) -> dict[str, Any]:
 @router.post("/chat/completions")
 async def chat_completions(request: Request, principal: Principal = Depends(require_principal)) -> Response:
     body, parsed = await _parse(request, ChatCompletionRequest)
-    caller = _caller(request, principal)
+    caller = metered_caller(request.app, principal)
     gateway = _gateway(request)
     if not parsed.stream:
         return _json(await gateway.chat(body, caller))
@@ -130,7 +118,7 @@ async def _sse(chunks: AsyncIterator[dict[str, Any]]) -> AsyncIterator[bytes]:
 async def embeddings(request: Request, principal: Principal = Depends(require_principal)) -> Response:
     _, parsed = await _parse(request, EmbeddingRequest)
     texts = [parsed.input] if isinstance(parsed.input, str) else parsed.input
-    result = await _gateway(request).embed(parsed.model, texts, _caller(request, principal))
+    result = await _gateway(request).embed(parsed.model, texts, metered_caller(request.app, principal))
     vectors = result.vectors
     if parsed.dimensions is not None and vectors and parsed.dimensions != len(vectors[0]):
         raise HearthError(
@@ -154,7 +142,8 @@ async def embeddings(request: Request, principal: Principal = Depends(require_pr
 async def rerank(request: Request, principal: Principal = Depends(require_principal)) -> Response:
     _, parsed = await _parse(request, RerankRequest)
     texts = parsed.texts()
-    result = await _gateway(request).rerank(parsed.model, parsed.query, texts, _caller(request, principal))
+    caller = metered_caller(request.app, principal)
+    result = await _gateway(request).rerank(parsed.model, parsed.query, texts, caller)
     order = sorted(range(len(texts)), key=lambda i: result.scores[i], reverse=True)
     if parsed.top_n is not None:
         order = order[: parsed.top_n]

@@ -15,9 +15,10 @@ from starlette.responses import Response, StreamingResponse
 
 from hearth.auth.deps import require_principal
 from hearth.auth.principal import Principal
-from hearth.gateway.api import _caller, _gateway, _parse
+from hearth.gateway.api import _gateway, _parse
 from hearth.gateway.audio import TRANSCRIPTION_FORMATS, decode_upload
 from hearth.gateway.backends.base import SpeechRequest, Transcription, TranscriptionRequest
+from hearth.gateway.service import metered_caller
 from hearth.gateway.speech import SpeechStream
 from hearth.platform.errors import bad_request, invalid
 
@@ -78,7 +79,7 @@ async def transcriptions(request: Request, principal: Principal = Depends(requir
             prompt=parsed.prompt,
             temperature=parsed.temperature,
         ),
-        _caller(request, principal),
+        metered_caller(request.app, principal),
     )
     return _transcription_response(result, parsed.response_format)
 
@@ -135,7 +136,7 @@ async def speech(request: Request, principal: Principal = Depends(require_princi
         SpeechRequest(
             input=parsed.input, voice=voice, response_format=parsed.response_format, speed=parsed.speed
         ),
-        _caller(request, principal),
+        metered_caller(request.app, principal),
     )
     return AudioResponse(stream, parsed.response_format)
 

@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+from hearth.auth.principal import Principal
 from hearth.config import ModelsConfig
 from hearth.events.schemas import InferenceCompleted, InferenceFailed
 from hearth.gateway.backends.base import (
@@ -31,6 +32,7 @@ from hearth.gateway.speech import SpeechStream
 from hearth.gateway.stream import ChatStream
 from hearth.platform import metrics
 from hearth.platform.errors import HearthError
+from hearth.platform.logging import request_id_var
 
 log = logging.getLogger("hearth.gateway")
 T = TypeVar("T")
@@ -47,6 +49,19 @@ class Caller:
 
 
 SYSTEM = Caller()
+
+
+def metered_caller(app: Any, principal: Principal, *, request_id: str | None = None) -> Caller:
+    """A Caller for an API request: checks the key's request budget now (429) and charges its token budget
+    as tokens are used. Every route that calls models on a user's behalf builds its Caller here."""
+    limiter = app.state.platform.ratelimits
+    limiter.check(principal)
+    return Caller(
+        user_id=principal.user_id,
+        priority=principal.priority,
+        request_id=request_id if request_id is not None else (request_id_var.get() or ""),
+        on_tokens=lambda n: limiter.add_tokens(principal, n),
+    )
 
 
 class Gateway:

@@ -12,7 +12,7 @@ from starlette.datastructures import UploadFile
 
 from hearth.auth.deps import require_principal
 from hearth.auth.principal import Principal
-from hearth.gateway.service import Caller
+from hearth.gateway.service import metered_caller
 from hearth.platform.contexts import service
 from hearth.platform.errors import HearthError, bad_request, invalid
 from hearth.rag.schemas import (
@@ -33,14 +33,6 @@ router = APIRouter(prefix="/api/rag", tags=["rag"])
 
 def _rag(request: Request) -> RagService:
     return service(request, "rag")
-
-
-def _caller(request: Request, principal: Principal) -> Caller:
-    return Caller(
-        user_id=principal.user_id,
-        priority=principal.priority,
-        request_id=getattr(request.state, "request_id", "") or "",
-    )
 
 
 @router.post("/collections", status_code=201, response_model=CollectionOut)
@@ -216,7 +208,7 @@ async def query(
         rerank=body.rerank,
         max_tokens=body.max_tokens,
         temperature=body.temperature,
-        caller=_caller(request, principal),
+        caller=metered_caller(request.app, principal),
     )
     if not (body.stream and body.generate):
         return await rag.query(**args, generate=body.generate)

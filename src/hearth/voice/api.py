@@ -19,7 +19,7 @@ from starlette.responses import Response
 from hearth.auth.deps import require_principal
 from hearth.auth.principal import Principal
 from hearth.gateway.audio import encode_pcm
-from hearth.gateway.service import Caller
+from hearth.gateway.service import Caller, metered_caller
 from hearth.platform.contexts import service
 from hearth.platform.db import new_id
 from hearth.platform.errors import HearthError, bad_request, invalid
@@ -35,17 +35,6 @@ def _service(request: Request) -> VoiceService:
     return service(request, "voice")
 
 
-def _caller(app: Any, principal: Principal) -> Caller:
-    limiter = app.state.platform.ratelimits
-    limiter.check(principal)
-    return Caller(
-        user_id=principal.user_id,
-        priority=principal.priority,
-        request_id=new_id(),  # the voice request's id: events and rows share it
-        on_tokens=lambda n: limiter.add_tokens(principal, n),
-    )
-
-
 def _json(data: Any, status: int = 200) -> Response:
     return Response(orjson.dumps(data), status_code=status, media_type="application/json")
 
@@ -53,7 +42,9 @@ def _json(data: Any, status: int = 200) -> Response:
 @router.post("")
 async def voice(request: Request, principal: Principal = Depends(require_principal)) -> Response:
     turn = await _turn_input(request)
-    result = await _service(request).respond(caller=_caller(request.app, principal), turn=turn)
+    # The voice request's id: its events and rows share it.
+    caller = metered_caller(request.app, principal, request_id=new_id())
+    result = await _service(request).respond(caller=caller, turn=turn)
     return _json(result.model_dump())
 
 
@@ -285,7 +276,7 @@ async def stream(ws: WebSocket) -> None:
                 )
                 audio.clear()
                 try:
-                    caller = _caller(ws.app, principal)
+                    caller = metered_caller(ws.app, principal, request_id=new_id())
                 except HearthError as exc:
                     await sock.error(exc)
                     continue
