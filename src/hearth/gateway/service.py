@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -49,6 +49,18 @@ class Caller:
 
 
 SYSTEM = Caller()
+
+
+async def _with_first_item(stream: AsyncGenerator[T, None]) -> tuple[AsyncGenerator[T, None], T | None]:
+    """Read a stream's first item inside routing, so a deployment that fails before its first byte can still
+    be retried or replaced; a stream that fails there is closed."""
+    try:
+        return stream, await anext(stream)
+    except StopAsyncIteration:
+        return stream, None
+    except BaseException:
+        await stream.aclose()
+        raise
 
 
 def metered_caller(app: Any, principal: Principal, *, request_id: str | None = None) -> Caller:
@@ -114,17 +126,13 @@ class Gateway:
         alias = self.router.get(body["model"], "chat")
         started = time.perf_counter()
 
-        async def open_stream(d: Deployment) -> tuple[AsyncIterator[dict[str, Any]], dict[str, Any] | None]:
-            stream = d.backend.chat_stream(body, d.model)  # type: ignore[attr-defined]
-            try:
-                return stream, await anext(stream)
-            except StopAsyncIteration:
-                return stream, None
-            except BaseException:
-                await stream.aclose()
-                raise
-
-        routed = await self._route(alias, open_stream, caller, started, hold=True)
+        routed = await self._route(
+            alias,
+            lambda d: _with_first_item(d.backend.chat_stream(body, d.model)),  # type: ignore[attr-defined]
+            caller,
+            started,
+            hold=True,
+        )
         stream, first = routed.result
         deployment = routed.deployment
 
@@ -175,17 +183,13 @@ class Gateway:
         alias = self.router.get(alias_name, "speech")
         started = time.perf_counter()
 
-        async def open_stream(d: Deployment) -> tuple[AsyncIterator[bytes], bytes | None]:
-            stream = d.backend.speech(request, d.model)  # type: ignore[attr-defined]
-            try:
-                return stream, await anext(stream)
-            except StopAsyncIteration:
-                return stream, None
-            except BaseException:
-                await stream.aclose()
-                raise
-
-        routed = await self._route(alias, open_stream, caller, started, hold=True)
+        routed = await self._route(
+            alias,
+            lambda d: _with_first_item(d.backend.speech(request, d.model)),  # type: ignore[attr-defined]
+            caller,
+            started,
+            hold=True,
+        )
         stream, first = routed.result
         deployment = routed.deployment
 
