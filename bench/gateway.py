@@ -4,19 +4,29 @@ side in one run (these machines are noisy, so rounds alternate and medians are r
     .venv/bin/python bench/gateway.py        # throughput at concurrency 64 + added latency at 1
     .venv/bin/python bench/gateway.py --llm  # also: embedded LLM tokens/s, through Hearth vs raw llama.cpp
 
+    .venv/bin/python bench/gateway.py --litellm /tmp/litellm-venv/bin/litellm  # LiteLLM side by side
+
 Targets (issue 2): throughput ≥ 0.5× direct at c=64; added latency p50 ≤ 1 ms, p99 ≤ 3 ms at c=1;
-embedded LLM through Hearth ≥ 0.95× raw llama.cpp tokens/s."""
+embedded LLM through Hearth ≥ 0.95× raw llama.cpp tokens/s.
+
+Reference servers run in the same rounds, for scale: a bare Python proxy (bench/bare_proxy.py: no auth,
+JSON, routing, metrics or logs), a trivial ASGI app under uvicorn answering by itself (the ceiling of any
+gateway built on ASGI), and LiteLLM's proxy when `--litellm` names its executable (LiteLLM is not a Hearth
+dependency: `python -m venv /tmp/litellm-venv && /tmp/litellm-venv/bin/pip install 'litellm[proxy]'`)."""
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import httpx
 import orjson
@@ -97,6 +107,60 @@ def start_hearth(workdir: Path, config: dict | None, log_level: str) -> tuple[su
     return proc, url, key
 
 
+def start_bare_proxy(upstream_url: str) -> tuple[subprocess.Popen, str]:
+    port = free_port()
+    upstream_port = urlsplit(upstream_url).port
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "bench.bare_proxy", str(port), str(upstream_port)],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}/v1"
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            httpx.post(f"{url}/chat/completions", content=CHAT, timeout=1)
+            return proc, url
+        except httpx.TransportError:
+            time.sleep(0.05)
+    raise SystemExit("bare proxy did not start")
+
+
+def start_litellm(command: str, workdir: Path, upstream_url: str) -> tuple[subprocess.Popen, str, str]:
+    """LiteLLM's proxy on the same upstream, with its defaults and a master key (it refuses to start
+    without one), for a side-by-side figure."""
+    config = {
+        "model_list": [
+            {
+                "model_name": "chat",
+                "litellm_params": {"model": "openai/m", "api_base": upstream_url, "api_key": "x"},
+            }
+        ],
+        "litellm_settings": {"telemetry": False},
+    }
+    (workdir / "litellm.yaml").write_text(yaml.safe_dump(config))
+    key = "sk-bench-" + os.urandom(12).hex()
+    port = free_port()
+    proc = subprocess.Popen(
+        [command, "--config", str(workdir / "litellm.yaml"), "--port", str(port)],
+        env=dict(os.environ, LITELLM_MASTER_KEY=key),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}/v1/chat/completions"
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise SystemExit(f"litellm exited early ({proc.returncode})")
+        try:
+            httpx.post(url, content=CHAT, headers={"Authorization": f"Bearer {key}"}, timeout=5)
+            return proc, url, key
+        except httpx.TransportError:
+            time.sleep(0.5)
+    raise SystemExit("litellm never became ready")
+
+
 def stop(proc: subprocess.Popen) -> None:
     proc.terminate()
     try:
@@ -105,21 +169,44 @@ def stop(proc: subprocess.Popen) -> None:
         proc.kill()
 
 
+@dataclass
+class Reference:
+    """Another server measured in the same rounds, for scale: (label, URL, headers)."""
+
+    label: str
+    url: str
+    headers: dict[str, str] = field(default_factory=dict)
+
+
 async def overhead(
-    direct: str, hearth: str, key: str, rounds: int, seconds: float, latency_n: int, label: str
+    direct: str,
+    hearth: str,
+    key: str,
+    references: list[Reference],
+    rounds: int,
+    seconds: float,
+    latency_n: int,
+    label: str,
 ) -> None:
     auth = {"Authorization": f"Bearer {key}"}
-    # Warm both paths (connection pools, code paths).
+    # Warm every path (connection pools, code paths).
     await run_load(direct, CHAT, {}, concurrency=8, requests=500)
     await run_load(hearth, CHAT, auth, concurrency=8, requests=500)
+    for ref in references:
+        await run_load(ref.url, CHAT, ref.headers, concurrency=8, requests=100)
 
     d_rps, h_rps = [], []
+    r_rps: dict[str, list[float]] = {ref.label: [] for ref in references}
     for _ in range(rounds):
         d = await run_load(direct, CHAT, {}, concurrency=64, duration=seconds)
         h = await run_load(hearth, CHAT, auth, concurrency=64, duration=seconds)
         assert d.errors == 0 and h.errors == 0, (d.errors, h.errors)
         d_rps.append(d.rps)
         h_rps.append(h.rps)
+        for ref in references:
+            r = await run_load(ref.url, CHAT, ref.headers, concurrency=64, duration=seconds)
+            assert r.errors == 0, (ref.label, r.errors)
+            r_rps[ref.label].append(r.rps)
     ratios = [h / d for h, d in zip(h_rps, d_rps, strict=True)]
 
     added_p50, added_p99, d50s, h50s = [], [], [], []
@@ -133,13 +220,19 @@ async def overhead(
 
     med = statistics.median
     print(f"\nGateway overhead, {label} fake upstream on loopback (medians of {rounds} alternating rounds)")
-    print(f"{'':34}{'direct':>12}{'via Hearth':>14}{'ratio / added':>16}{'target':>12}")
-    row = "{:34}{:12.3f}{:14.3f}{:14.3f}ms{:>12}"
+    print(f"{'':44}{'direct':>10}{'via Hearth':>12}{'ratio / added':>16}{'target':>10}")
+    row = "{:44}{:10.3f}{:12.3f}{:14.3f}ms{:>10}"
     label_tp = "throughput, c=64 (req/s)"
-    print(f"{label_tp:34}{med(d_rps):12.0f}{med(h_rps):14.0f}{med(ratios):15.2f}x{'>= 0.5x':>12}")
+    print(f"{label_tp:44}{med(d_rps):10.0f}{med(h_rps):12.0f}{med(ratios):15.2f}x{'>= 0.5x':>10}")
     print(row.format("latency p50, c=1 (ms)", med(d50s), med(h50s), med(added_p50), "<= 1 ms"))
-    print(f"{'latency p99 added, c=1 (ms)':34}{'':12}{'':14}{med(added_p99):14.3f}ms{'<= 3 ms':>12}")
+    print(f"{'latency p99 added, c=1 (ms)':44}{'':10}{'':12}{med(added_p99):14.3f}ms{'<= 3 ms':>10}")
     print("per-round throughput ratios:", ", ".join(f"{r:.2f}" for r in ratios))
+    if references:
+        print("the same c=64 load in the same rounds, for scale (req/s, x direct, x Hearth):")
+        for name, values in r_rps.items():
+            to_direct = med(v / d for v, d in zip(values, d_rps, strict=True))
+            to_hearth = med(v / h for v, h in zip(values, h_rps, strict=True))
+            print(f"  {name:42}{med(values):10.0f}{to_direct:8.2f}x direct{to_hearth:8.2f}x Hearth")
 
 
 def llm_tokens_per_second(rounds: int, max_tokens: int) -> None:
@@ -218,35 +311,57 @@ def main() -> None:
     parser.add_argument("--llm", action="store_true", help="also compare embedded LLM tokens/s")
     parser.add_argument("--llm-tokens", type=int, default=200)
     parser.add_argument("--upstream", choices=[*UPSTREAMS, "both", "none"], default="both")
+    parser.add_argument(
+        "--litellm",
+        metavar="PATH",
+        help="a `litellm` executable (not a Hearth dependency: install it in its own venv) to measure too",
+    )
     args = parser.parse_args()
 
     kinds = {"both": list(UPSTREAMS), "none": []}.get(args.upstream, [args.upstream])
     for kind in kinds:
         upstream, direct_url = start_upstream(kind)
-        try:
-            with tempfile.TemporaryDirectory() as tmp:
-                config = {
-                    "include_defaults": False,
-                    "backends": {"fake": {"type": "openai", "base_url": direct_url}},
-                    "aliases": {"chat": {"kind": "chat", "deployments": [{"backend": "fake", "model": "m"}]}},
-                }
-                hearth, url, key = start_hearth(Path(tmp), config, args.log_level)
-                try:
-                    uvloop.run(
-                        overhead(
-                            f"{direct_url}/chat/completions",
-                            f"{url}/v1/chat/completions",
-                            key,
-                            args.rounds,
-                            args.seconds,
-                            args.latency_requests,
-                            kind,
-                        )
+        with tempfile.TemporaryDirectory() as tmp, contextlib.ExitStack() as servers:
+            servers.callback(stop, upstream)
+            config = {
+                "include_defaults": False,
+                "backends": {"fake": {"type": "openai", "base_url": direct_url}},
+                "aliases": {"chat": {"kind": "chat", "deployments": [{"backend": "fake", "model": "m"}]}},
+            }
+            hearth, url, key = start_hearth(Path(tmp), config, args.log_level)
+            servers.callback(stop, hearth)
+            bare, bare_url = start_bare_proxy(direct_url)
+            servers.callback(stop, bare)
+            references = [
+                Reference("bare Python proxy (no auth/JSON/routing)", f"{bare_url}/chat/completions")
+            ]
+            if kind == "raw-asyncio":
+                # A plain Starlette app under uvicorn answering by itself bounds any ASGI gateway from above.
+                asgi, asgi_url = start_upstream("uvicorn")
+                servers.callback(stop, asgi)
+                references.append(
+                    Reference("trivial ASGI app under uvicorn (no proxy)", f"{asgi_url}/chat/completions")
+                )
+            if args.litellm:
+                lite, lite_url, lite_key = start_litellm(args.litellm, Path(tmp), direct_url)
+                servers.callback(stop, lite)
+                references.append(
+                    Reference(
+                        "LiteLLM proxy (same upstream)", lite_url, {"Authorization": f"Bearer {lite_key}"}
                     )
-                finally:
-                    stop(hearth)
-        finally:
-            stop(upstream)
+                )
+            uvloop.run(
+                overhead(
+                    f"{direct_url}/chat/completions",
+                    f"{url}/v1/chat/completions",
+                    key,
+                    references,
+                    args.rounds,
+                    args.seconds,
+                    args.latency_requests,
+                    kind,
+                )
+            )
     if args.llm:
         llm_tokens_per_second(args.rounds, args.llm_tokens)
 
