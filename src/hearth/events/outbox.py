@@ -60,11 +60,15 @@ async def due(db: Database, *, limit: int = 100, now: datetime | None = None) ->
         return list(rows)
 
 
-async def mark_dispatched(db: Database, seq: int) -> None:
+async def mark_dispatched(db: Database, seq: int | list[int]) -> None:
+    """Mark one row, or many in one transaction (a dispatcher pass marks all it delivered at once)."""
+    seqs = [seq] if isinstance(seq, int) else seq
+    if not seqs:
+        return
     async with db.transaction() as s:
         await s.execute(
             update(OutboxEvent)
-            .where(OutboxEvent.seq == seq)
+            .where(OutboxEvent.seq.in_(seqs))
             .values(status=DISPATCHED, dispatched_at=utcnow(), next_attempt_at=None)
         )
 
