@@ -67,14 +67,24 @@ def test_kill_9_during_ingest_then_restart(tmp_path: Path):
         headers = {"Authorization": f"Bearer {(data_dir / 'admin-key.txt').read_text().strip()}"}
         httpx.post(f"{base}/api/rag/collections", json={"name": "big"}, headers=headers).raise_for_status()
         count = 60
-        for i in range(count):
+        bodies = [
             # ~450 words: three to four chunks each, so a batch takes a noticeable time to embed.
-            text = " ".join(WORDS[(i * 7 + j * 3) % len(WORDS)] + str(j % 50) for j in range(450))
-            r = httpx.post(
-                f"{base}/api/rag/collections/big/documents",
-                json={"text": text, "source": f"doc{i}.txt", "title": f"Document {i}"},
-                headers=headers,
-            )
+            {
+                "text": " ".join(WORDS[(i * 7 + j * 3) % len(WORDS)] + str(j % 50) for j in range(450)),
+                "source": f"doc{i}.txt",
+                "title": f"Document {i}",
+            }
+            for i in range(count)
+        ]
+        # Half in one bulk request (the CLI's path), half one request each.
+        r = httpx.post(
+            f"{base}/api/rag/collections/big/documents/batch",
+            json={"documents": bodies[: count // 2]},
+            headers=headers,
+        )
+        assert r.status_code == 202 and r.json()["queued"] == count // 2, r.text
+        for body in bodies[count // 2 :]:
+            r = httpx.post(f"{base}/api/rag/collections/big/documents", json=body, headers=headers)
             assert r.status_code == 202, r.text
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:

@@ -40,6 +40,7 @@ class BackendConfig(BaseModel):
     # whisper (model_path: a CTranslate2 Whisper folder) / piper (model_path: a voice .onnx)
     beam_size: int = 1
     vad_filter: bool = True
+    short_window: bool = True  # whisper: encode a short clip in a window of its length, not 30 s (faster)
     command: str | None = None  # piper: the `piper` executable (default: the one next to Python)
     # embedding_rerank: the backend whose embeddings score the documents
     embedder: str | None = None
@@ -165,9 +166,12 @@ class Settings(BaseSettings):
     rag_chunk_overlap: int = Field(30, ge=0)
     rag_title_tokens: int = Field(40, ge=0)
     rag_default_mode: Literal["dense", "sparse", "hybrid"] = "hybrid"
-    rag_fusion: Literal["rrf", "convex"] = "convex"  # chosen on Cranfield: see docs/rag.md
-    rag_sparse_weight: float = Field(0.4, ge=0, le=1)
+    # max: convex over max-normalised scores; convex: min-max; rrf. Chosen on Cranfield: see docs/rag.md
+    rag_fusion: Literal["max", "convex", "rrf"] = "max"
+    rag_sparse_weight: float = Field(0.3, ge=0, le=1)
     rag_candidates: int = Field(100, ge=1)  # per retriever, before fusion
+    rag_feedback: int = Field(3, ge=0, le=50)  # hybrid: chunks for pseudo-relevance feedback (0: off)
+    rag_feedback_terms: int = Field(10, ge=0, le=100)  # BM25 expansion terms from them
     rag_embed_batch: int = Field(128, ge=1)
     rag_worker_batch: int = Field(128, ge=1)  # documents per ingestion batch
     rag_ann_threshold: int = Field(20_000, ge=1)  # rows before LanceDB builds an ANN index

@@ -16,6 +16,8 @@ from hearth.gateway.service import metered_caller
 from hearth.platform.contexts import service
 from hearth.platform.errors import HearthError, bad_request, invalid
 from hearth.rag.schemas import (
+    MAX_BATCH,
+    BatchIngestResponse,
     CollectionCreate,
     CollectionOut,
     DocumentOut,
@@ -25,8 +27,9 @@ from hearth.rag.schemas import (
     QueryResponse,
     ShareRequest,
     TextDocument,
+    TextDocumentBatch,
 )
-from hearth.rag.service import RagService
+from hearth.rag.service import FileUpload, RagService
 
 router = APIRouter(prefix="/api/rag", tags=["rag"])
 
@@ -151,6 +154,77 @@ async def _upload(rag: RagService, request: Request, collection: str, principal:
 
 def _text(value: Any) -> str | None:
     return value if isinstance(value, str) and value else None
+
+
+@router.post("/collections/{collection}/documents/batch", response_model=BatchIngestResponse, status_code=202)
+async def add_documents(
+    collection: str, request: Request, response: Response, principal: Principal = Depends(require_principal)
+) -> BatchIngestResponse:
+    """Queue many documents in one transaction: JSON `{"documents": [TextDocument, …]}`, or multipart with
+    repeated `file` fields (and optionally one `source` field per file, in the same order). Every item is
+    checked first; one invalid item refuses the whole request with a 4xx naming it, and nothing is stored."""
+    rag = _rag(request)
+    content_type = request.headers.get("content-type", "")
+    if content_type.startswith("multipart/form-data"):
+        items = await _upload_many(rag, request, collection, principal)
+    elif content_type.startswith("application/json"):
+        try:
+            body = TextDocumentBatch.model_validate_json(await request.body())
+        except ValidationError as exc:
+            if exc.errors() and exc.errors()[0].get("type") == "json_invalid":
+                raise bad_request("request body is not valid JSON", code="invalid_json") from None
+            raise invalid(exc.errors()) from None
+        items = await rag.ingest_texts(
+            user_id=principal.user_id, collection=collection, documents=body.documents
+        )
+    else:
+        raise HearthError(
+            415,
+            'send multipart/form-data with `file` fields, or JSON {"documents": [...]}',
+            code="unsupported_media_type",
+            type="invalid_request_error",
+        )
+    unchanged = sum(1 for item in items if item.unchanged)
+    if unchanged == len(items):
+        response.status_code = 200
+    return BatchIngestResponse(items=items, queued=len(items) - unchanged, unchanged=unchanged)
+
+
+async def _upload_many(
+    rag: RagService, request: Request, collection: str, principal: Principal
+) -> list[IngestResponse]:
+    try:
+        form = await request.form(max_files=MAX_BATCH, max_fields=MAX_BATCH + 16)
+    except HearthError:
+        raise
+    except Exception as exc:  # malformed multipart bodies, too many files
+        raise bad_request(f"could not read the multipart body: {exc}", code="invalid_multipart") from None
+    try:
+        uploads = form.getlist("file")
+        if not uploads:
+            raise bad_request("multipart field `file` is missing", param="file")
+        if not all(isinstance(u, UploadFile) for u in uploads):
+            raise bad_request("every `file` field must be a file", param="file")
+        sources = form.getlist("source")
+        if sources and len(sources) != len(uploads):
+            raise bad_request(
+                f"{len(sources)} `source` fields for {len(uploads)} files: send one per file or none",
+                param="source",
+            )
+        files = []
+        for i, upload in enumerate(uploads):
+            assert isinstance(upload, UploadFile)
+            source = sources[i] if sources else None
+            files.append(
+                FileUpload(
+                    filename=upload.filename or "",
+                    data=await upload.read(),
+                    source=source if isinstance(source, str) and source else None,
+                )
+            )
+        return await rag.ingest_files(user_id=principal.user_id, collection=collection, files=files)
+    finally:
+        await form.close()
 
 
 @router.get("/collections/{collection}/documents", response_model=list[DocumentOut])

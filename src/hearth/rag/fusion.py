@@ -1,9 +1,15 @@
-"""Fusing dense and BM25 rankings. Both methods are kept so `hearth rag eval` can compare them; the default
+"""Fusing dense and BM25 rankings. All methods are kept so `hearth rag eval` can compare them; the default
 was chosen on Cranfield (see docs/rag.md for the table)."""
 
 from __future__ import annotations
 
+from typing import Literal
+
+import numpy as np
+
 from hearth.rag.stores import Hit
+
+METHODS = ("max", "convex", "rrf")
 
 
 def rrf(rankings: list[list[Hit]], *, k: int = 60) -> list[Hit]:
@@ -17,22 +23,65 @@ def rrf(rankings: list[list[Hit]], *, k: int = 60) -> list[Hit]:
     return _ranked(scores, first)
 
 
-def convex(dense: list[Hit], sparse: list[Hit], *, sparse_weight: float) -> list[Hit]:
-    """Min-max normalise each ranking's scores to [0, 1], then (1 - w) * dense + w * sparse; a chunk missing
-    from one ranking gets 0 there."""
+def convex(
+    dense: list[Hit],
+    sparse: list[Hit],
+    *,
+    sparse_weight: float,
+    norm: Literal["minmax", "max"] = "minmax",
+) -> list[Hit]:
+    """(1 - w) * dense + w * sparse over normalised scores; a chunk missing from one ranking gets 0 there.
+
+    `minmax` maps each ranking's scores to [0, 1]; `max` divides them by the ranking's best score, which keeps
+    how far apart the scores are (a weak 100th candidate is not pulled down to 0, nor a flat ranking spread
+    out to [0, 1]) and does not depend on how deep the candidate list is."""
     scores: dict[str, float] = {}
     first: dict[str, Hit] = {}
     for ranking, weight in ((dense, 1.0 - sparse_weight), (sparse, sparse_weight)):
         if not ranking:
             continue
         values = [h.score for h in ranking]
-        low, high = min(values), max(values)
+        high = max(values)
+        low = min(values) if norm == "minmax" else 0.0
         span = high - low
         for hit in ranking:
-            norm = (hit.score - low) / span if span > 0 else 1.0
-            scores[hit.chunk_id] = scores.get(hit.chunk_id, 0.0) + weight * norm
+            normed = (hit.score - low) / span if span > 0 else 1.0
+            scores[hit.chunk_id] = scores.get(hit.chunk_id, 0.0) + weight * normed
             first.setdefault(hit.chunk_id, hit)
     return _ranked(scores, first)
+
+
+def fuse(dense: list[Hit], sparse: list[Hit], *, method: str, sparse_weight: float) -> list[Hit]:
+    """The configured fusion: `max` (convex over max-normalised scores, the default), `convex` (min-max) or
+    `rrf`."""
+    if method == "rrf":
+        return rrf([dense, sparse])
+    return convex(dense, sparse, sparse_weight=sparse_weight, norm="minmax" if method == "convex" else "max")
+
+
+def fuse_scores(dense: np.ndarray, sparse: np.ndarray, *, method: str, sparse_weight: float) -> np.ndarray:
+    """`fuse` for candidates that both retrievers scored (aligned arrays): the fused score of each. A sparse
+    score <= 0 counts as absent from the BM25 ranking, as it is in `fuse`."""
+    fused = np.zeros(len(dense), dtype=np.float64)
+    weights = (0.5, 0.5) if method == "rrf" else (1.0 - sparse_weight, sparse_weight)
+    for values, present, weight in (
+        (np.asarray(dense, dtype=np.float64), np.ones(len(dense), dtype=bool), weights[0]),
+        (np.asarray(sparse, dtype=np.float64), np.asarray(sparse) > 0, weights[1]),
+    ):
+        if not present.any():
+            continue
+        if method == "rrf":
+            order = np.argsort(-np.where(present, values, -np.inf), kind="stable")
+            ranks = np.empty(len(values))
+            ranks[order] = np.arange(1, len(values) + 1)
+            fused += np.where(present, 1.0 / (60 + ranks), 0.0)
+            continue
+        high = values[present].max()
+        low = values[present].min() if method == "convex" else 0.0
+        span = high - low
+        normed = (values - low) / span if span > 0 else np.ones(len(values))
+        fused += np.where(present, weight * normed, 0.0)
+    return fused
 
 
 def _ranked(scores: dict[str, float], first: dict[str, Hit]) -> list[Hit]:

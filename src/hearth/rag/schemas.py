@@ -109,6 +109,23 @@ class IngestResponse(BaseModel):
     unchanged: bool = False  # identical content was already ingested: nothing new to do
 
 
+MAX_BATCH = 1000  # documents or files per bulk request
+
+
+class TextDocumentBatch(BaseModel):
+    """Many documents as JSON text in one request: queued in one transaction, all or none."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    documents: list[TextDocument] = Field(min_length=1, max_length=MAX_BATCH)
+
+
+class BatchIngestResponse(BaseModel):
+    items: list[IngestResponse]  # one per document, in request order
+    queued: int  # documents with a new job
+    unchanged: int  # documents whose identical content was already ingested
+
+
 class QueryRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 

@@ -7,10 +7,11 @@ Calls are synchronous; the service runs them in worker threads.
 
 from __future__ import annotations
 
+import asyncio
 import re
 import threading
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -42,6 +43,16 @@ class Hit:
     score: float
 
 
+def chunk_key(chunk_id: str) -> int:
+    """A chunk's 60-bit integer key (the first 15 hex digits of its uuid4 id). LanceDB returns this small
+    column instead of three id strings; the keyword index maps it back to the chunk."""
+    return int(chunk_id[:15], 16)
+
+
+# Maps chunk keys to (chunk_id, document_id, version), None where unknown (the keyword index's `resolve`).
+Resolver = Callable[[list[int]], list[tuple[str, str, str] | None]]
+
+
 def _ids(values: Iterable[str]) -> str:
     # Ids are our own uuid4 hex strings; checking them keeps the SQL-like filters injection-free.
     checked = []
@@ -56,6 +67,14 @@ class VectorStore(Protocol):
     def add(self, collection_id: str, records: list[ChunkRecord]) -> None: ...
     def search(
         self, collection_id: str, vector: np.ndarray, k: int, document_ids: set[str] | None = None
+    ) -> list[Hit]: ...
+    async def search_async(
+        self,
+        collection_id: str,
+        vector: np.ndarray,
+        k: int,
+        document_ids: set[str] | None = None,
+        resolve: Resolver | None = None,
     ) -> list[Hit]: ...
     def fetch(self, collection_id: str, chunk_ids: list[str]) -> dict[str, dict[str, Any]]: ...
     def versions(self, collection_id: str) -> dict[tuple[str, str], int]: ...
@@ -75,10 +94,16 @@ class LanceStore:
         import lancedb
 
         path.mkdir(parents=True, exist_ok=True)
+        self.path = path
         self.db = lancedb.connect(str(path))
         self.ann_threshold = ann_threshold
         self._tables: dict[str, Any] = {}
         self._lock = threading.Lock()
+        # Queries use LanceDB's async API straight from the event loop: the sync API hops to LanceDB's own
+        # background loop, and a worker thread on top of that, which cost more than the search itself.
+        self._async_db: Any = None
+        self._async_tables: dict[str, tuple[Any, bool]] = {}  # table, has the `key` column
+        self._generation = 0  # bumped by every write, so a handle opened during a write is not kept
 
     @staticmethod
     def _name(collection_id: str) -> str:
@@ -94,6 +119,11 @@ class LanceStore:
             self._tables[collection_id] = table
         return table
 
+    def _changed(self, collection_id: str) -> None:
+        # An async handle sees the table as of its opening: the next query opens it again.
+        self._generation += 1
+        self._async_tables.pop(collection_id, None)
+
     def add(self, collection_id: str, records: list[ChunkRecord]) -> None:
         if not records:
             return
@@ -103,6 +133,7 @@ class LanceStore:
         data = pa.table(
             {
                 "chunk_id": [r.chunk_id for r in records],
+                "key": pa.array([chunk_key(r.chunk_id) for r in records], pa.int64()),
                 "document_id": [r.document_id for r in records],
                 "version": [r.version for r in records],
                 "position": pa.array([r.position for r in records], pa.int32()),
@@ -121,7 +152,10 @@ class LanceStore:
                 table = self.db.create_table(self._name(collection_id), data=data)
                 self._tables[collection_id] = table
             else:
+                if "key" not in table.schema.names:  # a table written before chunk keys existed
+                    data = data.drop_columns(["key"])
                 table.add(data)
+            self._changed(collection_id)
 
     def optimize(self, collection_id: str) -> None:
         """Build (or refresh) the ANN index once the table is large enough; compact small fragments."""
@@ -148,6 +182,7 @@ class LanceStore:
             if not any("chunk_id" in i.columns for i in indices.values()):
                 table.create_scalar_index("chunk_id", replace=True)
         table.optimize()
+        self._changed(collection_id)
 
     def search(
         self, collection_id: str, vector: np.ndarray, k: int, document_ids: set[str] | None = None
@@ -172,6 +207,80 @@ class LanceStore:
             Hit(c, d, v, float(1.0 - dist))
             for c, d, v, dist in zip(ids, docs, versions, distances, strict=True)
         ]
+
+    async def _async_table(self, collection_id: str) -> tuple[Any, bool] | None:
+        import lancedb
+
+        found = self._async_tables.get(collection_id)
+        if found is None:
+            if self._async_db is None:
+                self._async_db = await lancedb.connect_async(str(self.path))
+            generation = self._generation
+            try:
+                table = await self._async_db.open_table(self._name(collection_id))
+            except (FileNotFoundError, ValueError):
+                return None
+            found = (table, "key" in (await table.schema()).names)
+            if generation == self._generation:
+                self._async_tables[collection_id] = found
+        return found
+
+    async def search_async(
+        self,
+        collection_id: str,
+        vector: np.ndarray,
+        k: int,
+        document_ids: set[str] | None = None,
+        resolve: Resolver | None = None,
+    ) -> list[Hit]:
+        """`search` from the event loop. With `resolve`, only the chunks' integer keys are read back (reading
+        three id strings per hit cost about as much as the ANN search) and `resolve` names the chunks; keys
+        it does not know (chunks written since it was built) are looked up in the table."""
+        if document_ids is not None and not document_ids:
+            return []
+        found = await self._async_table(collection_id)
+        if found is None:
+            return []
+        table, has_key = found
+        by_key = resolve is not None and has_key
+        columns = ["key"] if by_key else ["chunk_id", "document_id", "version"]
+        query = (
+            table.query()
+            .nearest_to(np.asarray(vector, dtype=np.float32))
+            .column("vector")
+            .distance_type("cosine")
+            .limit(k)
+            .select(columns)
+        )
+        if document_ids is not None:
+            query = query.where(f"document_id IN ({_ids(document_ids)})")
+        result = await query.to_arrow()
+        scores = (1.0 - result.column("_distance").to_numpy()).tolist()
+        if not by_key:
+            return [
+                Hit(c, d, v, s)
+                for c, d, v, s in zip(
+                    result.column("chunk_id").to_pylist(),
+                    result.column("document_id").to_pylist(),
+                    result.column("version").to_pylist(),
+                    scores,
+                    strict=True,
+                )
+            ]
+        assert resolve is not None
+        keys = result.column("key").to_pylist()
+        names = resolve(keys)
+        unknown = [key for key, name in zip(keys, names, strict=True) if name is None]
+        if unknown:
+            rows = await (
+                table.query()
+                .where(f"key IN ({', '.join(str(int(key)) for key in unknown)})")
+                .select(["key", "chunk_id", "document_id", "version"])
+                .to_arrow()
+            )
+            extra = {r["key"]: (r["chunk_id"], r["document_id"], r["version"]) for r in rows.to_pylist()}
+            names = [name or extra.get(key) for key, name in zip(keys, names, strict=True)]
+        return [Hit(*name, s) for name, s in zip(names, scores, strict=True) if name is not None]
 
     def fetch(self, collection_id: str, chunk_ids: list[str]) -> dict[str, dict[str, Any]]:
         table = self._table(collection_id)
@@ -200,11 +309,16 @@ class LanceStore:
         return counts
 
     def rows(self, collection_id: str) -> Iterator[dict[str, Any]]:
+        """Every chunk's payload fields and its `vector` (a numpy row)."""
         table = self._table(collection_id)
         if table is None:
             return
-        data = self._scan(table, list(PAYLOAD))
-        yield from data.to_pylist()
+        data = self._scan(table, [*PAYLOAD, "vector"])
+        column = data.column("vector").combine_chunks()
+        vectors = column.values.to_numpy(zero_copy_only=False).reshape(len(data), column.type.list_size)
+        for row, vector in zip(data.drop_columns(["vector"]).to_pylist(), vectors, strict=True):
+            row["vector"] = vector
+            yield row
 
     @staticmethod
     def _scan(table: Any, columns: list[str]) -> Any:
@@ -218,15 +332,18 @@ class LanceStore:
         table = self._table(collection_id)
         if table is not None:
             table.delete(f"document_id = {_ids([document_id])} AND version = {_ids([version])}")
+            self._changed(collection_id)
 
     def delete_document(self, collection_id: str, document_id: str) -> None:
         table = self._table(collection_id)
         if table is not None:
             table.delete(f"document_id = {_ids([document_id])}")
+            self._changed(collection_id)
 
     def drop(self, collection_id: str) -> None:
         with self._lock:
             self._tables.pop(collection_id, None)
+            self._changed(collection_id)
             if self._name(collection_id) in self._table_names():
                 self.db.drop_table(self._name(collection_id))
 
@@ -320,6 +437,17 @@ class QdrantStore:
             for p in result.points
         ]
 
+    async def search_async(
+        self,
+        collection_id: str,
+        vector: np.ndarray,
+        k: int,
+        document_ids: set[str] | None = None,
+        resolve: Resolver | None = None,
+    ) -> list[Hit]:
+        # qdrant-client's sync client in a worker thread; its payloads already name the chunks.
+        return await asyncio.to_thread(self.search, collection_id, vector, k, document_ids)
+
     def fetch(self, collection_id: str, chunk_ids: list[str]) -> dict[str, dict[str, Any]]:
         if not chunk_ids:
             return {}
@@ -331,17 +459,26 @@ class QdrantStore:
             )
         return {p.payload["chunk_id"]: dict(p.payload) for p in points}
 
-    def _scroll(self, collection_id: str, fields: list[str]) -> Iterator[dict[str, Any]]:
+    def _scroll(
+        self, collection_id: str, fields: list[str], *, vectors: bool = False
+    ) -> Iterator[dict[str, Any]]:
         with self._lock:
             if not self._exists(collection_id):
                 return
             offset = None
             while True:
                 points, offset = self.client.scroll(
-                    self._name(collection_id), limit=1024, offset=offset, with_payload=fields
+                    self._name(collection_id),
+                    limit=1024,
+                    offset=offset,
+                    with_payload=fields,
+                    with_vectors=vectors,
                 )
                 for p in points:
-                    yield dict(p.payload)
+                    row = dict(p.payload)
+                    if vectors:
+                        row["vector"] = np.asarray(p.vector, dtype=np.float32)
+                    yield row
                 if offset is None:
                     break
 
@@ -353,7 +490,8 @@ class QdrantStore:
         return counts
 
     def rows(self, collection_id: str) -> Iterator[dict[str, Any]]:
-        yield from self._scroll(collection_id, list(PAYLOAD))
+        """Every chunk's payload fields and its `vector`."""
+        yield from self._scroll(collection_id, list(PAYLOAD), vectors=True)
 
     def _delete(self, collection_id: str, conditions: dict[str, str]) -> None:
         from qdrant_client import models

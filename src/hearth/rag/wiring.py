@@ -34,6 +34,8 @@ def rag_config(settings: Settings) -> RagConfig:
         fusion=settings.rag_fusion,
         sparse_weight=settings.rag_sparse_weight,
         candidates=settings.rag_candidates,
+        feedback=settings.rag_feedback,
+        feedback_terms=settings.rag_feedback_terms,
         embed_batch=settings.rag_embed_batch,
         worker_batch=settings.rag_worker_batch,
     )
