@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
+import re
 import statistics
 import sys
 import tempfile
@@ -50,24 +51,29 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[lo] + (ordered[hi] - ordered[lo]) * (k - lo)
 
 
-def turn(ws, audio: bytes) -> tuple[float, float, dict]:  # type: ignore[no-untyped-def]
-    """(seconds to the transcript, seconds to the first audio, the server's stages) of one turn."""
+def turn(ws, audio: bytes) -> dict[str, Any]:  # type: ignore[no-untyped-def]
+    """One turn: seconds from `end` to the transcript and to the first audio, the server's stages, the
+    transcript and the first audio clip's text."""
     for i in range(0, len(audio), 8192):
         ws.send(audio[i : i + 8192])
     ws.send(orjson.dumps({"type": "end"}).decode())
     ended = time.perf_counter()
-    transcript_at = first_audio_at = None
+    out: dict[str, Any] = {"transcript_s": 0.0, "first_audio_s": None, "transcript": "", "first_text": ""}
     while True:
         m = orjson.loads(ws.recv(timeout=120))
         now = time.perf_counter() - ended
-        if m["type"] == "transcript" and transcript_at is None:
-            transcript_at = now
-        elif m["type"] == "audio" and first_audio_at is None:
-            first_audio_at = now
+        if m["type"] == "transcript" and not out["transcript"]:
+            out |= {"transcript_s": now, "transcript": m["text"]}
+        elif m["type"] == "audio" and out["first_audio_s"] is None:
+            out |= {"first_audio_s": now, "first_text": m["text"]}
         elif m["type"] == "done":
-            return transcript_at or 0.0, first_audio_at or now, m["response"]["latency"]
+            return out | {"first_audio_s": out["first_audio_s"] or now, "stages": m["response"]["latency"]}
         elif m["type"] == "error":
             raise RuntimeError(m)
+
+
+def words(text: str) -> list[str]:
+    return re.findall(r"[a-z]+", text.lower())
 
 
 def main() -> None:
@@ -100,26 +106,34 @@ def main() -> None:
                 yield ws
 
         with session() as ws:
-            turn(ws, clips[0])  # warm-up: first use of each model
+            # Warm-up (first use of each model) on the last question: run 1 asks another, so it does not
+            # find its whole prompt already in llama.cpp's cache.
+            turn(ws, clips[-1])
         firsts, transcripts, stages = [], [], []
+        heard = 0  # transcripts with exactly the question's words
         with contextlib.ExitStack() as conversation:
             shared = conversation.enter_context(session()) if args.conversation else None
             for i in range(args.runs):
                 with contextlib.ExitStack() as run:
                     # A new connection per run is a new question; --conversation keeps the history.
                     ws = shared or run.enter_context(session())
-                    t_transcript, t_audio, s = turn(ws, clips[i % len(clips)])
-                transcripts.append(t_transcript)
-                firsts.append(t_audio)
-                stages.append(s)
-                print(f"run {i + 1:2d}: first audio {t_audio * 1000:6.0f} ms  stages {s}", flush=True)
+                    t = turn(ws, clips[i % len(clips)])
+                transcripts.append(t["transcript_s"])
+                firsts.append(t["first_audio_s"])
+                stages.append(t["stages"])
+                right = words(t["transcript"]) == words(QUESTIONS[i % len(QUESTIONS)])
+                heard += right
+                first_ms = t["first_audio_s"] * 1000
+                print(f"run {i + 1:2d}: first audio {first_ms:6.0f} ms  stages {t['stages']}")
+                mark = "heard" if right else "MISHEARD"
+                print(f"        {mark} {t['transcript']!r}; first clip {t['first_text']!r}", flush=True)
     load_after = os.getloadavg()
 
     def ms(values: list[float]) -> str:
         return f"p50 {percentile(values, 0.5) * 1000:.0f} ms, p95 {percentile(values, 0.95) * 1000:.0f} ms"
 
     print(f"\nend of speech -> first audio byte: {ms(firsts)} over {args.runs} runs (target p50 <= 1500 ms)")
-    print(f"end of speech -> transcript:       {ms(transcripts)}")
+    print(f"end of speech -> transcript:       {ms(transcripts)}; {heard}/{args.runs} heard word for word")
     # Per run: the server's time to the first audio, cut into the stages on its path; medians over runs.
     parts: dict[str, list[float]] = {
         "transcription (whisper)": [],

@@ -94,3 +94,34 @@ def test_sentence_buffer_on_a_token_stream() -> None:
         out += buffer.feed(token if i == 0 else " " + token)
     assert out == ["Well, the moon is about 384,400 kilometres from us,", "on average.", "It has no air."]
     assert buffer.flush() == ["And"]
+
+
+def stream(buffer: SentenceBuffer, text: str) -> list[str]:
+    """Feed `text` word by word, as an LLM streams it (each token after the first with its leading space)."""
+    out: list[str] = []
+    for i, token in enumerate(text.split(" ")):
+        out += buffer.feed(token if i == 0 else " " + token)
+    return out + buffer.flush()
+
+
+def test_first_piece_ends_at_a_dash_or_before_a_clause_word_once_long_enough() -> None:
+    assert stream(
+        SentenceBuffer(first_clause_words=6),
+        "The sky looks blue to us because air scatters blue light. It is simple.",
+    ) == ["The sky looks blue to us", "because air scatters blue light.", "It is simple."]
+    assert stream(
+        SentenceBuffer(first_clause_words=6), "Tea is best with fresh water — boil it once, then pour."
+    ) == ["Tea is best with fresh water", "boil it once, then pour."]
+    # Too short a head, "and" (it joins words as often as clauses), a hyphenated word: no early cut.
+    short = stream(SentenceBuffer(first_clause_words=6), "Sure, but why? Because.")
+    assert short == ["Sure, but why?", "Because."]
+    assert stream(
+        SentenceBuffer(first_clause_words=6), "For dinner you could try classic fish and chips tonight."
+    ) == ["For dinner you could try classic fish and chips tonight."]
+    assert stream(
+        SentenceBuffer(first_clause_words=6), "Sleeping well is a never-ending journey for many people."
+    ) == ["Sleeping well is a never-ending journey for many people."]
+    # Only the first piece is cut early; later sentences stay whole.
+    assert stream(
+        SentenceBuffer(first_clause_words=2), "Hi there. The sky looks blue to us because of the air."
+    ) == ["Hi there.", "The sky looks blue to us because of the air."]

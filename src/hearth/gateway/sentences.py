@@ -9,6 +9,13 @@ import re
 _END = re.compile(r"(?<=[.!?…])[\"')\]]*\s+|\n+")
 _ABBREVIATIONS = {"e.g.", "i.e.", "mr.", "mrs.", "ms.", "dr.", "st.", "vs.", "etc.", "no.", "approx."}
 _SPEAKABLE = re.compile(r"\w")
+# Where the first piece of a reply may end before its sentence does: after , ; : (then whitespace), at a
+# spaced dash (dropped: the pause between clips stands for it), or before a word that opens a clause. Not
+# before "and"/"or": they join words as often as clauses ("fish | and chips").
+_CLAUSE = re.compile(
+    r"(?P<punct>[,;:])\s+|\s+[—–-]+\s+|\s+(?=(?:but|because|which|while|although|though|whereas)\s)",
+    re.IGNORECASE,
+)
 
 
 def speakable(text: str) -> bool:
@@ -32,8 +39,9 @@ def split_sentences(text: str) -> list[str]:
 class SentenceBuffer:
     """Accumulates streamed text; `feed` returns the sentences completed so far, `flush` the remainder.
 
-    `first_clause_words`: the first piece may end at a comma/semicolon once it has that many words, so the
-    first audio of a long opening sentence is not held back for the whole sentence."""
+    `first_clause_words`: the first piece may end at a clause boundary (a comma, semicolon, colon, spaced
+    dash, or before "but", "because", "which" …) once it has that many words, so the first audio of a long
+    opening sentence is not held back for the whole sentence."""
 
     def __init__(self, *, first_clause_words: int = 0) -> None:
         self._text = ""
@@ -53,8 +61,8 @@ class SentenceBuffer:
             self._add(piece, out)
         self._text = self._text[start:]
         if self._emitted == 0 and self._first_clause_words and not out:
-            for clause in re.finditer(r"[,;:]\s+", self._text):
-                head = self._text[: clause.start() + 1]
+            for clause in _CLAUSE.finditer(self._text):
+                head = self._text[: clause.end("punct") if clause.group("punct") else clause.start()]
                 if len(head.split()) >= self._first_clause_words:
                     self._text = self._text[clause.end() :]
                     self._add(head.strip(), out)

@@ -33,6 +33,7 @@ log = logging.getLogger("hearth.voice")
 
 INPUT_FORMATS = frozenset({"wav", "webm", "mp3"})  # seed 000's invariant
 OUTPUT_FORMATS = ("wav", "mp3", "opus")
+_HISTORY_TURNS = 4  # most earlier turns of a streamed conversation the LLM reads (see with_history)
 
 
 @dataclass(frozen=True)
@@ -407,6 +408,16 @@ class VoiceService:
         )
 
     def with_history(self, options: TurnOptions, history: list[dict[str, str]]) -> TurnOptions:
-        """Options carrying the conversation so far: the last two turns, as a longer prompt delays the
-        first word (the embedded LLM reads ~90 prompt tokens/s)."""
-        return replace(options, history=tuple(history[-4:]))
+        """Options carrying the conversation so far (`history`: user/assistant pairs, oldest first)."""
+        return replace(options, history=tuple(history_window(history)))
+
+
+def history_window(history: list[dict[str, str]]) -> list[dict[str, str]]:
+    """The earlier turns the LLM reads. The window moves in steps, not one turn at a time: llama.cpp
+    reuses the prompt it evaluated last time up to the first token that differs, so while the window's start
+    stays put a turn evaluates only its new question, not the whole history again (the embedded LLM reads
+    ~90 prompt tokens/s; measured with a window sliding every turn: first token ~2 s from the fourth turn
+    on). It holds 1 to `_HISTORY_TURNS` turns and, when full, starts again from the last one."""
+    turns = len(history) // 2
+    start = (turns - 1) // _HISTORY_TURNS * _HISTORY_TURNS if turns else 0
+    return history[2 * start :]
