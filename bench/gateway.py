@@ -67,9 +67,14 @@ UPSTREAMS = {
 
 
 def start_upstream(kind: str = "raw-asyncio") -> tuple[subprocess.Popen, str]:
+    return _start_server(UPSTREAMS[kind])
+
+
+def _start_server(module: str, *args: str) -> tuple[subprocess.Popen, str]:
+    """`python -m module PORT *args` from the repository, once it answers a chat completion."""
     port = free_port()
     proc = subprocess.Popen(
-        [sys.executable, "-m", UPSTREAMS[kind], str(port)],
+        [sys.executable, "-m", module, str(port), *args],
         cwd=ROOT,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -82,7 +87,7 @@ def start_upstream(kind: str = "raw-asyncio") -> tuple[subprocess.Popen, str]:
             return proc, url
         except httpx.TransportError:
             time.sleep(0.05)
-    raise SystemExit("fake upstream did not start")
+    raise SystemExit(f"{module} did not start")
 
 
 def start_hearth(workdir: Path, config: dict | None, log_level: str) -> tuple[subprocess.Popen, str, str]:
@@ -108,23 +113,7 @@ def start_hearth(workdir: Path, config: dict | None, log_level: str) -> tuple[su
 
 
 def start_bare_proxy(upstream_url: str) -> tuple[subprocess.Popen, str]:
-    port = free_port()
-    upstream_port = urlsplit(upstream_url).port
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "bench.bare_proxy", str(port), str(upstream_port)],
-        cwd=ROOT,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    url = f"http://127.0.0.1:{port}/v1"
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            httpx.post(f"{url}/chat/completions", content=CHAT, timeout=1)
-            return proc, url
-        except httpx.TransportError:
-            time.sleep(0.05)
-    raise SystemExit("bare proxy did not start")
+    return _start_server("bench.bare_proxy", str(urlsplit(upstream_url).port))
 
 
 def start_litellm(command: str, workdir: Path, upstream_url: str) -> tuple[subprocess.Popen, str, str]:
