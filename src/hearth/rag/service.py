@@ -1312,12 +1312,7 @@ class RagService:
         latency["generate"] = 0.0
         if generate:
             t = time.perf_counter()
-            body = {
-                "model": self.config.chat_model,
-                "messages": self.answer_messages(question=query, sources=result.sources),
-                "max_tokens": max_tokens,
-                "temperature": temperature,
-            }
+            body = self._answer_body(query, result.sources, max_tokens, temperature)
             response = await self.gateway.chat(body, caller)
             text = response["choices"][0]["message"].get("content") or ""
             answer = fix_citations(text.strip(), len(result.sources))
@@ -1355,13 +1350,7 @@ class RagService:
             rerank=rerank,
             caller=caller,
         )
-        body = {
-            "model": self.config.chat_model,
-            "messages": self.answer_messages(question=query, sources=result.sources),
-            "max_tokens": max_tokens,
-            "temperature": temperature,
-            "stream": True,
-        }
+        body = {**self._answer_body(query, result.sources, max_tokens, temperature), "stream": True}
         t = time.perf_counter()
         stream = await self.gateway.chat_stream(body, caller)
 
@@ -1393,6 +1382,17 @@ class RagService:
             }
 
         return result, events_()
+
+    def _answer_body(
+        self, question: str, sources: list[RagSource], max_tokens: int, temperature: float
+    ) -> dict[str, Any]:
+        """The chat request that answers `question` from `sources` (streamed or not)."""
+        return {
+            "model": self.config.chat_model,
+            "messages": self.answer_messages(question=question, sources=sources),
+            "max_tokens": max_tokens,
+            "temperature": temperature,
+        }
 
     async def _query_event(
         self, user_id: str, result: SearchResult, top_k: int, top_n: int, generated: bool
