@@ -17,7 +17,7 @@ from hearth.gateway.service import Gateway
 from hearth.platform.db import Database, new_id, utcnow
 from hearth.platform.migrate import upgrade
 from hearth.rag import fusion
-from hearth.rag.keyword import KeywordIndex
+from hearth.rag.keyword import KeywordIndex, query_tokens
 from hearth.rag.models import Document
 from hearth.rag.service import RagConfig, RagService
 from hearth.rag.stores import ChunkRecord, Hit, LanceStore, QdrantStore, chunk_key
@@ -191,9 +191,34 @@ def test_keyword_scores_match_bm25s_and_filters_use_document_codes(tmp_path: Pat
         (rows[7]["chunk_id"], rows[7]["document_id"], "v" * 32),
         None,
     ]
-    # Feedback terms come from the feedback rows, never repeat the query's own terms.
+    # Feedback terms come from the feedback rows, never repeat the query's own terms, and rank by count x idf
+    # (ties in order of first appearance), exactly as counting the rows' own tokens does.
     terms = loaded.expansion([0, 1], weights, 3)
     assert terms and not set(terms) & set(weights) and max(terms.values()) == 1.0
+    counted: dict[int, float] = {}
+    for r in (4, 0, 1):
+        for token in query_tokens(f"\n{rows[r]['text']}", "en"):
+            term = loaded.retriever.vocab_dict[token]
+            if term not in weights:
+                counted[term] = counted.get(term, 0.0) + float(loaded.idf[term])
+    ranked = sorted(counted, key=lambda t: -counted[t])[:5]  # sorted() is stable: first appearance wins ties
+    assert list(loaded.expansion([4, 0, 1], weights, 5)) == ranked
+    # Equal weights keep the order in which the feedback rows use the terms.
+    index.rebuild(
+        "ties", [dict(rows[0], text=text) for text in ("panel flutter", "heat flux", "nozzle shock")]
+    )
+    ties = index.load("ties")
+    assert ties is not None
+    vocab = ties.retriever.vocab_dict
+    assert list(ties.expansion([1, 0], {}, 3)) == [vocab["heat"], vocab["flux"], vocab["panel"]]
+    # An index written before the per-row term files gets them rebuilt in memory, the same.
+    for name in tmp_path.glob("c/row_*.npy"):
+        name.unlink()
+    older = KeywordIndex(tmp_path).load("c")
+    assert older is not None and older.expansion([4, 0, 1], weights, 5) == loaded.expansion(
+        [4, 0, 1], weights, 5
+    )
+    assert np.allclose(older.scores_at(weights, picked), loaded.scores(weights)[picked])
 
 
 async def test_lance_ann_index_returns_the_exact_neighbours(tmp_path: Path):
@@ -218,18 +243,18 @@ async def test_lance_ann_index_returns_the_exact_neighbours(tmp_path: Path):
     recall = []
     for i in range(0, 3000, 150):
         exact = np.argsort(-(vectors @ vectors[i]))[:10]
-        hits = await store.search_async("c", vectors[i], 10, resolve=index.resolve)
+        hits = store.search("c", vectors[i], 10, resolve=index.resolve)
         assert hits[0].chunk_id == records[i].chunk_id and hits[0].score == pytest.approx(1.0, abs=1e-2)
         recall.append(len({records[j].chunk_id for j in exact} & {h.chunk_id for h in hits}) / 10)
-        unknown = await store.search_async("c", vectors[i], 10, resolve=lambda keys: [None] * len(keys))
+        unknown = store.search("c", vectors[i], 10, resolve=lambda keys: [None] * len(keys))
         assert [h.chunk_id for h in unknown] == [h.chunk_id for h in hits]
-        by_strings = await store.search_async("c", vectors[i], 10)
+        by_strings = store.search("c", vectors[i], 10)
         assert [(h.chunk_id, h.document_id) for h in by_strings] == [
             (h.chunk_id, h.document_id) for h in hits
         ]
     assert np.mean(recall) >= 0.9
     wanted = {f"{3:032x}", f"{17:032x}"}
-    filtered = await store.search_async("c", vectors[3], 200, wanted, resolve=index.resolve)
+    filtered = store.search("c", vectors[3], 200, wanted, resolve=index.resolve)
     members = [j for j, r in enumerate(records) if r.document_id in wanted]
     assert {h.chunk_id for h in filtered} == {records[j].chunk_id for j in members}
 

@@ -45,6 +45,78 @@ QUERY_STOPWORDS = "en_plus"
 
 
 @dataclass
+class RowTerms:
+    """Each row's distinct terms in order of first appearance, with their counts and BM25 scores: the
+    transpose of bm25s's term → rows score matrix, plus the counts it does not keep. Feedback reads its
+    chunks' terms and scores its candidates from here, without tokenizing text or searching each term's row
+    list."""
+
+    indptr: np.ndarray  # int64 [rows + 1]: row r's entries are [indptr[r], indptr[r + 1])
+    terms: np.ndarray  # int32 vocabulary ids
+    counts: np.ndarray  # float32
+    scores: np.ndarray  # float32 BM25 score of the term in the row
+
+    _FILES = ("indptr", "terms", "counts", "scores")
+
+    @classmethod
+    def build(cls, tokens: list[list[str]], retriever: Any) -> RowTerms:
+        """From the rows' tokens and the retriever indexed on them."""
+        vocab = retriever.vocab_dict
+        size = max(len(vocab), 1)
+        lengths = np.fromiter(map(len, tokens), dtype=np.int64, count=len(tokens))
+        flat = np.fromiter(
+            (vocab[t] for row in tokens for t in row), dtype=np.int64, count=int(lengths.sum())
+        )
+        owner = np.repeat(np.arange(len(tokens), dtype=np.int64), lengths)
+        keys, first, counts = np.unique(owner * size + flat, return_index=True, return_counts=True)
+        # bm25s keeps scores term by term; keyed by (row, term) they line up with `keys`.
+        data, indices, indptr = (np.asarray(retriever.scores[k]) for k in ("data", "indices", "indptr"))
+        term_of = np.repeat(np.arange(len(indptr) - 1, dtype=np.int64), np.diff(indptr))
+        score_keys = indices.astype(np.int64) * size + term_of
+        order = np.argsort(score_keys)
+        scores = np.zeros(len(keys), dtype=np.float32)
+        if len(order):
+            score_keys = score_keys[order]
+            at = np.minimum(np.searchsorted(score_keys, keys), len(score_keys) - 1)
+            scores = np.where(score_keys[at] == keys, data[order][at], 0).astype(np.float32)
+        # `first` is a position in the flat token list, so sorting by it keeps each row's entries together.
+        occurrence = np.argsort(first, kind="stable")
+        keys = keys[occurrence]
+        per_row = np.bincount(keys // size, minlength=len(tokens))
+        return cls(
+            np.concatenate(([0], np.cumsum(per_row))).astype(np.int64),
+            (keys % size).astype(np.int32),
+            counts[occurrence].astype(np.float32),
+            scores[occurrence],
+        )
+
+    def save(self, folder: Path) -> None:
+        for name in self._FILES:
+            np.save(folder / f"row_{name}.npy", getattr(self, name))
+
+    @classmethod
+    def load(cls, folder: Path) -> RowTerms | None:
+        """Memory-mapped; None for an index written before these files existed."""
+        try:
+            # Plain views of the maps: indexing an np.memmap goes through Python-level hooks each time.
+            maps = [np.load(folder / f"row_{name}.npy", mmap_mode="r") for name in cls._FILES]
+            return cls(*(np.asarray(m) for m in maps))
+        except FileNotFoundError:
+            return None
+
+    def entries(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The entry positions of these rows, and for each entry its index in `rows`."""
+        rows = np.asarray(rows, dtype=np.int64)
+        starts, ends = self.indptr[rows], self.indptr[rows + 1]
+        lengths = ends - starts
+        owner = np.repeat(np.arange(len(rows)), lengths)
+        where = np.arange(int(lengths.sum()), dtype=np.int64) + np.repeat(
+            starts - np.cumsum(lengths) + lengths, lengths
+        )
+        return where, owner
+
+
+@dataclass
 class _Index:
     retriever: Any
     rows: pa.Table  # the payloads, memory-mapped
@@ -58,10 +130,11 @@ class _Index:
     key_rows: np.ndarray
     vectors: np.ndarray | None  # [rows, dim] float32, memory-mapped; None for an index written without
     idf: np.ndarray  # per vocabulary term, for choosing feedback terms
+    terms: RowTerms  # per row: its terms, their counts and BM25 scores
     stamp: tuple[int, int]  # (inode, mtime) of the rows file it was loaded from
 
     @classmethod
-    def of(cls, retriever: Any, rows: pa.Table, stamp: tuple[int, int]) -> _Index:
+    def of(cls, retriever: Any, rows: pa.Table, terms: RowTerms, stamp: tuple[int, int]) -> _Index:
         chunk_ids = rows.column("chunk_id").to_pylist()
         document_ids = rows.column("document_id").to_pylist()
         code_of: dict[str, int] = {}
@@ -93,6 +166,7 @@ class _Index:
             order,
             vectors,
             np.log(1.0 + (n - df + 0.5) / (df + 0.5)),
+            terms,
             stamp,
         )
 
@@ -108,26 +182,28 @@ class _Index:
     def scores(self, weights: dict[int, float]) -> np.ndarray:
         """BM25 score of every row for weighted query terms (bm25s's precomputed term-row scores)."""
         data, indices, indptr = (self.retriever.scores[k] for k in ("data", "indices", "indptr"))
-        scores = np.zeros(len(self.chunk_ids), dtype=np.float32)
-        for term, weight in weights.items():
-            start, end = indptr[term], indptr[term + 1]
-            # A term's rows are distinct, so plain fancy-index addition is exact (and far faster than add.at).
-            scores[indices[start:end]] += np.float32(weight) * data[start:end]
+        if not weights:
+            return np.zeros(len(self.chunk_ids), dtype=np.float32)
+        # One bincount over every posting of the query's terms: half the time of a fancy-index addition per
+        # term (145k postings per Cranfield query at 100k chunks: 0.5 against 1.0 ms).
+        spans = [(int(indptr[t]), int(indptr[t + 1]), np.float32(w)) for t, w in weights.items()]
+        rows = np.concatenate([indices[start:end] for start, end, _ in spans])
+        values = np.concatenate([w * data[start:end] for start, end, w in spans])
+        scores = np.bincount(rows, weights=values, minlength=len(self.chunk_ids)).astype(np.float32)
         nonoccurrence = getattr(self.retriever, "nonoccurrence_array", None)
         if nonoccurrence is not None:  # BM25L / BM25+ give absent terms a score too
             scores += sum(w * float(nonoccurrence[t]) for t, w in weights.items())
         return scores
 
     def scores_at(self, weights: dict[int, float], rows: np.ndarray) -> np.ndarray:
-        """BM25 scores of the given rows only: a binary search in each term's sorted row list."""
-        data, indices, indptr = (self.retriever.scores[k] for k in ("data", "indices", "indptr"))
-        out = np.zeros(len(rows), dtype=np.float32)
-        for term, weight in weights.items():
-            start, end = int(indptr[term]), int(indptr[term + 1])
-            if end == start:
-                continue
-            at = np.minimum(np.searchsorted(indices[start:end], rows), end - start - 1) + start
-            out += np.where(indices[at] == rows, np.float32(weight) * data[at], np.float32(0))
+        """BM25 scores of the given rows only, from each row's own terms."""
+        where, owner = self.terms.entries(rows)
+        weight_of = np.zeros(len(self.idf), dtype=np.float32)  # per vocabulary term
+        weight_of[np.fromiter(weights, dtype=np.int64, count=len(weights))] = np.fromiter(
+            weights.values(), dtype=np.float32, count=len(weights)
+        )
+        contribution = weight_of[self.terms.terms[where]] * self.terms.scores[where]
+        out = np.bincount(owner, weights=contribution, minlength=len(rows)).astype(np.float32)
         nonoccurrence = getattr(self.retriever, "nonoccurrence_array", None)
         if nonoccurrence is not None:
             out += sum(w * float(nonoccurrence[t]) for t, w in weights.items())
@@ -149,29 +225,28 @@ class _Index:
         scores = self.scores(weights)
         if document_ids is not None:
             scores = np.where(self.mask(document_ids), scores, 0.0).astype(np.float32)
-        k = min(k, len(scores))
-        top = np.argpartition(-scores, k - 1)[:k] if k < len(scores) else np.arange(len(scores))
-        top = top[np.argsort(-scores[top], kind="stable")]
+        top = top_rows(scores, k)
         top = top[scores[top] > 0]
-        return top.astype(np.int64), scores[top]
+        return top, scores[top]
 
     def expansion(self, rows: list[int], exclude: dict[int, float], count: int) -> dict[int, float]:
-        """Pseudo-relevance feedback terms: the feedback rows' terms ranked by count × idf, best first,
-        weighted by that relative to the best one (1.0), leaving out the query's own terms."""
+        """Pseudo-relevance feedback terms: the feedback rows' terms ranked by count × idf, best first (ties
+        in order of first appearance), weighted by that relative to the best one (1.0), leaving out the
+        query's own terms."""
         if count <= 0 or not rows:
             return {}
-        vocab = self.retriever.vocab_dict
-        texts = [f"{t}\n{x}" for t, x in zip(*self._columns(rows, ("title", "text")), strict=True)]
-        weight: Counter[int] = Counter()
-        for text in texts:
-            for token in query_tokens(text, "en"):
-                term = vocab.get(token)
-                if term is not None and term not in exclude:
-                    weight[term] += float(self.idf[term])
-        best = weight.most_common(count)
-        if not best or best[0][1] <= 0:
+        where, _owner = self.terms.entries(np.asarray(rows, dtype=np.int64))
+        terms, first, inverse = np.unique(self.terms.terms[where], return_index=True, return_inverse=True)
+        weight = self.idf[terms] * np.bincount(inverse, weights=self.terms.counts[where])
+        excluded = np.zeros(len(self.idf), dtype=bool)
+        excluded[np.fromiter(exclude, dtype=np.int64, count=len(exclude))] = True
+        keep = ~excluded[terms]
+        terms, first, weight = terms[keep], first[keep], weight[keep]
+        best = np.lexsort((first, -weight))[:count]
+        if not len(best) or weight[best[0]] <= 0:
             return {}
-        return {term: value / best[0][1] for term, value in best}
+        top = float(weight[best[0]])
+        return {int(terms[i]): float(weight[i]) / top for i in best.tolist()}
 
     # -- rows
 
@@ -191,12 +266,27 @@ class _Index:
     def hit(self, row: int, score: float) -> Hit:
         return Hit(self.chunk_ids[row], self.document_ids[row], self.versions[row], score)
 
-    def _columns(self, rows: list[int], names: tuple[str, ...]) -> list[list[Any]]:
-        # Item by item: `take` on the memory-mapped table costs more than a few scalar reads.
-        return [[self.rows.column(n)[r].as_py() for r in rows] for n in names]
-
     def payloads(self, rows: list[int]) -> list[dict[str, Any]]:
-        return self.rows.select(list(PAYLOAD)).take(rows).to_pylist()
+        # Item by item: `take` on the memory-mapped table cost more than a few scalar reads.
+        columns = [(name, self.rows.column(name)) for name in PAYLOAD]
+        return [{name: column[r].as_py() for name, column in columns} for r in rows]
+
+
+def top_rows(scores: np.ndarray, k: int) -> np.ndarray:
+    """The rows of the k highest scores, best first (ties by row). A full partition of 100k scores cost
+    1.4 ms; instead, the k-th best of ~4k block maxima is a floor that at least k scores reach (each block
+    maximum is a score of its own row), so only the few scores above it are sorted."""
+    n = len(scores)
+    k = min(k, n)
+    if k <= 0:
+        return np.zeros(0, dtype=np.int64)
+    if n > 16 * k:
+        maxima = np.maximum.reduceat(scores, np.arange(0, n, n // (4 * k)))
+        floor = np.partition(maxima, len(maxima) - k)[len(maxima) - k]
+        rows = np.flatnonzero(scores >= floor)
+    else:
+        rows = np.arange(n)
+    return rows[np.argsort(-scores[rows], kind="stable")[:k]].astype(np.int64)
 
 
 def tokenize(texts: list[str], stopwords: str = "en") -> list[list[str]]:
@@ -267,6 +357,7 @@ class KeywordIndex:
         tokens = tokenize([f"{r['title']}\n{r['text']}" for r in rows])
         retriever = bm25s.BM25()
         retriever.index(tokens, show_progress=False)
+        terms = RowTerms.build(tokens, retriever)
         columns: dict[str, Any] = {name: [r[name] for r in rows] for name in PAYLOAD}
         fields = list(_FIELDS)
         if all(r.get("vector") is not None for r in rows):
@@ -279,6 +370,7 @@ class KeywordIndex:
         tmp = self.root / f".{collection_id}.tmp"
         shutil.rmtree(tmp, ignore_errors=True)
         retriever.save(str(tmp))
+        terms.save(tmp)
         with pa.OSFile(str(tmp / _ROWS), "wb") as sink, pa.ipc.new_file(sink, schema) as writer:
             writer.write_table(table)
         with self._lock:
@@ -290,7 +382,9 @@ class KeywordIndex:
             tmp.rename(self._dir(collection_id))
             shutil.rmtree(old, ignore_errors=True)
             path = self._dir(collection_id) / _ROWS
-            self._indexes[collection_id] = _Index.of(retriever, self._read(path), _stamp(path) or (0, 0))
+            self._indexes[collection_id] = _Index.of(
+                retriever, self._read(path), terms, _stamp(path) or (0, 0)
+            )
 
     @staticmethod
     def _read(path: Path) -> pa.Table:
@@ -318,8 +412,20 @@ class KeywordIndex:
         index = None
         if stamp is not None:
             try:
-                index = _Index.of(bm25s.BM25.load(str(self._dir(collection_id))), self._read(path), stamp)
-            except (FileNotFoundError, OSError, pa.ArrowInvalid):
+                folder = self._dir(collection_id)
+                retriever = bm25s.BM25.load(str(folder))
+                rows = self._read(path)
+                terms = RowTerms.load(folder)
+                if terms is None:  # written by an older Hearth: tokenize once more, in memory
+                    texts = [
+                        f"{title}\n{text}"
+                        for title, text in zip(
+                            rows.column("title").to_pylist(), rows.column("text").to_pylist(), strict=True
+                        )
+                    ]
+                    terms = RowTerms.build(tokenize(texts), retriever)
+                index = _Index.of(retriever, rows, terms, stamp)
+            except (FileNotFoundError, OSError, pa.ArrowInvalid, ValueError):
                 return cached  # swapped away while we read it; the next query loads the new one
         with self._lock:
             self._indexes[collection_id] = index

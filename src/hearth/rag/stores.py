@@ -7,18 +7,22 @@ Calls are synchronous; the service runs them in worker threads.
 
 from __future__ import annotations
 
-import asyncio
 import re
 import threading
 import uuid
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 import numpy as np
 
 _HEX = re.compile(r"^[0-9a-f]{32}$")
+# One HNSW graph per this many rows. A query probes most IVF partitions (LanceDB's default nprobes is 20), and
+# each probe is an HNSW search: at 100k rows of MiniLM vectors, 24 partitions of ~4k rows cost 13.6 ms p50 per
+# query against 6.9 ms for one graph, at the same recall@10 (0.98; docs/rag.md). A larger graph takes longer
+# to build (54 s against 24 s at 100k on 2 cores), which happens once the ingestion queue is empty.
+_ROWS_PER_PARTITION = 500_000
 PAYLOAD = ("chunk_id", "document_id", "version", "position", "page", "title", "text", "metadata")
 
 
@@ -35,8 +39,9 @@ class ChunkRecord:
     vector: np.ndarray
 
 
-@dataclass(frozen=True)
-class Hit:
+class Hit(NamedTuple):
+    # A tuple, not a dataclass: a hybrid query makes a few hundred of these, and a frozen dataclass's
+    # __init__ cost a tenth of the search stage.
     chunk_id: str
     document_id: str
     version: str
@@ -66,9 +71,6 @@ def _ids(values: Iterable[str]) -> str:
 class VectorStore(Protocol):
     def add(self, collection_id: str, records: list[ChunkRecord]) -> None: ...
     def search(
-        self, collection_id: str, vector: np.ndarray, k: int, document_ids: set[str] | None = None
-    ) -> list[Hit]: ...
-    async def search_async(
         self,
         collection_id: str,
         vector: np.ndarray,
@@ -99,10 +101,10 @@ class LanceStore:
         self.ann_threshold = ann_threshold
         self._tables: dict[str, Any] = {}
         self._lock = threading.Lock()
-        # Queries use LanceDB's async API straight from the event loop: the sync API hops to LanceDB's own
-        # background loop, and a worker thread on top of that, which cost more than the search itself.
-        self._async_db: Any = None
-        self._async_tables: dict[str, tuple[Any, bool]] = {}  # table, has the `key` column
+        # Queries go to the table's Lance dataset (pylance, LanceDB's own engine) in a worker thread: one
+        # blocking call into Rust. LanceDB's async API crossed into its runtime several times per query and
+        # measured 5.3 against 4.9 ms p50 (8.8 against 6.9 under load) at 100k rows (docs/rag.md).
+        self._datasets: dict[str, tuple[Any, bool]] = {}  # dataset, has the `key` column
         self._generation = 0  # bumped by every write, so a handle opened during a write is not kept
 
     @staticmethod
@@ -120,9 +122,9 @@ class LanceStore:
         return table
 
     def _changed(self, collection_id: str) -> None:
-        # An async handle sees the table as of its opening: the next query opens it again.
+        # A dataset handle sees the table as of its opening: the next query opens it again.
         self._generation += 1
-        self._async_tables.pop(collection_id, None)
+        self._datasets.pop(collection_id, None)
 
     def add(self, collection_id: str, records: list[ChunkRecord]) -> None:
         if not records:
@@ -176,7 +178,7 @@ class LanceStore:
                     metric="cosine",
                     vector_column_name="vector",
                     index_type="IVF_HNSW_SQ",
-                    num_partitions=max(1, rows // 4096),
+                    num_partitions=max(1, rows // _ROWS_PER_PARTITION),
                     replace=True,
                 )
             if not any("chunk_id" in i.columns for i in indices.values()):
@@ -184,48 +186,22 @@ class LanceStore:
         table.optimize()
         self._changed(collection_id)
 
-    def search(
-        self, collection_id: str, vector: np.ndarray, k: int, document_ids: set[str] | None = None
-    ) -> list[Hit]:
-        table = self._table(collection_id)
-        if table is None or (document_ids is not None and not document_ids):
-            return []
-        query = (
-            table.search(np.asarray(vector, dtype=np.float32), vector_column_name="vector")
-            .distance_type("cosine")
-            .limit(k)
-            .select(["chunk_id", "document_id", "version"])
-        )
-        if document_ids is not None:
-            query = query.where(f"document_id IN ({_ids(document_ids)})", prefilter=True)
-        result = query.to_arrow()
-        ids = result.column("chunk_id").to_pylist()
-        docs = result.column("document_id").to_pylist()
-        versions = result.column("version").to_pylist()
-        distances = result.column("_distance").to_numpy()
-        return [
-            Hit(c, d, v, float(1.0 - dist))
-            for c, d, v, dist in zip(ids, docs, versions, distances, strict=True)
-        ]
+    def _dataset(self, collection_id: str) -> tuple[Any, bool] | None:
+        import lance
 
-    async def _async_table(self, collection_id: str) -> tuple[Any, bool] | None:
-        import lancedb
-
-        found = self._async_tables.get(collection_id)
+        found = self._datasets.get(collection_id)
         if found is None:
-            if self._async_db is None:
-                self._async_db = await lancedb.connect_async(str(self.path))
             generation = self._generation
             try:
-                table = await self._async_db.open_table(self._name(collection_id))
-            except (FileNotFoundError, ValueError):
+                dataset = lance.dataset(str(self.path / f"{self._name(collection_id)}.lance"))
+            except (FileNotFoundError, ValueError, OSError):
                 return None
-            found = (table, "key" in (await table.schema()).names)
+            found = (dataset, "key" in dataset.schema.names)
             if generation == self._generation:
-                self._async_tables[collection_id] = found
+                self._datasets[collection_id] = found
         return found
 
-    async def search_async(
+    def search(
         self,
         collection_id: str,
         vector: np.ndarray,
@@ -233,28 +209,25 @@ class LanceStore:
         document_ids: set[str] | None = None,
         resolve: Resolver | None = None,
     ) -> list[Hit]:
-        """`search` from the event loop. With `resolve`, only the chunks' integer keys are read back (reading
-        three id strings per hit cost about as much as the ANN search) and `resolve` names the chunks; keys
-        it does not know (chunks written since it was built) are looked up in the table."""
+        """The k nearest chunks by cosine similarity (blocking: the service runs it in a worker thread). With
+        `resolve`, only the chunks' integer keys are read back (reading three id strings per hit cost about
+        as much as the ANN search) and `resolve` names the chunks; keys it does not know (chunks written
+        since it was built) are looked up in the table."""
         if document_ids is not None and not document_ids:
             return []
-        found = await self._async_table(collection_id)
+        found = self._dataset(collection_id)
         if found is None:
             return []
-        table, has_key = found
+        dataset, has_key = found
         by_key = resolve is not None and has_key
-        columns = ["key"] if by_key else ["chunk_id", "document_id", "version"]
-        query = (
-            table.query()
-            .nearest_to(np.asarray(vector, dtype=np.float32))
-            .column("vector")
-            .distance_type("cosine")
-            .limit(k)
-            .select(columns)
+        nearest = {"column": "vector", "q": np.asarray(vector, dtype=np.float32), "k": k, "metric": "cosine"}
+        where = f"document_id IN ({_ids(document_ids)})" if document_ids is not None else None
+        result = dataset.to_table(
+            columns=["key"] if by_key else ["chunk_id", "document_id", "version"],
+            nearest=nearest,
+            filter=where,
+            prefilter=where is not None,
         )
-        if document_ids is not None:
-            query = query.where(f"document_id IN ({_ids(document_ids)})")
-        result = await query.to_arrow()
         scores = (1.0 - result.column("_distance").to_numpy()).tolist()
         if not by_key:
             return [
@@ -272,11 +245,9 @@ class LanceStore:
         names = resolve(keys)
         unknown = [key for key, name in zip(keys, names, strict=True) if name is None]
         if unknown:
-            rows = await (
-                table.query()
-                .where(f"key IN ({', '.join(str(int(key)) for key in unknown)})")
-                .select(["key", "chunk_id", "document_id", "version"])
-                .to_arrow()
+            rows = dataset.to_table(
+                columns=["key", "chunk_id", "document_id", "version"],
+                filter=f"key IN ({', '.join(str(int(key)) for key in unknown)})",
             )
             extra = {r["key"]: (r["chunk_id"], r["document_id"], r["version"]) for r in rows.to_pylist()}
             names = [name or extra.get(key) for key, name in zip(keys, names, strict=True)]
@@ -418,7 +389,12 @@ class QdrantStore:
         )
 
     def search(
-        self, collection_id: str, vector: np.ndarray, k: int, document_ids: set[str] | None = None
+        self,
+        collection_id: str,
+        vector: np.ndarray,
+        k: int,
+        document_ids: set[str] | None = None,
+        resolve: Resolver | None = None,  # unused: Qdrant's payloads already name the chunks
     ) -> list[Hit]:
         if document_ids is not None and not document_ids:
             return []
@@ -436,17 +412,6 @@ class QdrantStore:
             Hit(p.payload["chunk_id"], p.payload["document_id"], p.payload["version"], float(p.score))
             for p in result.points
         ]
-
-    async def search_async(
-        self,
-        collection_id: str,
-        vector: np.ndarray,
-        k: int,
-        document_ids: set[str] | None = None,
-        resolve: Resolver | None = None,
-    ) -> list[Hit]:
-        # qdrant-client's sync client in a worker thread; its payloads already name the chunks.
-        return await asyncio.to_thread(self.search, collection_id, vector, k, document_ids)
 
     def fetch(self, collection_id: str, chunk_ids: list[str]) -> dict[str, dict[str, Any]]:
         if not chunk_ids:
