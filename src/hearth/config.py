@@ -173,7 +173,7 @@ class Settings(BaseSettings):
     rag_feedback: int = Field(3, ge=0, le=50)  # hybrid: chunks for pseudo-relevance feedback (0: off)
     rag_feedback_terms: int = Field(10, ge=0, le=100)  # BM25 expansion terms from them
     rag_embed_batch: int = Field(128, ge=1)
-    rag_worker_batch: int = Field(128, ge=1)  # documents per ingestion batch
+    rag_worker_batch: int = Field(256, ge=1)  # documents per ingestion batch (docs/rag.md: why 256)
     rag_ann_threshold: int = Field(20_000, ge=1)  # rows before LanceDB builds an ANN index
     rag_worker: bool = True  # run the ingestion worker in this process
 

@@ -42,10 +42,10 @@ def convex(
     columns = []
     for ranking in (dense, sparse):
         known = len(candidates)
-        places = [position.setdefault(h.chunk_id, len(position)) for h in ranking]
+        places = [position.setdefault(h[0], len(position)) for h in ranking]  # h[0]: the chunk id
         candidates.extend(h for h, i in zip(ranking, places, strict=True) if i >= known)
         at = np.asarray(places, dtype=np.int64)
-        columns.append((at, np.fromiter((h.score for h in ranking), dtype=np.float64, count=len(ranking))))
+        columns.append((at, np.fromiter((h[3] for h in ranking), dtype=np.float64, count=len(ranking))))
     fused = np.zeros(len(candidates), dtype=np.float64)
     for (at, values), weight in zip(columns, (1.0 - sparse_weight, sparse_weight), strict=True):
         if not len(values):
@@ -54,8 +54,9 @@ def convex(
         low = values.min() if norm == "minmax" else 0.0
         span = high - low
         fused[at] += weight * ((values - low) / span if span > 0 else np.ones(len(values)))
+    scores = fused.tolist()
     order = np.argsort(-fused, kind="stable").tolist()
-    return [Hit(*candidates[i][:3], float(fused[i])) for i in order]
+    return [Hit(candidates[i][0], candidates[i][1], candidates[i][2], scores[i]) for i in order]
 
 
 def fuse(dense: list[Hit], sparse: list[Hit], *, method: str, sparse_weight: float) -> list[Hit]:
