@@ -17,7 +17,7 @@ from hearth.gateway.service import Gateway
 from hearth.platform.db import Database, new_id, utcnow
 from hearth.platform.migrate import upgrade
 from hearth.rag import fusion
-from hearth.rag.keyword import KeywordIndex, query_tokens
+from hearth.rag.keyword import KeywordIndex, query_tokens, top_rows
 from hearth.rag.models import Document
 from hearth.rag.service import RagConfig, RagService
 from hearth.rag.stores import ChunkRecord, Hit, LanceStore, QdrantStore, chunk_key
@@ -282,3 +282,13 @@ async def test_an_inactive_version_never_feeds_back(rag):
     # (BM25 statistics changed with the new chunk, so compare the order, not the scores.)
     assert [s.chunk_id for s in after] == [s.chunk_id for s in before]
     assert [s.metadata["source"] for s in after][:3] == ["a", "b", "c"]
+
+
+def test_top_rows_agree_with_a_full_sort():
+    """The block-maximum shortcut returns exactly the rows a stable full sort ranks first, ties included."""
+    rng = np.random.default_rng(7)
+    for n, k in [(100_000, 100), (5_000, 100), (1_601, 100), (50, 100), (10_000, 1)]:
+        scores = (rng.random(n) * (rng.random(n) > 0.3)).astype(np.float32)
+        scores[rng.integers(0, n, 8)] = scores.max()  # ties at the top
+        assert top_rows(scores, k).tolist() == np.argsort(-scores, kind="stable")[:k].tolist()
+    assert top_rows(np.zeros(0, dtype=np.float32), 10).tolist() == []
