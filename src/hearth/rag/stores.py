@@ -223,7 +223,8 @@ class LanceStore:
         nearest = {"column": "vector", "q": np.asarray(vector, dtype=np.float32), "k": k, "metric": "cosine"}
         where = f"document_id IN ({_ids(document_ids)})" if document_ids is not None else None
         result = dataset.to_table(
-            columns=["key"] if by_key else ["chunk_id", "document_id", "version"],
+            # `_distance` named explicitly: left implicit, Lance logs a deprecation warning on every query.
+            columns=(["key"] if by_key else ["chunk_id", "document_id", "version"]) + ["_distance"],
             nearest=nearest,
             filter=where,
             prefilter=where is not None,
