@@ -301,6 +301,37 @@ async def test_bad_documents_fail_with_reasons_and_leave_others_indexed(rag):
     assert len(await rag.list_documents(user_id=alice, collection="mixed")) == 5
 
 
+async def test_an_extractor_crash_fails_only_its_own_document(rag, monkeypatch):
+    """A bug in an extractor (not a refused file) fails that job with the exception named; the rest of the
+    batch, extracted in the same worker thread, is indexed."""
+    import hearth.rag.service as service
+
+    real = service.extract
+
+    def flaky(data: bytes, content_type: str):
+        if b"crash me" in data:
+            raise RuntimeError("extractor bug")
+        return real(data, content_type)
+
+    monkeypatch.setattr(service, "extract", flaky)
+    alice = rag.users["alice"]
+    await rag.create_collection(user_id=alice, name="batch")
+    queued = await rag.ingest_texts(
+        user_id=alice,
+        collection="batch",
+        documents=[
+            TextDocument(text=text, source=f"{i}.txt")
+            for i, text in enumerate(["Shock waves in nozzles.", "crash me please", "Heat flux on shields."])
+        ],
+    )
+    await _drain(rag)
+    jobs = [await rag.get_job(user_id=alice, job_id=q.job.id) for q in queued]
+    assert [j.status for j in jobs] == ["indexed", "failed", "indexed"]
+    assert jobs[1].error == "extraction failed: RuntimeError: extractor bug"
+    hits = await rag.retrieve(user_id=alice, collection="batch", query="heat flux shields")
+    assert hits and hits[0].document_id == queued[2].document.id
+
+
 async def test_recovery_requeues_interrupted_jobs_and_removes_orphan_chunks(rag, database):
     alice = rag.users["alice"]
     ids = await _seed(rag, alice)

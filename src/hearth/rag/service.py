@@ -66,6 +66,7 @@ _DOC_FIELDS = {"document_id", "source", "title", "content_type"}
 # Pseudo-relevance feedback (see RagService._feedback): the share of the original query vector kept, and the
 # weight of the best expansion term relative to a query term.
 _ROCCHIO = 0.5
+_Prepared = tuple[str, list[ChunkRecord], list[str]]  # a job's title, chunk records (vectors to come), texts
 _SPARE = 5  # candidates checked for an active version beyond top_k before all of them are
 _EXPANSION_WEIGHT = 0.5
 _ACTIVE = select(Document.id, Document.collection_id, Document.active_version, Document.source).where(
@@ -750,17 +751,15 @@ class RagService:
             await self._optimize()
             return 0
         prepared: list[tuple[IngestJob, str, list[ChunkRecord], list[str]]] = []
-        for job in jobs:
-            try:
-                title, records, texts = await asyncio.to_thread(self._prepare, job)
-            except ExtractionError as exc:
-                await self._fail(job, str(exc))
-                continue
-            except Exception as exc:  # an extractor bug must fail the one job, not the batch
-                log.exception("extraction crashed", extra={"job_id": job.id})
-                await self._fail(job, f"extraction failed: {type(exc).__name__}: {exc}")
-                continue
-            prepared.append((job, title, records, texts))
+        # The whole batch is extracted in one worker thread: a hop per document cost ~0.3 s per 150 documents.
+        for job, outcome in zip(jobs, await asyncio.to_thread(self._prepare_all, jobs), strict=True):
+            if isinstance(outcome, ExtractionError):
+                await self._fail(job, str(outcome))
+            elif isinstance(outcome, Exception):  # an extractor bug must fail the one job, not the batch
+                log.error("extraction crashed", exc_info=outcome, extra={"job_id": job.id})
+                await self._fail(job, f"extraction failed: {type(outcome).__name__}: {outcome}")
+            else:
+                prepared.append((job, *outcome))
         if not prepared:
             return len(jobs)
         await self._set_status([p[0].id for p in prepared], "embedding")
@@ -873,7 +872,17 @@ class RagService:
                 update(Document).where(Document.job_id.in_(job_ids)).values(status=status, updated_at=now)
             )
 
-    def _prepare(self, job: IngestJob) -> tuple[str, list[ChunkRecord], list[str]]:
+    def _prepare_all(self, jobs: list[IngestJob]) -> list[_Prepared | Exception]:
+        """`_prepare` for each job (in a worker thread); a job that fails gets its exception instead."""
+        outcomes: list[_Prepared | Exception] = []
+        for job in jobs:
+            try:
+                outcomes.append(self._prepare(job))
+            except Exception as exc:
+                outcomes.append(exc)
+        return outcomes
+
+    def _prepare(self, job: IngestJob) -> _Prepared:
         """Extract and chunk one job's file (in a worker thread): its records (vectors to come) and the texts
         to embed."""
         path = Path(job.upload_path)
