@@ -66,9 +66,9 @@ _DOC_FIELDS = {"document_id", "source", "title", "content_type"}
 # Pseudo-relevance feedback (see RagService._feedback): the share of the original query vector kept, and the
 # weight of the best expansion term relative to a query term.
 _ROCCHIO = 0.5
-_Prepared = tuple[str, list[ChunkRecord], list[str]]  # a job's title, chunk records (vectors to come), texts
-_SPARE = 5  # candidates checked for an active version beyond top_k before all of them are
 _EXPANSION_WEIGHT = 0.5
+_SPARE = 5  # candidates checked for an active version beyond top_k before all of them are
+_Prepared = tuple[str, list[ChunkRecord], list[str]]  # a job's title, chunk records (vectors to come), texts
 _ACTIVE = select(Document.id, Document.collection_id, Document.active_version, Document.source).where(
     Document.id.in_(bindparam("ids", expanding=True))
 )
