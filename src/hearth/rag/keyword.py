@@ -5,7 +5,9 @@ An index is rebuilt from the vector store's chunk rows after each ingestion batc
 next to the chunk payloads it scores (an Arrow IPC file, memory-mapped when loaded), and loaded back at
 start-up. Queries read the payloads of their final hits from that file, so the search stage needs no second
 round trip to the vector store. The same file holds each chunk's vector, so hybrid search can re-score its
-candidates after pseudo-relevance feedback without asking the vector store again. The index may hold chunks
+candidates after pseudo-relevance feedback without asking the vector store again; `row_*.npy` files beside
+it hold each chunk's terms, counts and BM25 scores, which feedback reads instead of tokenizing the chunks
+again. The index may hold chunks
 of versions that are not (or no longer) active; the service drops those hits, exactly as it does for vector
 hits.
 """
