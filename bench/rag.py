@@ -260,9 +260,7 @@ async def main() -> None:
             for _ in range(args.rounds):
                 for text, vec in zip(queries, qvecs, strict=True):
                     started = time.perf_counter()
-                    await asyncio.to_thread(
-                        rag.store.search, collection_id, vec, rag.config.candidates, None, index.resolve
-                    )
+                    await asyncio.to_thread(rag.store.search_keys, collection_id, vec, rag.config.candidates)
                     results[STORE_ALONE].append((time.perf_counter() - started) * 1000)
                     for name, (mode, feedback) in variants.items():
                         rag.config.feedback = feedback

@@ -193,7 +193,7 @@ def _hits(*pairs: tuple[str, float]) -> list[Hit]:
 def test_rrf_rewards_agreement():
     dense = _hits(("a", 0.9), ("b", 0.8), ("c", 0.1))
     sparse = _hits(("c", 12.0), ("b", 11.0))
-    ranked = [h.chunk_id for h in fusion.rrf([dense, sparse])]
+    ranked = [h.chunk_id for h in fusion.fuse(dense, sparse, method="rrf", sparse_weight=0.3)]
     # a tops one list only; b and c appear in both and overtake it.
     assert set(ranked[:2]) == {"b", "c"} and ranked[2] == "a"
 
@@ -201,10 +201,10 @@ def test_rrf_rewards_agreement():
 def test_convex_fusion_weights_normalised_scores():
     dense = _hits(("a", 0.9), ("b", 0.5))
     sparse = _hits(("b", 20.0), ("c", 10.0))
-    ranked = fusion.convex(dense, sparse, sparse_weight=0.3)
+    ranked = fusion.fuse(dense, sparse, method="convex", sparse_weight=0.3)
     scores = {h.chunk_id: round(h.score, 6) for h in ranked}
     assert scores == {"a": 0.7, "b": 0.3, "c": 0.0}
-    assert fusion.convex(dense, sparse, sparse_weight=0.8)[0].chunk_id == "b"
+    assert fusion.fuse(dense, sparse, method="convex", sparse_weight=0.8)[0].chunk_id == "b"
 
 
 def test_citations_outside_the_sources_are_dropped():

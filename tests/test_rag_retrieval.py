@@ -150,10 +150,35 @@ def test_max_fusion_keeps_score_gaps():
     decides between near-equal dense scores."""
     dense = [Hit("a", "a", "v", 0.80), Hit("b", "b", "v", 0.79)]
     sparse = [Hit("b", "b", "v", 10.0), Hit("a", "a", "v", 9.0)]
-    assert [h.chunk_id for h in fusion.convex(dense, sparse, sparse_weight=0.3)] == ["a", "b"]
+    assert [h.chunk_id for h in fusion.fuse(dense, sparse, method="convex", sparse_weight=0.3)] == ["a", "b"]
     by_max = fusion.fuse(dense, sparse, method="max", sparse_weight=0.3)
     assert [h.chunk_id for h in by_max] == ["b", "a"]
     assert by_max[0].score == pytest.approx(0.7 * 0.79 / 0.80 + 0.3)
+
+
+def test_fusion_over_rows_agrees_with_fusion_over_hits():
+    """The row path's fusion gives the same ranking, scores and tie order as fusing `Hit` lists."""
+    rng = np.random.default_rng(3)
+    for trial in range(30):
+        dense_rows = rng.choice(400, size=int(rng.integers(0, 60)), replace=False)
+        sparse_rows = rng.choice(400, size=int(rng.integers(0, 60)), replace=False)
+        # Rounded scores, so ties happen; best first, as the retrievers return them.
+        dense_scores = -np.sort(-np.round(rng.random(len(dense_rows)), 1)).astype(np.float32)
+        sparse_scores = -np.sort(-np.round(rng.random(len(sparse_rows)) * 20, 0)).astype(np.float32)
+        if trial == 0:
+            dense_scores[:] = 0.5  # a flat ranking
+        for method in fusion.METHODS:
+            rows, scores = fusion.fuse_rows(
+                (dense_rows, dense_scores), (sparse_rows, sparse_scores), method=method, sparse_weight=0.3
+            )
+            hits = fusion.fuse(
+                [Hit(str(r), "d", "v", float(x)) for r, x in zip(dense_rows, dense_scores, strict=True)],
+                [Hit(str(r), "d", "v", float(x)) for r, x in zip(sparse_rows, sparse_scores, strict=True)],
+                method=method,
+                sparse_weight=0.3,
+            )
+            assert [str(r) for r in rows.tolist()] == [h.chunk_id for h in hits]
+            assert np.allclose(scores, [h.score for h in hits])
 
 
 def test_keyword_scores_match_bm25s_and_filters_use_document_codes(tmp_path: Path):
@@ -187,10 +212,7 @@ def test_keyword_scores_match_bm25s_and_filters_use_document_codes(tmp_path: Pat
     wanted = {f"{3:032x}", f"{5:032x}"}
     got, _ = loaded.top(weights, 100, wanted)
     assert len(got) and {rows[r]["document_id"] for r in got.tolist()} <= wanted
-    assert loaded.resolve([chunk_key(rows[7]["chunk_id"]), 12345]) == [
-        (rows[7]["chunk_id"], rows[7]["document_id"], "v" * 32),
-        None,
-    ]
+    assert loaded.rows_of_keys(np.array([chunk_key(rows[7]["chunk_id"]), 12345])).tolist() == [7, -1]
     # Feedback terms come from the feedback rows, never repeat the query's own terms, and rank by count x idf
     # (ties in order of first appearance), exactly as counting the rows' own tokens does.
     terms = loaded.expansion([0, 1], weights, 3)
@@ -223,7 +245,8 @@ def test_keyword_scores_match_bm25s_and_filters_use_document_codes(tmp_path: Pat
 
 async def test_lance_ann_index_returns_the_exact_neighbours(tmp_path: Path):
     """A table forced over the ANN threshold gets an IVF_HNSW_SQ index; its answers match exact search, by
-    keys resolved through the keyword index, by keys it does not know, and under a filter."""
+    chunk ids and by chunk keys (read from row addresses), before and after rows are added and deleted and
+    the table is compacted, and under a filter."""
     store = LanceStore(tmp_path / "lance", ann_threshold=500)
     rng = np.random.default_rng(0)
     vectors = rng.normal(size=(3000, 32)).astype(np.float32)
@@ -232,31 +255,47 @@ async def test_lance_ann_index_returns_the_exact_neighbours(tmp_path: Path):
         ChunkRecord(new_id(), f"{i % 50:032x}", "f" * 32, i, -1, "", f"chunk {i}", "{}", v)
         for i, v in enumerate(vectors)
     ]
-    for start in range(0, len(records), 1000):
+    for start in range(0, 2000, 1000):
         store.add("c", records[start : start + 1000])
-    store.optimize("c")
-    assert any(i.index_type == "IvfHnswSq" for i in store._table("c").list_indices())
     keywords = KeywordIndex(tmp_path / "bm25")
-    keywords.rebuild("c", list(store.rows("c")))
-    index = keywords.load("c")
-    assert index is not None
-    recall = []
-    for i in range(0, 3000, 150):
-        exact = np.argsort(-(vectors @ vectors[i]))[:10]
-        hits = store.search("c", vectors[i], 10, resolve=index.resolve)
-        assert hits[0].chunk_id == records[i].chunk_id and hits[0].score == pytest.approx(1.0, abs=1e-2)
-        recall.append(len({records[j].chunk_id for j in exact} & {h.chunk_id for h in hits}) / 10)
-        unknown = store.search("c", vectors[i], 10, resolve=lambda keys: [None] * len(keys))
-        assert [h.chunk_id for h in unknown] == [h.chunk_id for h in hits]
-        by_strings = store.search("c", vectors[i], 10)
-        assert [(h.chunk_id, h.document_id) for h in by_strings] == [
-            (h.chunk_id, h.document_id) for h in hits
-        ]
-    assert np.mean(recall) >= 0.9
+
+    def agree(present: list[int]) -> None:
+        keywords.rebuild("c", list(store.rows("c")))
+        index = keywords.load("c")
+        assert index is not None
+        recall = []
+        for i in present[::150]:
+            nearest = np.argsort(-(vectors[present] @ vectors[i]))[:10]
+            exact = [records[present[j]].chunk_id for j in nearest.tolist()]
+            hits = store.search("c", vectors[i], 10)
+            assert hits[0].chunk_id == records[i].chunk_id and hits[0].score == pytest.approx(1.0, abs=1e-2)
+            assert hits[0].document_id == records[i].document_id
+            recall.append(len(set(exact) & {h.chunk_id for h in hits}) / 10)
+            keys, scores = store.search_keys("c", vectors[i], 10)
+            rows = index.rows_of_keys(keys)
+            assert (rows >= 0).all()
+            assert [index.chunk_ids[r] for r in rows.tolist()] == [h.chunk_id for h in hits]
+            assert np.allclose(scores, [h.score for h in hits], atol=1e-6)
+        assert np.mean(recall) >= 0.9
+
+    agree(list(range(2000)))  # exhaustive search over two fragments
+    fragments = {f.fragment_id for f in store._dataset("c")[0].get_fragments()}
+    store.optimize("c")  # the ANN index, and compaction: every row gets a new address
+    assert any(i.index_type == "IvfHnswSq" for i in store._table("c").list_indices())
+    assert fragments.isdisjoint(f.fragment_id for f in store._dataset("c")[0].get_fragments())
+    agree(list(range(2000)))
+    store.add("c", records[2000:])  # a new fragment, not yet in the ANN index
+    store.delete_document("c", f"{7:032x}")
+    present = [j for j in range(3000) if j % 50 != 7]
+    agree(present)
+    store.optimize("c")
+    agree(present)
     wanted = {f"{3:032x}", f"{17:032x}"}
-    filtered = store.search("c", vectors[3], 200, wanted, resolve=index.resolve)
+    filtered = store.search("c", vectors[3], 200, wanted)
     members = [j for j, r in enumerate(records) if r.document_id in wanted]
     assert {h.chunk_id for h in filtered} == {records[j].chunk_id for j in members}
+    keys, _ = store.search_keys("c", vectors[3], 200, wanted)
+    assert set(keys.tolist()) == {chunk_key(records[j].chunk_id) for j in members}
 
 
 async def test_an_inactive_version_never_feeds_back(rag):
@@ -282,6 +321,58 @@ async def test_an_inactive_version_never_feeds_back(rag):
     # (BM25 statistics changed with the new chunk, so compare the order, not the scores.)
     assert [s.chunk_id for s in after] == [s.chunk_id for s in before]
     assert [s.metadata["source"] for s in after][:3] == ["a", "b", "c"]
+
+
+async def test_chunks_the_keyword_index_lacks_are_found_by_chunk_id(rag):
+    """Another process wrote and activated document `e` and has not finished rebuilding the keyword index:
+    its chunk, the nearest of all, is still returned (named by the vector store), while a chunk of a version
+    that is not active, also unknown to the index, is not."""
+    q = _unit((0, 1.0))
+    collection_id, docs = await _collection(
+        rag,
+        {
+            "a": ("supersonic intake design", _unit((0, 1.0), (1, 0.3))),
+            "b": ("ramp geometry notes", _unit((0, 0.7), (1, 0.714))),
+            "d": ("nothing in common", _unit((3, 1.0))),
+        },
+    )
+    before = await rag.search_stage(collection_id, "supersonic", q, mode="hybrid", top_k=10)
+    doc, version = new_id(), new_id()
+    async with rag.db.transaction() as session:
+        session.add(
+            Document(
+                id=doc,
+                collection_id=collection_id,
+                source="e",
+                title="",
+                content_type="txt",
+                content_hash=doc,
+                meta={},
+                status="indexed",
+                job_id=version,
+                active_version=version,
+                chunk_count=1,
+                updated_at=utcnow(),
+            )
+        )
+    fresh = ChunkRecord(new_id(), doc, version, 0, -1, "", "supersonic intake testing", "{}", q)
+    pending = ChunkRecord(
+        new_id(), docs["b"], new_id(), 0, -1, "", "supersonic", "{}", _unit((0, 1.0), (2, 0.1))
+    )
+    rag.store.add(collection_id, [fresh, pending])
+    for mode in ("hybrid", "dense"):
+        after = await rag.search_stage(collection_id, "supersonic", q, mode=mode, top_k=10)
+        found = {s.chunk_id: s for s in after}
+        assert found[fresh.chunk_id].text == "supersonic intake testing"
+        assert found[fresh.chunk_id].metadata["source"] == "e"
+        assert after[0].chunk_id == (fresh.chunk_id if mode == "dense" else before[0].chunk_id)
+        assert pending.chunk_id not in {s.chunk_id for s in after}
+        assert {s.chunk_id for s in before} <= {s.chunk_id for s in after}
+    await rag._rebuild_keywords(collection_id)  # the rebuild lands: back to the row path
+    rebuilt = {
+        s.chunk_id for s in await rag.search_stage(collection_id, "supersonic", q, mode="hybrid", top_k=10)
+    }
+    assert fresh.chunk_id in rebuilt and pending.chunk_id not in rebuilt
 
 
 def test_top_rows_agree_with_a_full_sort():

@@ -3,8 +3,6 @@ was chosen on Cranfield (see docs/rag.md for the table)."""
 
 from __future__ import annotations
 
-from typing import Literal
-
 import numpy as np
 
 from hearth.rag.stores import Hit
@@ -12,31 +10,37 @@ from hearth.rag.stores import Hit
 METHODS = ("max", "convex", "rrf")
 
 
-def rrf(rankings: list[list[Hit]], *, k: int = 60) -> list[Hit]:
-    """Reciprocal rank fusion: sum of 1 / (k + rank) over the rankings a chunk appears in."""
-    scores: dict[str, float] = {}
-    first: dict[str, Hit] = {}
-    for ranking in rankings:
-        for rank, hit in enumerate(ranking, start=1):
-            scores[hit.chunk_id] = scores.get(hit.chunk_id, 0.0) + 1.0 / (k + rank)
-            first.setdefault(hit.chunk_id, hit)
-    return _ranked(scores, first)
+RRF_K = 60
 
 
-def convex(
-    dense: list[Hit],
-    sparse: list[Hit],
-    *,
-    sparse_weight: float,
-    norm: Literal["minmax", "max"] = "minmax",
-) -> list[Hit]:
-    """(1 - w) * dense + w * sparse over normalised scores; a chunk missing from one ranking gets 0 there.
+def _combine(
+    columns: list[tuple[np.ndarray, np.ndarray]], size: int, *, method: str, sparse_weight: float
+) -> np.ndarray:
+    """The fused score of each of `size` candidates. `columns` holds one (candidate positions, scores) pair
+    per ranking, best first: dense, then sparse. A candidate missing from a ranking gets nothing from it."""
+    fused = np.zeros(size, dtype=np.float64)
+    for (at, values), weight in zip(columns, (1.0 - sparse_weight, sparse_weight), strict=True):
+        if not len(values):
+            continue
+        if method == "rrf":
+            fused[at] += 1.0 / (RRF_K + np.arange(1, len(values) + 1))
+            continue
+        values = np.asarray(values, dtype=np.float64)
+        high = values.max()
+        low = values.min() if method == "convex" else 0.0
+        span = high - low
+        fused[at] += weight * ((values - low) / span if span > 0 else np.ones(len(values)))
+    return fused
 
-    `minmax` maps each ranking's scores to [0, 1]; `max` divides them by the ranking's best score, which keeps
-    how far apart the scores are (a weak 100th candidate is not pulled down to 0, nor a flat ranking spread
-    out to [0, 1]) and does not depend on how deep the candidate list is."""
-    # Vectorised over the candidates (a hybrid query fuses ~200): each ranking's scores land in its own
-    # column, in the order chunks first appear (dense first), which also breaks ties as a dict would.
+
+def fuse(dense: list[Hit], sparse: list[Hit], *, method: str, sparse_weight: float) -> list[Hit]:
+    """The configured fusion of two rankings: `max` (convex over max-normalised scores, the default), `convex`
+    ((1 - w) * dense + w * sparse over min-max normalised scores) or `rrf` (reciprocal rank fusion: the sum of
+    1 / (60 + rank)). Ties keep the order in which chunks first appear, dense first.
+
+    `max` divides each ranking's scores by its best one, which keeps how far apart the scores are (a weak
+    100th candidate is not pulled down to 0, nor a flat ranking spread out to [0, 1]) and does not depend on
+    how deep the candidate list is."""
     position: dict[str, int] = {}
     candidates: list[Hit] = []
     columns = []
@@ -44,27 +48,38 @@ def convex(
         known = len(candidates)
         places = [position.setdefault(h[0], len(position)) for h in ranking]  # h[0]: the chunk id
         candidates.extend(h for h, i in zip(ranking, places, strict=True) if i >= known)
-        at = np.asarray(places, dtype=np.int64)
-        columns.append((at, np.fromiter((h[3] for h in ranking), dtype=np.float64, count=len(ranking))))
-    fused = np.zeros(len(candidates), dtype=np.float64)
-    for (at, values), weight in zip(columns, (1.0 - sparse_weight, sparse_weight), strict=True):
-        if not len(values):
-            continue
-        high = values.max()
-        low = values.min() if norm == "minmax" else 0.0
-        span = high - low
-        fused[at] += weight * ((values - low) / span if span > 0 else np.ones(len(values)))
+        scores = np.fromiter((h[3] for h in ranking), dtype=np.float64, count=len(ranking))
+        columns.append((np.asarray(places, dtype=np.int64), scores))
+    fused = _combine(columns, len(candidates), method=method, sparse_weight=sparse_weight)
     scores = fused.tolist()
     order = np.argsort(-fused, kind="stable").tolist()
     return [Hit(candidates[i][0], candidates[i][1], candidates[i][2], scores[i]) for i in order]
 
 
-def fuse(dense: list[Hit], sparse: list[Hit], *, method: str, sparse_weight: float) -> list[Hit]:
-    """The configured fusion: `max` (convex over max-normalised scores, the default), `convex` (min-max) or
-    `rrf`."""
-    if method == "rrf":
-        return rrf([dense, sparse])
-    return convex(dense, sparse, sparse_weight=sparse_weight, norm="minmax" if method == "convex" else "max")
+def fuse_rows(
+    dense: tuple[np.ndarray, np.ndarray],
+    sparse: tuple[np.ndarray, np.ndarray],
+    *,
+    method: str,
+    sparse_weight: float,
+) -> tuple[np.ndarray, np.ndarray]:
+    """`fuse` for rankings of keyword-index rows ((rows, scores) each): the fused rows, best first, and their
+    scores. Same scores and the same tie order as `fuse`."""
+    both = np.concatenate([dense[0], sparse[0]]).astype(np.int64)
+    unique, first, inverse = np.unique(both, return_index=True, return_inverse=True)
+    appearance = np.argsort(first, kind="stable")  # candidates in the order they first appear
+    place = np.empty(len(unique), dtype=np.int64)
+    place[appearance] = np.arange(len(unique))
+    at = place[inverse.ravel()]
+    split = len(dense[0])
+    fused = _combine(
+        [(at[:split], dense[1]), (at[split:], sparse[1])],
+        len(unique),
+        method=method,
+        sparse_weight=sparse_weight,
+    )
+    order = np.argsort(-fused, kind="stable")
+    return unique[appearance][order], fused[order]
 
 
 def fuse_scores(dense: np.ndarray, sparse: np.ndarray, *, method: str, sparse_weight: float) -> np.ndarray:
@@ -82,7 +97,7 @@ def fuse_scores(dense: np.ndarray, sparse: np.ndarray, *, method: str, sparse_we
             order = np.argsort(-np.where(present, values, -np.inf), kind="stable")
             ranks = np.empty(len(values))
             ranks[order] = np.arange(1, len(values) + 1)
-            fused += np.where(present, 1.0 / (60 + ranks), 0.0)
+            fused += np.where(present, 1.0 / (RRF_K + ranks), 0.0)
             continue
         high = values[present].max()
         low = values[present].min() if method == "convex" else 0.0
@@ -90,8 +105,3 @@ def fuse_scores(dense: np.ndarray, sparse: np.ndarray, *, method: str, sparse_we
         normed = (values - low) / span if span > 0 else np.ones(len(values))
         fused += np.where(present, weight * normed, 0.0)
     return fused
-
-
-def _ranked(scores: dict[str, float], first: dict[str, Hit]) -> list[Hit]:
-    order = sorted(scores, key=lambda c: scores[c], reverse=True)
-    return [Hit(c, first[c].document_id, first[c].version, scores[c]) for c in order]

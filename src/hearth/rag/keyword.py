@@ -119,7 +119,7 @@ class RowTerms:
 
 
 @dataclass
-class _Index:
+class Index:
     retriever: Any
     rows: pa.Table  # the payloads, memory-mapped
     chunk_ids: list[str]
@@ -136,7 +136,7 @@ class _Index:
     stamp: tuple[int, int]  # (inode, mtime) of the rows file it was loaded from
 
     @classmethod
-    def of(cls, retriever: Any, rows: pa.Table, terms: RowTerms, stamp: tuple[int, int]) -> _Index:
+    def of(cls, retriever: Any, rows: pa.Table, terms: RowTerms, stamp: tuple[int, int]) -> Index:
         chunk_ids = rows.column("chunk_id").to_pylist()
         document_ids = rows.column("document_id").to_pylist()
         code_of: dict[str, int] = {}
@@ -252,18 +252,13 @@ class _Index:
 
     # -- rows
 
-    def resolve(self, keys: list[int]) -> list[tuple[str, str, str] | None]:
-        """(chunk_id, document_id, version) per chunk key, None for a key this index does not hold."""
-        wanted = np.asarray(keys, dtype=np.int64)
-        at = np.minimum(np.searchsorted(self.keys, wanted), max(len(self.keys) - 1, 0))
-        out: list[tuple[str, str, str] | None] = []
-        for key, i in zip(wanted.tolist(), at.tolist(), strict=True):
-            if len(self.keys) and self.keys[i] == key:
-                row = int(self.key_rows[i])
-                out.append((self.chunk_ids[row], self.document_ids[row], self.versions[row]))
-            else:
-                out.append(None)
-        return out
+    def rows_of_keys(self, keys: np.ndarray) -> np.ndarray:
+        """The row of each chunk key (stores.chunk_key), -1 for a key this index does not hold."""
+        keys = np.asarray(keys, dtype=np.int64)
+        if not len(self.keys):
+            return np.full(len(keys), -1, dtype=np.int64)
+        at = np.minimum(np.searchsorted(self.keys, keys), len(self.keys) - 1)
+        return np.where(self.keys[at] == keys, self.key_rows[at], -1).astype(np.int64)
 
     def hit(self, row: int, score: float) -> Hit:
         return Hit(self.chunk_ids[row], self.document_ids[row], self.versions[row], score)
@@ -341,7 +336,7 @@ class KeywordIndex:
     def __init__(self, root: Path) -> None:
         self.root = root
         root.mkdir(parents=True, exist_ok=True)
-        self._indexes: dict[str, _Index | None] = {}
+        self._indexes: dict[str, Index | None] = {}
         self._lock = threading.Lock()
 
     def _dir(self, collection_id: str) -> Path:
@@ -384,7 +379,7 @@ class KeywordIndex:
             tmp.rename(self._dir(collection_id))
             shutil.rmtree(old, ignore_errors=True)
             path = self._dir(collection_id) / _ROWS
-            self._indexes[collection_id] = _Index.of(
+            self._indexes[collection_id] = Index.of(
                 retriever, self._read(path), terms, _stamp(path) or (0, 0)
             )
 
@@ -392,7 +387,7 @@ class KeywordIndex:
     def _read(path: Path) -> pa.Table:
         return pa.ipc.open_file(pa.memory_map(str(path))).read_all()
 
-    def current(self, collection_id: str) -> tuple[bool, _Index | None]:
+    def current(self, collection_id: str) -> tuple[bool, Index | None]:
         """(fresh, index): the index in memory, and whether it matches the file on disk (a stat, no load)."""
         stamp = _stamp(self._dir(collection_id) / _ROWS)
         cached = self._indexes.get(collection_id)
@@ -401,7 +396,7 @@ class KeywordIndex:
         )
         return fresh, cached
 
-    def load(self, collection_id: str) -> _Index | None:
+    def load(self, collection_id: str) -> Index | None:
         """The collection's index, loaded again when another process rebuilt it (blocking on a reload)."""
         fresh, cached = self.current(collection_id)
         if fresh:
@@ -426,7 +421,7 @@ class KeywordIndex:
                         )
                     ]
                     terms = RowTerms.build(tokenize(texts), retriever)
-                index = _Index.of(retriever, rows, terms, stamp)
+                index = Index.of(retriever, rows, terms, stamp)
             except (FileNotFoundError, OSError, pa.ArrowInvalid, ValueError):
                 return cached  # swapped away while we read it; the next query loads the new one
         with self._lock:

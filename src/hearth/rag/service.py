@@ -34,10 +34,10 @@ from hearth.gateway.backends.base import BackendError
 from hearth.gateway.service import Caller, Gateway
 from hearth.platform.db import Database, new_id, utcnow
 from hearth.platform.errors import HearthError, bad_request, not_found
-from hearth.rag import events, fusion
+from hearth.rag import events, fusion, retrieval
 from hearth.rag.chunking import WordPieceCounter, chunk_segments
 from hearth.rag.extract import SUPPORTED, ExtractionError, content_type_for, extract
-from hearth.rag.keyword import KeywordIndex
+from hearth.rag.keyword import Index, KeywordIndex
 from hearth.rag.models import Collection, CollectionShare, Document, IngestJob
 from hearth.rag.schemas import (
     CollectionOut,
@@ -63,11 +63,6 @@ SYSTEM_PROMPT = (
 _CITATION = re.compile(r"(\s*)\[(\s*\d+\s*(?:,\s*\d+\s*)*)\]")
 _MAX_ATTEMPTS = 3  # a job that crashed the worker this often is failed instead of retried forever
 _DOC_FIELDS = {"document_id", "source", "title", "content_type"}
-# Pseudo-relevance feedback (see RagService._feedback): the share of the original query vector kept, and the
-# weight of the best expansion term relative to a query term.
-_ROCCHIO = 0.5
-_EXPANSION_WEIGHT = 0.5
-_SPARE = 5  # candidates checked for an active version beyond top_k before all of them are
 _Prepared = tuple[str, list[ChunkRecord], list[str]]  # a job's title, chunk records (vectors to come), texts
 _ACTIVE = select(Document.id, Document.collection_id, Document.active_version, Document.source).where(
     Document.id.in_(bindparam("ids", expanding=True))
@@ -1100,36 +1095,89 @@ class RagService:
         top_k: int,
         allowed: set[str] | None = None,
     ) -> list[RagSource]:
-        """Index lookups, fusion, the active-version check, feedback and the payloads: the measured search
-        stage. Hybrid search then re-scores its candidates with pseudo-relevance feedback (`_feedback`)."""
+        """Index lookups, fusion, pseudo-relevance feedback (hybrid), the active-version check and the
+        payloads: the measured search stage. It runs over keyword-index rows in one worker thread
+        (`retrieval.search_rows`), and by chunk ids only when the index lacks a dense candidate."""
         depth = max(self.config.candidates, top_k)
         fresh, index = self.keywords.current(collection_id)
         if not fresh:  # first query, or another process rebuilt the index: (re)load it off the event loop
             index = await asyncio.to_thread(self.keywords.load, collection_id)
-
-        weights = index.query_weights(query) if index is not None and mode != "dense" else {}
-        # The vector search is handed to a worker thread at once (LanceDB releases the GIL while it searches)
-        # and BM25 runs here meanwhile: a second thread for BM25 cost more in GIL hand-overs than it saved.
-        dense_search = (
-            asyncio.get_running_loop().run_in_executor(
-                None,
-                functools.partial(
-                    self.store.search,
-                    collection_id,
-                    vector,
-                    depth,
-                    allowed,
-                    resolve=index.resolve if index is not None else None,
-                ),
+        if index is not None:
+            loop = asyncio.get_running_loop()
+            sources = await asyncio.to_thread(
+                self._search_rows, collection_id, index, query, vector, mode, top_k, depth, allowed, loop
             )
+            if sources is not None:
+                return sources
+        return await self._search_hits(collection_id, index, query, vector, mode, top_k, depth, allowed)
+
+    def _search_rows(
+        self,
+        collection_id: str,
+        index: Index,
+        query: str,
+        vector: np.ndarray | None,
+        mode: str,
+        top_k: int,
+        depth: int,
+        allowed: set[str] | None,
+        loop: asyncio.AbstractEventLoop,
+    ) -> list[RagSource] | None:
+        """The search stage over the keyword index's rows (blocking; None: a dense candidate it lacks)."""
+        dense = (
+            functools.partial(self.store.search_keys, collection_id, vector, depth, allowed)
             if vector is not None
             else None
         )
+        path = _sqlite_file(self.db.url)
+
+        def check(ids: set[str]) -> tuple[dict[str, str | None], dict[str, str]]:
+            if path is not None:  # on this thread's own read-only connection
+                return _activity(_sqlite_active(path, list(ids)), collection_id)
+            return asyncio.run_coroutine_threadsafe(self._active(collection_id, ids), loop).result()
+
+        found = retrieval.search_rows(
+            index,
+            dense,
+            index.query_weights(query) if mode != "dense" else {},
+            vector,
+            mode=mode,
+            top_k=top_k,
+            depth=depth,
+            allowed=allowed,
+            tuning=retrieval.Tuning(
+                self.config.fusion,
+                self.config.sparse_weight,
+                self.config.feedback,
+                self.config.feedback_terms,
+            ),
+            check=check,
+        )
+        if found is None:
+            return None
+        payloads = index.payloads(found.rows) if found.rows else []
+        return [_source(p, score, found.sources) for p, score in zip(payloads, found.scores, strict=True)]
+
+    async def _search_hits(
+        self,
+        collection_id: str,
+        index: Index | None,
+        query: str,
+        vector: np.ndarray | None,
+        mode: str,
+        top_k: int,
+        depth: int,
+        allowed: set[str] | None,
+    ) -> list[RagSource]:
+        """The search stage by chunk ids, for when the keyword index lacks a dense candidate: another process
+        wrote chunks and is rebuilding it. Dense candidates are named by the vector store; no feedback."""
+        dense: list[Hit] = []
+        if vector is not None and mode != "sparse":
+            dense = await asyncio.to_thread(self.store.search, collection_id, vector, depth, allowed)
         sparse: list[Hit] = []
-        if mode != "dense" and index is not None:
-            rows, scores = index.top(weights, depth, allowed)
+        if index is not None and mode != "dense":
+            rows, scores = index.top(index.query_weights(query), depth, allowed)
             sparse = [index.hit(r, s) for r, s in zip(rows.tolist(), scores.tolist(), strict=True)]
-        dense = await dense_search if dense_search is not None else []
         if mode == "dense":
             ranked = dense
         elif mode == "sparse":
@@ -1138,31 +1186,8 @@ class RagService:
             ranked = fusion.fuse(
                 dense, sparse, method=self.config.fusion, sparse_weight=self.config.sparse_weight
             )
-        if not ranked:
-            return []
-        hybrid = mode == "hybrid" and index is not None and vector is not None
-        feedback = self.config.feedback if hybrid else 0
-        refined = self._feedback(index, weights, vector, ranked) if feedback else ranked
-        # Only versions that are active count. The leading candidates are checked first: mid-replacement is
-        # rare, and checking a dozen documents costs a quarter of checking all ~200.
-        head = refined[: top_k + _SPARE]
-        documents = {h.document_id for h in head} | {h.document_id for h in ranked[:feedback]}
-        active, names = await self._active(collection_id, documents)
-
-        def live(hits: list[Hit]) -> list[Hit]:
-            return [h for h in hits if active.get(h.document_id) == h.version]
-
-        if feedback and len(live(ranked[:feedback])) < min(feedback, len(ranked)):
-            # A feedback chunk is of an inactive version: feed back from active chunks only.
-            active, names = await self._active(collection_id, {h.document_id for h in ranked})
-            ranked = live(ranked)
-            refined = self._feedback(index, weights, vector, ranked) if ranked else []
-        elif len(live(head)) < top_k and len(refined) > len(head):
-            active, names = await self._active(collection_id, {h.document_id for h in refined})
-        ranked = live(refined)
-        hits = ranked[:top_k]
-        # Payloads come from the memory-mapped rows beside the BM25 index; the vector store is asked only for
-        # chunks that index does not hold (written since it was built).
+        active, names = await self._active(collection_id, {h.document_id for h in ranked})
+        hits = [h for h in ranked if active.get(h.document_id) == h.version][:top_k]
         payloads: dict[str, dict[str, Any]] = {}
         if index is not None:
             rows = [index.row_of[h.chunk_id] for h in hits if h.chunk_id in index.row_of]
@@ -1170,27 +1195,7 @@ class RagService:
         missing = [h.chunk_id for h in hits if h.chunk_id not in payloads]
         if missing:
             payloads.update(await asyncio.to_thread(self.store.fetch, collection_id, missing))
-        sources = []
-        for hit in hits:
-            payload = payloads.get(hit.chunk_id)
-            if payload is None:
-                continue
-            metadata = json.loads(payload["metadata"] or "{}")
-            metadata["source"] = names[hit.document_id]
-            metadata["position"] = payload["position"]
-            if payload["page"] >= 0:
-                metadata["page"] = payload["page"]
-            sources.append(
-                RagSource(
-                    chunk_id=hit.chunk_id,
-                    document_id=hit.document_id,
-                    title=payload["title"],
-                    text=payload["text"],
-                    score=round(hit.score, 6),
-                    metadata=metadata,
-                )
-            )
-        return sources
+        return [_source(payloads[h.chunk_id], h.score, names) for h in hits if h.chunk_id in payloads]
 
     async def _active(
         self, collection_id: str, document_ids: set[str]
@@ -1209,38 +1214,6 @@ class RagService:
             async with self.db.engine.connect() as connection:
                 rows = [tuple(r) for r in (await connection.execute(_ACTIVE, {"ids": ids})).all()]
         return _activity(rows, collection_id)
-
-    def _feedback(
-        self, index: Any, weights: dict[int, float], vector: np.ndarray, ranked: list[Hit]
-    ) -> list[Hit]:
-        """Pseudo-relevance feedback over the fused candidates (all of active versions): the top
-        `feedback` chunks are taken as relevant, the query vector moves halfway to their mean (Rocchio) and
-        the BM25 query gains their `feedback_terms` best terms (count x idf) at up to half weight (RM3-like).
-        Every candidate is then scored again by both and fused again. Only the candidates are re-scored:
-        vectors and term scores come from the keyword index's files, so there is no second index search.
-        On Cranfield this gained about 0.02 nDCG@10 (docs/rag.md); a candidate the keyword index does not
-        hold (written since it was built) leaves the ranking as it was."""
-        row_of = index.row_of
-        rows = [row_of.get(h[0]) for h in ranked]  # h[0]: the chunk id (a named field read costs more)
-        if index.vectors is None or None in rows:
-            return ranked
-        picked = np.asarray(rows, dtype=np.int64)
-        feedback = picked[: self.config.feedback]
-        vectors = np.asarray(index.vectors[picked], dtype=np.float32)
-        moved = _ROCCHIO * np.asarray(vector, dtype=np.float32) + (1.0 - _ROCCHIO) * vectors[
-            : len(feedback)
-        ].mean(axis=0)
-        moved /= max(float(np.linalg.norm(moved)), 1e-12)
-        expanded = dict(weights)
-        for term, weight in index.expansion(feedback.tolist(), weights, self.config.feedback_terms).items():
-            expanded[term] = _EXPANSION_WEIGHT * weight
-        sparse = index.scores_at(expanded, picked) if expanded else np.zeros(len(rows), dtype=np.float32)
-        fused = fusion.fuse_scores(
-            vectors @ moved, sparse, method=self.config.fusion, sparse_weight=self.config.sparse_weight
-        )
-        scores = fused.tolist()
-        order = np.argsort(-fused, kind="stable").tolist()
-        return [Hit(ranked[i][0], ranked[i][1], ranked[i][2], scores[i]) for i in order]
 
     async def _filtered(self, session: AsyncSession, collection_id: str, filters: dict[str, Any]) -> set[str]:
         """Ids of the collection's documents whose fields or metadata match every filter (a list: any of)."""
@@ -1424,6 +1397,23 @@ class RagService:
 
 
 _READERS = threading.local()
+
+
+def _source(payload: dict[str, Any], score: float, sources: dict[str, str]) -> RagSource:
+    """A retrieved chunk as returned: its payload, its score, and its document's source in the metadata."""
+    metadata = json.loads(payload["metadata"] or "{}")
+    metadata["source"] = sources[payload["document_id"]]
+    metadata["position"] = payload["position"]
+    if payload["page"] >= 0:
+        metadata["page"] = payload["page"]
+    return RagSource(
+        chunk_id=payload["chunk_id"],
+        document_id=payload["document_id"],
+        title=payload["title"],
+        text=payload["text"],
+        score=round(score, 6),
+        metadata=metadata,
+    )
 
 
 def _sqlite_file(url: str) -> str | None:
