@@ -434,3 +434,51 @@ def test_keyword_index_sees_a_rebuild_by_another_process(tmp_path: Path):
     assert payload["b" * 32]["text"] == "heat shields" and payload["b" * 32]["page"] == 3
     worker.drop("c")
     assert KeywordIndex(tmp_path).search("c", "heat", 10) == []
+
+
+async def test_a_second_process_sees_another_process_writes(gateway, tmp_path: Path):
+    """Two server processes on one data directory (`hearth serve --workers 2`): one ingests and replaces
+    documents; the other, which had already searched the collection, finds the new document and only the new
+    version in every mode. (LanceDB only: Qdrant's local mode is one process's; a Qdrant server is shared.)"""
+    url = f"sqlite+aiosqlite:///{tmp_path / 'hearth.db'}"
+    upgrade(url)
+    database = Database(url)
+
+    def process() -> RagService:
+        return RagService(
+            db=database,
+            bus=EventBus(database),
+            gateway=gateway,
+            store=LanceStore(tmp_path / "lance"),
+            keywords=KeywordIndex(tmp_path / "bm25"),
+            config=RagConfig(data_dir=tmp_path),
+        )
+
+    writer, reader = process(), process()
+    await writer.start(worker=False)
+    await reader.start(worker=False)
+    try:
+        alice = (await AuthService(database).create_user(username="alice")).id
+        ids = await _seed(writer, alice)
+        query = "why does a wing flutter?"
+        first = await reader.retrieve(user_id=alice, collection="aero", query=query, mode="dense")
+        assert first[0].document_id == ids["wings.txt"]
+        new = TextDocument(text="Rotor blades of helicopters vibrate in forward flight.", source="rotor.txt")
+        rotor = (await writer.ingest_text(user_id=alice, collection="aero", document=new)).document.id
+        changed = TextDocument(
+            text="Wing flutter was cured by adding mass balance to the ailerons.", source="wings.txt"
+        )
+        await writer.ingest_text(user_id=alice, collection="aero", document=changed)
+        await _drain(writer)
+        for mode in ("dense", "sparse", "hybrid"):
+            hits = await reader.retrieve(
+                user_id=alice, collection="aero", query="helicopter rotor blade vibration", mode=mode, top_n=5
+            )
+            assert hits[0].document_id == rotor, mode
+            wings = await reader.retrieve(user_id=alice, collection="aero", query=query, mode=mode, top_n=5)
+            mine = [h for h in wings if h.document_id == ids["wings.txt"]]
+            assert len(mine) == 1 and "ailerons" in mine[0].text, mode
+    finally:
+        await writer.stop()
+        await reader.stop()
+        await database.close()

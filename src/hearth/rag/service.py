@@ -1100,7 +1100,10 @@ class RagService:
         (`retrieval.search_rows`), and by chunk ids only when the index lacks a dense candidate."""
         depth = max(self.config.candidates, top_k)
         fresh, index = self.keywords.current(collection_id)
-        if not fresh:  # first query, or another process rebuilt the index: (re)load it off the event loop
+        if not fresh:
+            # First query, or another process wrote to the collection and rebuilt the index: (re)load it off
+            # the event loop, and have the vector store open the collection again to see those writes.
+            self.store.refresh(collection_id)
             index = await asyncio.to_thread(self.keywords.load, collection_id)
         if index is not None:
             loop = asyncio.get_running_loop()

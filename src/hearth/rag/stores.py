@@ -95,6 +95,7 @@ class VectorStore(Protocol):
     def drop(self, collection_id: str) -> None: ...
     def collections(self) -> list[str]: ...
     def optimize(self, collection_id: str) -> None: ...
+    def refresh(self, collection_id: str) -> None: ...
 
 
 class LanceStore:
@@ -141,6 +142,12 @@ class LanceStore:
         self._generation += 1
         self._datasets.pop(collection_id, None)
 
+    def refresh(self, collection_id: str) -> None:
+        """Another process wrote to the collection: open it again on its next use. (A LanceDB table or Lance
+        dataset handle keeps reading the version it was opened at.)"""
+        self._tables.pop(collection_id, None)
+        self._changed(collection_id)
+
     def _keys_at(self, collection_id: str, dataset: Any, addresses: np.ndarray) -> np.ndarray:
         """The chunk key at each row address (-1 where the fragment no longer holds a row there)."""
         cache = self._fragment_keys.setdefault(collection_id, {})
@@ -178,7 +185,7 @@ class LanceStore:
         dataset = found[0]
         live = {f.fragment_id for f in dataset.get_fragments()}
         cache = self._fragment_keys.setdefault(collection_id, {})
-        for fragment_id in [f for f in cache if f not in live]:
+        for fragment_id in [f for f in list(cache) if f not in live]:
             cache.pop(fragment_id, None)
         for fragment_id in live:
             self._fragment(cache, dataset, fragment_id)
@@ -468,6 +475,9 @@ class QdrantStore:
 
     def optimize(self, collection_id: str) -> None:
         return None  # Qdrant builds its HNSW index itself
+
+    def refresh(self, collection_id: str) -> None:
+        return None  # a Qdrant server is shared; local mode is one process's own
 
     def _doc_filter(self, document_ids: Iterable[str]) -> Any:
         from qdrant_client import models
