@@ -97,6 +97,19 @@ class SearchResult:
 
 
 @dataclass(frozen=True)
+class _Stage:
+    """One search-stage query: what `search_stage` hands to either of its paths."""
+
+    collection_id: str
+    query: str
+    vector: np.ndarray | None
+    mode: str
+    top_k: int
+    depth: int  # candidates per retriever
+    allowed: set[str] | None  # documents a filter lets through; None: all
+
+
+@dataclass(frozen=True)
 class FileUpload:
     """One uploaded file to ingest, as received (checked by the service)."""
 
@@ -1105,30 +1118,20 @@ class RagService:
             # the event loop, and have the vector store open the collection again to see those writes.
             self.store.refresh(collection_id)
             index = await asyncio.to_thread(self.keywords.load, collection_id)
+        stage = _Stage(collection_id, query, vector, mode, top_k, depth, allowed)
         if index is not None:
-            loop = asyncio.get_running_loop()
-            sources = await asyncio.to_thread(
-                self._search_rows, collection_id, index, query, vector, mode, top_k, depth, allowed, loop
-            )
+            sources = await asyncio.to_thread(self._search_rows, stage, index, asyncio.get_running_loop())
             if sources is not None:
                 return sources
-        return await self._search_hits(collection_id, index, query, vector, mode, top_k, depth, allowed)
+        return await self._search_hits(stage, index)
 
     def _search_rows(
-        self,
-        collection_id: str,
-        index: Index,
-        query: str,
-        vector: np.ndarray | None,
-        mode: str,
-        top_k: int,
-        depth: int,
-        allowed: set[str] | None,
-        loop: asyncio.AbstractEventLoop,
+        self, stage: _Stage, index: Index, loop: asyncio.AbstractEventLoop
     ) -> list[RagSource] | None:
         """The search stage over the keyword index's rows (blocking; None: a dense candidate it lacks)."""
+        collection_id, vector = stage.collection_id, stage.vector
         dense = (
-            functools.partial(self.store.search_keys, collection_id, vector, depth, allowed)
+            functools.partial(self.store.search_keys, collection_id, vector, stage.depth, stage.allowed)
             if vector is not None
             else None
         )
@@ -1142,12 +1145,12 @@ class RagService:
         found = retrieval.search_rows(
             index,
             dense,
-            index.query_weights(query) if mode != "dense" else {},
+            index.query_weights(stage.query) if stage.mode != "dense" else {},
             vector,
-            mode=mode,
-            top_k=top_k,
-            depth=depth,
-            allowed=allowed,
+            mode=stage.mode,
+            top_k=stage.top_k,
+            depth=stage.depth,
+            allowed=stage.allowed,
             tuning=retrieval.Tuning(
                 self.config.fusion,
                 self.config.sparse_weight,
@@ -1161,19 +1164,11 @@ class RagService:
         payloads = index.payloads(found.rows) if found.rows else []
         return [_source(p, score, found.sources) for p, score in zip(payloads, found.scores, strict=True)]
 
-    async def _search_hits(
-        self,
-        collection_id: str,
-        index: Index | None,
-        query: str,
-        vector: np.ndarray | None,
-        mode: str,
-        top_k: int,
-        depth: int,
-        allowed: set[str] | None,
-    ) -> list[RagSource]:
+    async def _search_hits(self, stage: _Stage, index: Index | None) -> list[RagSource]:
         """The search stage by chunk ids, for when the keyword index lacks a dense candidate: another process
         wrote chunks and is rebuilding it. Dense candidates are named by the vector store; no feedback."""
+        collection_id, query, vector, mode = stage.collection_id, stage.query, stage.vector, stage.mode
+        top_k, depth, allowed = stage.top_k, stage.depth, stage.allowed
         dense: list[Hit] = []
         if vector is not None and mode != "sparse":
             dense = await asyncio.to_thread(self.store.search, collection_id, vector, depth, allowed)
