@@ -192,6 +192,32 @@ async def test_transactional_outbox_rollback_publishes_nothing(database: Databas
     assert bus.published == 1
 
 
+async def test_publish_many_keeps_order_and_commits_with_the_transaction(
+    database: Database, bus: EventBus
+) -> None:
+    got: list[int] = []
+
+    async def handler(ev: Pinged) -> None:
+        got.append(ev.n)
+
+    bus.subscribe("many", handler)
+    await bus.start()
+    with pytest.raises(RuntimeError):
+        async with database.transaction() as session:
+            await bus.publish_many([Pinged(n=-1), Pinged(n=-2)], session)
+            raise RuntimeError("business logic failed")
+    sent = [Pinged(n=n) for n in range(1, 7)]
+    async with database.transaction() as session:
+        await bus.publish_many(sent[:5], session)
+        await bus.publish_many([], session)
+        await bus.publish(sent[5], session=session)
+
+    await wait_for(lambda: len(got) == 6)
+    assert got == [1, 2, 3, 4, 5, 6]
+    assert [r.id for r in await outbox_rows(database)] == [e.id for e in sent]
+    assert bus.published == 6
+
+
 async def test_handler_failure_is_retried_then_succeeds(database: Database, bus: EventBus) -> None:
     calls: list[int] = []
     other: list[int] = []

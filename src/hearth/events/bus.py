@@ -121,21 +121,28 @@ class EventBus:
 
     async def publish(self, event: Event, session: AsyncSession | None = None) -> None:
         """Store the event in the outbox; with `session`, inside the caller's transaction."""
-        row = outbox.new_row(event, json_limit=self.json_limit)
         if session is None:
             async with self.db.transaction() as s:
-                s.add(row)
+                s.add(outbox.new_row(event, json_limit=self.json_limit))
             self._committed()
             return
-        session.add(row)
+        await self.publish_many([event], session)
+
+    async def publish_many(self, events: list[Event], session: AsyncSession) -> None:
+        """Store the events in the outbox, in order, inside the caller's transaction: one flush for all (a
+        flush per event cost ~1.5 ms each when a batch of 256 documents became active)."""
+        rows = [outbox.new_row(event, json_limit=self.json_limit) for event in events]
+        if not rows:
+            return
+        session.add_all(rows)
         await session.flush()
-        # Wake the dispatcher only once the row is visible; a rollback forgets it.
+        # Wake the dispatcher only once the rows are visible; a rollback forgets them.
         info = session.sync_session.info
         if _PENDING_KEY not in info:
             info[_PENDING_KEY] = []
             sa_event.listen(session.sync_session, "after_commit", self._on_commit)
             sa_event.listen(session.sync_session, "after_rollback", self._on_rollback)
-        info[_PENDING_KEY].append(row.id)
+        info[_PENDING_KEY].extend(row.id for row in rows)
 
     async def start(self) -> None:
         if self.running:

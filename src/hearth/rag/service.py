@@ -643,8 +643,7 @@ class RagService:
                         )
                     )
                 await session.flush()
-                for event in requested:
-                    await self.bus.publish(event, session=session)
+                await self.bus.publish_many(requested, session)
                 responses = [
                     IngestResponse(document=_document_out(d), job=_job_out(j), unchanged=u)
                     for d, j, u in results
@@ -978,6 +977,7 @@ class RagService:
         """Make each job's version the active one in one transaction; returns (collection, document, version)
         triples that no query can see any more and whose chunks can go."""
         stale: list[tuple[str, str, str]] = []
+        ingested: list[events.DocumentIngested] = []
         async with self.db.transaction() as session:
             now = utcnow()
             # Two set-wise reads for the batch, not two primary-key reads per document.
@@ -1014,16 +1014,17 @@ class RagService:
                 document.chunk_count = len(records)
                 document.updated_at = now
                 row.status, row.chunk_count, row.updated_at = "indexed", len(records), now
-                await self.bus.publish(
+                ingested.append(
                     events.DocumentIngested(
                         document_id=document.id,
                         collection_id=document.collection_id,
                         job_id=job.id,
                         chunk_count=len(records),
                         replaced_version=old,
-                    ),
-                    session=session,
+                    )
                 )
+            # One flush for the batch's updates and events together.
+            await self.bus.publish_many(ingested, session)
         return stale
 
     async def _rebuild_keywords(self, collection_id: str) -> None:
