@@ -70,7 +70,8 @@ def test_sdk_speech_decodes_as_audio_of_plausible_length(client, fmt) -> None:
 def test_speech_round_trips_through_transcription(client) -> None:
     audio = client.audio.speech.create(model="tts-1", voice="alloy", input=FOX, response_format="wav").read()
     text = client.audio.transcriptions.create(model="stt", file=("back.wav", audio)).text
-    assert {"quick", "fox", "dog"} <= set(words(text)), text
+    # Every word but one (the short Whisper window misheard "quick" as "quit" once in CI).
+    assert len(set(words(FOX)) - set(words(text))) <= 1, text
 
 
 def test_speed_changes_duration(client) -> None:

@@ -18,7 +18,10 @@ def test_speak_then_transcribe_then_ask(tmp_path) -> None:
     assert r.exit_code == 0, r.output
     assert 1.5 < probe_duration(out.read_bytes()) < 8
     r = runner.invoke(app, ["transcribe", str(out), *auth])
-    assert r.exit_code == 0 and {"quick", "fox", "dog"} <= set(words(r.output)), r.output
+    # Whisper's short window misheard one word in 3 of 160 spoken clips when it was measured, and "quick"
+    # came back as "quit" once in CI: the round trip must keep every word of the sentence but one.
+    said = set(words(PHRASES[0]))
+    assert r.exit_code == 0 and len(said - set(words(r.output))) <= 1, r.output
     question = tmp_path / "q.wav"
     question.write_bytes(speech(PHRASES[1]))
     reply = tmp_path / "reply.wav"
