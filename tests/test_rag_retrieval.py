@@ -157,7 +157,8 @@ def test_max_fusion_keeps_score_gaps():
 
 
 def test_fusion_over_rows_agrees_with_fusion_over_hits():
-    """The row path's fusion gives the same ranking, scores and tie order as fusing `Hit` lists."""
+    """The row path's fusion gives the same ranking, scores and tie order as fusing `Hit` lists, and
+    feedback's fusion of aligned scores the same scores."""
     rng = np.random.default_rng(3)
     for trial in range(30):
         dense_rows = rng.choice(400, size=int(rng.integers(0, 60)), replace=False)
@@ -179,6 +180,22 @@ def test_fusion_over_rows_agrees_with_fusion_over_hits():
             )
             assert [str(r) for r in rows.tolist()] == [h.chunk_id for h in hits]
             assert np.allclose(scores, [h.score for h in hits])
+            # Feedback's re-fusion: every candidate has a dense score; a sparse score <= 0 is no BM25 hit.
+            dense_all = np.round(rng.random(len(dense_rows)), 1)
+            sparse_all = np.round(rng.random(len(dense_rows)) * 20, 0) * (rng.random(len(dense_rows)) > 0.4)
+            by_dense = np.argsort(-dense_all, kind="stable")
+            by_sparse = [i for i in np.argsort(-sparse_all, kind="stable").tolist() if sparse_all[i] > 0]
+            expected = {
+                h.chunk_id: h.score
+                for h in fusion.fuse(
+                    [Hit(str(i), "d", "v", float(dense_all[i])) for i in by_dense.tolist()],
+                    [Hit(str(i), "d", "v", float(sparse_all[i])) for i in by_sparse],
+                    method=method,
+                    sparse_weight=0.3,
+                )
+            }
+            aligned = fusion.fuse_scores(dense_all, sparse_all, method=method, sparse_weight=0.3)
+            assert np.allclose(aligned, [expected[str(i)] for i in range(len(dense_rows))])
 
 
 def test_keyword_scores_match_bm25s_and_filters_use_document_codes(tmp_path: Path):

@@ -85,23 +85,10 @@ def fuse_rows(
 def fuse_scores(dense: np.ndarray, sparse: np.ndarray, *, method: str, sparse_weight: float) -> np.ndarray:
     """`fuse` for candidates that both retrievers scored (aligned arrays): the fused score of each. A sparse
     score <= 0 counts as absent from the BM25 ranking, as it is in `fuse`."""
-    fused = np.zeros(len(dense), dtype=np.float64)
-    weights = (0.5, 0.5) if method == "rrf" else (1.0 - sparse_weight, sparse_weight)
-    for values, present, weight in (
-        (np.asarray(dense, dtype=np.float64), np.ones(len(dense), dtype=bool), weights[0]),
-        (np.asarray(sparse, dtype=np.float64), np.asarray(sparse) > 0, weights[1]),
-    ):
-        if not present.any():
-            continue
-        if method == "rrf":
-            order = np.argsort(-np.where(present, values, -np.inf), kind="stable")
-            ranks = np.empty(len(values))
-            ranks[order] = np.arange(1, len(values) + 1)
-            fused += np.where(present, 1.0 / (RRF_K + ranks), 0.0)
-            continue
-        high = values[present].max()
-        low = values[present].min() if method == "convex" else 0.0
-        span = high - low
-        normed = (values - low) / span if span > 0 else np.ones(len(values))
-        fused += np.where(present, weight * normed, 0.0)
-    return fused
+    columns = []
+    for values, present in ((dense, np.ones(len(dense), dtype=bool)), (sparse, np.asarray(sparse) > 0)):
+        values = np.asarray(values, dtype=np.float64)
+        at = np.flatnonzero(present)
+        at = at[np.argsort(-values[at], kind="stable")]  # each ranking best first, as `_combine` reads it
+        columns.append((at, values[at]))
+    return _combine(columns, len(dense), method=method, sparse_weight=sparse_weight)

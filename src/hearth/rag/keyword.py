@@ -120,6 +120,9 @@ class RowTerms:
 
 @dataclass
 class Index:
+    """A collection's keyword index as loaded: bm25s's term scores, every chunk's ids and version by row, the
+    per-row terms, the chunk vectors and payloads (memory-mapped), and chunk keys for the vector store."""
+
     retriever: Any
     rows: pa.Table  # the payloads, memory-mapped
     chunk_ids: list[str]
