@@ -266,6 +266,11 @@ class Index:
     def hit(self, row: int, score: float) -> Hit:
         return Hit(self.chunk_ids[row], self.document_ids[row], self.versions[row], score)
 
+    def payloads_of(self, chunk_ids: list[str]) -> dict[str, dict[str, Any]]:
+        """The payloads of those of these chunks this index holds, by chunk id."""
+        rows = [self.row_of[c] for c in chunk_ids if c in self.row_of]
+        return {p["chunk_id"]: p for p in self.payloads(rows)} if rows else {}
+
     def payloads(self, rows: list[int]) -> list[dict[str, Any]]:
         # Item by item: `take` on the memory-mapped table cost more than a few scalar reads.
         columns = [(name, self.rows.column(name)) for name in PAYLOAD]
@@ -445,12 +450,7 @@ class KeywordIndex:
     def payloads(self, collection_id: str, chunk_ids: list[str]) -> dict[str, dict[str, Any]]:
         """The stored payloads (`stores.PAYLOAD` fields) of those chunks this index holds."""
         index = self.load(collection_id)
-        if index is None:
-            return {}
-        rows = [index.row_of[c] for c in chunk_ids if c in index.row_of]
-        if not rows:
-            return {}
-        return {row["chunk_id"]: row for row in index.payloads(rows)}
+        return index.payloads_of(chunk_ids) if index is not None else {}
 
     def drop(self, collection_id: str) -> None:
         with self._lock:

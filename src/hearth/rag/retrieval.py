@@ -86,7 +86,7 @@ def search_rows(
     # Only versions that are active count. The leading candidates are checked first: mid-replacement is rare,
     # and checking a dozen documents costs a quarter of checking all ~200.
     documents = index.document_ids
-    head = len(refined[0][: top_k + SPARE])
+    head = min(top_k + SPARE, len(refined[0]))
     active, sources = check({documents[r] for r in refined[0][:head].tolist() + ranked[0][:count].tolist()})
     keep = _live(index, refined[0][:head], active)
     if count and not _live(index, ranked[0][:count], active).all():

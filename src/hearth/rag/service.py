@@ -1187,10 +1187,7 @@ class RagService:
             )
         active, names = await self._active(collection_id, {h.document_id for h in ranked})
         hits = [h for h in ranked if active.get(h.document_id) == h.version][:top_k]
-        payloads: dict[str, dict[str, Any]] = {}
-        if index is not None:
-            rows = [index.row_of[h.chunk_id] for h in hits if h.chunk_id in index.row_of]
-            payloads = {p["chunk_id"]: p for p in index.payloads(rows)} if rows else {}
+        payloads = index.payloads_of([h.chunk_id for h in hits]) if index is not None else {}
         missing = [h.chunk_id for h in hits if h.chunk_id not in payloads]
         if missing:
             payloads.update(await asyncio.to_thread(self.store.fetch, collection_id, missing))

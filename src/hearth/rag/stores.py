@@ -55,10 +55,11 @@ def chunk_key(chunk_id: str) -> int:
 
 
 def _lookup(keys: np.ndarray, offsets: np.ndarray) -> np.ndarray:
+    """keys[offsets], with -1 for an offset past the end."""
+    found = np.full(len(offsets), -1, dtype=np.int64)
     inside = offsets < len(keys)
-    if inside.all():
-        return keys[offsets]
-    return np.where(inside, keys[np.minimum(offsets, max(len(keys) - 1, 0))] if len(keys) else -1, -1)
+    found[inside] = keys[offsets[inside]]
+    return found
 
 
 def _ids(values: Iterable[str]) -> str:
@@ -153,9 +154,6 @@ class LanceStore:
         cache = self._fragment_keys.setdefault(collection_id, {})
         fragments = addresses >> 32
         offsets = (addresses & 0xFFFFFFFF).astype(np.int64)
-        first = int(fragments[0]) if len(fragments) else 0
-        if len(fragments) and (fragments == first).all():  # the common case: one compacted fragment
-            return _lookup(self._fragment(cache, dataset, first), offsets)
         keys = np.full(len(addresses), -1, dtype=np.int64)
         for fragment_id in np.unique(fragments).tolist():
             at = fragments == fragment_id
@@ -272,11 +270,12 @@ class LanceStore:
         vector: np.ndarray,
         k: int,
         document_ids: set[str] | None,
-        columns: list[str],
+        *,
+        keys: bool,
     ) -> tuple[Any, Any] | None:
-        """The dataset and the table of the k nearest rows by cosine distance, with these columns (blocking:
-        the service runs it in a worker thread). ["key"] asks for row addresses, which `_keys_at` maps to
-        keys, or for chunk ids where the table has no keys."""
+        """The dataset and the table of the k nearest rows by cosine distance (blocking: the service runs it
+        in a worker thread). With `keys`: their row addresses, which `_keys_at` maps to chunk keys, or their
+        chunk ids where the table has no keys; otherwise their chunk ids, document ids and versions."""
         import pyarrow as pa
 
         if document_ids is not None and not document_ids:
@@ -286,12 +285,11 @@ class LanceStore:
             return None
         dataset, has_key = found
         where = f"document_id IN ({_ids(document_ids)})" if document_ids is not None else None
-        by_address = columns == ["key"] and has_key
-        if columns == ["key"] and not has_key:  # a table written before chunk keys existed
-            columns = ["chunk_id"]
+        by_address = keys and has_key
+        columns = [] if by_address else ["chunk_id"] if keys else ["chunk_id", "document_id", "version"]
         result = dataset.to_table(
             # `_distance` named explicitly: left implicit, Lance logs a deprecation warning on every query.
-            columns=([] if by_address else columns) + ["_distance"],
+            columns=[*columns, "_distance"],
             with_row_address=by_address,
             nearest={
                 "column": "vector",
@@ -312,7 +310,7 @@ class LanceStore:
         document_ids: set[str] | None = None,
     ) -> list[Hit]:
         """The k nearest chunks by cosine similarity, best first."""
-        found = self._nearest(collection_id, vector, k, document_ids, ["chunk_id", "document_id", "version"])
+        found = self._nearest(collection_id, vector, k, document_ids, keys=False)
         if found is None:
             return []
         result = found[1]
@@ -336,16 +334,16 @@ class LanceStore:
     ) -> tuple[np.ndarray, np.ndarray]:
         """`search` as chunk keys (`chunk_key`) and cosine similarities: the keyword index names the chunks.
         Reading three id strings per hit cost about as much as the ANN search; row addresses cost nothing."""
-        found = self._nearest(collection_id, vector, k, document_ids, ["key"])
+        found = self._nearest(collection_id, vector, k, document_ids, keys=True)
         if found is None:
             return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
         dataset, result = found
         scores = 1.0 - result.column("_distance").to_numpy()
         if "_rowaddr" in result.column_names:
             keys = self._keys_at(collection_id, dataset, result.column("_rowaddr").to_numpy())
-        else:
+        else:  # a table written before chunk keys existed
             keys = np.asarray([chunk_key(c) for c in result.column("chunk_id").to_pylist()], dtype=np.int64)
-        return keys.astype(np.int64), scores.astype(np.float32)
+        return keys, scores.astype(np.float32)
 
     def fetch(self, collection_id: str, chunk_ids: list[str]) -> dict[str, dict[str, Any]]:
         table = self._table(collection_id)
