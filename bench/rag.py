@@ -30,13 +30,14 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from hearth.app import build_platform, close_platform
 from hearth.auth.service import AuthService
 from hearth.config import Settings
+from hearth.platform.core import build_platform, close_platform
 from hearth.platform.db import new_id, utcnow
 from hearth.rag import evaluation
 from hearth.rag.extract import Segment
 from hearth.rag.models import Document
+from hearth.rag.ports import SERVICE as RAG
 from hearth.rag.schemas import TextDocument
 from hearth.rag.service import RagService
 from hearth.rag.stores import ChunkRecord
@@ -202,7 +203,7 @@ async def main() -> None:
         settings = Settings(data_dir=Path(tmp) / "data", config_file=config, retention_sweep_seconds=0)
         platform = await build_platform(settings, [CONTEXT])
         try:
-            rag: RagService = platform.services["rag"]
+            rag: RagService = platform.ports.require(RAG)
             user = (await AuthService(platform.db).create_user(username="bench")).id
             backend = platform.gateway.backends["local-embed"]
 

@@ -8,11 +8,12 @@ from datetime import UTC, datetime, timedelta
 import yaml
 from sqlalchemy import func, select
 
-from hearth.app import build_platform, close_platform
 from hearth.auth.service import AuthService
 from hearth.chat.models import Conversation, Message
+from hearth.chat.ports import SERVICE as CHAT
 from hearth.chat.wiring import CONTEXT
 from hearth.config import Settings
+from hearth.platform.core import build_platform, close_platform
 from hearth.platform.db import new_id
 
 NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
@@ -53,7 +54,7 @@ async def test_chat_text_and_sessions_expire_by_the_configured_ages(database_url
     platform = await build_platform(settings, [CONTEXT])
     try:
         platform.retention.clock = lambda: NOW
-        chat = platform.services["chat"]
+        chat = platform.ports.require(CHAT)
         user = await AuthService(platform.db).create_user(username="dora")
         old, old_messages = _conversation(user.id, timedelta(days=40), timedelta(days=39))
         mixed, mixed_messages = _conversation(
@@ -103,6 +104,6 @@ async def test_retention_ages_are_configurable(tmp_path) -> None:  # type: ignor
     try:
         rules = {r.name: r.max_age for r in platform.retention.rules}
         assert rules == {"chat.messages": timedelta(days=2), "chat.sessions": timedelta(hours=12)}
-        assert platform.services["chat"].sessions.max_age == timedelta(hours=12)
+        assert platform.ports.require(CHAT).sessions.max_age == timedelta(hours=12)
     finally:
         await close_platform(platform)

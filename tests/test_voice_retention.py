@@ -40,7 +40,16 @@ async def setup(database: Database, tmp_path: Path):  # type: ignore[no-untyped-
     clock = Clock()
     settings = Settings(data_dir=tmp_path, retention_sweep_seconds=0)
     bus = EventBus(database)
-    voice = VoiceService(db=database, bus=bus, gateway=None, settings=settings, services={}, clock=clock)  # type: ignore[arg-type]
+    voice = VoiceService(
+        db=database,
+        bus=bus,
+        gateway=None,
+        settings=settings,
+        retriever=None,
+        sessions=None,
+        preferences=None,
+        clock=clock,
+    )  # type: ignore[arg-type]
     auth = AuthService(database)
     alice = await auth.create_user(username="alice")
     bob = await auth.create_user(username="bob")

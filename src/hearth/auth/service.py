@@ -9,7 +9,7 @@ import os
 import re
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -24,6 +24,7 @@ from hearth.auth.principal import Principal
 from hearth.config import Priority
 from hearth.platform.db import Database, utcnow
 from hearth.platform.errors import HearthError, bad_request, not_found
+from hearth.platform.kit.repository import in_chunks
 
 log = logging.getLogger("hearth.auth")
 
@@ -147,6 +148,20 @@ class AuthService:
         """The user with this id, or None."""
         async with self.db.sessions() as session:
             return await session.get(User, user_id)
+
+    async def usernames(self, user_ids: Collection[str]) -> dict[str, str]:
+        """Usernames by id for the ids that exist (auth.ports.UserDirectory)."""
+        found: dict[str, str] = {}
+        async with self.db.sessions() as session:
+            for chunk in in_chunks(sorted(set(user_ids))):
+                rows = await session.execute(select(User.id, User.username).where(User.id.in_(chunk)))
+                found.update({user_id: name for user_id, name in rows.all()})
+        return found
+
+    async def user_id_of(self, username: str) -> str | None:
+        """The id of the user named `username`, or None (auth.ports.UserDirectory)."""
+        async with self.db.sessions() as session:
+            return await session.scalar(select(User.id).where(User.username == username))
 
     async def list_users(self) -> list[User]:
         """All users, oldest first."""

@@ -8,8 +8,9 @@ from hearth.auth.deps import require_admin
 from hearth.auth.principal import Principal
 from hearth.bench import service
 from hearth.bench.guidellm import labels
+from hearth.bench.ports import SERVICE
 from hearth.bench.schemas import ImportRequest, ImportResult
-from hearth.platform.contexts import service as context_service
+from hearth.platform.deps import port
 
 router = APIRouter(prefix="/api/bench", tags=["bench"])
 
@@ -19,7 +20,7 @@ async def import_report(
     body: ImportRequest, request: Request, principal: Principal = Depends(require_admin)
 ) -> ImportResult:
     """Store a report's benchmarks in the planner's knowledge base (admins: the rows are shared truth)."""
-    bench: service.BenchService = context_service(request, "bench")
+    bench: service.BenchService = port(SERVICE)(request)
     row_labels = labels(
         model_id=body.model_id,
         quantization=body.quantization,

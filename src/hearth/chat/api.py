@@ -14,6 +14,7 @@ from starlette.responses import Response, StreamingResponse
 
 from hearth.auth.deps import require_principal
 from hearth.auth.principal import Principal
+from hearth.chat.ports import SERVICE
 from hearth.chat.schemas import (
     ConversationDetail,
     ConversationOut,
@@ -28,14 +29,14 @@ from hearth.chat.schemas import (
 from hearth.chat.service import ChatService, Turn
 from hearth.chat.sessions import Session
 from hearth.gateway.service import metered_caller
-from hearth.platform.contexts import service
+from hearth.platform.deps import port
 from hearth.platform.errors import HearthError
 
 router = APIRouter(prefix="/api", tags=["chat"])
 
 
 def _chat(request: Request) -> ChatService:
-    return service(request, "chat")
+    return port(SERVICE)(request)
 
 
 # -- conversations -------------------------------------------------------------------------------------

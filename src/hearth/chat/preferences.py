@@ -17,7 +17,7 @@ FIELDS = ("model", "rag_enabled", "collection", "voice")
 
 
 class PreferencesService:
-    """`platform.services["chat"].preferences`: one row per user, defaults until the user sets something."""
+    """Behind `chat.ports.PREFERENCES`: one row per user, defaults until the user sets something."""
 
     def __init__(
         self, db: Database, bus: EventBus, *, check_model: Callable[[str], None] | None = None

@@ -32,7 +32,7 @@ class SendMessage(TurnOptions):
 
 
 class Preferences(BaseModel):
-    """A user's chat and voice defaults (what `platform.services["chat"].preferences.get` returns)."""
+    """A user's chat and voice defaults (what `chat.ports.PREFERENCES` returns)."""
 
     model_config = ConfigDict(frozen=True)
 

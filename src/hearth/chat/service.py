@@ -3,7 +3,6 @@ reads, titles and retention. Routes stay thin; other contexts use `preferences` 
 
 from __future__ import annotations
 
-import inspect
 import logging
 import time
 from collections.abc import AsyncIterator, Callable
@@ -33,6 +32,7 @@ from hearth.gateway.service import Caller, Gateway
 from hearth.gateway.stream import ChatStream
 from hearth.platform.db import Database, new_id, utcnow
 from hearth.platform.errors import HearthError, bad_request
+from hearth.rag.ports import Retriever
 
 log = logging.getLogger("hearth.chat")
 SEQ_ATTEMPTS = 5  # concurrent turns of one conversation race for the next position; the loser retries
@@ -46,7 +46,7 @@ class ChatService:
         bus: EventBus,
         gateway: Gateway,
         settings: Settings,
-        services: dict[str, Any],
+        retriever: Retriever | None,
         sessions: Sessions,
         preferences: PreferencesService,
         clock: Callable[[], datetime] = utcnow,
@@ -55,7 +55,7 @@ class ChatService:
         self.bus = bus
         self.gateway = gateway
         self.settings = settings
-        self.services = services  # the platform's, read at call time: RAG may start or stop independently
+        self.retriever = retriever  # None when the rag context is not loaded
         self.sessions = sessions
         self.preferences = preferences
         self.clock = clock
@@ -144,13 +144,10 @@ class ChatService:
     async def _rag_prompt(
         self, user_id: str, collection: str, question: str, history: list[dict[str, str]]
     ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-        rag = self.services.get("rag")
-        if rag is None or not hasattr(rag, "retrieve"):
+        if self.retriever is None:
             raise HearthError(503, "RAG is not available on this server", code="rag_unavailable")
-        found = await rag.retrieve(user_id=user_id, collection=collection, query=question)
-        messages = rag.answer_messages(question=question, sources=found)
-        if inspect.isawaitable(messages):
-            messages = await messages
+        found = await self.retriever.retrieve(user_id=user_id, collection=collection, query=question)
+        messages = self.retriever.answer_messages(question=question, sources=found)
         # The RAG system prompt leads; earlier turns follow; the question with its context comes last.
         system = [m for m in messages if m.get("role") == "system"]
         rest = [m for m in messages if m.get("role") != "system"]

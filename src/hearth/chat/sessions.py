@@ -263,7 +263,7 @@ def _from_hash(session_id: str, data: dict[bytes, bytes]) -> Session | None:
 
 
 class Sessions:
-    """What routes and other contexts call (`platform.services["chat"].sessions`): owner-checked, expiring."""
+    """Sessions for routes and, through `chat.ports.SESSIONS`, other contexts: owner-checked, expiring."""
 
     def __init__(
         self, store: SessionStore, *, max_age: timedelta, clock: Callable[[], datetime] = utcnow

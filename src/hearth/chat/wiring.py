@@ -1,19 +1,18 @@
-"""How the chat context plugs into the platform (see hearth.platform.contexts)."""
+"""How the chat context plugs into the platform (see hearth.platform.core): uses rag's `Retriever` when
+loaded, provides `SessionTracker` and `PreferenceReader`."""
 
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import TYPE_CHECKING
 
+from hearth.chat import ports
 from hearth.chat.api import router
 from hearth.chat.preferences import PreferencesService
 from hearth.chat.service import ChatService
 from hearth.chat.sessions import RedisSessionStore, Sessions, SessionStore, SqlSessionStore
-from hearth.platform.contexts import Context
+from hearth.platform.core import Context, Platform
 from hearth.platform.retention import RetentionRule
-
-if TYPE_CHECKING:
-    from hearth.app import Platform
+from hearth.rag.ports import RETRIEVER
 
 
 async def start(platform: Platform) -> ChatService:
@@ -31,7 +30,7 @@ async def start(platform: Platform) -> ChatService:
         bus=platform.bus,
         gateway=platform.gateway,
         settings=settings,
-        services=platform.services,
+        retriever=platform.ports.find(RETRIEVER),
         sessions=Sessions(store, max_age=max_age),
         preferences=PreferencesService(
             platform.db, platform.bus, check_model=lambda alias: platform.gateway.router.get(alias, "chat")
@@ -41,6 +40,9 @@ async def start(platform: Platform) -> ChatService:
         RetentionRule("chat.messages", timedelta(days=settings.chat_retention_days), chat.sweep_messages)
     )
     platform.retention.register(RetentionRule("chat.sessions", max_age, chat.sessions.sweep))
+    platform.ports.provide(ports.SESSIONS, chat.sessions)
+    platform.ports.provide(ports.PREFERENCES, chat.preferences)
+    platform.ports.provide(ports.SERVICE, chat)
     return chat
 
 

@@ -87,6 +87,45 @@ class Gateway:
     def aliases(self) -> dict[str, Alias]:
         return self.router.aliases
 
+    # -- aliases at run time (gateway.ports.AliasRegistry) --------------------------------------------------
+
+    def has_alias(self, name: str) -> bool:
+        return name in self.router.aliases
+
+    async def add_alias(
+        self, name: str, *, base_url: str, model: str, kind: str = "chat", description: str = ""
+    ) -> None:
+        """Route `name` to the OpenAI-compatible server at base_url (its own backend `alias-<name>`)."""
+        if self.has_alias(name):
+            raise ValueError(f"alias {name!r} already exists in the gateway")
+        backend_name = f"alias-{name}"
+        models = ModelsConfig.model_validate(
+            {
+                "backends": {backend_name: {"type": "openai", "base_url": base_url}},
+                "aliases": {
+                    name: {
+                        "kind": kind,
+                        "description": description,
+                        "deployments": [{"backend": backend_name, "model": model}],
+                    }
+                },
+            }
+        )
+        backends = build_backends(models, llm_threads=1)
+        await asyncio.gather(*(b.start() for b in backends.values()))
+        self.backends.update(backends)
+        self.router.aliases.update(build_aliases(models, backends))
+
+    async def remove_alias(self, name: str) -> None:
+        alias = self.router.aliases.pop(name, None)
+        if alias is None:
+            return
+        still_used = {id(d.backend) for a in self.router.aliases.values() for g in a.groups for d in g}
+        for backend_name, backend in list(self.backends.items()):
+            if id(backend) not in still_used and any(d.backend is backend for g in alias.groups for d in g):
+                del self.backends[backend_name]
+                await backend.close()
+
     async def start(self) -> None:
         await asyncio.gather(*(b.start() for b in self.backends.values()))
         if self.events:

@@ -11,6 +11,7 @@ from hearth.auth.deps import require_admin, require_principal
 from hearth.auth.principal import Principal
 from hearth.gateway.service import Caller
 from hearth.planner import service as planner
+from hearth.planner.ports import SERVICE
 from hearth.planner.schemas import (
     BenchmarkRowIn,
     BenchmarkRowOut,
@@ -27,13 +28,13 @@ from hearth.planner.schemas import (
     PredictRequest,
     PredictResponse,
 )
-from hearth.platform.contexts import service
+from hearth.platform.deps import port
 
 router = APIRouter(prefix="/api/planner", tags=["planner"])
 
 
 def _svc(request: Request) -> planner.PlannerService:
-    return service(request, "planner")
+    return port(SERVICE)(request)
 
 
 @router.get("/models", response_model=list[ModelOut])

@@ -13,8 +13,9 @@ from starlette.datastructures import UploadFile
 from hearth.auth.deps import require_principal
 from hearth.auth.principal import Principal
 from hearth.gateway.service import metered_caller
-from hearth.platform.contexts import service
+from hearth.platform.deps import port
 from hearth.platform.errors import HearthError, bad_request, invalid
+from hearth.rag.ports import SERVICE
 from hearth.rag.schemas import (
     MAX_BATCH,
     BatchIngestResponse,
@@ -35,7 +36,7 @@ router = APIRouter(prefix="/api/rag", tags=["rag"])
 
 
 def _rag(request: Request) -> RagService:
-    return service(request, "rag")
+    return port(SERVICE)(request)
 
 
 @router.post("/collections", status_code=201, response_model=CollectionOut)

@@ -22,6 +22,20 @@ class CollectionDeleted(_RagEvent):
     owner_id: str
 
 
+class CollectionShared(_RagEvent):
+    """The owner gave another user read access (an admin-visible action: the audit log records it)."""
+
+    collection_id: str
+    owner_id: str
+    user_id: str  # the user it is now shared with
+
+
+class CollectionUnshared(_RagEvent):
+    collection_id: str
+    owner_id: str
+    user_id: str  # the user who lost access
+
+
 class DocumentIngestionRequested(_RagEvent):
     document_id: str
     collection_id: str

@@ -1,18 +1,14 @@
-"""How the rag context plugs into the platform (see hearth.platform.contexts)."""
+"""How the rag context plugs into the platform (see hearth.platform.core): provides `Retriever`."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from hearth.config import Settings
-from hearth.platform.contexts import Context
+from hearth.platform.core import Context, Platform
+from hearth.rag import ports
 from hearth.rag.api import router
 from hearth.rag.keyword import KeywordIndex
 from hearth.rag.service import RagConfig, RagService
 from hearth.rag.stores import LanceStore, QdrantStore, VectorStore
-
-if TYPE_CHECKING:
-    from hearth.app import Platform
 
 
 def make_store(settings: Settings) -> VectorStore:
@@ -54,6 +50,8 @@ async def start(platform: Platform) -> RagService:
         config=rag_config(settings),
     )
     await service.start(worker=settings.rag_worker)
+    platform.ports.provide(ports.RETRIEVER, service)
+    platform.ports.provide(ports.SERVICE, service)
     return service
 
 

@@ -20,10 +20,11 @@ from hearth.auth.deps import require_principal
 from hearth.auth.principal import Principal
 from hearth.gateway.audio import encode_pcm
 from hearth.gateway.service import Caller, metered_caller
-from hearth.platform.contexts import service
 from hearth.platform.db import new_id
+from hearth.platform.deps import port
 from hearth.platform.errors import HearthError, bad_request, invalid
 from hearth.voice.pipeline import TurnResult
+from hearth.voice.ports import SERVICE
 from hearth.voice.schemas import StreamStart, VoiceRequestBody, VoiceRequestOut, VoiceResponseOut
 from hearth.voice.service import TurnInput, VoiceService
 
@@ -32,7 +33,7 @@ log = logging.getLogger("hearth.voice")
 
 
 def _service(request: Request) -> VoiceService:
-    return service(request, "voice")
+    return port(SERVICE)(request)
 
 
 def _json(data: Any, status: int = 200) -> Response:
@@ -195,7 +196,7 @@ async def stream(ws: WebSocket) -> None:
     principal = await _authenticate(ws)
     if principal is None:
         return
-    voice: VoiceService = ws.app.state.platform.services["voice"]
+    voice: VoiceService = port(SERVICE)(ws)
     max_bytes = ws.app.state.platform.settings.max_upload_bytes
     sock = _Socket(ws)
     try:

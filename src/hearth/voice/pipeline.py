@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import inspect
 import re
 import time
 from collections.abc import AsyncIterator
@@ -22,6 +21,7 @@ from hearth.gateway.backends.base import SpeechRequest, TranscriptionRequest
 from hearth.gateway.sentences import SentenceBuffer, speakable
 from hearth.gateway.service import Caller, Gateway
 from hearth.platform.errors import HearthError
+from hearth.rag.ports import Retriever
 from hearth.voice import events as ev
 
 NO_SPEECH = "no speech detected"
@@ -74,7 +74,7 @@ def _ms(since: float) -> float:
 async def run_turn(
     *,
     gateway: Gateway,
-    rag: Any,
+    rag: Retriever | None,
     audio: DecodedAudio,
     upload: bytes,
     options: TurnOptions,
@@ -218,20 +218,18 @@ async def run_turn(
 
 
 async def _messages(
-    rag: Any, options: TurnOptions, text: str, caller: Caller, result: TurnResult
+    rag: Retriever | None, options: TurnOptions, text: str, caller: Caller, result: TurnResult
 ) -> list[dict[str, str]]:
     system = {"role": "system", "content": options.system_prompt}
     if not options.enable_rag:
         return [system, *options.history, {"role": "user", "content": text}]
-    if rag is None or not hasattr(rag, "retrieve"):
+    if rag is None:
         raise HearthError(503, "RAG is not available on this server", code="rag_unavailable")
     if not options.collection:
         raise HearthError(400, "enable_rag needs a collection", param="collection", code="missing_collection")
     t = time.perf_counter()
     sources = await rag.retrieve(user_id=caller.user_id, collection=options.collection, query=text)
     answer = rag.answer_messages(question=text, sources=sources)
-    if inspect.isawaitable(answer):
-        answer = await answer
     result.stages_ms["rag"] = _ms(t)
     result.rag_docs_used = len(sources)
     result.events.append(

@@ -16,6 +16,8 @@ from typing import Any
 
 from sqlalchemy import Select, delete, select, update
 
+from hearth.chat.ports import PreferenceReader, SessionTracker
+from hearth.chat.schemas import Preferences
 from hearth.config import Settings
 from hearth.events.bus import EventBus
 from hearth.gateway.audio import DecodedAudio, decode_upload, encode_pcm
@@ -23,6 +25,7 @@ from hearth.gateway.service import Caller, Gateway
 from hearth.platform.db import Database, new_id, utcnow
 from hearth.platform.errors import HearthError, not_found
 from hearth.platform.retention import RetentionRule
+from hearth.rag.ports import Retriever
 from hearth.voice import events as ev
 from hearth.voice.models import VoiceRequest, VoiceResponse
 from hearth.voice.pipeline import TurnOptions, TurnResult, run_turn
@@ -65,14 +68,19 @@ class VoiceService:
         bus: EventBus,
         gateway: Gateway,
         settings: Settings,
-        services: dict[str, Any],
+        retriever: Retriever | None,
+        sessions: SessionTracker | None,
+        preferences: PreferenceReader | None,
         clock: Callable[[], datetime] = utcnow,
     ) -> None:
         self.db = db
         self.bus = bus
         self.gateway = gateway
         self.settings = settings
-        self.services = services  # the platform's, read at call time: chat and rag start around us
+        # Ports of the rag and chat contexts; None when that context is not loaded.
+        self.retriever = retriever
+        self.sessions = sessions
+        self.preferences = preferences
         self.store = AudioStore(settings.data_dir / "voice")
         self.clock = clock
 
@@ -205,26 +213,20 @@ class VoiceService:
 
     async def open_session(self, *, user_id: str, session_id: str | None) -> str | None:
         """The chat context's voice session for this conversation: touched if given, opened otherwise."""
-        sessions = getattr(self.services.get("chat"), "sessions", None)
-        if sessions is None:
+        if self.sessions is None:
             return session_id
         if session_id:
-            await sessions.touch(user_id=user_id, session_id=session_id)
+            await self.sessions.touch(user_id=user_id, session_id=session_id)
             return session_id
-        return (await sessions.open(user_id=user_id, kind="voice")).id
+        return (await self.sessions.open(user_id=user_id, kind="voice")).id
 
     async def options(self, *, user_id: str, turn: TurnInput) -> TurnOptions:
         """What this turn runs with: the request's choices, else the user's preferences, else settings."""
-        prefs = None
-        chat = self.services.get("chat")
-        if chat is not None and hasattr(chat, "preferences"):
-            prefs = await chat.preferences.get(user_id=user_id)
-        enable_rag = turn.enable_rag
-        if enable_rag is None:
-            enable_rag = bool(getattr(prefs, "rag_enabled", False))
-        collection = turn.collection or getattr(prefs, "collection", None)
+        prefs = await self.preferences.get(user_id=user_id) if self.preferences else Preferences()
+        enable_rag = prefs.rag_enabled if turn.enable_rag is None else turn.enable_rag
+        collection = turn.collection or prefs.collection
         s = self.settings
-        model = turn.model or getattr(prefs, "model", None) or s.voice_chat_model
+        model = turn.model or prefs.model or s.voice_chat_model
         self.gateway.router.get(model, "chat")  # a clear 404/400 before any work
         return TurnOptions(
             stt_model=s.voice_stt_model,
@@ -233,7 +235,7 @@ class VoiceService:
             system_prompt=s.voice_system_prompt,
             max_reply_tokens=s.voice_max_reply_tokens,
             temperature=s.voice_temperature,
-            voice=turn.voice or getattr(prefs, "voice", None) or "default",
+            voice=turn.voice or prefs.voice or "default",
             enable_rag=enable_rag,
             collection=collection,
             language=turn.language,
@@ -285,11 +287,10 @@ class VoiceService:
                 session_id=turn.session_id,
             )
         )
-        rag = self.services.get("rag")
         try:
             async for message in run_turn(
                 gateway=self.gateway,
-                rag=rag,
+                rag=self.retriever,
                 audio=audio,
                 upload=turn.audio,
                 options=options,

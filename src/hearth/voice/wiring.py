@@ -1,17 +1,15 @@
-"""How the voice context plugs into the platform (see hearth.platform.contexts): the voice routes, the
+"""How the voice context plugs into the platform (see hearth.platform.core): the voice routes, the
 OpenAI-compatible /v1/audio routes, and the voice retention rules."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
+from hearth.chat.ports import PREFERENCES, SESSIONS
 from hearth.gateway.audio_api import router as audio_router
-from hearth.platform.contexts import Context
+from hearth.platform.core import Context, Platform
+from hearth.rag.ports import RETRIEVER
+from hearth.voice import ports
 from hearth.voice.api import router as voice_router
 from hearth.voice.service import VoiceService
-
-if TYPE_CHECKING:
-    from hearth.app import Platform
 
 
 async def start(platform: Platform) -> VoiceService:
@@ -20,12 +18,15 @@ async def start(platform: Platform) -> VoiceService:
         bus=platform.bus,
         gateway=platform.gateway,
         settings=platform.settings,
-        services=platform.services,
+        retriever=platform.ports.find(RETRIEVER),
+        sessions=platform.ports.find(SESSIONS),
+        preferences=platform.ports.find(PREFERENCES),
     )
     for rule in voice.retention_rules():
         platform.retention.register(rule)
     if platform.settings.voice_warmup:
         voice.warm_up()
+    platform.ports.provide(ports.SERVICE, voice)
     return voice
 
 

@@ -1,0 +1,121 @@
+"""The platform: the shared parts every context is built on, and the contract by which a context plugs in.
+
+A context package has a `wiring.py` exposing `CONTEXT`: its routes, and how to start and stop it. `start`
+receives the `Platform`, builds the context's service from the shared parts and from other contexts' ports
+(`platform.ports.require(...)`), provides its own ports, and returns the service; `stop` receives it back.
+Contexts start in the order of `CONTEXT_MODULES` (a context may require only ports of earlier ones) and stop
+in reverse. Contexts meet through ports or events, never through each other's tables or services.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from fastapi import APIRouter
+
+from hearth.auth.ratelimit import RateLimiter
+from hearth.auth.service import AuthService
+from hearth.config import Settings
+from hearth.events.bus import EventBus
+from hearth.gateway.service import Gateway
+from hearth.platform.db import Database
+from hearth.platform.ports import Ports
+from hearth.platform.retention import RetentionSweeper
+
+CONTEXT_MODULES = (
+    "hearth.rag.wiring",
+    "hearth.chat.wiring",
+    "hearth.voice.wiring",
+    "hearth.planner.wiring",
+    "hearth.bench.wiring",
+)
+
+
+async def _no_stop(service: Any) -> None:
+    return None
+
+
+@dataclass(frozen=True)
+class Context:
+    name: str
+    start: Callable[[Platform], Awaitable[Any]]  # provides the context's ports; returns what `stop` receives
+    stop: Callable[[Any], Awaitable[None]] = _no_stop
+    routers: tuple[APIRouter, ...] = field(default_factory=tuple)
+
+
+def load_contexts() -> list[Context]:
+    return [importlib.import_module(name).CONTEXT for name in CONTEXT_MODULES]
+
+
+@dataclass
+class Platform:
+    """The shared parts, built once per process and reached by routes via `request.app.state.platform`."""
+
+    settings: Settings
+    db: Database
+    bus: EventBus
+    auth: AuthService
+    ratelimits: RateLimiter
+    gateway: Gateway
+    retention: RetentionSweeper
+    ports: Ports = field(default_factory=Ports)
+    running: list[tuple[Context, Any]] = field(default_factory=list)  # started contexts and their services
+
+    @property
+    def context_names(self) -> list[str]:
+        return [context.name for context, _ in self.running]
+
+
+async def build_platform(settings: Settings, contexts: list[Context] | None = None) -> Platform:
+    """Migrate, build the shared parts, then start `contexts` in order."""
+    from hearth.platform.migrate import upgrade
+
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    upgrade(settings.resolved_database_url)
+    db = Database(settings.resolved_database_url)
+    bus = EventBus(db, nats_url=settings.nats_url, prefix=settings.nats_prefix)
+    auth = AuthService(db, cache_seconds=settings.auth_cache_seconds)
+    ratelimits = RateLimiter(default_rpm=settings.default_rpm, default_tpm=settings.default_tpm)
+    gateway = Gateway(
+        settings.models, llm_threads=settings.llm_threads, bus=bus if settings.gateway_events else None
+    )
+    await bus.start()
+    await gateway.start()
+    platform = Platform(
+        settings=settings,
+        db=db,
+        bus=bus,
+        auth=auth,
+        ratelimits=ratelimits,
+        gateway=gateway,
+        retention=RetentionSweeper(interval_seconds=settings.retention_sweep_seconds),
+    )
+    _provide_shared_ports(platform)
+    for context in contexts or []:
+        platform.running.append((context, await context.start(platform)))
+    platform.retention.start()
+    return platform
+
+
+def _provide_shared_ports(platform: Platform) -> None:
+    from hearth.auth.ports import USERS
+    from hearth.gateway.ports import ALIASES
+
+    platform.ports.provide(USERS, platform.auth)
+    platform.ports.provide(ALIASES, platform.gateway)
+
+
+async def close_platform(platform: Platform) -> None:
+    from hearth.platform.middleware import flush_access_log
+
+    await platform.retention.stop()
+    for context, service in reversed(platform.running):
+        await context.stop(service)
+    await platform.gateway.close()
+    await platform.auth.drain()
+    flush_access_log()
+    await platform.bus.stop()
+    await platform.db.close()

@@ -1,0 +1,36 @@
+"""FastAPI dependencies on the platform: a context's routes reach its service through its port.
+
+Rag = Annotated[RagService, Depends(port(SERVICE))]
+
+async def route(rag: Rag, principal: CurrentUser) -> ...
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Annotated, TypeVar
+
+from fastapi import Depends
+from starlette.requests import HTTPConnection
+
+from hearth.platform.core import Platform
+from hearth.platform.ports import Port
+
+T = TypeVar("T")
+
+
+def current_platform(connection: HTTPConnection) -> Platform:
+    return connection.app.state.platform
+
+
+def port(key: Port[T]) -> Callable[[HTTPConnection], T]:
+    """A dependency returning what the running platform provides for `key` (HTTP and WebSocket routes)."""
+
+    def dependency(connection: HTTPConnection) -> T:
+        return connection.app.state.platform.ports.require(key)
+
+    dependency.__name__ = f"port_{key.name.replace('.', '_')}"
+    return dependency
+
+
+CurrentPlatform = Annotated[Platform, Depends(current_platform)]

@@ -1,0 +1,54 @@
+"""One server-sent-events response for every streaming route.
+
+However the response ends (the stream finished, raised, or the client hung up before the first frame), the
+`on_close` callback runs, shielded from cancellation: it frees a deployment slot, stops the model, or stores
+what was said."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import anyio
+import orjson
+from starlette.responses import StreamingResponse
+
+HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+
+
+def frame(data: Any, *, event: str | None = None) -> bytes:
+    """One SSE frame: `event: <name>` (when named) and `data: <json>` (or the bytes/str given as is)."""
+    if isinstance(data, bytes):
+        payload = data
+    elif isinstance(data, str):
+        payload = data.encode()
+    else:
+        payload = orjson.dumps(data)
+    head = b"event: " + event.encode() + b"\n" if event else b""
+    return head + b"data: " + payload + b"\n\n"
+
+
+async def named_frames(events: AsyncIterator[dict[str, Any]], key: str = "type") -> AsyncIterator[bytes]:
+    """Frames named by each event's `key` field, carrying the whole event."""
+    async for event in events:
+        yield frame(event, event=event[key])
+
+
+class SSEResponse(StreamingResponse):
+    def __init__(
+        self,
+        frames: AsyncIterator[bytes],
+        *,
+        on_close: Callable[[], Awaitable[Any]] | None = None,
+        status_code: int = 200,
+    ) -> None:
+        self.on_close = on_close
+        super().__init__(frames, status_code=status_code, media_type="text/event-stream", headers=HEADERS)
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            if self.on_close is not None:
+                with anyio.CancelScope(shield=True):
+                    await self.on_close()

@@ -1,0 +1,37 @@
+"""What the rag context offers: retrieval over a user's collections, and the prompt that cites it.
+
+Chat and voice depend on `Retriever` only; `SERVICE` is for rag's own routes."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Protocol
+
+from hearth.platform.ports import Port
+from hearth.rag.schemas import RagSource
+
+if TYPE_CHECKING:
+    from hearth.rag.service import RagService
+
+
+class Retriever(Protocol):
+    async def retrieve(
+        self,
+        *,
+        user_id: str,
+        collection: str,
+        query: str,
+        top_k: int = 10,
+        top_n: int = 3,
+        mode: str | None = None,
+        filters: dict[str, Any] | None = None,
+    ) -> list[RagSource]:
+        """The best chunks of a collection the user may read (404 for a missing or foreign one)."""
+        ...
+
+    def answer_messages(self, *, question: str, sources: list[RagSource]) -> list[dict[str, Any]]:
+        """OpenAI chat messages that answer `question` from numbered `sources`."""
+        ...
+
+
+RETRIEVER: Port[Retriever] = Port("rag.retriever")
+SERVICE: Port[RagService] = Port("rag.service")
