@@ -41,10 +41,10 @@ def held_out_error(predictor: Predictor) -> dict[str, Any]:
             point = Point(
                 r.model_id, r.quantization, r.gpu, r.gpu_count, r.prompt_tokens, r.output_tokens, *load
             )
-            lat = sub._raw(
+            lat = sub.model_latency(
                 o.model, r.quantization, o.gpu, r.gpu_count, r.prompt_tokens, r.output_tokens, *load
             )
-            pred = sub._corrected(point, lat, True)
+            pred = sub.corrected(point, lat, True)
             for metric in _OBSERVED:
                 observed, predicted = getattr(r, metric), getattr(pred, metric)
                 if observed and predicted:

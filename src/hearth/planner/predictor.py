@@ -213,7 +213,7 @@ class Predictor:
 
     # -- predictions -------------------------------------------------------------------------------------
 
-    def _raw(
+    def model_latency(
         self,
         model: ModelSpec,
         quant: str,
@@ -226,6 +226,7 @@ class Predictor:
         *,
         max_num_seqs: float | None = None,
     ) -> perf.Latency:
+        """The calibrated analytic model's figures for one configuration at one load (no row corrections)."""
         c = self.configs([model], [quant], [gpu], [count])
         if rate is not None:
             return perf.open_loop(c, prompt, output, rate, max_num_seqs=max_num_seqs or 256, tails=self.tails)
@@ -272,7 +273,7 @@ class Predictor:
         model, gpu = self.models.get(p.model_id), self.gpus.get(p.gpu)
         if model is None or gpu is None:
             return self._rows_only(p, row)
-        lat = self._raw(
+        lat = self.model_latency(
             model,
             p.quantization,
             gpu,
@@ -283,12 +284,13 @@ class Predictor:
             p.request_rate,
             max_num_seqs=max_num_seqs,
         )
-        pred = self._corrected(p, lat, use_rows)
+        pred = self.corrected(p, lat, use_rows)
         if row is not None:
             _overlay(pred, row)
         return pred
 
-    def _corrected(self, p: Point, lat: perf.Latency, use_rows: bool) -> Prediction:
+    def corrected(self, p: Point, lat: perf.Latency, use_rows: bool) -> Prediction:
+        """`lat` corrected by nearby rows' residuals (when `use_rows`): a prediction with its sources."""
         batch = float(lat.batch[0])
         factors, weight, sources = (
             self.correction(

@@ -4,7 +4,6 @@ spec → ranked plan → manifests → deployment on top of it. The knowledge ba
 from __future__ import annotations
 
 import asyncio
-import logging
 from dataclasses import asdict
 from typing import TYPE_CHECKING, Any
 
@@ -43,8 +42,6 @@ from hearth.platform.errors import HearthError, bad_request, not_found
 
 if TYPE_CHECKING:
     from hearth.gateway.service import Caller, Gateway
-
-log = logging.getLogger("hearth.planner")
 
 
 class PlannerService:
