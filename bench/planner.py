@@ -18,6 +18,7 @@ import asyncio
 import statistics
 import time
 
+from hearth.planner.accuracy import held_out_error
 from hearth.planner.catalog import seed_benchmarks, seed_gpus, seed_models
 from hearth.planner.predictor import Predictor
 from hearth.planner.schemas import Intent
@@ -36,7 +37,7 @@ PROFILE_USE_CASES = {
 def load_predictor(database: str | None) -> Predictor:
     if database is None:
         return Predictor(seed_models(), seed_gpus(), [r for _, r in seed_benchmarks()])
-    from hearth.planner.service import list_benchmark_rows, list_gpus, list_models, seed_knowledge_base
+    from hearth.planner.knowledge import list_benchmark_rows, list_gpus, list_models, seed_knowledge_base
     from hearth.platform.db import Database
     from hearth.platform.migrate import upgrade
 
@@ -102,7 +103,7 @@ def main() -> None:
     print(f"  all profiles: p50 {statistics.median(all_rounds):.1f} ms, p95 {p95:.1f} ms (target ≤ 100 ms)")
 
     started = time.perf_counter()
-    report = predictor.held_out_error()
+    report = held_out_error(predictor)
     print(
         f"\nerror on held-out rows (|predicted / measured − 1|), computed in "
         f"{(time.perf_counter() - started):.1f} s:"

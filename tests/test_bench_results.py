@@ -20,8 +20,11 @@ from hearth.bench.outputs import console_table, write_outputs
 from hearth.bench.prompts import Tokenizer, load_tokenizer
 from hearth.bench.schemas import BenchConfig, BenchReport
 from hearth.cli.main import app
+from hearth.config import Settings
+from hearth.events.bus import EventBus
+from hearth.planner.knowledge import list_benchmark_rows
 from hearth.planner.schemas import BenchmarkRowOut
-from hearth.planner.service import list_benchmark_rows
+from hearth.planner.service import PlannerService
 from hearth.platform.db import Database
 from hearth.platform.errors import HearthError
 from tests.fake_openai import Behaviour, FakeOpenAI
@@ -120,6 +123,11 @@ def guidellm_report() -> dict:
     }
 
 
+def bench_on(db: Database) -> service.BenchService:
+    """The bench saving into a planner on `db` (its events wait in the outbox: no bus is started)."""
+    return service.BenchService(sink=PlannerService(db=db, bus=EventBus(db), settings=Settings()))
+
+
 async def stored_rows(db: Database) -> list[BenchmarkRowOut]:
     """The rows the planner holds from bench runs and imports (not its packaged seed rows)."""
     rows = await list_benchmark_rows(db=db)
@@ -157,7 +165,7 @@ async def test_a_run_is_saved_as_measured_rows(database: Database, sweep_report:
         quantization="gguf-q4_1",
         hardware_label="2-core CPU, fake upstream",
     )
-    rows = await service.save_report(db=database, report=sweep_report, row_labels=row_labels)
+    rows = await bench_on(database).save_report(report=sweep_report, row_labels=row_labels)
     assert len(rows) == 3
     stored = sorted(await stored_rows(database), key=lambda r: r.requests_per_s or 0)
     assert len(stored) == 3
@@ -180,8 +188,8 @@ async def test_a_run_is_saved_as_measured_rows(database: Database, sweep_report:
 
 
 async def test_guidellm_report_import(database: Database) -> None:
-    rows = await service.import_report(
-        db=database, report=guidellm_report(), row_labels=labels(gpu="H100-80GB"), source="lab run 7"
+    rows = await bench_on(database).import_report(
+        report=guidellm_report(), row_labels=labels(gpu="H100-80GB"), source="lab run 7"
     )
     assert len(rows) == 2  # the all-failed throughput benchmark is not a measurement
     concurrent, constant = rows

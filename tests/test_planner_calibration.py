@@ -8,24 +8,27 @@ from datetime import date
 import numpy as np
 import pytest
 
+from hearth.config import Settings
+from hearth.events.bus import EventBus
 from hearth.planner import perf
+from hearth.planner.accuracy import held_out_error
 from hearth.planner.catalog import seed_benchmarks, seed_gpus, seed_models
+from hearth.planner.knowledge import list_benchmark_rows, list_gpus, list_models, seed_knowledge_base
 from hearth.planner.predictor import Point, Predictor, configs_for
 from hearth.planner.schemas import BenchmarkRowIn, PredictRequest
-from hearth.planner.service import (
-    PlannerService,
-    add_benchmark_rows,
-    list_benchmark_rows,
-    list_gpus,
-    list_models,
-    seed_knowledge_base,
-)
+from hearth.planner.service import PlannerService
+from hearth.platform.db import Database
 from hearth.platform.errors import HearthError
 
 MODELS = {m.id: m for m in seed_models()}
 GPUS = {g.name: g for g in seed_gpus()}
 SEED_ROWS = [r for _, r in seed_benchmarks()]
 QWEN_7B = "Qwen/Qwen2.5-7B-Instruct"
+
+
+def planner(db: Database) -> PlannerService:
+    """The service on `db`; its events wait in the outbox (no bus is started)."""
+    return PlannerService(db=db, bus=EventBus(db), settings=Settings())
 
 
 def synthetic_rows(theta: tuple[float, ...], gpu: str = "A100-80GB") -> list[BenchmarkRowIn]:
@@ -120,7 +123,7 @@ def test_nearby_rows_move_predictions_the_feedback_loop() -> None:
 
 def test_held_out_error_is_reported_and_bounded() -> None:
     predictor = Predictor(MODELS.values(), GPUS.values(), SEED_ROWS)
-    report = predictor.held_out_error()
+    report = held_out_error(predictor)
     near = report["with_neighbours"]
     alone = report["model_only"]
     assert near["output_tokens_per_s"]["rows"] == 46
@@ -181,8 +184,8 @@ async def test_cpu_rows_from_the_bench_answer_predict(database) -> None:  # type
         kind="measured",
         hardware_label="2-core CPU, SmolLM2 Q4_1",
     )
-    await add_benchmark_rows(db=database, rows=[row])
-    svc = PlannerService(db=database)
+    svc = planner(database)
+    await svc.add_benchmark_rows([row])
     request = PredictRequest(
         model_id="smollm2-135m-q4_1",
         quantization="gguf-q4_1",
@@ -217,7 +220,7 @@ async def test_knowledge_base_in_sql(database) -> None:  # type: ignore[no-untyp
 
 async def test_add_benchmark_rows_feeds_the_predictor(database) -> None:  # type: ignore[no-untyped-def]
     await seed_knowledge_base(db=database)
-    svc = PlannerService(db=database)
+    svc = planner(database)
     request = PredictRequest(
         model_id=QWEN_7B,
         quantization="bf16",
@@ -246,7 +249,7 @@ async def test_add_benchmark_rows_feeds_the_predictor(database) -> None:  # type
         hardware_label="1x H100 SXM",
         endpoint="http://vllm:8000/v1",
     )
-    assert await add_benchmark_rows(db=database, rows=[row]) == 1
+    assert await svc.add_benchmark_rows([row]) == 1
     after = await svc.predict(request=request)
     assert (
         after.source == "measured" and after.itl_ms_p50 == 7.5 and after.rows_used == ["hearth bench run 42"]
@@ -260,7 +263,7 @@ async def test_add_benchmark_rows_feeds_the_predictor(database) -> None:  # type
 
 async def test_predict_rejects_what_cannot_run(database) -> None:  # type: ignore[no-untyped-def]
     await seed_knowledge_base(db=database)
-    svc = PlannerService(db=database)
+    svc = planner(database)
     base = {
         "model_id": "meta-llama/Llama-3.3-70B-Instruct",
         "quantization": "bf16",

@@ -16,17 +16,9 @@ from hearth.bench.guidellm import rows_from_guidellm, rows_from_report
 from hearth.bench.prompts import Prompt, SyntheticPrompts, Tokenizer, load_dataset, load_tokenizer
 from hearth.bench.runner import BenchmarkRunner, Progress, sweep_rates
 from hearth.bench.schemas import BenchConfig, BenchmarkResult, BenchReport, Strategy
+from hearth.planner.ports import BenchmarkSink
 from hearth.planner.schemas import BenchmarkRowIn
-from hearth.platform.db import Database
 from hearth.platform.errors import bad_request, invalid
-
-
-@dataclass(frozen=True)
-class BenchService:
-    """The running bench context: where imported rows are stored."""
-
-    db: Database
-
 
 PROMPT_POOL = 1024  # most distinct synthetic prompts per run; beyond it they repeat
 
@@ -95,55 +87,54 @@ async def run_benchmark(
     )
 
 
-async def save_rows(*, db: Database, rows: list[BenchmarkRowIn]) -> int:
-    """Store rows in the planner's knowledge base (all or none); returns how many."""
-    from hearth.planner import service as planner
-
-    if not rows:
-        raise bad_request("nothing to save: no benchmark had a successful request")
-    await planner.add_benchmark_rows(db=db, rows=rows)
-    return len(rows)
-
-
-async def save_report(
-    *, db: Database, report: BenchReport, row_labels: dict[str, Any]
-) -> list[BenchmarkRowIn]:
-    """Save a Hearth run as measured rows (source: this run, with its endpoint and hardware label)."""
-    try:
-        rows = rows_from_report(report, row_labels=row_labels)
-    except ValidationError as exc:
-        raise invalid(exc.errors()) from None
-    await save_rows(db=db, rows=rows)
-    return rows
-
-
 def is_hearth_report(report: Any) -> bool:
     """Whether a JSON object is a Hearth bench report (else it is read as GuideLLM's)."""
     return isinstance(report, dict) and "run_id" in report and "tokenizer" in report
 
 
-async def import_report(
-    *, db: Database, report: Any, row_labels: dict[str, Any], source: str | None = None
-) -> list[BenchmarkRowIn]:
-    """Save a Hearth bench report or a GuideLLM report as measured rows; bad reports are a 400."""
-    if is_hearth_report(report):
+@dataclass(frozen=True)
+class BenchService:
+    """Turns runs and reports into rows of the planner's knowledge base, saved only through its sink (so every
+    save announces itself with `BenchmarkRowsAdded`)."""
+
+    sink: BenchmarkSink
+
+    async def save_rows(self, *, rows: list[BenchmarkRowIn]) -> int:
+        """Store rows in the planner's knowledge base (all or none); returns how many."""
+        if not rows:
+            raise bad_request("nothing to save: no benchmark had a successful request")
+        return await self.sink.add_benchmark_rows(rows)
+
+    async def save_report(self, *, report: BenchReport, row_labels: dict[str, Any]) -> list[BenchmarkRowIn]:
+        """Save a Hearth run as measured rows (source: this run, with its endpoint and hardware label)."""
         try:
-            parsed = BenchReport.model_validate(report)
+            rows = rows_from_report(report, row_labels=row_labels)
         except ValidationError as exc:
             raise invalid(exc.errors()) from None
-        return await save_report(db=db, report=parsed, row_labels=row_labels)
-    return await import_guidellm(
-        db=db, report=report, row_labels=row_labels, source=source or "GuideLLM report"
-    )
+        await self.save_rows(rows=rows)
+        return rows
 
+    async def import_report(
+        self, *, report: Any, row_labels: dict[str, Any], source: str | None = None
+    ) -> list[BenchmarkRowIn]:
+        """Save a Hearth bench report or a GuideLLM report as measured rows; bad reports are a 400."""
+        if is_hearth_report(report):
+            try:
+                parsed = BenchReport.model_validate(report)
+            except ValidationError as exc:
+                raise invalid(exc.errors()) from None
+            return await self.save_report(report=parsed, row_labels=row_labels)
+        return await self.import_guidellm(
+            report=report, row_labels=row_labels, source=source or "GuideLLM report"
+        )
 
-async def import_guidellm(
-    *, db: Database, report: Any, row_labels: dict[str, Any], source: str
-) -> list[BenchmarkRowIn]:
-    """Save a GuideLLM JSON report's benchmarks as measured rows."""
-    try:
-        rows = rows_from_guidellm(report, row_labels=row_labels, source=source)
-    except ValidationError as exc:
-        raise invalid(exc.errors()) from None
-    await save_rows(db=db, rows=rows)
-    return rows
+    async def import_guidellm(
+        self, *, report: Any, row_labels: dict[str, Any], source: str
+    ) -> list[BenchmarkRowIn]:
+        """Save a GuideLLM JSON report's benchmarks as measured rows."""
+        try:
+            rows = rows_from_guidellm(report, row_labels=row_labels, source=source)
+        except ValidationError as exc:
+            raise invalid(exc.errors()) from None
+        await self.save_rows(rows=rows)
+        return rows

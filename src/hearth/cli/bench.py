@@ -15,7 +15,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from hearth.bench import service
-from hearth.bench.guidellm import labels
+from hearth.bench.guidellm import labels, rows_from_guidellm, rows_from_report
 from hearth.bench.outputs import console_table, write_outputs
 from hearth.bench.runner import BenchmarkState
 from hearth.bench.schemas import BenchConfig, BenchmarkResult
@@ -48,6 +48,10 @@ def _validation_message(exc: ValidationError) -> str:
 
 
 async def _save(rows: list[BenchmarkRowIn]) -> int:
+    """Save through the same sink as the server, so the rows reach the outbox's `BenchmarkRowsAdded` too (the
+    server's bus delivers it)."""
+    from hearth.events.bus import EventBus
+    from hearth.planner.service import PlannerService
     from hearth.platform.db import Database
     from hearth.platform.migrate import upgrade
 
@@ -56,7 +60,8 @@ async def _save(rows: list[BenchmarkRowIn]) -> int:
     upgrade(settings.resolved_database_url)
     db = Database(settings.resolved_database_url)
     try:
-        return await service.save_rows(db=db, rows=rows)
+        sink = PlannerService(db=db, bus=EventBus(db), settings=settings)
+        return await service.BenchService(sink=sink).save_rows(rows=rows)
     finally:
         await db.close()
 
@@ -165,7 +170,7 @@ def run(
             hardware_label=hardware_label,
         )
         try:
-            rows = service.rows_from_report(report, row_labels=row_labels)
+            rows = rows_from_report(report, row_labels=row_labels)
             count = asyncio.run(_save(rows))
         except (HearthError, ValidationError) as exc:
             _fail(exc.message if isinstance(exc, HearthError) else _validation_message(exc))
@@ -201,9 +206,7 @@ def import_report(
         hardware_label=hardware_label,
     )
     try:
-        rows = service.rows_from_guidellm(
-            report, row_labels=row_labels, source=source or f"GuideLLM report {path}"
-        )
+        rows = rows_from_guidellm(report, row_labels=row_labels, source=source or f"GuideLLM report {path}")
         count = asyncio.run(_save(rows))
     except (HearthError, ValidationError) as exc:
         _fail(exc.message if isinstance(exc, HearthError) else _validation_message(exc))

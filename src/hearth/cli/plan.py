@@ -46,7 +46,9 @@ app.add_typer(plan_app, name="plan")
 def _run(work: Callable[[Any], Awaitable[T]], *, use_model: bool = False) -> T:
     """Run `work(service)` with a PlannerService on the configured database (and gateway, for the model)."""
     from hearth.config import Settings
-    from hearth.planner.service import PlannerService, seed_knowledge_base
+    from hearth.events.bus import EventBus
+    from hearth.planner.knowledge import seed_knowledge_base
+    from hearth.planner.service import PlannerService
     from hearth.platform.db import Database
     from hearth.platform.migrate import upgrade
 
@@ -65,7 +67,7 @@ def _run(work: Callable[[Any], Awaitable[T]], *, use_model: bool = False) -> T:
 
                 gateway = Gateway(settings.models, llm_threads=settings.llm_threads)
                 await gateway.start()
-            return await work(PlannerService(db=db, gateway=gateway, settings=settings))
+            return await work(PlannerService(db=db, bus=EventBus(db), settings=settings, gateway=gateway))
         finally:
             if gateway is not None:
                 await gateway.close()
@@ -447,7 +449,7 @@ def calibrate(as_json: bool = typer.Option(False, "--json", help="Print JSON."))
 @plan_app.command()
 def gpus() -> None:
     """List the GPU profiles (with prices and their sources)."""
-    from hearth.planner.service import list_gpus
+    from hearth.planner.knowledge import list_gpus
 
     items = _run(lambda svc: list_gpus(db=svc.db))
     table = Table("name", "node label", "GB", "GB/s", "bf16 TFLOPS", "$/h", "price source")

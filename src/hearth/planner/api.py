@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
 
-from hearth.auth.deps import require_admin, require_principal
-from hearth.auth.principal import Principal
+from hearth.auth.deps import AdminUser, CurrentUser
 from hearth.gateway.service import Caller
-from hearth.planner import service as planner
+from hearth.planner import knowledge
 from hearth.planner.ports import SERVICE
 from hearth.planner.schemas import (
     BenchmarkRowIn,
@@ -28,90 +26,70 @@ from hearth.planner.schemas import (
     PredictRequest,
     PredictResponse,
 )
+from hearth.planner.service import PlannerService
 from hearth.platform.deps import port
 
 router = APIRouter(prefix="/api/planner", tags=["planner"])
 
-
-def _svc(request: Request) -> planner.PlannerService:
-    return port(SERVICE)(request)
+Planner = Annotated[PlannerService, Depends(port(SERVICE))]
 
 
 @router.get("/models", response_model=list[ModelOut])
-async def list_models(request: Request, _: Principal = Depends(require_principal)) -> list[ModelOut]:
-    models = await planner.list_models(db=_svc(request).db)
-    return [
-        ModelOut(**{**asdict(m), "quantizations": list(m.quantizations), "tasks": list(m.tasks)})
-        for m in models
-    ]
+async def list_models(planner: Planner, _: CurrentUser) -> list[ModelOut]:
+    return [ModelOut.model_validate(m) for m in await knowledge.list_models(db=planner.db)]
 
 
 @router.get("/gpus", response_model=list[GpuOut])
-async def list_gpus(request: Request, _: Principal = Depends(require_principal)) -> list[GpuOut]:
-    return [GpuOut(**asdict(g)) for g in await planner.list_gpus(db=_svc(request).db)]
+async def list_gpus(planner: Planner, _: CurrentUser) -> list[GpuOut]:
+    return [GpuOut.model_validate(g) for g in await knowledge.list_gpus(db=planner.db)]
 
 
 @router.get("/benchmarks", response_model=list[BenchmarkRowOut])
 async def list_benchmarks(
-    request: Request,
-    model_id: str | None = None,
-    gpu: str | None = None,
-    limit: int = 500,
-    _: Principal = Depends(require_principal),
+    planner: Planner, _: CurrentUser, model_id: str | None = None, gpu: str | None = None, limit: int = 500
 ) -> list[BenchmarkRowOut]:
-    return await planner.list_benchmark_rows(
-        db=_svc(request).db, model_id=model_id, gpu=gpu, limit=max(1, min(limit, 10_000))
+    return await knowledge.list_benchmark_rows(
+        db=planner.db, model_id=model_id, gpu=gpu, limit=max(1, min(limit, 10_000))
     )
 
 
 @router.post("/benchmarks", status_code=201)
-async def add_benchmarks(
-    rows: list[BenchmarkRowIn], request: Request, _: Principal = Depends(require_admin)
-) -> dict[str, int]:
-    svc = _svc(request)
-    return {"added": await planner.add_benchmark_rows(db=svc.db, rows=rows, bus=svc.bus)}
+async def add_benchmarks(rows: list[BenchmarkRowIn], planner: Planner, _: AdminUser) -> dict[str, int]:
+    return {"added": await planner.add_benchmark_rows(rows)}
 
 
 @router.get("/calibration")
-async def calibration(request: Request, _: Principal = Depends(require_principal)) -> dict[str, Any]:
-    return await _svc(request).calibration()
+async def calibration(planner: Planner, _: CurrentUser) -> dict[str, Any]:
+    return await planner.calibration()
 
 
 @router.post("/intent", response_model=IntentResponse)
 async def intent(
-    body: IntentRequest, request: Request, principal: Principal = Depends(require_principal)
+    body: IntentRequest, request: Request, planner: Planner, principal: CurrentUser
 ) -> IntentResponse:
     caller = Caller(
         user_id=principal.user_id,
         priority=principal.priority,
         request_id=getattr(request.state, "request_id", ""),
     )
-    return await _svc(request).extract(text=body.text, caller=caller, use_model=body.use_model)
+    return await planner.extract(text=body.text, caller=caller, use_model=body.use_model)
 
 
 @router.post("/plan", response_model=PlanResponse)
-async def plan(
-    body: PlanRequest, request: Request, _: Principal = Depends(require_principal)
-) -> PlanResponse:
-    return await _svc(request).plan(request=body)
+async def plan(body: PlanRequest, planner: Planner, _: CurrentUser) -> PlanResponse:
+    return await planner.plan(request=body)
 
 
 @router.post("/predict", response_model=PredictResponse)
-async def predict(
-    body: PredictRequest, request: Request, _: Principal = Depends(require_principal)
-) -> PredictResponse:
-    return await _svc(request).predict(request=body)
+async def predict(body: PredictRequest, planner: Planner, _: CurrentUser) -> PredictResponse:
+    return await planner.predict(request=body)
 
 
 @router.post("/manifests", response_model=ManifestResponse)
-async def manifests(
-    body: ManifestRequest, request: Request, _: Principal = Depends(require_principal)
-) -> ManifestResponse:
-    return await _svc(request).manifests(request=body)
+async def manifests(body: ManifestRequest, planner: Planner, _: CurrentUser) -> ManifestResponse:
+    return await planner.manifests(request=body)
 
 
 @router.post("/deploy", response_model=DeployResponse)
-async def deploy(
-    body: DeployRequest, request: Request, _: Principal = Depends(require_admin)
-) -> DeployResponse:
-    return await _svc(request).deploy(request=body)
+async def deploy(body: DeployRequest, planner: Planner, _: AdminUser) -> DeployResponse:
+    return await planner.deploy(request=body)

@@ -2,8 +2,8 @@
 
 Applies the manifests with the official `kubernetes` client by server-side apply (PATCH with
 `application/apply-patch+yaml`, field manager "hearth-planner", force), polls the InferenceService's status
-until it is Ready, and registers its URL as an `openai` backend behind a new gateway alias, so test prompts
-and traffic go through Hearth (auth, rate limits, metrics).
+until it is Ready (`deploying` then routes a gateway alias to its URL, so test prompts and traffic go through
+Hearth: auth, rate limits, metrics).
 
 No Kubernetes API server can run on the machines Hearth is developed and tested on: the tests run this code
 against a loopback HTTP server that records the requests the real client sends and answers like the API
@@ -13,7 +13,6 @@ prometheus-adapter (for the HPA's metric) must be installed.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from typing import Any
@@ -98,32 +97,6 @@ def wait_ready(
         time.sleep(min(interval_s, max(0.0, deadline - time.monotonic())))
         ready, url = inference_service_status(api, name, namespace)
     return ready, url
-
-
-async def register_alias(gateway: Any, *, alias: str, base_url: str, model: str) -> None:
-    """Add an `openai` backend for base_url and an alias routing to it, in the running gateway."""
-    from hearth.config import ModelsConfig
-    from hearth.gateway.registry import build_aliases, build_backends
-
-    if alias in gateway.aliases:
-        raise ValueError(f"alias {alias!r} already exists in the gateway")
-    backend_name = f"planner-{alias}"
-    models = ModelsConfig.model_validate(
-        {
-            "backends": {backend_name: {"type": "openai", "base_url": base_url}},
-            "aliases": {
-                alias: {
-                    "kind": "chat",
-                    "description": f"deployed by the planner: {model}",
-                    "deployments": [{"backend": backend_name, "model": model}],
-                }
-            },
-        }
-    )
-    backends = build_backends(models, llm_threads=1)
-    await asyncio.gather(*(b.start() for b in backends.values()))
-    gateway.backends.update(backends)
-    gateway.router.aliases.update(build_aliases(models, backends))
 
 
 def alias_config(*, alias: str, base_url: str, model: str) -> dict[str, Any]:

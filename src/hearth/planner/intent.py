@@ -9,11 +9,14 @@ from __future__ import annotations
 import json
 import logging
 import re
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
 from hearth.planner.schemas import Intent
+
+if TYPE_CHECKING:
+    from hearth.gateway.service import Caller, Gateway
 
 log = logging.getLogger("hearth.planner")
 
@@ -268,11 +271,11 @@ def _gpu_name(value: str) -> str:
 
 
 async def extract_intent(
-    text: str, *, gateway: Any, caller: Any, use_model: bool = True
+    text: str, *, gateway: Gateway | None, caller: Caller, use_model: bool = True
 ) -> tuple[Intent, str]:
     """Ask the chat alias for the intent as JSON; fall back to the parser field by field."""
     data = None
-    if use_model and gateway is not None and "chat" in gateway.aliases:
+    if use_model and gateway is not None and gateway.has_alias("chat"):
         body = {
             "model": "chat",
             "messages": [{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": text}],

@@ -8,6 +8,8 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
+from hearth.platform.kit.schemas import ORMModel
+
 RowKind = Literal["measured", "estimated", "synthetic"]
 
 
@@ -44,11 +46,11 @@ class BenchmarkRowIn(BaseModel):
 # -- knowledge base -----------------------------------------------------------------------------------------
 
 
-class BenchmarkRowOut(BenchmarkRowIn):
+class BenchmarkRowOut(BenchmarkRowIn, ORMModel):
     id: str
 
 
-class ModelOut(BaseModel):
+class ModelOut(ORMModel):
     id: str
     family: str
     params_b: float
@@ -68,7 +70,7 @@ class ModelOut(BaseModel):
     checkpoints: dict[str, str] | None = None
 
 
-class GpuOut(BaseModel):
+class GpuOut(ORMModel):
     name: str
     product_label: str
     memory_gb: float

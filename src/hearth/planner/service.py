@@ -1,26 +1,30 @@
-"""The planner's logic: the knowledge base in SQL, predictions, intent → spec → ranked plan → manifests."""
+"""The planner's service: the calibrated predictor (refitted when the knowledge base changes), and intent →
+spec → ranked plan → manifests → deployment on top of it. The knowledge base itself is `knowledge`."""
 
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import json
-import logging
 from dataclasses import asdict
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import func, select
-
-from hearth.planner import deploy as k8s
+from hearth.config import Settings
+from hearth.events.bus import EventBus
+from hearth.gateway.ports import AliasRegistry
+from hearth.planner import deploying
 from hearth.planner import manifests as mf
-from hearth.planner.catalog import GpuSpec, ModelSpec, seed_benchmarks, seed_gpus, seed_models
-from hearth.planner.events import BenchmarkRowsAdded, PlanDeployed
+from hearth.planner.accuracy import expected_error, held_out_error
+from hearth.planner.checks import capacity, check_point
 from hearth.planner.intent import extract_intent
-from hearth.planner.models import BenchmarkRow, CatalogModel, GpuProfile
+from hearth.planner.knowledge import (
+    add_benchmark_rows,
+    fingerprint,
+    list_benchmark_rows,
+    list_gpus,
+    list_models,
+)
 from hearth.planner.predictor import Point, Predictor
 from hearth.planner.schemas import (
     BenchmarkRowIn,
-    BenchmarkRowOut,
     DeployRequest,
     DeployResponse,
     IntentResponse,
@@ -36,119 +40,46 @@ from hearth.planner.spec import build_spec, expected_qps
 from hearth.platform.db import Database
 from hearth.platform.errors import HearthError, bad_request, not_found
 
-log = logging.getLogger("hearth.planner")
-
-_ROW_FIELDS = tuple(BenchmarkRowIn.model_fields)
-
-
-# -- knowledge base -----------------------------------------------------------------------------------------
-
-
-async def add_benchmark_rows(*, db: Database, rows: list[BenchmarkRowIn], bus: Any = None) -> int:
-    """Store benchmark rows (a bench run's results, an imported report); returns how many."""
-    async with db.transaction() as session:
-        session.add_all(BenchmarkRow(**row.model_dump()) for row in rows)
-        if bus is not None and rows:
-            sources = sorted({r.source for r in rows})
-            await bus.publish(
-                BenchmarkRowsAdded(count=len(rows), source="; ".join(sources)[:500]), session=session
-            )
-    return len(rows)
-
-
-async def seed_knowledge_base(*, db: Database) -> None:
-    """Write the packaged catalog, GPU profiles and seed rows; refreshes existing entries, duplicates none."""
-    async with db.transaction() as session:
-        for m in seed_models():
-            await session.merge(
-                CatalogModel(**{**asdict(m), "quantizations": list(m.quantizations), "tasks": list(m.tasks)})
-            )
-        for g in seed_gpus():
-            await session.merge(GpuProfile(**asdict(g)))
-        known = set(
-            (
-                await session.execute(select(BenchmarkRow.seed_key).where(BenchmarkRow.seed_key.is_not(None)))
-            ).scalars()
-        )
-        session.add_all(
-            BenchmarkRow(**row.model_dump(), seed_key=key)
-            for key, row in seed_benchmarks()
-            if key not in known
-        )
-
-
-async def list_models(*, db: Database) -> list[ModelSpec]:
-    """The model catalog."""
-    async with db.transaction() as session:
-        rows = (await session.execute(select(CatalogModel).order_by(CatalogModel.id))).scalars().all()
-    return [
-        ModelSpec(
-            **{
-                k: getattr(r, k)
-                for k in ModelSpec.__dataclass_fields__
-                if k not in ("quantizations", "tasks")
-            },
-            quantizations=tuple(r.quantizations),
-            tasks=tuple(r.tasks),
-        )
-        for r in rows
-    ]
-
-
-async def list_gpus(*, db: Database) -> list[GpuSpec]:
-    """The GPU profiles."""
-    async with db.transaction() as session:
-        rows = (await session.execute(select(GpuProfile).order_by(GpuProfile.name))).scalars().all()
-    return [GpuSpec(**{k: getattr(r, k) for k in GpuSpec.__dataclass_fields__}) for r in rows]
-
-
-async def list_benchmark_rows(
-    *, db: Database, model_id: str | None = None, gpu: str | None = None, limit: int = 1000
-) -> list[BenchmarkRowOut]:
-    """Benchmark rows, newest first, optionally for one model and/or GPU."""
-    query = select(BenchmarkRow).order_by(BenchmarkRow.created_at.desc(), BenchmarkRow.id).limit(limit)
-    if model_id:
-        query = query.where(BenchmarkRow.model_id == model_id)
-    if gpu:
-        query = query.where(BenchmarkRow.gpu == gpu)
-    async with db.transaction() as session:
-        rows = (await session.execute(query)).scalars().all()
-    return [BenchmarkRowOut(id=r.id, **{k: getattr(r, k) for k in _ROW_FIELDS}) for r in rows]
-
-
-async def _fingerprint(db: Database) -> tuple[Any, ...]:
-    async with db.transaction() as session:
-        result = await session.execute(select(func.count(BenchmarkRow.id), func.max(BenchmarkRow.created_at)))
-        bench = tuple(result.one())
-        result = await session.execute(select(func.count(GpuProfile.name), func.max(GpuProfile.created_at)))
-        return bench + tuple(result.one())
-
-
-# -- the service --------------------------------------------------------------------------------------------
+if TYPE_CHECKING:
+    from hearth.gateway.service import Caller, Gateway
 
 
 class PlannerService:
-    """Holds the calibrated predictor, rebuilt whenever the knowledge base changes (the bench adds rows)."""
+    """Holds the calibrated predictor, rebuilt whenever the knowledge base changes (the bench adds rows).
+    Implements `ports.BenchmarkSink`."""
 
-    def __init__(self, *, db: Database, gateway: Any = None, bus: Any = None, settings: Any = None) -> None:
+    def __init__(
+        self,
+        *,
+        db: Database,
+        bus: EventBus,
+        settings: Settings,
+        gateway: Gateway | None = None,
+        aliases: AliasRegistry | None = None,
+    ) -> None:
         self.db = db
-        self.gateway = gateway
         self.bus = bus
         self.settings = settings
+        self.gateway = gateway  # the `chat` alias extracts intents; without it the parser does
+        self.aliases = aliases  # where deploy routes an alias; without it deploy only applies
         self._predictor: Predictor | None = None
         self._fingerprint: tuple[Any, ...] | None = None
         self._lock = asyncio.Lock()
 
+    async def add_benchmark_rows(self, rows: list[BenchmarkRowIn]) -> int:
+        """Store rows (all or none) and publish `BenchmarkRowsAdded`; returns how many."""
+        return await add_benchmark_rows(db=self.db, bus=self.bus, rows=rows)
+
     async def predictor(self) -> Predictor:
         """The predictor calibrated on the current rows (refitted when rows were added since)."""
         async with self._lock:
-            fp = await _fingerprint(self.db)
+            fp = await fingerprint(db=self.db)
             if self._predictor is None or fp != self._fingerprint:
                 models = await list_models(db=self.db)
                 gpus = await list_gpus(db=self.db)
                 rows = await list_benchmark_rows(db=self.db, limit=100_000)
                 predictor = await asyncio.to_thread(Predictor, models, gpus, rows)
-                predictor.expected_error = await asyncio.to_thread(_expected_error, predictor)
+                predictor.expected_error = await asyncio.to_thread(expected_error, predictor)
                 self._predictor, self._fingerprint = predictor, fp
             return self._predictor
 
@@ -199,7 +130,7 @@ class PlannerService:
             notes=pred.notes,
         )
 
-    async def extract(self, *, text: str, caller: Any, use_model: bool = True) -> IntentResponse:
+    async def extract(self, *, text: str, caller: Caller, use_model: bool = True) -> IntentResponse:
         """Intent (chat model's JSON, parser as the floor) and the specification built from it."""
         try:
             intent, by = await extract_intent(text, gateway=self.gateway, caller=caller, use_model=use_model)
@@ -226,7 +157,7 @@ class PlannerService:
     async def calibration(self) -> dict[str, Any]:
         """The fitted efficiencies per GPU and the model's error on held-out rows."""
         predictor = await self.predictor()
-        report = await asyncio.to_thread(predictor.held_out_error)
+        report = await asyncio.to_thread(held_out_error, predictor)
         names = ("bandwidth_efficiency", "compute_efficiency", "step_overhead_ms", "request_overhead_ms")
 
         def describe(theta: tuple[float, ...]) -> dict[str, float]:
@@ -266,7 +197,7 @@ class PlannerService:
             max_replicas=request.max_replicas,
         )
         try:
-            await asyncio.to_thread(mf.validate, items, crd_dir=self._crd_dir())
+            await asyncio.to_thread(mf.validate, items, crd_dir=self.settings.planner_kserve_crds)
         except ValueError as exc:
             raise HearthError(422, f"the manifests do not validate: {exc}", code="invalid_manifest") from None
         name = items[0]["metadata"]["name"]
@@ -277,155 +208,6 @@ class PlannerService:
     async def deploy(self, *, request: DeployRequest) -> DeployResponse:
         """Apply the manifests (server-side apply), wait for Ready, route an alias to the endpoint."""
         built = await self.manifests(request=request)
-        if self.gateway is not None and request.alias in self.gateway.aliases:
-            raise HearthError(
-                409, f"alias {request.alias!r} already exists", param="alias", code="alias_exists"
-            )
-        s = self.settings
-        try:
-            api = k8s.api_client(
-                kubeconfig=getattr(s, "planner_kubeconfig", None),
-                context=getattr(s, "planner_kube_context", None),
-                host=getattr(s, "planner_kube_api_url", None),
-            )
-            applied = await asyncio.to_thread(k8s.apply, api, built.manifests)
-            ready, url = await asyncio.to_thread(
-                k8s.wait_ready,
-                api,
-                built.name,
-                built.namespace,
-                timeout_s=request.timeout_s,
-                interval_s=getattr(s, "planner_poll_seconds", 5.0),
-            )
-        except HearthError:
-            raise
-        except Exception as exc:  # the cluster's answer, whatever client error it came as
-            raise HearthError(502, f"Kubernetes API: {exc}", code="kubernetes_error") from None
-        url = request.endpoint or url
-        registered = False
-        if ready and url and self.gateway is not None:
-            base = url.rstrip("/") + ("" if url.rstrip("/").endswith("/v1") else "/v1")
-            await k8s.register_alias(self.gateway, alias=request.alias, base_url=base, model=built.name)
-            registered = True
-        if self.bus is not None:
-            await self.bus.publish(
-                PlanDeployed(
-                    name=built.name,
-                    namespace=built.namespace,
-                    model_id=request.option.model_id,
-                    gpu=request.option.gpu,
-                    replicas=request.option.replicas,
-                    url=url,
-                    ready=ready,
-                    alias=request.alias if registered else None,
-                )
-            )
-        return DeployResponse(
-            name=built.name,
-            namespace=built.namespace,
-            applied=applied,
-            ready=ready,
-            url=url,
-            alias=request.alias,
-            registered=registered,
+        return await deploying.deploy(
+            request=request, built=built, settings=self.settings, aliases=self.aliases, bus=self.bus
         )
-
-    def _crd_dir(self) -> Any:
-        return getattr(self.settings, "planner_kserve_crds", None)
-
-
-_ERROR_CACHE: dict[str, dict[str, float]] = {}
-
-
-def _expected_error(predictor: Predictor) -> dict[str, float]:
-    """Median held-out error of ITL-type predictions (the figure that sizes the plan), per kind; cached per
-    distinct set of rows, since every process starts from the same seed rows."""
-    text = sorted(json.dumps({k: getattr(r, k) for k in _ROW_FIELDS}, default=str) for r in predictor.rows)
-    key = hashlib.sha256("\n".join(text).encode()).hexdigest()
-    if key in _ERROR_CACHE:
-        return _ERROR_CACHE[key]
-    report = predictor.held_out_error()
-    out = {}
-    for mode in ("with_neighbours", "model_only"):
-        metrics = report.get(mode, {})
-        values = [
-            m["median_pct"] for name, m in metrics.items() if name in ("output_tokens_per_s", "itl_ms_p50")
-        ]
-        if values:
-            out[mode] = round(max(values), 1)
-    _ERROR_CACHE[key] = out
-    return out
-
-
-def check_point(predictor: Predictor, request: PredictRequest) -> None:
-    """Unknown model, GPU or quantization, or a configuration that cannot run: a 4xx that says why."""
-    has_rows = any(r.model_id == request.model_id and r.gpu == request.gpu for r in predictor.rows)
-    if request.concurrency is not None and request.request_rate is not None:
-        raise bad_request("give concurrency or request_rate, not both", param="concurrency")
-    if request.model_id not in predictor.models and not has_rows:
-        raise not_found(
-            f"unknown model {request.model_id!r}; known: {', '.join(sorted(predictor.models))}",
-            param="model_id",
-            code="unknown_model",
-        )
-    if request.gpu not in predictor.gpus and not has_rows:
-        raise not_found(
-            f"unknown GPU {request.gpu!r}; known: {', '.join(sorted(predictor.gpus))}",
-            param="gpu",
-            code="unknown_gpu",
-        )
-    model, gpu = predictor.models.get(request.model_id), predictor.gpus.get(request.gpu)
-    if model is None or gpu is None:
-        return
-    if request.gpu_count < 1:
-        raise bad_request(f"{gpu.name} needs at least one GPU per replica", param="gpu_count")
-    if request.quantization not in model.quantizations:
-        raise bad_request(
-            f"{model.id} has no {request.quantization} checkpoint in the catalog; "
-            f"choose one of {', '.join(model.quantizations)}",
-            param="quantization",
-        )
-    if not gpu.supports(request.quantization):
-        raise bad_request(f"{gpu.name} has no FP8 tensor cores; use bf16 or int4-awq", param="quantization")
-    if model.attention_heads % request.gpu_count:
-        raise bad_request(
-            f"tensor parallel size {request.gpu_count} must divide the {model.attention_heads} "
-            f"attention heads of {model.id}",
-            param="gpu_count",
-        )
-    if request.gpu_count > gpu.max_per_node:
-        raise bad_request(
-            f"at most {gpu.max_per_node} {gpu.name} GPUs fit in one node (tensor parallel within a node)",
-            param="gpu_count",
-        )
-    if request.prompt_tokens + request.output_tokens > model.context_length:
-        raise bad_request(
-            f"{request.prompt_tokens}+{request.output_tokens} tokens exceed the "
-            f"{model.context_length}-token context of {model.id}",
-            param="prompt_tokens",
-        )
-    from hearth.planner import perf
-
-    c = predictor.configs([model], [request.quantization], [gpu], [request.gpu_count])
-    weights_gb = float(perf.weight_bytes(c)[0]) / 1e9
-    if perf.max_batch(c, request.prompt_tokens + request.output_tokens, 1e9)[0] < 1:
-        raise HearthError(
-            422,
-            f"{model.id} ({request.quantization}, {weights_gb:.0f} GB of weights) does not fit with a "
-            f"{request.prompt_tokens + request.output_tokens}-token KV cache on "
-            f"{request.gpu_count}× {gpu.name} "
-            f"({gpu.memory_gb:g} GB each); use more GPUs, a smaller quantization or a larger GPU",
-            param="gpu_count",
-            code="does_not_fit",
-        )
-
-
-def capacity(predictor: Predictor, point: Point) -> float:
-    """Requests/s the configuration serves at its largest batch."""
-    from hearth.planner import perf
-
-    model, gpu = predictor.models[point.model_id], predictor.gpus[point.gpu]
-    c = predictor.configs([model], [point.quantization], [gpu], [point.gpu_count])
-    limit = max(float(perf.max_batch(c, point.prompt_tokens + point.output_tokens)[0]), 1.0)
-    lat = perf.closed_loop(c, point.prompt_tokens, point.output_tokens, limit, tails=predictor.tails)
-    return float(lat.requests_per_s[0])
