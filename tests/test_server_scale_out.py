@@ -66,4 +66,3 @@ def test_gateway_events_reach_nats_jetstream(tmp_path, prefix):
     completed = [orjson.loads(m.data) for m in messages if m.subject.endswith("InferenceCompleted")]
     assert all(e["alias"] == "chat" and e["status"] == 200 and e["completion_tokens"] == 4 for e in completed)
     assert len({m.headers["Nats-Msg-Id"] for m in messages}) == 4
-
