@@ -205,7 +205,7 @@ async def test_key_queries_are_scoped_by_owner(auth: AuthService) -> None:
 
 async def test_ensure_first_admin(auth: AuthService, tmp_path: Path) -> None:
     token = await auth.ensure_first_admin(data_dir=tmp_path)
-    assert token is not None
+    assert token.startswith("hk-")
     path = tmp_path / "admin-key.txt"
     assert path.read_text().strip() == token
     assert stat.S_IMODE(path.stat().st_mode) == 0o600

@@ -268,7 +268,7 @@ def test_per_key_request_rate_limit(tmp_path, upstreams):
         ]
         assert codes == [200, 200, 429]
         r = httpx.post(f"{hearth.v1}/chat/completions", json=CHAT, headers=headers)
-        assert r.status_code == 429 and int(r.headers["retry-after"]) >= 1
+        assert r.status_code == 429 and 1 <= int(r.headers["retry-after"]) <= 60  # within the minute
         assert r.json()["error"]["type"] == "rate_limit_error"
         # Other keys are not affected.
         assert (
