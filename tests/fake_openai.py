@@ -23,6 +23,7 @@ class Behaviour:
     chunk_delay: float = 0.0
     reply: str = "hello from upstream"
     retry_after: str = "0"
+    hold: threading.Event | None = None  # when given, every answer waits until it is set
 
 
 @dataclass
@@ -142,6 +143,8 @@ class FakeOpenAI:
         body = orjson.loads(raw) if raw else {}
         if self.keep_bodies:
             self.stats.bodies.append(body)
+        if b.hold is not None:
+            await asyncio.to_thread(b.hold.wait)
         if b.delay:
             await asyncio.sleep(b.delay)
         if b.mode == "hang":

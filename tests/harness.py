@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import socket
 import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -21,6 +20,7 @@ from hearth.auth.service import AuthService
 from hearth.config import Settings
 from hearth.platform.db import Database
 from hearth.platform.migrate import upgrade
+from tests.helpers import wait_until
 
 
 @dataclass
@@ -85,19 +85,18 @@ def run_hearth(
     thread = threading.Thread(target=server.run, daemon=True, name="hearth-test-server")
     thread.start()
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if server.started:
-            try:
-                if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
+
+    def ready() -> bool:
         if not thread.is_alive():
             raise RuntimeError("hearth test server died during start-up")
-        time.sleep(0.05)
-    else:
-        raise RuntimeError("hearth test server did not become ready")
+        if not server.started:
+            return False
+        try:
+            return httpx.get(f"{url}/readyz", timeout=2).status_code == 200
+        except httpx.TransportError:
+            return False
+
+    wait_until(ready, 60, what="hearth test server ready")
     try:
         yield RunningHearth(url, admin_key, s, app)
     finally:

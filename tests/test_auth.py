@@ -93,10 +93,16 @@ async def test_authenticate(auth: AuthService) -> None:
     assert await auth.authenticate("") is None
 
 
+async def key_of(auth: AuthService, token: str) -> str | None:
+    """The id of the key `token` authenticates as, or None when it is refused."""
+    principal = await auth.authenticate(token)
+    return principal.key_id if principal else None
+
+
 async def test_revoke_invalidates_the_cache_at_once(auth: AuthService) -> None:
     await auth.create_user(username="carol")
     row, token = await auth.create_key(username="carol")
-    assert await auth.authenticate(token) is not None
+    assert await key_of(auth, token) == row.id
     revoked = await auth.revoke_key(key_id=row.id)
     assert revoked.revoked_at is not None
     assert await auth.authenticate(token) is None
@@ -109,12 +115,12 @@ async def test_revoke_invalidates_the_cache_at_once(auth: AuthService) -> None:
 
 async def test_disabled_user_is_refused(auth: AuthService) -> None:
     user = await auth.create_user(username="dave")
-    _, token = await auth.create_key(username="dave")
-    assert await auth.authenticate(token) is not None
+    row, token = await auth.create_key(username="dave")
+    assert await key_of(auth, token) == row.id
     await auth.set_user_disabled(user_id=user.id)
     assert await auth.authenticate(token) is None
     await auth.set_user_disabled(user_id=user.id, disabled=False)
-    assert await auth.authenticate(token) is not None
+    assert await key_of(auth, token) == row.id
 
 
 async def test_revoke_elsewhere_is_seen_after_cache_expiry(database: Database) -> None:
@@ -123,9 +129,9 @@ async def test_revoke_elsewhere_is_seen_after_cache_expiry(database: Database) -
     cli = AuthService(database)  # another process: its revoke cannot reach the server's cache
     await cli.create_user(username="erin")
     row, token = await cli.create_key(username="erin")
-    assert await server.authenticate(token) is not None
+    assert await key_of(server, token) == row.id
     await cli.revoke_key(key_id=row.id)
-    assert await server.authenticate(token) is not None  # still cached
+    assert await key_of(server, token) == row.id  # still cached
     clock.advance(2.1)
     assert await server.authenticate(token) is None
     await server.drain()
@@ -147,9 +153,9 @@ async def test_unknown_keys_are_cached_briefly(auth: AuthService) -> None:
     assert loads == 1
     # A cold cache hit by many requests at once costs one query, not one per request.
     await auth.create_user(username="flood")
-    _, token = await auth.create_key(username="flood")
-    results = await asyncio.gather(*(auth.authenticate(token) for _ in range(20)))
-    assert all(p is not None for p in results)
+    row, token = await auth.create_key(username="flood")
+    results = await asyncio.gather(*(key_of(auth, token) for _ in range(20)))
+    assert results == [row.id] * 20
     assert loads == 2
 
 
@@ -193,13 +199,13 @@ async def test_key_queries_are_scoped_by_owner(auth: AuthService) -> None:
     with pytest.raises(HearthError) as foreign:
         await auth.revoke_key(key_id=row.id, user_id=other.id)
     assert foreign.value.status == 404
-    assert await auth.authenticate(token) is not None
+    assert await key_of(auth, token) == row.id  # not revoked
     assert (await auth.get_key(key_id=row.id, user_id=owner.id)).id == row.id
 
 
 async def test_ensure_first_admin(auth: AuthService, tmp_path: Path) -> None:
     token = await auth.ensure_first_admin(data_dir=tmp_path)
-    assert token is not None
+    assert token.startswith("hk-")
     path = tmp_path / "admin-key.txt"
     assert path.read_text().strip() == token
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
@@ -298,12 +304,11 @@ async def client(database: Database, tmp_path: Path):  # type: ignore[no-untyped
     await auth.drain()
 
 
-def _error(response: httpx.Response, status: int, code: str | None = None) -> dict:
+def _error(response: httpx.Response, status: int, code: str) -> dict:
     assert response.status_code == status, response.text
     error = response.json()["error"]
     assert set(error) == {"message", "type", "param", "code"}
-    if code is not None:
-        assert error["code"] == code
+    assert error["code"] == code
     return error
 
 
@@ -327,7 +332,7 @@ async def test_admin_routes(client: httpx.AsyncClient) -> None:
     assert [k["id"] for k in listed.json()["data"]] == [body["id"]]
     assert user_key not in listed.text and "key_hash" not in listed.text
     assert len((await client.get("/api/admin/keys")).json()["data"]) == 2
-    _error(await client.get("/api/admin/keys", params={"user": "ghost"}), 404)
+    _error(await client.get("/api/admin/keys", params={"user": "ghost"}), 404, "user_not_found")
 
     as_user = {"Authorization": f"Bearer {user_key}"}
     me = await client.get("/api/me", headers=as_user)
@@ -339,7 +344,7 @@ async def test_admin_routes(client: httpx.AsyncClient) -> None:
     revoked = await client.delete(f"/api/admin/keys/{body['id']}")
     assert revoked.status_code == 200 and revoked.json()["revoked_at"] is not None
     _error(await client.get("/api/me", headers=as_user), 401, "invalid_api_key")
-    _error(await client.delete("/api/admin/keys/nope"), 404)
+    _error(await client.delete("/api/admin/keys/nope"), 404, "key_not_found")
 
 
 async def test_auth_failures(client: httpx.AsyncClient) -> None:
@@ -351,21 +356,32 @@ async def test_auth_failures(client: httpx.AsyncClient) -> None:
     unauthenticated = await client.post(
         "/api/admin/users", json={"username": "x"}, headers={"Authorization": ""}
     )
-    _error(unauthenticated, 401)
+    _error(unauthenticated, 401, "missing_api_key")
 
 
 async def test_bad_bodies(client: httpx.AsyncClient) -> None:
     raw = {"Content-Type": "application/json"}
     _error(await client.post("/api/admin/users", content=b"{nope", headers=raw), 400, "invalid_json")
-    assert _error(await client.post("/api/admin/users", json={"username": 5}), 422)["param"] == "username"
-    _error(await client.post("/api/admin/users", json={"username": "bad name"}), 422)
-    _error(await client.post("/api/admin/users", json={"username": "ok", "role": "root"}), 422)
-    _error(await client.post("/api/admin/users", json={"username": "ok", "extra": 1}), 422)
-    _error(await client.post("/api/admin/keys", json={"user": "admin", "rpm_limit": "many"}), 422)
-    _error(await client.post("/api/admin/keys", json={"user": "admin", "rpm_limit": 0}), 422)
-    _error(await client.post("/api/admin/keys", json={"user": "admin", "priority": "gold"}), 422)
+    assert (
+        _error(await client.post("/api/admin/users", json={"username": 5}), 422, "invalid_value")["param"]
+        == "username"
+    )
+    _error(await client.post("/api/admin/users", json={"username": "bad name"}), 422, "invalid_value")
+    _error(
+        await client.post("/api/admin/users", json={"username": "ok", "role": "root"}), 422, "invalid_value"
+    )
+    _error(await client.post("/api/admin/users", json={"username": "ok", "extra": 1}), 422, "invalid_value")
+    _error(
+        await client.post("/api/admin/keys", json={"user": "admin", "rpm_limit": "many"}),
+        422,
+        "invalid_value",
+    )
+    _error(await client.post("/api/admin/keys", json={"user": "admin", "rpm_limit": 0}), 422, "invalid_value")
+    _error(
+        await client.post("/api/admin/keys", json={"user": "admin", "priority": "gold"}), 422, "invalid_value"
+    )
     _error(await client.post("/api/admin/keys", json={"user": "ghost"}), 404, "user_not_found")
-    _error(await client.post("/api/admin/keys", json=[1, 2]), 422)
+    _error(await client.post("/api/admin/keys", json=[1, 2]), 422, "invalid_value")
 
 
 # ---- CLI ----

@@ -41,10 +41,24 @@ def test_interactive_conversation(hearth) -> None:  # type: ignore[no-untyped-de
     )
     assert result.exit_code == 0, result.output
     out = result.output
-    assert out.count("tok0 tok1 tok2") >= 3
-    assert "(conversation: Hello from upstream)" in out
-    assert "user: hello there" in out and "user: and again" in out and "assistant: tok0 tok1 tok2" in out
-    assert "no collection" in out and "(RAG on)" in out and "(new conversation)" in out
+    assert out.splitlines() == [
+        "Hearth chat. /help for commands, /exit to leave.",
+        "you> tok0 tok1 tok2 ",
+        "(conversation: Hello from upstream)",
+        "you> tok0 tok1 tok2 ",
+        "you> user: hello there",  # /history
+        "assistant: tok0 tok1 tok2 ",
+        "user: and again",
+        "assistant: tok0 tok1 tok2 ",
+        "you> (RAG on)",
+        "you> error 400: RAG is on but no collection is named: pass 'collection' or set a default one with "
+        "PUT /api/me/preferences",
+        "you> (RAG off)",
+        "you> (new conversation)",
+        "you> tok0 tok1 tok2 ",
+        "(conversation: Hello from upstream)",
+        "you> ",  # /exit: what follows is never sent
+    ]
 
     conversations = httpx.get(f"{hearth.url}/api/conversations", headers=hearth.headers()).json()
     assert sorted(c["message_count"] for c in conversations) == [2, 4]

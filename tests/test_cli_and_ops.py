@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import time
 
 import httpx
 import orjson
@@ -14,6 +13,7 @@ from hearth.cli.main import app as cli
 from hearth.platform.logging import JsonFormatter, request_id_var
 from tests.fake_openai import FakeOpenAI
 from tests.harness import remote_config, run_hearth
+from tests.helpers import wait_until
 
 
 @pytest.fixture(scope="module")
@@ -82,9 +82,17 @@ def test_json_log_lines_carry_the_request_id():
 
 
 def test_access_log_is_one_json_line_per_request(hearth, capfd):
+    err: list[str] = []
+
+    def logged(request_id: str) -> bool:
+        err.extend(capfd.readouterr().err.splitlines())
+        return any(request_id in line for line in err)
+
     httpx.get(f"{hearth.url}/healthz", headers={"X-Request-ID": "log-check-42"})
-    time.sleep(0.5)  # access lines are flushed in batches within 0.2 s
-    lines = [orjson.loads(line) for line in capfd.readouterr().err.splitlines() if "log-check-42" in line]
+    # A later request: lines are written in order, so once its line is out every line of the first is too.
+    httpx.get(f"{hearth.url}/healthz", headers={"X-Request-ID": "log-check-43"})
+    wait_until(lambda: logged("log-check-43"), 2, what="access lines flushed")  # batches go out within 0.2 s
+    lines = [orjson.loads(line) for line in err if "log-check-42" in line]
     assert len(lines) == 1
     entry = lines[0]
     assert entry["logger"] == "hearth.access" and entry["path"] == "/healthz" and entry["status"] == 200

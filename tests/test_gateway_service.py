@@ -11,6 +11,7 @@ from hearth.gateway.service import Caller, Gateway
 from hearth.platform.errors import HearthError
 from tests.fake_openai import FakeOpenAI
 from tests.harness import remote_config
+from tests.helpers import wait_for
 
 BODY = {"model": "chat", "messages": [{"role": "user", "content": "hi"}], "stream": True}
 
@@ -37,14 +38,11 @@ def slots(gateway: Gateway) -> tuple[int, int]:
 async def test_a_stream_dropped_before_its_first_read_frees_its_slot(setup):
     gateway, upstream = setup
     stream = await gateway.chat_stream(BODY)
-    assert slots(gateway) == (0, 1)
+    assert slots(gateway) == (0, 1) and upstream.stats.active_streams == 1
     await stream.aclose()  # e.g. the client hung up before the response started
     assert slots(gateway) == (0, 0)
-    for _ in range(50):
-        if upstream.stats.active_streams == 0:
-            break
-        await asyncio.sleep(0.02)
-    assert upstream.stats.active_streams == 0 and upstream.stats.completed_streams == 0
+    await wait_for(lambda: upstream.stats.active_streams == 0, 5, what="upstream stream closed")
+    assert upstream.stats.completed_streams == 0
 
 
 async def test_a_finished_stream_frees_its_slot_and_counts_tokens(setup):
@@ -61,8 +59,8 @@ async def test_a_second_stream_waits_for_the_first(setup):
     gateway, _ = setup
     first = await gateway.chat_stream(BODY)
     second = asyncio.create_task(gateway.chat_stream(BODY))
-    await asyncio.sleep(0.1)
-    assert not second.done() and slots(gateway) == (1, 1)
+    await wait_for(lambda: slots(gateway) == (1, 1), 5, what="second stream queued")
+    assert not second.done()  # queued behind the first, not started
     await first.aclose()
     stream = await asyncio.wait_for(second, 5)
     await stream.aclose()

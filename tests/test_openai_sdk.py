@@ -11,6 +11,7 @@ import numpy as np
 import openai
 import pytest
 
+from hearth.gateway.backends.onnx_embedding import default_model_files, load_tokenizer
 from tests.harness import run_hearth
 
 
@@ -27,7 +28,17 @@ def client(hearth) -> openai.OpenAI:
 
 def test_lists_the_seed_aliases(client):
     ids = {m.id for m in client.models.list()}
-    assert {"chat", "tip-generator", "judge", "embedder", "reranker"} <= ids
+    assert ids == {
+        "chat",
+        "tip-generator",
+        "judge",
+        "embedder",
+        "reranker",
+        "stt",
+        "tts",
+        "whisper-1",
+        "tts-1",
+    }
 
 
 def test_sync_chat_completion_from_embedded_model(client):
@@ -41,7 +52,7 @@ def test_sync_chat_completion_from_embedded_model(client):
     text = r.choices[0].message.content
     assert isinstance(text, str) and text.strip()
     assert r.usage.prompt_tokens > 5 and 0 < r.usage.completion_tokens <= 24
-    assert r.choices[0].finish_reason in ("stop", "length")
+    assert r.choices[0].finish_reason == ("length" if r.usage.completion_tokens == 24 else "stop")
     # Same seed, temperature 0: the same answer.
     again = client.chat.completions.create(
         model="chat",
@@ -76,9 +87,9 @@ def test_streaming_with_usage(client):
     deltas = [c.choices[0].delta.content for c in chunks if c.choices and c.choices[0].delta.content]
     assert len(deltas) >= 3  # token by token, not one blob
     finish = [c.choices[0].finish_reason for c in chunks if c.choices and c.choices[0].finish_reason]
-    assert finish in (["length"], ["stop"])
     usage = chunks[-1].usage
-    assert chunks[-1].choices == [] and usage is not None
+    assert chunks[-1].choices == [] and usage.completion_tokens > 0
+    assert finish == ["length" if usage.completion_tokens == 16 else "stop"]
     # A token can decode to an empty delta (a partial UTF-8 sequence), so deltas never outnumber tokens.
     assert len(deltas) <= usage.completion_tokens <= 16
 
@@ -100,19 +111,18 @@ def test_async_client_concurrent_requests_queue_on_the_single_model(hearth):
         return [r.choices[0].message.content for r in rs]
 
     answers = asyncio.run(run())
-    assert len(answers) == 3 and all(a is not None for a in answers)
+    assert len(answers) == 3 and all(a.strip() for a in answers)
 
 
 def test_embeddings_float_and_base64(client):
-    r = client.embeddings.create(
-        model="embedder",
-        input=["The cat sits on the mat.", "A kitten rests on a rug.", "Quarterly tax filing deadlines."],
-    )
+    sentences = ["The cat sits on the mat.", "A kitten rests on a rug.", "Quarterly tax filing deadlines."]
+    r = client.embeddings.create(model="embedder", input=sentences)
+    tokenizer = load_tokenizer(default_model_files()[1], 256)  # as the server tokenises: no fixed padding
     vectors = np.array([d.embedding for d in r.data])
     assert vectors.shape == (3, 384)
     assert np.allclose(np.linalg.norm(vectors, axis=1), 1, atol=1e-3)
     assert vectors[0] @ vectors[1] > vectors[0] @ vectors[2] + 0.2
-    assert r.usage.prompt_tokens > 10
+    assert r.usage.prompt_tokens == sum(len(tokenizer.encode(s).ids) for s in sentences)
     # The SDK asks for base64 by default when numpy is around; check the raw encoding too.
     raw = httpx.post(
         f"{client.base_url}embeddings",
@@ -152,9 +162,9 @@ def test_huge_prompt_is_a_clear_error_and_server_survives(client, hearth):
         )
     assert "context" in str(err.value).lower()
     r = client.chat.completions.create(
-        model="chat", messages=[{"role": "user", "content": "Hi"}], max_tokens=4
+        model="chat", messages=[{"role": "user", "content": "Hi"}], max_tokens=4, temperature=0
     )
-    assert r.choices[0].message.content is not None
+    assert r.choices[0].message.content.strip() and r.usage.completion_tokens <= 4
 
 
 def test_client_disconnect_frees_the_embedded_model(hearth, client):

@@ -3,19 +3,16 @@
 from __future__ import annotations
 
 import asyncio
-import os
-import time
 
 import httpx
-import nats
 import orjson
 import psycopg
 
+from tests.conftest import NATS_URL, POSTGRES_DSN
 from tests.fake_openai import FakeOpenAI
 from tests.harness import remote_config, run_hearth
+from tests.helpers import read_stream
 
-POSTGRES_DSN = os.environ.get("HEARTH_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
-NATS_URL = os.environ.get("HEARTH_TEST_NATS", "nats://127.0.0.1:4222")
 CHAT = {"model": "chat", "messages": [{"role": "user", "content": "hi"}]}
 
 
@@ -34,6 +31,7 @@ def test_server_on_postgres(tmp_path, postgres_schema):
             key = httpx.post(
                 f"{hearth.url}/api/admin/keys", json={"user": "pg-user"}, headers=hearth.headers()
             )
+            assert key.status_code == 201, key.text
             r = httpx.post(
                 f"{hearth.v1}/chat/completions", json=CHAT, headers=hearth.headers(key.json()["key"])
             )
@@ -55,13 +53,12 @@ def test_gateway_events_reach_nats_jetstream(tmp_path, prefix):
             tmp_path, config, nats_url=NATS_URL, nats_prefix=prefix, gateway_events=True
         ) as hearth:
             for _ in range(3):
-                assert httpx.post(
-                    f"{hearth.v1}/chat/completions", json=CHAT, headers=hearth.headers()
-                ).is_success
+                r = httpx.post(f"{hearth.v1}/chat/completions", json=CHAT, headers=hearth.headers())
+                assert r.status_code == 200, r.text
             upstream.behaviour.mode = "error400"  # the upstream rejects the request: a failure event
             r = httpx.post(f"{hearth.v1}/chat/completions", json=CHAT, headers=hearth.headers())
             assert r.status_code == 400
-            messages = asyncio.run(_read_stream(f"{prefix.upper()}_INFERENCE", expect=4))
+            messages = asyncio.run(read_stream(NATS_URL, f"{prefix.upper()}_INFERENCE", expect=4))
     finally:
         upstream.stop()
     kinds = sorted(m.subject.rsplit(".", 1)[1] for m in messages)
@@ -69,20 +66,3 @@ def test_gateway_events_reach_nats_jetstream(tmp_path, prefix):
     completed = [orjson.loads(m.data) for m in messages if m.subject.endswith("InferenceCompleted")]
     assert all(e["alias"] == "chat" and e["status"] == 200 and e["completion_tokens"] == 4 for e in completed)
     assert len({m.headers["Nats-Msg-Id"] for m in messages}) == 4
-
-
-async def _read_stream(stream: str, *, expect: int) -> list:
-    nc = await nats.connect(NATS_URL, allow_reconnect=False, connect_timeout=2)
-    try:
-        js = nc.jetstream()
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            try:
-                if (await js.stream_info(stream)).state.messages >= expect:
-                    break
-            except nats.js.errors.NotFoundError:
-                pass
-            await asyncio.sleep(0.1)
-        return [await js.get_msg(stream, seq) for seq in range(1, expect + 1)]
-    finally:
-        await nc.close()

@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import sqlite3
-import time
 
 import httpx
 import orjson
@@ -17,6 +16,7 @@ from websockets.sync.client import connect
 from hearth.auth.service import AuthService
 from hearth.gateway.audio import probe_duration
 from hearth.platform.db import Database
+from tests.helpers import wait_until
 from tests.voice_helpers import PHRASES, noise, silence, speech, speech_server, two_hour_mp3, words
 
 QUESTION = PHRASES[1]
@@ -84,7 +84,7 @@ def test_spoken_question_gets_a_spoken_answer(hearth) -> None:
     stored = httpx.get(
         f"{hearth.url}/api/voice/requests/{body['request_id']}", headers=hearth.headers()
     ).json()
-    assert stored["transcription"] == body["transcription"] and stored["audio_kept"]
+    assert stored["transcription"] == body["transcription"] and stored["audio_kept"] is True
     assert stored["response"]["response_text"] == body["response_text"]
     kept = httpx.get(f"{hearth.url}/api/voice/requests/{body['request_id']}/audio", headers=hearth.headers())
     assert kept.status_code == 200 and kept.content == audio
@@ -132,8 +132,7 @@ def test_speechless_audio_is_422_and_nothing_is_stored(hearth, other_key, clip) 
 def test_bad_voice_input_gets_clear_errors(hearth, other_key, body, status, code) -> None:
     r = voice_json(hearth, body(), key=other_key)
     assert r.status_code == status, r.text
-    if code:
-        assert r.json()["error"]["code"] == code
+    assert r.json()["error"]["code"] == code
     assert httpx.get(f"{hearth.url}/api/voice/requests", headers=hearth.headers(other_key)).json() == []
 
 
@@ -184,7 +183,7 @@ def test_websocket_streams_transcript_text_then_audio_sentence_by_sentence(heart
     stored = httpx.get(
         f"{hearth.url}/api/voice/requests/{response['request_id']}", headers=hearth.headers()
     ).json()
-    assert stored["streaming"] and stored["session_id"] == ready["session_id"]
+    assert stored["streaming"] is True and stored["session_id"] == ready["session_id"]
 
 
 def test_barge_in_stops_the_answer_and_frees_the_llm(hearth) -> None:
@@ -199,10 +198,7 @@ def test_barge_in_stops_the_answer_and_frees_the_llm(hearth) -> None:
         while (m := receive(ws))["type"] != "interrupted":
             assert m["type"] in ("delta", "audio")  # already in flight when the interrupt arrived
         assert m["stored"] is True
-        deadline = time.monotonic() + 5
-        while gateway.slot_usage()["local-llm"] != (0, 0) and time.monotonic() < deadline:
-            time.sleep(0.02)
-        assert gateway.slot_usage()["local-llm"] == (0, 0)
+        wait_until(lambda: gateway.slot_usage()["local-llm"] == (0, 0), 5, what="LLM slot freed", every=0.02)
         # Nothing more of the old answer arrives, and the next turn works on the same connection.
         ws.send(speech(QUESTION))
         ws.send(orjson.dumps({"type": "end"}).decode())
@@ -220,7 +216,7 @@ def test_barge_in_stops_the_answer_and_frees_the_llm(hearth) -> None:
         for r in httpx.get(f"{hearth.url}/api/voice/requests", headers=hearth.headers()).json()
         if r["response"]["interrupted"]
     ]
-    assert interrupted and interrupted[0]["transcription"]
+    assert len(interrupted) == 1 and "moon" in words(interrupted[0]["transcription"])
 
 
 def test_websocket_needs_a_key_and_reports_bad_audio(hearth) -> None:
@@ -247,10 +243,12 @@ def test_rag_grounds_the_spoken_answer(hearth) -> None:
     r = httpx.post(f"{hearth.url}/api/rag/collections/voice-facts/documents", headers=h, json=doc, timeout=60)
     assert r.status_code == 202, r.text
     job = r.json()["job"]["id"]
-    deadline = time.monotonic() + 60
-    while (status := httpx.get(f"{hearth.url}/api/rag/jobs/{job}", headers=h).json()["status"]) != "indexed":
-        assert status != "failed" and time.monotonic() < deadline, status
-        time.sleep(0.2)
+
+    def settled() -> str | None:
+        status = httpx.get(f"{hearth.url}/api/rag/jobs/{job}", headers=h).json()["status"]
+        return status if status in ("indexed", "failed") else None
+
+    assert wait_until(settled, 60, what="ingestion", every=0.2) == "indexed"
     # The request does not say: the user's preferences switch RAG on and pick the collection.
     prefs = {"rag_enabled": True, "collection": "voice-facts"}
     assert httpx.put(f"{hearth.url}/api/me/preferences", headers=h, json=prefs).status_code == 200
@@ -261,10 +259,14 @@ def test_rag_grounds_the_spoken_answer(hearth) -> None:
         assert httpx.put(f"{hearth.url}/api/me/preferences", headers=h, json=reset).status_code == 200
     assert r.status_code == 200, r.text
     out = r.json()
-    assert out["rag_docs_used"] >= 1 and "rag" in out["latency"]
-    assert outbox_types(hearth, out["request_id"])[:4] == [*VOICE_EVENTS[:3], "VoiceRAGQueryExecuted"]
+    assert out["rag_docs_used"] == 1 and "rag" in out["latency"]  # the collection's one document
+    assert outbox_types(hearth, out["request_id"]) == [
+        *VOICE_EVENTS[:3],
+        "VoiceRAGQueryExecuted",
+        *VOICE_EVENTS[3:],
+    ]
     stored = httpx.get(f"{hearth.url}/api/voice/requests/{out['request_id']}", headers=h).json()
-    assert stored["enable_rag"] and stored["collection"] == "voice-facts"
+    assert stored["enable_rag"] is True and stored["collection"] == "voice-facts"
     # A collection the caller cannot see is a 404, and nothing is stored.
     before = len(httpx.get(f"{hearth.url}/api/voice/requests", headers=h).json())
     body = {"audio_b64": b64(speech(QUESTION)), "enable_rag": True, "collection": "nobody-has-this"}

@@ -5,34 +5,16 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import time
 
 import httpx
-import nats
 import orjson
 import psycopg
 
 from hearth.gateway.audio import probe_duration
 from tests.conftest import NATS_URL, POSTGRES_DSN, REDIS_URL, postgres_url
 from tests.harness import run_hearth
+from tests.helpers import read_stream
 from tests.voice_helpers import PHRASES, speech, speech_server, words
-
-
-async def read_stream(stream: str, *, expect: int) -> list:
-    nc = await nats.connect(NATS_URL, allow_reconnect=False, connect_timeout=2)
-    try:
-        js = nc.jetstream()
-        deadline = time.monotonic() + 15
-        while time.monotonic() < deadline:
-            try:
-                if (await js.stream_info(stream)).state.messages >= expect:
-                    break
-            except nats.js.errors.NotFoundError:
-                pass
-            await asyncio.sleep(0.1)
-        return [await js.get_msg(stream, seq) for seq in range(1, expect + 1)]
-    finally:
-        await nc.close()
 
 
 def test_voice_turn_on_postgres_nats_redis_and_remote_models(tmp_path, postgres_schema, prefix) -> None:
@@ -64,9 +46,17 @@ def test_voice_turn_on_postgres_nats_redis_and_remote_models(tmp_path, postgres_
         body = r.json()
         assert "france" in words(body["transcription"]) and body["response_text"].strip()
         assert probe_duration(base64.b64decode(body["audio_b64"])) > 0.3
-        messages = asyncio.run(read_stream(f"{prefix.upper()}_VOICE", expect=7))
+        messages = asyncio.run(read_stream(NATS_URL, f"{prefix.upper()}_VOICE", expect=7))
     kinds = [m.subject.rsplit(".", 1)[1] for m in messages]
-    assert kinds[0] == "VoiceRequestReceived" and kinds[-1] == "AudioResponseReady", kinds
+    assert kinds == [
+        "VoiceRequestReceived",
+        "TranscriptionStarted",
+        "TranscriptionCompleted",
+        "LLMInferenceStarted",
+        "TTSSynthesisStarted",  # the first sentence is spoken before the whole reply is in
+        "LLMResponseGenerated",
+        "AudioResponseReady",
+    ]
     assert all(orjson.loads(m.data)["request_id"] == body["request_id"] for m in messages)
     with psycopg.connect(POSTGRES_DSN) as conn:
         rows = conn.execute(
