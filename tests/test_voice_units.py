@@ -1,7 +1,19 @@
-"""Voice pieces without a server: which earlier turns of a streamed conversation the LLM reads."""
+"""Voice pieces without a server: which earlier turns of a streamed conversation the LLM reads, and how the
+WebSocket authenticates."""
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+from typing import Any
+
+import orjson
+import pytest
+from fastapi import FastAPI, WebSocket
+from starlette.testclient import TestClient
+from starlette.websockets import WebSocketDisconnect
+
+from hearth.auth.principal import Principal
+from hearth.voice.api import _authenticate
 from hearth.voice.service import history_window
 
 
@@ -21,3 +33,70 @@ def test_history_window_keeps_its_start_so_the_llm_prompt_cache_holds() -> None:
     # Between two resets each turn's prompt extends the last one: only the new question is evaluated.
     for n in (1, 2, 3, 5, 6, 7):
         assert kept[n + 1][: len(kept[n])] == kept[n]
+
+
+# -- the WebSocket's authentication: the HTTP authenticator, the header or a first `auth` message ----------
+
+GOOD_KEY = "hk-good"
+UNAUTHORIZED = {
+    "type": "error",
+    "status": 401,
+    "code": "invalid_api_key",
+    "message": "missing or invalid API key",
+}
+
+
+class _Auth:
+    async def authenticate(self, token: str) -> Principal | None:
+        if token != GOOD_KEY:
+            return None
+        return Principal("u1", "alice", "user", "k1", "standard", None, None)
+
+
+def _socket_app() -> FastAPI:
+    app = FastAPI()
+    app.state.platform = SimpleNamespace(auth=_Auth())
+
+    @app.websocket("/ws")
+    async def ws_route(ws: WebSocket) -> None:
+        principal = await _authenticate(ws)
+        if principal is not None:
+            await ws.send_json({"type": "ready", "user": principal.username})
+            await ws.close()
+
+    return app
+
+
+@pytest.mark.parametrize(
+    ("headers", "first"),
+    [
+        ({"Authorization": f"Bearer {GOOD_KEY}"}, None),
+        ({}, {"type": "auth", "api_key": GOOD_KEY}),
+        ({"Authorization": "Bearer "}, {"type": "auth", "api_key": f" {GOOD_KEY} "}),
+    ],
+)
+def test_websocket_key_from_the_header_or_the_first_message(headers: dict[str, str], first: Any) -> None:
+    with TestClient(_socket_app()) as client, client.websocket_connect("/ws", headers=headers) as ws:
+        if first is not None:
+            ws.send_text(orjson.dumps(first).decode())
+        assert ws.receive_json() == {"type": "ready", "user": "alice"}
+
+
+@pytest.mark.parametrize(
+    ("headers", "first"),
+    [
+        ({"Authorization": "Bearer hk-wrong"}, None),  # a wrong header key gets no second chance
+        ({}, {"type": "auth", "api_key": "hk-wrong"}),
+        ({}, {"type": "auth"}),
+        ({}, {"type": "start"}),
+        ({"Authorization": f"Basic {GOOD_KEY}"}, {"type": "hello"}),
+    ],
+)
+def test_websocket_without_a_valid_key_gets_one_error_and_4401(headers: dict[str, str], first: Any) -> None:
+    with TestClient(_socket_app()) as client, client.websocket_connect("/ws", headers=headers) as ws:
+        if first is not None:
+            ws.send_text(orjson.dumps(first).decode())
+        assert ws.receive_json() == UNAUTHORIZED
+        with pytest.raises(WebSocketDisconnect) as closed:
+            ws.receive_json()
+        assert closed.value.code == 4401

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import dataclasses
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request
 
-from hearth.auth.deps import require_admin, require_principal
-from hearth.auth.principal import Principal
+from hearth.auth.deps import AdminUser, CurrentUser
 from hearth.auth.schemas import KeyCreate, KeyCreated, KeyList, KeyOut, Me, UserCreate, UserList, UserOut
 from hearth.auth.service import AuthService, KeyInfo
 from hearth.platform.errors import HearthError
@@ -15,27 +15,30 @@ from hearth.platform.errors import HearthError
 router = APIRouter(tags=["auth"])
 
 
-def _auth(request: Request) -> AuthService:
+async def _auth(request: Request) -> AuthService:
     return request.app.state.platform.auth
 
 
+# The platform owns authentication (every context's routes use it), so routes reach it there.
+Auth = Annotated[AuthService, Depends(_auth)]
+
+
 @router.post("/api/admin/users", status_code=201, response_model=UserOut)
-async def create_user(body: UserCreate, request: Request, _: Principal = Depends(require_admin)) -> UserOut:
+async def create_user(body: UserCreate, _: AdminUser, auth: Auth) -> UserOut:
     """Create a user."""
-    user = await _auth(request).create_user(username=body.username, role=body.role, premium=body.premium)
+    user = await auth.create_user(username=body.username, role=body.role, premium=body.premium)
     return UserOut.of(user)
 
 
 @router.get("/api/admin/users", response_model=UserList)
-async def list_users(request: Request, _: Principal = Depends(require_admin)) -> UserList:
+async def list_users(_: AdminUser, auth: Auth) -> UserList:
     """All users."""
-    return UserList(data=[UserOut.of(u) for u in await _auth(request).list_users()])
+    return UserList(data=[UserOut.of(u) for u in await auth.list_users()])
 
 
 @router.post("/api/admin/keys", status_code=201, response_model=KeyCreated)
-async def create_key(body: KeyCreate, request: Request, _: Principal = Depends(require_admin)) -> KeyCreated:
+async def create_key(body: KeyCreate, _: AdminUser, auth: Auth) -> KeyCreated:
     """Create a key for a user; the plaintext is in this response and nowhere else."""
-    auth = _auth(request)
     row, token = await auth.create_key(
         username=body.user,
         name=body.name,
@@ -48,24 +51,21 @@ async def create_key(body: KeyCreate, request: Request, _: Principal = Depends(r
 
 
 @router.get("/api/admin/keys", response_model=KeyList)
-async def list_keys(
-    request: Request, user: str | None = None, _: Principal = Depends(require_admin)
-) -> KeyList:
+async def list_keys(_: AdminUser, auth: Auth, user: str | None = None) -> KeyList:
     """All keys, or one user's keys with ?user=NAME."""
-    keys = await _auth(request).list_keys(username=user)
+    keys = await auth.list_keys(username=user)
     return KeyList(data=[KeyOut.of(k) for k in keys])
 
 
 @router.delete("/api/admin/keys/{key_id}", response_model=KeyOut)
-async def revoke_key(key_id: str, request: Request, _: Principal = Depends(require_admin)) -> KeyOut:
+async def revoke_key(key_id: str, _: AdminUser, auth: Auth) -> KeyOut:
     """Revoke a key; revoking twice is harmless."""
-    return KeyOut.of(await _auth(request).revoke_key(key_id=key_id))
+    return KeyOut.of(await auth.revoke_key(key_id=key_id))
 
 
 @router.get("/api/me", response_model=Me)
-async def me(request: Request, principal: Principal = Depends(require_principal)) -> Me:
+async def me(principal: CurrentUser, auth: Auth) -> Me:
     """The calling key and its user, without secrets."""
-    auth = _auth(request)
     user = await auth.get_user(user_id=principal.user_id)
     if user is None:  # deleted between authentication and now
         raise HearthError(401, "invalid or revoked API key", code="invalid_api_key")

@@ -4,16 +4,13 @@ Thin: parse, call the service, shape the reply. Every route acts for the caller 
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from typing import Any
+from typing import Annotated, Any
 
-import anyio
 import orjson
 from fastapi import APIRouter, Depends, Query, Request
-from starlette.responses import Response, StreamingResponse
+from starlette.responses import Response
 
-from hearth.auth.deps import require_principal
-from hearth.auth.principal import Principal
+from hearth.auth.deps import CurrentUser
 from hearth.chat.ports import SERVICE
 from hearth.chat.schemas import (
     ConversationDetail,
@@ -31,12 +28,10 @@ from hearth.chat.sessions import Session
 from hearth.gateway.service import metered_caller
 from hearth.platform.deps import port
 from hearth.platform.errors import HearthError
+from hearth.platform.kit.sse import SSEResponse, named_frames
 
 router = APIRouter(prefix="/api", tags=["chat"])
-
-
-def _chat(request: Request) -> ChatService:
-    return port(SERVICE)(request)
+Chat = Annotated[ChatService, Depends(port(SERVICE))]
 
 
 # -- conversations -------------------------------------------------------------------------------------
@@ -44,10 +39,10 @@ def _chat(request: Request) -> ChatService:
 
 @router.post("/conversations")
 async def create_conversation(
-    body: SendMessage, request: Request, principal: Principal = Depends(require_principal)
+    body: SendMessage, request: Request, principal: CurrentUser, chat: Chat
 ) -> Response:
     """Start a conversation with its first message; the reply streams back as SSE."""
-    turn = await _chat(request).begin(
+    turn = await chat.begin(
         user_id=principal.user_id,
         caller=metered_caller(request.app, principal),
         conversation_id=None,
@@ -58,13 +53,10 @@ async def create_conversation(
 
 @router.post("/conversations/{conversation_id}/messages")
 async def send_message(
-    conversation_id: str,
-    body: SendMessage,
-    request: Request,
-    principal: Principal = Depends(require_principal),
+    conversation_id: str, body: SendMessage, request: Request, principal: CurrentUser, chat: Chat
 ) -> Response:
     """Add a message to one of the caller's conversations; the reply streams back as SSE."""
-    turn = await _chat(request).begin(
+    turn = await chat.begin(
         user_id=principal.user_id,
         caller=metered_caller(request.app, principal),
         conversation_id=conversation_id,
@@ -75,52 +67,46 @@ async def send_message(
 
 @router.get("/conversations")
 async def list_conversations(
-    request: Request,
-    limit: int = Query(50, ge=1, le=200),
-    offset: int = Query(0, ge=0),
-    principal: Principal = Depends(require_principal),
+    principal: CurrentUser,
+    chat: Chat,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    offset: Annotated[int, Query(ge=0)] = 0,
 ) -> list[ConversationOut]:
-    return await _chat(request).list_conversations(user_id=principal.user_id, limit=limit, offset=offset)
+    return await chat.list_conversations(user_id=principal.user_id, limit=limit, offset=offset)
 
 
 @router.get("/conversations/search")
 async def search_conversations(
-    request: Request,
-    q: str = Query(..., max_length=500),
-    limit: int = Query(20, ge=1, le=100),
-    principal: Principal = Depends(require_principal),
+    q: Annotated[str, Query(max_length=500)],
+    principal: CurrentUser,
+    chat: Chat,
+    limit: Annotated[int, Query(ge=1, le=100)] = 20,
 ) -> list[SearchHit]:
-    return await _chat(request).search(user_id=principal.user_id, text=q, limit=limit)
+    return await chat.search(user_id=principal.user_id, text=q, limit=limit)
 
 
 @router.get("/conversations/{conversation_id}")
-async def get_conversation(
-    conversation_id: str, request: Request, principal: Principal = Depends(require_principal)
-) -> ConversationDetail:
-    return await _chat(request).get_conversation(user_id=principal.user_id, conversation_id=conversation_id)
+async def get_conversation(conversation_id: str, principal: CurrentUser, chat: Chat) -> ConversationDetail:
+    return await chat.get_conversation(user_id=principal.user_id, conversation_id=conversation_id)
 
 
 @router.delete("/conversations/{conversation_id}", status_code=204)
-async def delete_conversation(
-    conversation_id: str, request: Request, principal: Principal = Depends(require_principal)
-) -> Response:
-    await _chat(request).delete_conversation(user_id=principal.user_id, conversation_id=conversation_id)
+async def delete_conversation(conversation_id: str, principal: CurrentUser, chat: Chat) -> Response:
+    await chat.delete_conversation(user_id=principal.user_id, conversation_id=conversation_id)
     return Response(status_code=204)
 
 
 @router.get("/conversations/{conversation_id}/messages")
-async def list_messages(
-    conversation_id: str, request: Request, principal: Principal = Depends(require_principal)
-) -> list[MessageOut]:
-    detail = await _chat(request).get_conversation(user_id=principal.user_id, conversation_id=conversation_id)
+async def list_messages(conversation_id: str, principal: CurrentUser, chat: Chat) -> list[MessageOut]:
+    detail = await chat.get_conversation(user_id=principal.user_id, conversation_id=conversation_id)
     return detail.messages
 
 
 @router.get("/conversations/{conversation_id}/messages/{message_id}")
 async def get_message(
-    conversation_id: str, message_id: str, request: Request, principal: Principal = Depends(require_principal)
+    conversation_id: str, message_id: str, principal: CurrentUser, chat: Chat
 ) -> MessageOut:
-    return await _chat(request).get_message(
+    return await chat.get_message(
         user_id=principal.user_id, conversation_id=conversation_id, message_id=message_id
     )
 
@@ -129,7 +115,7 @@ async def get_message(
     "/conversations/{conversation_id}/messages/{message_id}", methods=["PUT", "PATCH", "DELETE"]
 )
 @router.api_route("/conversations/{conversation_id}/messages", methods=["PUT", "PATCH", "DELETE"])
-async def edit_message(_: Principal = Depends(require_principal)) -> Response:
+async def edit_message(_: CurrentUser) -> Response:
     """Messages are immutable (seed 000): say so instead of a bare 405."""
     raise HearthError(
         405,
@@ -144,61 +130,47 @@ async def edit_message(_: Principal = Depends(require_principal)) -> Response:
 
 
 @router.get("/me/preferences")
-async def get_preferences(request: Request, principal: Principal = Depends(require_principal)) -> Preferences:
-    return await _chat(request).preferences.get(user_id=principal.user_id)
+async def get_preferences(principal: CurrentUser, chat: Chat) -> Preferences:
+    return await chat.preferences.get(user_id=principal.user_id)
 
 
 @router.put("/me/preferences")
-async def put_preferences(
-    body: PreferencesUpdate, request: Request, principal: Principal = Depends(require_principal)
-) -> Preferences:
-    return await _chat(request).preferences.update(user_id=principal.user_id, changes=body)
+async def put_preferences(body: PreferencesUpdate, principal: CurrentUser, chat: Chat) -> Preferences:
+    return await chat.preferences.update(user_id=principal.user_id, changes=body)
 
 
 # -- sessions ------------------------------------------------------------------------------------------
 
 
 @router.post("/sessions", status_code=201)
-async def open_session(
-    body: SessionOpen, request: Request, principal: Principal = Depends(require_principal)
-) -> SessionOut:
-    sessions = _chat(request).sessions
-    opened = await sessions.open(user_id=principal.user_id, kind=body.kind, metadata=body.metadata)
-    return _session_out(request, opened)
+async def open_session(body: SessionOpen, principal: CurrentUser, chat: Chat) -> SessionOut:
+    opened = await chat.sessions.open(user_id=principal.user_id, kind=body.kind, metadata=body.metadata)
+    return _session_out(chat, opened)
 
 
 @router.get("/sessions")
-async def list_sessions(
-    request: Request, principal: Principal = Depends(require_principal)
-) -> list[SessionOut]:
-    found = await _chat(request).sessions.list(user_id=principal.user_id)
-    return [_session_out(request, s) for s in found]
+async def list_sessions(principal: CurrentUser, chat: Chat) -> list[SessionOut]:
+    return [_session_out(chat, s) for s in await chat.sessions.list(user_id=principal.user_id)]
 
 
 @router.get("/sessions/{session_id}")
-async def get_session(
-    session_id: str, request: Request, principal: Principal = Depends(require_principal)
-) -> SessionOut:
-    found = await _chat(request).sessions.get(user_id=principal.user_id, session_id=session_id)
-    return _session_out(request, found)
+async def get_session(session_id: str, principal: CurrentUser, chat: Chat) -> SessionOut:
+    return _session_out(chat, await chat.sessions.get(user_id=principal.user_id, session_id=session_id))
 
 
 @router.post("/sessions/{session_id}/touch")
-async def touch_session(
-    session_id: str, request: Request, principal: Principal = Depends(require_principal)
-) -> SessionOut:
-    touched = await _chat(request).sessions.touch(user_id=principal.user_id, session_id=session_id)
-    return _session_out(request, touched)
+async def touch_session(session_id: str, principal: CurrentUser, chat: Chat) -> SessionOut:
+    return _session_out(chat, await chat.sessions.touch(user_id=principal.user_id, session_id=session_id))
 
 
-def _session_out(request: Request, session: Session) -> SessionOut:
+def _session_out(chat: ChatService, session: Session) -> SessionOut:
     return SessionOut(
         id=session.id,
         user_id=session.user_id,
         kind=session.kind,
         started_at=session.started_at,
         last_activity=session.last_activity,
-        expires_at=_chat(request).sessions.expires_at(session),
+        expires_at=chat.sessions.expires_at(session),
         metadata=session.metadata,
     )
 
@@ -208,7 +180,9 @@ def _session_out(request: Request, session: Session) -> SessionOut:
 
 async def _reply(turn: Turn, *, stream: bool, status: int) -> Response:
     if stream:
-        return TurnResponse(turn, status=status)
+        # However the response ends (done, error, client gone before or during the stream), `turn.close()`
+        # runs, so the model stops and what was said is stored.
+        return SSEResponse(named_frames(turn.events()), on_close=turn.close, status_code=status)
     try:
         events = [event async for event in turn.events()]
     finally:
@@ -224,29 +198,3 @@ async def _reply(turn: Turn, *, stream: bool, status: int) -> Response:
     if "assistant" not in result:
         raise HearthError(502, "the reply could not be completed or stored", code="not_stored")
     return Response(orjson.dumps(result), status_code=status, media_type="application/json")
-
-
-class TurnResponse(StreamingResponse):
-    """SSE of a turn's events. However the response ends (done, error, client gone before or during the
-    stream), `turn.close()` runs, so the model stops and what was said is stored."""
-
-    def __init__(self, turn: Turn, *, status: int) -> None:
-        self.turn = turn
-        super().__init__(
-            _sse(turn.events()),
-            status_code=status,
-            media_type="text/event-stream",
-            headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
-        )
-
-    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        try:
-            await super().__call__(scope, receive, send)
-        finally:
-            with anyio.CancelScope(shield=True):
-                await self.turn.close()
-
-
-async def _sse(events: AsyncIterator[dict[str, Any]]) -> AsyncIterator[bytes]:
-    async for event in events:
-        yield b"event: " + event["type"].encode() + b"\ndata: " + orjson.dumps(event) + b"\n\n"

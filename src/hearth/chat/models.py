@@ -5,10 +5,11 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, DateTime, ForeignKey, String, Text, UniqueConstraint
+from sqlalchemy import JSON, Boolean, ForeignKey, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from hearth.platform.db import Base, TimestampMixin, new_id, utcnow
+from hearth.platform.kit.time import UtcDateTime
 
 
 class Conversation(TimestampMixin, Base):
@@ -20,7 +21,7 @@ class Conversation(TimestampMixin, Base):
     )
     title: Mapped[str] = mapped_column(String(200), nullable=False)
     title_source: Mapped[str] = mapped_column(String(16), nullable=False, default="fallback")  # | model
-    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, nullable=False)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow, nullable=False)
 
 
 class Message(Base):
@@ -42,9 +43,7 @@ class Message(Base):
     status: Mapped[str] = mapped_column(String(16), nullable=False, default="complete")  # | interrupted
     meta: Mapped[dict[str, Any]] = mapped_column(JSON, nullable=False, default=dict)
     # Indexed: the retention sweep deletes by age.
-    created_at: Mapped[datetime] = mapped_column(
-        DateTime(timezone=True), default=utcnow, index=True, nullable=False
-    )
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow, index=True, nullable=False)
 
 
 class PreferencesRow(Base):
@@ -55,7 +54,7 @@ class PreferencesRow(Base):
     rag_enabled: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False)
     collection: Mapped[str | None] = mapped_column(String(128), nullable=True)
     voice: Mapped[str | None] = mapped_column(String(128), nullable=True)
-    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, nullable=False)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow, nullable=False)
 
 
 class SessionRow(Base):
@@ -66,6 +65,6 @@ class SessionRow(Base):
         ForeignKey("users.id", ondelete="CASCADE"), index=True, nullable=False
     )
     kind: Mapped[str] = mapped_column(String(16), nullable=False)  # chat | voice
-    started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
-    last_activity: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True, nullable=False)
+    started_at: Mapped[datetime] = mapped_column(UtcDateTime(), nullable=False)
+    last_activity: Mapped[datetime] = mapped_column(UtcDateTime(), index=True, nullable=False)
     meta: Mapped[dict[str, Any]] = mapped_column(JSON, nullable=False, default=dict)

@@ -30,7 +30,7 @@ class PreferencesService:
         """The user's preferences (the defaults when never set)."""
         async with self.db.sessions() as s:
             row = await s.get(PreferencesRow, user_id)
-            return _of(row) if row else Preferences()
+            return Preferences.model_validate(row) if row else Preferences()
 
     async def update(self, *, user_id: str, changes: PreferencesUpdate) -> Preferences:
         """Set the fields present in `changes` (null clears one); the others keep their values."""
@@ -53,14 +53,8 @@ class PreferencesService:
                     row.updated_at = utcnow()
                     await s.flush()
                     await self.bus.publish(PreferencesUpdated(user_id=user_id), session=s)
-                    return _of(row)
+                    return Preferences.model_validate(row)
             except IntegrityError:
                 if attempt:  # a concurrent first write won twice in a row: give up loudly
                     raise
         raise AssertionError("unreachable")
-
-
-def _of(row: PreferencesRow) -> Preferences:
-    return Preferences(
-        model=row.model, rag_enabled=row.rag_enabled, collection=row.collection, voice=row.voice
-    )

@@ -5,7 +5,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictStr
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, StrictBool, StrictStr
+
+from hearth.platform.kit.schemas import ORMModel
 
 SessionKind = Literal["chat", "voice"]
 
@@ -31,7 +33,7 @@ class SendMessage(TurnOptions):
     content: StrictStr
 
 
-class Preferences(BaseModel):
+class Preferences(ORMModel):
     """A user's chat and voice defaults (what `chat.ports.PREFERENCES` returns)."""
 
     model_config = ConfigDict(frozen=True)
@@ -51,7 +53,7 @@ class PreferencesUpdate(_Strict):
     voice: StrictStr | None = Field(None, min_length=1, max_length=128)
 
 
-class MessageOut(BaseModel):
+class MessageOut(ORMModel):
     id: str
     conversation_id: str
     role: str
@@ -59,15 +61,21 @@ class MessageOut(BaseModel):
     status: str  # complete | interrupted
     created_at: datetime
     session_id: str | None = None
-    metadata: dict[str, Any] = {}
+    # The row's column is `meta`: `metadata` is SQLAlchemy's own attribute on every model.
+    metadata: dict[str, Any] = Field(default={}, validation_alias=AliasChoices("meta", "metadata"))
 
 
-class ConversationOut(BaseModel):
+class ConversationOut(ORMModel):
     id: str
     title: str
     created_at: datetime
     updated_at: datetime
-    message_count: int
+    message_count: int = 0  # not a column: set by `counted`
+
+    @classmethod
+    def counted(cls, row: Any, count: int) -> ConversationOut:
+        """The conversation `row` holding `count` messages."""
+        return cls.model_validate(row).model_copy(update={"message_count": count})
 
 
 class ConversationDetail(ConversationOut):

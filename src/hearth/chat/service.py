@@ -1,41 +1,26 @@
-"""Chat logic: a turn (user message → optional RAG → streamed reply → both messages stored), conversation
-reads, titles and retention. Routes stay thin; other contexts use `preferences` and `sessions`."""
+"""The chat context's service behind `chat.ports.SERVICE`: one façade over a turn (`turns.Turns`: user
+message → optional RAG → streamed reply → both messages stored) and stored conversations
+(`conversations.Conversations`: reads, search, deletes, retention). Routes stay thin; other contexts use
+`preferences` and `sessions` through their ports."""
 
 from __future__ import annotations
 
-import logging
-import time
-from collections.abc import AsyncIterator, Callable
-from datetime import UTC, datetime
-from typing import Any
+from collections.abc import Callable
+from datetime import datetime
 
-import anyio
-from sqlalchemy.exc import IntegrityError
-
-from hearth.chat import titles
-from hearth.chat.events import (
-    ConversationDeleted,
-    ConversationStarted,
-    ConversationTitled,
-    MessageReceived,
-    MessageStored,
-    ResponseGenerated,
-)
-from hearth.chat.models import Conversation, Message
+from hearth.chat.conversations import Conversations
 from hearth.chat.preferences import PreferencesService
-from hearth.chat.repository import Owned, sweep_messages
 from hearth.chat.schemas import ConversationDetail, ConversationOut, MessageOut, SearchHit, SendMessage
 from hearth.chat.sessions import Sessions
+from hearth.chat.turn import Turn
+from hearth.chat.turns import Turns
 from hearth.config import Settings
 from hearth.events.bus import EventBus
 from hearth.gateway.service import Caller, Gateway
-from hearth.gateway.stream import ChatStream
-from hearth.platform.db import Database, new_id, utcnow
-from hearth.platform.errors import HearthError, bad_request
+from hearth.platform.db import Database, utcnow
 from hearth.rag.ports import Retriever
 
-log = logging.getLogger("hearth.chat")
-SEQ_ATTEMPTS = 5  # concurrent turns of one conversation race for the next position; the loser retries
+__all__ = ["ChatService", "Turn"]
 
 
 class ChatService:
@@ -51,483 +36,50 @@ class ChatService:
         preferences: PreferencesService,
         clock: Callable[[], datetime] = utcnow,
     ) -> None:
-        self.db = db
-        self.bus = bus
-        self.gateway = gateway
-        self.settings = settings
-        self.retriever = retriever  # None when the rag context is not loaded
         self.sessions = sessions
         self.preferences = preferences
-        self.clock = clock
-
-    # -- a turn -----------------------------------------------------------------------------------------
+        self.turns = Turns(
+            db=db,
+            bus=bus,
+            gateway=gateway,
+            settings=settings,
+            retriever=retriever,
+            sessions=sessions,
+            preferences=preferences,
+            clock=clock,
+        )
+        self.conversations = Conversations(db=db, bus=bus)
 
     async def begin(
         self, *, user_id: str, caller: Caller, conversation_id: str | None, request: SendMessage
     ) -> Turn:
-        """Check the request, retrieve RAG sources and open the model's stream. Everything that can be
-        refused is refused here, before a byte is streamed or a row stored."""
-        received_at = self.clock()
-        started = time.perf_counter()
-        content = request.content
-        if not content.strip():
-            raise HearthError(422, "content must not be empty", param="content", code="empty_content")
-        limit = self.settings.chat_max_content_chars
-        if len(content) > limit:
-            raise HearthError(
-                413,
-                f"content is {len(content)} characters long; the limit is {limit}",
-                param="content",
-                code="content_too_long",
-            )
-        prefs = await self.preferences.get(user_id=user_id)
-        model = request.model or prefs.model or self.settings.chat_default_model
-        self.gateway.router.get(model, "chat")  # 404/400 for an unknown or non-chat alias
-        rag = request.rag if request.rag is not None else prefs.rag_enabled
-        collection = request.collection or prefs.collection
-        if request.session_id is not None:  # checked now, touched once the turn is stored
-            await self.sessions.get(user_id=user_id, session_id=request.session_id)
-
-        history: list[dict[str, str]] = []
-        title_pending = True
-        if conversation_id is not None:
-            async with self.db.sessions() as s:
-                owned = Owned(s, user_id)
-                conversation = await owned.conversation(conversation_id)
-                title_pending = conversation.title_source == "pending"
-                past = await owned.history(conversation_id, last=self.settings.chat_history_messages)
-                history = _within(past, self.settings.chat_history_chars)
-
-        sources: list[dict[str, Any]] = []
-        prompt: list[dict[str, Any]]
-        if rag:
-            if not collection:
-                raise bad_request(
-                    "RAG is on but no collection is named: pass 'collection' or set a default one with "
-                    "PUT /api/me/preferences",
-                    param="collection",
-                )
-            prompt, sources = await self._rag_prompt(user_id, collection, content, history)
-        else:
-            prompt = [*history, {"role": "user", "content": content}]
-        if self.settings.chat_system_prompt and not any(m["role"] == "system" for m in prompt):
-            prompt.insert(0, {"role": "system", "content": self.settings.chat_system_prompt})
-
-        body: dict[str, Any] = {
-            "model": model,
-            "messages": prompt,
-            "stream": True,
-            "stream_options": {"include_usage": True},
-            "max_tokens": request.max_tokens or self.settings.chat_max_tokens,
-        }
-        if request.temperature is not None:
-            body["temperature"] = request.temperature
-        stream = await self.gateway.chat_stream(body, caller)
-        return Turn(
-            self,
-            user_id=user_id,
-            caller=caller,
-            conversation_id=conversation_id or new_id(),
-            new=conversation_id is None,
-            title_pending=title_pending,
-            content=content,
-            received_at=received_at,
-            started=started,
-            model=model,
-            rag=rag,
-            collection=collection if rag else None,
-            sources=sources,
-            session_id=request.session_id,
-            stream=stream,
+        """Check the request, retrieve RAG sources and open the model's stream (see `Turns.begin`)."""
+        return await self.turns.begin(
+            user_id=user_id, caller=caller, conversation_id=conversation_id, request=request
         )
-
-    async def _rag_prompt(
-        self, user_id: str, collection: str, question: str, history: list[dict[str, str]]
-    ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-        if self.retriever is None:
-            raise HearthError(503, "RAG is not available on this server", code="rag_unavailable")
-        found = await self.retriever.retrieve(user_id=user_id, collection=collection, query=question)
-        messages = self.retriever.answer_messages(question=question, sources=found)
-        # The RAG system prompt leads; earlier turns follow; the question with its context comes last.
-        system = [m for m in messages if m.get("role") == "system"]
-        rest = [m for m in messages if m.get("role") != "system"]
-        return [*system, *history, *rest], [_source(s) for s in found]
-
-    async def store_turn(self, *, turn: Turn, text: str, status: str, reason: str | None) -> dict[str, Any]:
-        """Store the user's message and the (whole or partial) reply in one transaction, with events."""
-        now = self.clock()
-        prompt_tokens, completion_tokens = turn.usage
-        latency_ms = round((time.perf_counter() - turn.started) * 1000, 1)
-        assistant_meta: dict[str, Any] = {
-            "model_used": turn.model,
-            "deployment": turn.stream.deployment.key,
-            "tokens_used": prompt_tokens + completion_tokens,
-            "prompt_tokens": prompt_tokens,
-            "completion_tokens": completion_tokens,
-            "latency_ms": latency_ms,
-            "ttft_ms": turn.ttft_ms,
-            "rag_sources": turn.sources,
-        }
-        if turn.usage_estimated:
-            assistant_meta["tokens_estimated"] = True
-        if reason:
-            assistant_meta["interrupted_reason"] = reason
-        for attempt in range(SEQ_ATTEMPTS):
-            try:
-                return await self._insert_turn(turn, text=text, status=status, meta=assistant_meta, now=now)
-            except IntegrityError:
-                # Another turn of this conversation took the same position first: count again.
-                if turn.new or attempt == SEQ_ATTEMPTS - 1:
-                    raise
-        raise AssertionError("unreachable")
-
-    async def _insert_turn(
-        self, turn: Turn, *, text: str, status: str, meta: dict[str, Any], now: datetime
-    ) -> dict[str, Any]:
-        completion_tokens = meta["completion_tokens"]
-        latency_ms = meta["latency_ms"]
-        async with self.db.transaction() as s:
-            owned = Owned(s, turn.user_id)
-            if turn.new:
-                conversation = Conversation(
-                    id=turn.conversation_id,
-                    user_id=turn.user_id,
-                    title=titles.fallback_title(turn.content),
-                    title_source="pending",
-                    created_at=turn.received_at,
-                    updated_at=now,
-                )
-                s.add(conversation)
-                await s.flush()
-                await self.bus.publish(
-                    ConversationStarted(conversation_id=conversation.id, user_id=turn.user_id), session=s
-                )
-                seq = 1
-            else:
-                conversation = await owned.conversation(turn.conversation_id, lock=True)
-                conversation.updated_at = now
-                seq = await owned.next_seq(turn.conversation_id)
-            user = Message(
-                id=turn.user_message_id,
-                conversation_id=conversation.id,
-                user_id=turn.user_id,
-                session_id=turn.session_id,
-                seq=seq,
-                role="user",
-                content=turn.content,
-                status="complete",
-                meta={"rag": turn.rag, "collection": turn.collection},
-                created_at=turn.received_at,
-            )
-            assistant = Message(
-                id=turn.assistant_message_id,
-                conversation_id=conversation.id,
-                user_id=turn.user_id,
-                session_id=turn.session_id,
-                seq=seq + 1,
-                role="assistant",
-                content=text,
-                status=status,
-                meta=meta,
-                created_at=now,
-            )
-            s.add_all([user, assistant])
-            await s.flush()
-            common = {"conversation_id": conversation.id, "user_id": turn.user_id}
-            for event in (
-                MessageReceived(
-                    **common,
-                    message_id=user.id,
-                    chars=len(turn.content),
-                    rag=turn.rag,
-                    collection=turn.collection,
-                ),
-                MessageStored(**common, message_id=user.id, role="user", status="complete"),
-                ResponseGenerated(
-                    **common,
-                    message_id=assistant.id,
-                    model=turn.model,
-                    completion_tokens=completion_tokens,
-                    latency_ms=latency_ms,
-                    interrupted=status != "complete",
-                    rag_sources=len(turn.sources),
-                ),
-                MessageStored(**common, message_id=assistant.id, role="assistant", status=status),
-            ):
-                await self.bus.publish(event, session=s)
-            return {
-                "user": _message_out(user),
-                "assistant": _message_out(assistant),
-                "title": conversation.title,
-            }
-
-    async def title_conversation(self, *, turn: Turn, answer: str) -> str | None:
-        """Ask the title model for a title; keep the fallback when its output is unusable. Returns the
-        title now set, or None when the conversation is gone."""
-        raw: str | None = None
-        try:
-            with anyio.fail_after(self.settings.chat_title_timeout):
-                response = await self.gateway.chat(
-                    titles.title_request(
-                        model=self.settings.chat_title_model, question=turn.content, answer=answer
-                    ),
-                    turn.caller,
-                )
-            raw = (response.get("choices") or [{}])[0].get("message", {}).get("content")
-        except (HearthError, TimeoutError) as exc:
-            log.info("title generation failed, keeping the fallback: %s", exc)
-        title = titles.clean_title(raw)
-        async with self.db.transaction() as s:
-            conversation = await s.scalar(
-                Owned(s, turn.user_id)
-                .conversations()
-                .where(Conversation.id == turn.conversation_id, Conversation.title_source == "pending")
-                .with_for_update()
-            )
-            if conversation is None:  # deleted meanwhile, or a concurrent turn titled it first
-                return None
-            # Unusable output keeps the deterministic title the conversation was created with.
-            conversation.title = title or conversation.title
-            conversation.title_source = "model" if title else "fallback"
-            await self.bus.publish(
-                ConversationTitled(
-                    conversation_id=conversation.id,
-                    user_id=turn.user_id,
-                    title=conversation.title,
-                    source=conversation.title_source,
-                ),
-                session=s,
-            )
-            return conversation.title
-
-    # -- reads and deletes ------------------------------------------------------------------------------
 
     async def list_conversations(self, *, user_id: str, limit: int, offset: int) -> list[ConversationOut]:
         """The user's conversations, most recently active first."""
-        async with self.db.sessions() as s:
-            owned = Owned(s, user_id)
-            rows = await owned.page(limit=limit, offset=offset)
-            counts = await owned.counts([r.id for r in rows])
-            return [_conversation_out(r, counts.get(r.id, 0)) for r in rows]
+        return await self.conversations.list(user_id=user_id, limit=limit, offset=offset)
 
     async def get_conversation(self, *, user_id: str, conversation_id: str) -> ConversationDetail:
         """One of the user's conversations with all its messages."""
-        async with self.db.sessions() as s:
-            owned = Owned(s, user_id)
-            row = await owned.conversation(conversation_id)
-            messages = [_message_out(m) for m in await owned.history(conversation_id)]
-            return ConversationDetail(**_conversation_out(row, len(messages)).model_dump(), messages=messages)
+        return await self.conversations.get(user_id=user_id, conversation_id=conversation_id)
 
     async def get_message(self, *, user_id: str, conversation_id: str, message_id: str) -> MessageOut:
         """One message of one of the user's conversations."""
-        async with self.db.sessions() as s:
-            return _message_out(await Owned(s, user_id).message(conversation_id, message_id))
+        return await self.conversations.message(
+            user_id=user_id, conversation_id=conversation_id, message_id=message_id
+        )
 
     async def search(self, *, user_id: str, text: str, limit: int) -> list[SearchHit]:
         """The user's conversations whose title or messages contain `text`."""
-        text = text.strip()
-        if not text:
-            raise HearthError(422, "q must not be empty", param="q", code="invalid_value")
-        async with self.db.sessions() as s:
-            owned = Owned(s, user_id)
-            hits = await owned.search(text, limit=limit)
-            counts = await owned.counts([c.id for c, _ in hits])
-            return [
-                SearchHit(conversation=_conversation_out(c, counts.get(c.id, 0)), snippet=snippet)
-                for c, snippet in hits
-            ]
+        return await self.conversations.search(user_id=user_id, text=text, limit=limit)
 
     async def delete_conversation(self, *, user_id: str, conversation_id: str) -> None:
         """Delete one of the user's conversations and its messages."""
-        async with self.db.transaction() as s:
-            await Owned(s, user_id).delete(conversation_id)
-            await self.bus.publish(
-                ConversationDeleted(conversation_id=conversation_id, user_id=user_id), session=s
-            )
+        await self.conversations.delete(user_id=user_id, conversation_id=conversation_id)
 
     async def sweep_messages(self, cutoff: datetime) -> int:
         """Retention: delete chat messages older than `cutoff` and conversations left without any."""
-        async with self.db.transaction() as s:
-            return await sweep_messages(s, cutoff)
-
-
-class Turn:
-    """One exchange in flight. `events()` relays the reply and stores it when it completes; `close()`
-    (always called by the response, however it ends) stores what was said if the client left early."""
-
-    def __init__(
-        self,
-        service: ChatService,
-        *,
-        user_id: str,
-        caller: Caller,
-        conversation_id: str,
-        new: bool,
-        title_pending: bool,
-        content: str,
-        received_at: datetime,
-        started: float,
-        model: str,
-        rag: bool,
-        collection: str | None,
-        sources: list[dict[str, Any]],
-        session_id: str | None,
-        stream: ChatStream,
-    ) -> None:
-        self.service = service
-        self.user_id = user_id
-        self.caller = caller
-        self.conversation_id = conversation_id
-        self.new = new
-        self.title_pending = title_pending
-        self.content = content
-        self.received_at = received_at
-        self.started = started
-        self.model = model
-        self.rag = rag
-        self.collection = collection
-        self.sources = sources
-        self.session_id = session_id
-        self.stream = stream
-        self.user_message_id = new_id()
-        self.assistant_message_id = new_id()
-        self.parts: list[str] = []
-        self.usage = (0, 0)
-        self.usage_estimated = True
-        self.ttft_ms: float | None = None
-        self.stored: dict[str, Any] | None = None
-        self._storing = False
-
-    async def events(self) -> AsyncIterator[dict[str, Any]]:
-        """start → delta… → message (both stored) → title (first exchange) → done; or error."""
-        yield {
-            "type": "start",
-            "conversation_id": self.conversation_id,
-            "user_message_id": self.user_message_id,
-            "assistant_message_id": self.assistant_message_id,
-            "model": self.model,
-            "rag": self.rag,
-            "collection": self.collection,
-            "sources": self.sources,
-        }
-        error: dict[str, Any] | None = None
-        async for chunk in self.stream:
-            if "error" in chunk:
-                error = chunk["error"]
-                break
-            usage = chunk.get("usage")
-            if usage:
-                self.usage = (int(usage.get("prompt_tokens") or 0), int(usage.get("completion_tokens") or 0))
-                self.usage_estimated = False
-            for choice in chunk.get("choices") or ():
-                text = (choice.get("delta") or {}).get("content")
-                if text:
-                    if self.ttft_ms is None:
-                        self.ttft_ms = round((time.perf_counter() - self.started) * 1000, 1)
-                    self.parts.append(text)
-                    if self.usage_estimated:  # one streamed piece is one token for llama.cpp and vLLM
-                        self.usage = (self.usage[0], self.usage[1] + 1)
-                    yield {"type": "delta", "content": text}
-        stored = await self.finish(
-            status="interrupted" if error else "complete", reason="upstream_error" if error else None
-        )
-        if stored is None:
-            yield {
-                "type": "error",
-                "error": {"message": "the reply could not be stored", "code": "not_stored"},
-            }
-            return
-        yield {
-            "type": "message",
-            "user": stored["user"].model_dump(mode="json"),
-            "assistant": stored["assistant"].model_dump(mode="json"),
-        }
-        if error is not None:
-            yield {"type": "error", "error": error}
-            return
-        if self.title_pending:
-            title = await self.service.title_conversation(turn=self, answer=stored["assistant"].content)
-            if title is not None:
-                yield {"type": "title", "conversation_id": self.conversation_id, "title": title}
-        yield {"type": "done"}
-
-    async def finish(self, *, status: str, reason: str | None) -> dict[str, Any] | None:
-        """Stop the model and store both messages, once; shielded so a disconnect cannot cut it short."""
-        if self._storing:
-            return self.stored
-        self._storing = True
-        with anyio.CancelScope(shield=True):
-            await self.stream.aclose()
-            try:
-                self.stored = await self.service.store_turn(
-                    turn=self, text="".join(self.parts), status=status, reason=reason
-                )
-            except HearthError as exc:  # e.g. the conversation was deleted while the reply streamed
-                log.warning("chat turn not stored: %s", exc.message)
-            except Exception:
-                log.exception("chat turn not stored")
-            if self.stored is not None and self.session_id is not None:
-                try:
-                    await self.service.sessions.touch(user_id=self.user_id, session_id=self.session_id)
-                except HearthError as exc:  # it expired while the reply streamed: the messages still count
-                    log.info("session not touched: %s", exc.message)
-        return self.stored
-
-    async def close(self) -> None:
-        """The response is over: if the reply did not finish, keep what was said, marked interrupted."""
-        await self.finish(status="interrupted", reason="client_disconnected")
-
-
-def _within(past: list[Message], budget: int) -> list[dict[str, str]]:
-    """The most recent messages whose text fits `budget` characters, oldest first, so a long
-    conversation keeps fitting the model's context window."""
-    kept: list[dict[str, str]] = []
-    for message in reversed(past):
-        if not message.content:
-            continue
-        budget -= len(message.content)
-        if budget < 0:
-            break
-        kept.append({"role": message.role, "content": message.content})
-    return kept[::-1]
-
-
-def _source(source: Any) -> dict[str, Any]:
-    get = source.get if isinstance(source, dict) else lambda k, d=None: getattr(source, k, d)
-    text = get("text") or ""
-    return {
-        "chunk_id": get("chunk_id"),
-        "document_id": get("document_id"),
-        "title": get("title"),
-        "score": get("score"),
-        "rerank_score": get("rerank_score"),
-        "text": text[:500],
-    }
-
-
-def _message_out(m: Message) -> MessageOut:
-    return MessageOut(
-        id=m.id,
-        conversation_id=m.conversation_id,
-        role=m.role,
-        content=m.content,
-        status=m.status,
-        created_at=_utc(m.created_at),
-        session_id=m.session_id,
-        metadata=dict(m.meta or {}),
-    )
-
-
-def _conversation_out(c: Conversation, count: int) -> ConversationOut:
-    return ConversationOut(
-        id=c.id,
-        title=c.title,
-        created_at=_utc(c.created_at),
-        updated_at=_utc(c.updated_at),
-        message_count=count,
-    )
-
-
-def _utc(value: datetime) -> datetime:
-    # SQLite hands back naive datetimes; everything stored is UTC.
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value
+        return await self.conversations.sweep(cutoff)

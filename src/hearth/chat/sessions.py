@@ -47,11 +47,6 @@ class SessionStore(Protocol):
     async def close(self) -> None: ...
 
 
-def _utc(value: datetime) -> datetime:
-    # SQLite returns naive datetimes; everything stored is UTC.
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value
-
-
 class SqlSessionStore:
     """Sessions as rows of `chat_sessions`; SessionCreated commits with the row."""
 
@@ -122,8 +117,8 @@ def _from_row(row: SessionRow) -> Session:
         id=row.id,
         user_id=row.user_id,
         kind=row.kind,
-        started_at=_utc(row.started_at),
-        last_activity=_utc(row.last_activity),
+        started_at=row.started_at,
+        last_activity=row.last_activity,
         metadata=dict(row.meta or {}),
     )
 

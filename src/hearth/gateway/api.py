@@ -5,22 +5,19 @@ from __future__ import annotations
 import base64
 import time
 import uuid
-from collections.abc import AsyncIterator
-from typing import Any, TypeVar
+from typing import Annotated, Any, TypeVar
 
-import anyio
 import numpy as np
 import orjson
 from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, ValidationError
-from starlette.responses import Response, StreamingResponse
+from starlette.responses import Response
 
-from hearth.auth.deps import require_principal
-from hearth.auth.principal import Principal
+from hearth.auth.deps import CurrentUser
 from hearth.gateway.schemas import ChatCompletionRequest, EmbeddingRequest, RerankRequest
 from hearth.gateway.service import Gateway, metered_caller
-from hearth.gateway.stream import ChatStream
 from hearth.platform.errors import HearthError, invalid
+from hearth.platform.kit.sse import SSEResponse, data_frames
 
 router = APIRouter(prefix="/v1", tags=["openai"])
 M = TypeVar("M", bound=BaseModel)
@@ -46,19 +43,23 @@ async def _parse(request: Request, model: type[M]) -> tuple[dict[str, Any], M]:
         raise invalid(exc.errors()) from None
 
 
-def _gateway(request: Request) -> Gateway:
+async def _gateway(request: Request) -> Gateway:
+    # async: FastAPI would run a plain function in its thread pool, on every /v1 request.
     return request.app.state.platform.gateway
 
 
+# The platform owns the gateway (it serves every context), so routes reach it there, not through a port.
+Gw = Annotated[Gateway, Depends(_gateway)]
+
+
 @router.get("/models")
-async def list_models(request: Request, _: Principal = Depends(require_principal)) -> Response:
-    gateway = _gateway(request)
+async def list_models(_: CurrentUser, gateway: Gw) -> Response:
     return _json({"object": "list", "data": [_model_card(a) for a in gateway.aliases.values()]})
 
 
 @router.get("/models/{model_id:path}")
-async def get_model(model_id: str, request: Request, _: Principal = Depends(require_principal)) -> Response:
-    alias = _gateway(request).aliases.get(model_id)
+async def get_model(model_id: str, _: CurrentUser, gateway: Gw) -> Response:
+    alias = gateway.aliases.get(model_id)
     if alias is None:
         raise HearthError(
             404, f"The model '{model_id}' does not exist.", param="model", code="model_not_found"
@@ -79,46 +80,22 @@ def _model_card(alias: Any) -> dict[str, Any]:
 
 
 @router.post("/chat/completions")
-async def chat_completions(request: Request, principal: Principal = Depends(require_principal)) -> Response:
+async def chat_completions(request: Request, principal: CurrentUser, gateway: Gw) -> Response:
     body, parsed = await _parse(request, ChatCompletionRequest)
     caller = metered_caller(request.app, principal)
-    gateway = _gateway(request)
     if not parsed.stream:
         return _json(await gateway.chat(body, caller))
-    return SSEResponse(await gateway.chat_stream(body, caller))
-
-
-class SSEResponse(StreamingResponse):
-    """Server-sent events from a chat stream. The stream is closed however the response ends, even when
-    the client hangs up before the first chunk is read, so its deployment slot is never leaked."""
-
-    def __init__(self, stream: ChatStream) -> None:
-        self.stream = stream
-        super().__init__(
-            _sse(stream),
-            media_type="text/event-stream",
-            headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
-        )
-
-    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        try:
-            await super().__call__(scope, receive, send)
-        finally:
-            with anyio.CancelScope(shield=True):
-                await self.stream.aclose()
-
-
-async def _sse(chunks: AsyncIterator[dict[str, Any]]) -> AsyncIterator[bytes]:
-    async for chunk in chunks:
-        yield b"data: " + orjson.dumps(chunk) + b"\n\n"
-    yield b"data: [DONE]\n\n"
+    stream = await gateway.chat_stream(body, caller)
+    # Closed however the response ends, even when the client hangs up before the first chunk is read, so
+    # its deployment slot is never leaked.
+    return SSEResponse(data_frames(stream, end=b"[DONE]"), on_close=stream.aclose)
 
 
 @router.post("/embeddings")
-async def embeddings(request: Request, principal: Principal = Depends(require_principal)) -> Response:
+async def embeddings(request: Request, principal: CurrentUser, gateway: Gw) -> Response:
     _, parsed = await _parse(request, EmbeddingRequest)
     texts = [parsed.input] if isinstance(parsed.input, str) else parsed.input
-    result = await _gateway(request).embed(parsed.model, texts, metered_caller(request.app, principal))
+    result = await gateway.embed(parsed.model, texts, metered_caller(request.app, principal))
     vectors = result.vectors
     if parsed.dimensions is not None and vectors and parsed.dimensions != len(vectors[0]):
         raise HearthError(
@@ -139,11 +116,11 @@ async def embeddings(request: Request, principal: Principal = Depends(require_pr
 
 
 @router.post("/rerank")
-async def rerank(request: Request, principal: Principal = Depends(require_principal)) -> Response:
+async def rerank(request: Request, principal: CurrentUser, gateway: Gw) -> Response:
     _, parsed = await _parse(request, RerankRequest)
     texts = parsed.texts()
     caller = metered_caller(request.app, principal)
-    result = await _gateway(request).rerank(parsed.model, parsed.query, texts, caller)
+    result = await gateway.rerank(parsed.model, parsed.query, texts, caller)
     order = sorted(range(len(texts)), key=lambda i: result.scores[i], reverse=True)
     if parsed.top_n is not None:
         order = order[: parsed.top_n]

@@ -3,24 +3,22 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Any, Literal
 
 import anyio
 import orjson
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.datastructures import UploadFile
-from starlette.responses import Response, StreamingResponse
+from starlette.responses import Response
 
-from hearth.auth.deps import require_principal
-from hearth.auth.principal import Principal
-from hearth.gateway.api import _gateway, _parse
+from hearth.auth.deps import CurrentUser
+from hearth.gateway.api import Gw, _parse
 from hearth.gateway.audio import TRANSCRIPTION_FORMATS, decode_upload
 from hearth.gateway.backends.base import SpeechRequest, Transcription, TranscriptionRequest
 from hearth.gateway.service import metered_caller
-from hearth.gateway.speech import SpeechStream
 from hearth.platform.errors import bad_request, invalid
+from hearth.platform.kit.sse import StreamResponse
 
 router = APIRouter(prefix="/v1/audio", tags=["openai"])
 
@@ -46,7 +44,7 @@ class SpeechBody(BaseModel):
 
 
 @router.post("/transcriptions")
-async def transcriptions(request: Request, principal: Principal = Depends(require_principal)) -> Response:
+async def transcriptions(request: Request, principal: CurrentUser, gateway: Gw) -> Response:
     form = await _form(request)
     try:
         upload = form.get("file")
@@ -69,7 +67,7 @@ async def transcriptions(request: Request, principal: Principal = Depends(requir
             data, allowed=TRANSCRIPTION_FORMATS, max_seconds=settings.transcription_max_seconds
         )
     )
-    result = await _gateway(request).transcribe(
+    result = await gateway.transcribe(
         parsed.model,
         TranscriptionRequest(
             file=data,
@@ -128,17 +126,23 @@ def _subtitles(result: Transcription, fmt: str) -> str:
 
 
 @router.post("/speech")
-async def speech(request: Request, principal: Principal = Depends(require_principal)) -> Response:
+async def speech(request: Request, principal: CurrentUser, gateway: Gw) -> Response:
     _, parsed = await _parse(request, SpeechBody)
     voice = parsed.voice if isinstance(parsed.voice, str) else str(parsed.voice.get("id") or "default")
-    stream = await _gateway(request).speech(
+    stream = await gateway.speech(
         parsed.model,
         SpeechRequest(
             input=parsed.input, voice=voice, response_format=parsed.response_format, speed=parsed.speed
         ),
         metered_caller(request.app, principal),
     )
-    return AudioResponse(stream, parsed.response_format)
+    # Closed however the response ends: a client that hangs up stops the synthesis.
+    return StreamResponse(
+        stream,
+        media_type=_MEDIA_TYPES[parsed.response_format],
+        headers={"Cache-Control": "no-cache"},
+        on_close=stream.aclose,
+    )
 
 
 _MEDIA_TYPES = {
@@ -148,23 +152,3 @@ _MEDIA_TYPES = {
     "flac": "audio/flac",
     "pcm": "audio/pcm",
 }
-
-
-class AudioResponse(StreamingResponse):
-    """Streamed audio; the stream is closed however the response ends (client gone: synthesis stops)."""
-
-    def __init__(self, stream: SpeechStream, fmt: str) -> None:
-        self.stream = stream
-        super().__init__(_relay(stream), media_type=_MEDIA_TYPES[fmt], headers={"Cache-Control": "no-cache"})
-
-    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        try:
-            await super().__call__(scope, receive, send)
-        finally:
-            with anyio.CancelScope(shield=True):
-                await self.stream.aclose()
-
-
-async def _relay(stream: SpeechStream) -> AsyncIterator[bytes]:
-    async for chunk in stream:
-        yield chunk

@@ -8,7 +8,7 @@ import base64
 import binascii
 import contextlib
 import logging
-from typing import Any
+from typing import Annotated, Any
 
 import orjson
 from fastapi import APIRouter, Depends, Query, Request, WebSocket, WebSocketDisconnect
@@ -16,7 +16,7 @@ from pydantic import ValidationError
 from starlette.datastructures import UploadFile
 from starlette.responses import Response
 
-from hearth.auth.deps import require_principal
+from hearth.auth.deps import CurrentUser, authenticate, bearer_token
 from hearth.auth.principal import Principal
 from hearth.gateway.audio import encode_pcm
 from hearth.gateway.service import Caller, metered_caller
@@ -30,10 +30,7 @@ from hearth.voice.service import TurnInput, VoiceService
 
 router = APIRouter(prefix="/api/voice", tags=["voice"])
 log = logging.getLogger("hearth.voice")
-
-
-def _service(request: Request) -> VoiceService:
-    return port(SERVICE)(request)
+Voice = Annotated[VoiceService, Depends(port(SERVICE))]
 
 
 def _json(data: Any, status: int = 200) -> Response:
@@ -41,11 +38,11 @@ def _json(data: Any, status: int = 200) -> Response:
 
 
 @router.post("")
-async def voice(request: Request, principal: Principal = Depends(require_principal)) -> Response:
+async def voice(request: Request, principal: CurrentUser, service: Voice) -> Response:
     turn = await _turn_input(request)
     # The voice request's id: its events and rows share it.
     caller = metered_caller(request.app, principal, request_id=new_id())
-    result = await _service(request).respond(caller=caller, turn=turn)
+    result = await service.respond(caller=caller, turn=turn)
     return _json(result.model_dump())
 
 
@@ -104,18 +101,14 @@ def _validate(data: dict[str, Any]) -> VoiceRequestBody:
 
 @router.get("/requests")
 async def list_requests(
-    request: Request,
-    limit: int = Query(50, ge=1, le=500),
-    principal: Principal = Depends(require_principal),
+    principal: CurrentUser, service: Voice, limit: Annotated[int, Query(ge=1, le=500)] = 50
 ) -> list[VoiceRequestOut]:
-    return await _service(request).list_requests(user_id=principal.user_id, limit=limit)
+    return await service.list_requests(user_id=principal.user_id, limit=limit)
 
 
 @router.get("/requests/{request_id}")
-async def get_request(
-    request_id: str, request: Request, principal: Principal = Depends(require_principal)
-) -> VoiceRequestOut:
-    return await _service(request).get_request(user_id=principal.user_id, request_id=request_id)
+async def get_request(request_id: str, principal: CurrentUser, service: Voice) -> VoiceRequestOut:
+    return await service.get_request(user_id=principal.user_id, request_id=request_id)
 
 
 _MEDIA = {"wav": "audio/wav", "mp3": "audio/mpeg", "webm": "audio/webm", "opus": "audio/ogg"}
@@ -124,13 +117,11 @@ _MEDIA = {"wav": "audio/wav", "mp3": "audio/mpeg", "webm": "audio/webm", "opus":
 @router.get("/requests/{request_id}/audio")
 async def get_audio(
     request_id: str,
-    request: Request,
-    which: str = Query("response", pattern="^(request|response)$"),
-    principal: Principal = Depends(require_principal),
+    principal: CurrentUser,
+    service: Voice,
+    which: Annotated[str, Query(pattern="^(request|response)$")] = "response",
 ) -> Response:
-    data, fmt = await _service(request).get_audio(
-        user_id=principal.user_id, request_id=request_id, which=which
-    )
+    data, fmt = await service.get_audio(user_id=principal.user_id, request_id=request_id, which=which)
     return Response(data, media_type=_MEDIA.get(fmt, "application/octet-stream"))
 
 
@@ -154,11 +145,10 @@ class _Socket:
 
 async def _authenticate(ws: WebSocket) -> Principal | None:
     """The Bearer key from the handshake's Authorization header, or from a first `auth` message (browsers
-    cannot set headers on a WebSocket)."""
-    auth = ws.app.state.platform.auth
-    scheme, _, token = ws.headers.get("authorization", "").partition(" ")
+    cannot set headers on a WebSocket), checked by the same authenticator as HTTP."""
+    token = bearer_token(ws.headers)
     await ws.accept()
-    if scheme.lower() != "bearer" or not token.strip():
+    if not token:
         try:
             first = orjson.loads(await asyncio.wait_for(ws.receive_text(), 10))
         except (TimeoutError, orjson.JSONDecodeError, KeyError, WebSocketDisconnect):
@@ -166,8 +156,10 @@ async def _authenticate(ws: WebSocket) -> Principal | None:
         token = (
             str(first.get("api_key") or "") if isinstance(first, dict) and first.get("type") == "auth" else ""
         )
-    principal = await auth.authenticate(token.strip()) if token.strip() else None
-    if principal is None:
+    try:
+        return await authenticate(ws, token.strip())
+    except HearthError:
+        # One answer for a missing and a wrong key, so a probe learns nothing.
         with contextlib.suppress(Exception):
             await ws.send_text(
                 orjson.dumps(
@@ -181,11 +173,10 @@ async def _authenticate(ws: WebSocket) -> Principal | None:
             )
             await ws.close(code=4401)
         return None
-    return principal
 
 
 @router.websocket("/stream")
-async def stream(ws: WebSocket) -> None:
+async def stream(ws: WebSocket, voice: Voice) -> None:
     """Protocol (JSON text frames unless noted):
     client → {"type":"start", …options} (optional), binary frames of audio, {"type":"end"} (end of speech),
              {"type":"interrupt"} (barge-in: stop talking), {"type":"close"};
@@ -196,7 +187,6 @@ async def stream(ws: WebSocket) -> None:
     principal = await _authenticate(ws)
     if principal is None:
         return
-    voice: VoiceService = port(SERVICE)(ws)
     max_bytes = ws.app.state.platform.settings.max_upload_bytes
     sock = _Socket(ws)
     try:

@@ -35,6 +35,11 @@ class VoiceRequest(TimestampMixin, Base):
         back_populates="request", uselist=False, cascade="all, delete-orphan", lazy="joined"
     )
 
+    @property
+    def audio_kept(self) -> bool:
+        """Whether the audio is still stored (retention clears `audio_path`)."""
+        return self.audio_path is not None
+
 
 class VoiceResponse(TimestampMixin, Base):
     __tablename__ = "voice_responses"
@@ -54,3 +59,13 @@ class VoiceResponse(TimestampMixin, Base):
     interrupted: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False)
 
     request: Mapped[VoiceRequest] = relationship(back_populates="response")
+
+    @property
+    def audio_kept(self) -> bool:
+        """Whether the answer's audio is still stored (retention clears `audio_path`)."""
+        return self.audio_path is not None
+
+    @property
+    def latency(self) -> dict[str, Any]:
+        """Each stage's latency in milliseconds, under the API's name for it."""
+        return self.stages_ms

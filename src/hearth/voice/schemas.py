@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from hearth.voice.models import VoiceRequest
+from hearth.platform.kit.schemas import ORMModel
 
 
 class VoiceRequestBody(BaseModel):
@@ -45,7 +45,7 @@ class VoiceResponseOut(BaseModel):
     interrupted: bool = False
 
 
-class StoredResponse(BaseModel):
+class StoredResponse(ORMModel):
     id: str
     response_text: str
     model: str
@@ -59,7 +59,7 @@ class StoredResponse(BaseModel):
     created_at: datetime
 
 
-class VoiceRequestOut(BaseModel):
+class VoiceRequestOut(ORMModel):
     id: str
     session_id: str | None
     format: str
@@ -71,38 +71,6 @@ class VoiceRequestOut(BaseModel):
     audio_kept: bool
     created_at: datetime
     response: StoredResponse | None
-
-    @classmethod
-    def of(cls, row: VoiceRequest) -> VoiceRequestOut:
-        r = row.response
-        response = None
-        if r is not None:
-            response = StoredResponse(
-                id=r.id,
-                response_text=r.response_text,
-                model=r.model,
-                audio_format=r.audio_format,
-                audio_ms=r.audio_ms,
-                audio_kept=r.audio_path is not None,
-                latency_ms=r.latency_ms,
-                latency=r.stages_ms,
-                rag_docs_used=r.rag_docs_used,
-                interrupted=r.interrupted,
-                created_at=r.created_at,
-            )
-        return cls(
-            id=row.id,
-            session_id=row.session_id,
-            format=row.format,
-            duration_ms=row.duration_ms,
-            enable_rag=row.enable_rag,
-            collection=row.collection,
-            streaming=row.streaming,
-            transcription=row.transcription,
-            audio_kept=row.audio_path is not None,
-            created_at=row.created_at,
-            response=response,
-        )
 
 
 class StreamStart(BaseModel):

@@ -1,5 +1,5 @@
-"""The voice context's logic: run a turn, store what was said and answered, publish the event stream,
-serve a user's own history, and apply retention (audio 1 hour, text 30 days).
+"""The voice context's service: run a turn, store what was said and answered, publish the event stream; a
+user's own history (`requests.StoredRequests`) and retention (`retention.VoiceRetention`) sit behind it.
 
 A turn is stored only once it has an outcome — answered, or interrupted by the client — in one transaction
 with its events, so a failure leaves no half-stored request (its audio files are removed too)."""
@@ -11,10 +11,8 @@ import base64
 import logging
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, replace
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
-
-from sqlalchemy import Select, delete, select, update
 
 from hearth.chat.ports import PreferenceReader, SessionTracker
 from hearth.chat.schemas import Preferences
@@ -23,12 +21,14 @@ from hearth.events.bus import EventBus
 from hearth.gateway.audio import DecodedAudio, decode_upload, encode_pcm
 from hearth.gateway.service import Caller, Gateway
 from hearth.platform.db import Database, new_id, utcnow
-from hearth.platform.errors import HearthError, not_found
+from hearth.platform.errors import HearthError
 from hearth.platform.retention import RetentionRule
 from hearth.rag.ports import Retriever
 from hearth.voice import events as ev
 from hearth.voice.models import VoiceRequest, VoiceResponse
 from hearth.voice.pipeline import TurnOptions, TurnResult, run_turn
+from hearth.voice.requests import StoredRequests
+from hearth.voice.retention import VoiceRetention
 from hearth.voice.schemas import VoiceRequestOut, VoiceResponseOut
 from hearth.voice.store import AudioStore
 
@@ -55,11 +55,6 @@ class TurnInput:
     streaming: bool = False
 
 
-def owned(stmt: Select[Any], user_id: str) -> Select[Any]:
-    """Every read of voice rows goes through here: a user only ever sees their own."""
-    return stmt.where(VoiceRequest.user_id == user_id)
-
-
 class VoiceService:
     def __init__(
         self,
@@ -83,6 +78,8 @@ class VoiceService:
         self.preferences = preferences
         self.store = AudioStore(settings.data_dir / "voice")
         self.clock = clock
+        self.requests = StoredRequests(db=db, store=self.store)
+        self.retention = VoiceRetention(db=db, store=self.store, settings=settings)
 
     def warm_up(self) -> None:
         """Load the speech models of the voice aliases now, in the background."""
@@ -94,120 +91,23 @@ class VoiceService:
                     if warm is not None:
                         warm()
 
-    # -- retention --------------------------------------------------------------------------------------
+    # -- retention and reads ----------------------------------------------------------------------------
 
     def retention_rules(self) -> list[RetentionRule]:
-        return [
-            RetentionRule(
-                "voice.audio", timedelta(hours=self.settings.voice_audio_retention_hours), self.sweep_audio
-            ),
-            RetentionRule(
-                "voice.text", timedelta(days=self.settings.voice_text_retention_days), self.sweep_text
-            ),
-        ]
-
-    async def sweep_audio(self, cutoff: datetime) -> int:
-        """Delete audio files older than `cutoff` and forget their paths; returns how many files went."""
-        async with self.db.transaction() as s:
-            reqs = (
-                await s.execute(
-                    select(VoiceRequest.id, VoiceRequest.audio_path).where(
-                        VoiceRequest.created_at < cutoff, VoiceRequest.audio_path.is_not(None)
-                    )
-                )
-            ).all()
-            resps = (
-                await s.execute(
-                    select(VoiceResponse.id, VoiceResponse.audio_path).where(
-                        VoiceResponse.created_at < cutoff, VoiceResponse.audio_path.is_not(None)
-                    )
-                )
-            ).all()
-            if reqs:
-                await s.execute(
-                    update(VoiceRequest)
-                    .where(VoiceRequest.id.in_([r.id for r in reqs]))
-                    .values(audio_path=None)
-                )
-            if resps:
-                await s.execute(
-                    update(VoiceResponse)
-                    .where(VoiceResponse.id.in_([r.id for r in resps]))
-                    .values(audio_path=None)
-                )
-            kept = set(
-                await s.scalars(select(VoiceRequest.audio_path).where(VoiceRequest.audio_path.is_not(None)))
-            )
-            kept |= set(
-                await s.scalars(select(VoiceResponse.audio_path).where(VoiceResponse.audio_path.is_not(None)))
-            )
-        paths = [r.audio_path for r in (*reqs, *resps)]
-        removed = await asyncio.to_thread(self.store.remove, paths)
-        # Files no row points to (a crash between writing and committing) go by their own age.
-        removed += await asyncio.to_thread(self.store.remove_orphans, cutoff, kept)
-        return removed
-
-    async def sweep_text(self, cutoff: datetime) -> int:
-        """Delete requests (and their responses) older than `cutoff`; returns how many requests went."""
-        async with self.db.transaction() as s:
-            rows = (
-                await s.execute(
-                    select(VoiceRequest.id, VoiceRequest.audio_path).where(VoiceRequest.created_at < cutoff)
-                )
-            ).all()
-            if not rows:
-                return 0
-            ids = [r.id for r in rows]
-            files = [r.audio_path for r in rows]
-            files += list(
-                await s.scalars(
-                    select(VoiceResponse.audio_path).where(
-                        VoiceResponse.request_id.in_(ids), VoiceResponse.audio_path.is_not(None)
-                    )
-                )
-            )
-            await s.execute(delete(VoiceResponse).where(VoiceResponse.request_id.in_(ids)))
-            await s.execute(delete(VoiceRequest).where(VoiceRequest.id.in_(ids)))
-        await asyncio.to_thread(self.store.remove, files)
-        return len(ids)
-
-    # -- reads ------------------------------------------------------------------------------------------
+        """The voice context's retention rules (audio files, then the rows)."""
+        return self.retention.rules()
 
     async def list_requests(self, *, user_id: str, limit: int = 50) -> list[VoiceRequestOut]:
         """The user's voice requests, newest first."""
-        async with self.db.sessions() as s:
-            rows = await s.scalars(
-                owned(select(VoiceRequest), user_id).order_by(VoiceRequest.created_at.desc()).limit(limit)
-            )
-            return [VoiceRequestOut.of(r) for r in rows.unique()]
+        return await self.requests.list(user_id=user_id, limit=limit)
 
     async def get_request(self, *, user_id: str, request_id: str) -> VoiceRequestOut:
         """One of the user's requests with its response; 404 for a missing id or another user's."""
-        return VoiceRequestOut.of(await self._get(user_id=user_id, request_id=request_id))
+        return await self.requests.get(user_id=user_id, request_id=request_id)
 
     async def get_audio(self, *, user_id: str, request_id: str, which: str) -> tuple[bytes, str]:
         """(bytes, format) of the request's audio ('request') or the answer's ('response') while kept."""
-        row = await self._get(user_id=user_id, request_id=request_id)
-        if which == "request":
-            path, fmt = row.audio_path, row.format
-        else:
-            path = row.response.audio_path if row.response else None
-            fmt = row.response.audio_format if row.response else ""
-        if path is None:
-            raise not_found(
-                "this audio is no longer kept (voice audio is deleted after its retention period)"
-            )
-        data = await asyncio.to_thread(self.store.read, path)
-        if data is None:
-            raise not_found("this audio is no longer kept")
-        return data, fmt
-
-    async def _get(self, *, user_id: str, request_id: str) -> VoiceRequest:
-        async with self.db.sessions() as s:
-            row = await s.scalar(owned(select(VoiceRequest), user_id).where(VoiceRequest.id == request_id))
-        if row is None:
-            raise not_found(f"voice request {request_id!r} not found", param="request_id")
-        return row
+        return await self.requests.audio(user_id=user_id, request_id=request_id, which=which)
 
     # -- turns ------------------------------------------------------------------------------------------
 

@@ -1,0 +1,148 @@
+"""A chat turn in flight: relays the model's reply as events and stores both messages once it ends."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import AsyncIterator
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+import anyio
+
+from hearth.gateway.service import Caller
+from hearth.gateway.stream import ChatStream
+from hearth.platform.db import new_id
+from hearth.platform.errors import HearthError
+
+if TYPE_CHECKING:
+    from hearth.chat.turns import Turns
+
+log = logging.getLogger("hearth.chat")
+
+
+class Turn:
+    """One exchange in flight. `events()` relays the reply and stores it when it completes; `close()`
+    (always called by the response, however it ends) stores what was said if the client left early."""
+
+    def __init__(
+        self,
+        service: Turns,
+        *,
+        user_id: str,
+        caller: Caller,
+        conversation_id: str,
+        new: bool,
+        title_pending: bool,
+        content: str,
+        received_at: datetime,
+        started: float,
+        model: str,
+        rag: bool,
+        collection: str | None,
+        sources: list[dict[str, Any]],
+        session_id: str | None,
+        stream: ChatStream,
+    ) -> None:
+        self.service = service
+        self.user_id = user_id
+        self.caller = caller
+        self.conversation_id = conversation_id
+        self.new = new
+        self.title_pending = title_pending
+        self.content = content
+        self.received_at = received_at
+        self.started = started
+        self.model = model
+        self.rag = rag
+        self.collection = collection
+        self.sources = sources
+        self.session_id = session_id
+        self.stream = stream
+        self.user_message_id = new_id()
+        self.assistant_message_id = new_id()
+        self.parts: list[str] = []
+        self.usage = (0, 0)
+        self.usage_estimated = True
+        self.ttft_ms: float | None = None
+        self.stored: dict[str, Any] | None = None
+        self._storing = False
+
+    async def events(self) -> AsyncIterator[dict[str, Any]]:
+        """start → delta… → message (both stored) → title (first exchange) → done; or error."""
+        yield {
+            "type": "start",
+            "conversation_id": self.conversation_id,
+            "user_message_id": self.user_message_id,
+            "assistant_message_id": self.assistant_message_id,
+            "model": self.model,
+            "rag": self.rag,
+            "collection": self.collection,
+            "sources": self.sources,
+        }
+        error: dict[str, Any] | None = None
+        async for chunk in self.stream:
+            if "error" in chunk:
+                error = chunk["error"]
+                break
+            usage = chunk.get("usage")
+            if usage:
+                self.usage = (int(usage.get("prompt_tokens") or 0), int(usage.get("completion_tokens") or 0))
+                self.usage_estimated = False
+            for choice in chunk.get("choices") or ():
+                text = (choice.get("delta") or {}).get("content")
+                if text:
+                    if self.ttft_ms is None:
+                        self.ttft_ms = round((time.perf_counter() - self.started) * 1000, 1)
+                    self.parts.append(text)
+                    if self.usage_estimated:  # one streamed piece is one token for llama.cpp and vLLM
+                        self.usage = (self.usage[0], self.usage[1] + 1)
+                    yield {"type": "delta", "content": text}
+        stored = await self.finish(
+            status="interrupted" if error else "complete", reason="upstream_error" if error else None
+        )
+        if stored is None:
+            yield {
+                "type": "error",
+                "error": {"message": "the reply could not be stored", "code": "not_stored"},
+            }
+            return
+        yield {
+            "type": "message",
+            "user": stored["user"].model_dump(mode="json"),
+            "assistant": stored["assistant"].model_dump(mode="json"),
+        }
+        if error is not None:
+            yield {"type": "error", "error": error}
+            return
+        if self.title_pending:
+            title = await self.service.title_conversation(turn=self, answer=stored["assistant"].content)
+            if title is not None:
+                yield {"type": "title", "conversation_id": self.conversation_id, "title": title}
+        yield {"type": "done"}
+
+    async def finish(self, *, status: str, reason: str | None) -> dict[str, Any] | None:
+        """Stop the model and store both messages, once; shielded so a disconnect cannot cut it short."""
+        if self._storing:
+            return self.stored
+        self._storing = True
+        with anyio.CancelScope(shield=True):
+            await self.stream.aclose()
+            try:
+                self.stored = await self.service.store_turn(
+                    turn=self, text="".join(self.parts), status=status, reason=reason
+                )
+            except HearthError as exc:  # e.g. the conversation was deleted while the reply streamed
+                log.warning("chat turn not stored: %s", exc.message)
+            except Exception:
+                log.exception("chat turn not stored")
+            if self.stored is not None and self.session_id is not None:
+                try:
+                    await self.service.sessions.touch(user_id=self.user_id, session_id=self.session_id)
+                except HearthError as exc:  # it expired while the reply streamed: the messages still count
+                    log.info("session not touched: %s", exc.message)
+        return self.stored
+
+    async def close(self) -> None:
+        """The response is over: if the reply did not finish, keep what was said, marked interrupted."""
+        await self.finish(status="interrupted", reason="client_disconnected")
