@@ -7,7 +7,7 @@ async def route(rag: Rag, principal: CurrentUser) -> ...
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Annotated, TypeVar
 
 from fastapi import Depends
@@ -19,14 +19,15 @@ from hearth.platform.ports import Port
 T = TypeVar("T")
 
 
-def current_platform(connection: HTTPConnection) -> Platform:
+async def current_platform(connection: HTTPConnection) -> Platform:
     return connection.app.state.platform
 
 
-def port(key: Port[T]) -> Callable[[HTTPConnection], T]:
-    """A dependency returning what the running platform provides for `key` (HTTP and WebSocket routes)."""
+def port(key: Port[T]) -> Callable[[HTTPConnection], Awaitable[T]]:
+    """A dependency returning what the running platform provides for `key` (HTTP and WebSocket routes).
+    Async, so FastAPI calls it on the loop instead of hopping to its thread pool on every request."""
 
-    def dependency(connection: HTTPConnection) -> T:
+    async def dependency(connection: HTTPConnection) -> T:
         return connection.app.state.platform.ports.require(key)
 
     dependency.__name__ = f"port_{key.name.replace('.', '_')}"
