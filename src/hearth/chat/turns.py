@@ -32,6 +32,7 @@ from hearth.gateway.service import Caller, Gateway
 from hearth.platform.db import Database, new_id, utcnow
 from hearth.platform.errors import HearthError, bad_request
 from hearth.rag.ports import Retriever
+from hearth.rag.schemas import RagSource
 
 log = logging.getLogger("hearth.chat")
 SEQ_ATTEMPTS = 5  # concurrent turns of one conversation race for the next position; the loser retries
@@ -308,14 +309,12 @@ def _within(past: list[Message], budget: int) -> list[dict[str, str]]:
     return kept[::-1]
 
 
-def _source(source: Any) -> dict[str, Any]:
-    get = source.get if isinstance(source, dict) else lambda k, d=None: getattr(source, k, d)
-    text = get("text") or ""
+def _source(source: RagSource) -> dict[str, Any]:
     return {
-        "chunk_id": get("chunk_id"),
-        "document_id": get("document_id"),
-        "title": get("title"),
-        "score": get("score"),
-        "rerank_score": get("rerank_score"),
-        "text": text[:500],
+        "chunk_id": source.chunk_id,
+        "document_id": source.document_id,
+        "title": source.title,
+        "score": source.score,
+        "rerank_score": source.rerank_score,
+        "text": source.text[:500],
     }

@@ -23,6 +23,7 @@ from hearth.gateway.backends.base import (
     SpeechRequest,
     Transcription,
     TranscriptionRequest,
+    Warmable,
 )
 from hearth.gateway.deployment import Deployment
 from hearth.gateway.events import EventBatcher
@@ -125,6 +126,14 @@ class Gateway:
             if id(backend) not in still_used and any(d.backend is backend for g in alias.groups for d in g):
                 del self.backends[backend_name]
                 await backend.close()
+
+    def warm_up(self, alias_name: str) -> None:
+        """Start loading the lazily loaded models behind `alias_name` in the background."""
+        alias = self.router.aliases.get(alias_name)
+        for group in alias.groups if alias else ():
+            for deployment in group:
+                if isinstance(deployment.backend, Warmable):
+                    deployment.backend.warm()
 
     async def start(self) -> None:
         await asyncio.gather(*(b.start() for b in self.backends.values()))

@@ -84,12 +84,7 @@ class VoiceService:
     def warm_up(self) -> None:
         """Load the speech models of the voice aliases now, in the background."""
         for name in (self.settings.voice_stt_model, self.settings.voice_tts_model):
-            alias = self.gateway.aliases.get(name)
-            for group in alias.groups if alias else ():
-                for deployment in group:
-                    warm = getattr(deployment.backend, "warm", None)
-                    if warm is not None:
-                        warm()
+            self.gateway.warm_up(name)
 
     # -- retention and reads ----------------------------------------------------------------------------
 

@@ -66,6 +66,13 @@ class Backend(Protocol):
     async def close(self) -> None: ...
 
 
+@runtime_checkable
+class Warmable(Protocol):
+    """A backend that loads its model lazily and can start loading it ahead of the first call."""
+
+    def warm(self) -> None: ...
+
+
 class ChatBackend(Backend, Protocol):
     async def chat(self, body: dict[str, Any], model: str | None) -> dict[str, Any]:
         """A whole `chat.completion` object."""
