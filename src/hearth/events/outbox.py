@@ -20,7 +20,7 @@ DEAD = "dead"
 
 @dataclass(frozen=True)
 class Retry:
-    """Bounded exponential backoff shared by the dispatcher, the relay and JetStream naks."""
+    """Bounded exponential backoff shared by the outbox pump and JetStream naks."""
 
     max_attempts: int = 5
     base: float = 0.5  # seconds before the first retry
@@ -112,12 +112,6 @@ async def seconds_to_next_retry(db: Database) -> float | None:
     if when.tzinfo is None:  # SQLite hands datetimes back naive; they were written as UTC
         when = when.replace(tzinfo=UTC)
     return max(0.0, (when - utcnow()).total_seconds())
-
-
-async def note_error(db: Database, seq: int, error: str) -> None:
-    """Record a transport error without spending an attempt: an outage must never kill events."""
-    async with db.transaction() as s:
-        await s.execute(update(OutboxEvent).where(OutboxEvent.seq == seq).values(last_error=error[:4000]))
 
 
 # --- idempotency ledger ---------------------------------------------------------------------------
