@@ -14,7 +14,8 @@ from hearth.events import codec
 from hearth.events.bus import EventBus
 from hearth.events.models import ConsumedEvent, OutboxEvent
 from hearth.events.outbox import Retry
-from hearth.events.schemas import Event, InferenceCompleted, InferenceRequested, event_class
+from hearth.events.schemas import Event, event_class
+from hearth.gateway.events import InferenceCompleted, InferenceRequested
 from hearth.platform.db import Database
 
 FAST = Retry(max_attempts=3, base=0.02, cap=0.1)
