@@ -31,6 +31,8 @@ CONTEXT_MODULES = (
     "hearth.voice.wiring",
     "hearth.planner.wiring",
     "hearth.bench.wiring",
+    "hearth.usage.wiring",
+    "hearth.audit.wiring",
 )
 
 
@@ -77,7 +79,7 @@ async def build_platform(settings: Settings, contexts: list[Context] | None = No
     upgrade(settings.resolved_database_url)
     db = Database(settings.resolved_database_url)
     bus = EventBus(db, nats_url=settings.nats_url, prefix=settings.nats_prefix)
-    auth = AuthService(db, cache_seconds=settings.auth_cache_seconds)
+    auth = AuthService(db, bus=bus, cache_seconds=settings.auth_cache_seconds)
     ratelimits = RateLimiter(default_rpm=settings.default_rpm, default_tpm=settings.default_tpm)
     gateway = Gateway(
         settings.models, llm_threads=settings.llm_threads, bus=bus, request_events=settings.gateway_events
