@@ -3,63 +3,25 @@ per-day rows exactly once, in-process and over NATS JetStream, on SQLite and Pos
 
 from __future__ import annotations
 
-import contextlib
-import os
-from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime, timedelta
 
 import httpx
 import pytest
-from sqlalchemy import text
 from typer.testing import CliRunner
 
 from hearth.auth.service import AuthService
 from hearth.cli.main import app as cli
-from hearth.events import codec
-from hearth.events.bus import EventBus
-from hearth.events.outbox import Retry
 from hearth.gateway.events import InferenceUsage
 from hearth.gateway.telemetry import UsageMeter
 from hearth.platform.db import Database
 from hearth.usage.ledger import CONSUMER, UsageFilter, UsageLedger
+from tests.events_helpers import NATS_URL, event_bus, redeliver
 from tests.fake_openai import FakeOpenAI
 from tests.harness import remote_config, run_hearth
 from tests.helpers import wait_for_async, wait_until
 
-NATS_URL = os.environ.get("HEARTH_TEST_NATS", "nats://127.0.0.1:4222")
-FAST = Retry(max_attempts=3, base=0.02, cap=0.2)
 CHAT = {"model": "chat", "messages": [{"role": "user", "content": "hi"}]}
 DAY = datetime(2026, 3, 14, 9, 30, tzinfo=UTC)
-
-
-@contextlib.asynccontextmanager
-async def event_bus(db: Database, transport: str, prefix: str) -> AsyncIterator[EventBus]:
-    """A started bus, in-process or on JetStream under the test's own prefix."""
-    nats_url = NATS_URL if transport == "nats" else None
-    bus = EventBus(db, nats_url=nats_url, prefix=prefix, retry=FAST, poll_interval=0.05, reconnect_wait=0.2)
-    try:
-        yield bus
-    finally:
-        await bus.stop()
-
-
-async def redeliver(bus: EventBus, db: Database, event: InferenceUsage) -> None:
-    """Hand `event` to the consumers a second time, as after a crash between handling and acknowledging."""
-    if bus.relay is None:
-        async with db.transaction() as s:
-            await s.execute(
-                text("UPDATE event_outbox SET status = 'pending' WHERE id = :id"), {"id": event.id}
-            )
-        bus.wake()
-        return
-    # Past JetStream's duplicate window the same event arrives again under a new message id.
-    content_type, payload = codec.encode(event)
-    headers = {
-        "Nats-Msg-Id": f"again-{event.id}",
-        "Content-Type": content_type,
-        "Hearth-Type": "InferenceUsage",
-    }
-    await bus.relay.js.publish(bus.relay.subject("usage", "InferenceUsage"), payload, headers=headers)
 
 
 def usage(alias: str, *, user: str, key: str | None = "k1", requests: int = 1, **sums: int) -> InferenceUsage:
@@ -118,7 +80,7 @@ async def test_ledger_sums_per_day_and_counts_a_redelivered_event_once(
             return len(await ledger.report(where=UsageFilter())) == 2 and bus.counters.consumed == 3
 
         await wait_for_async(settled, what="three usage events in the ledger")
-        await redeliver(bus, database, first)
+        await redeliver(bus, database, first.id)
         marker = usage("marker", user=alice)  # delivered after the redelivered event, in stream order
         await bus.publish(marker)
 
