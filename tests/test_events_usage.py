@@ -186,3 +186,28 @@ def _exercise_usage(hearth, upstream: FakeOpenAI) -> None:  # type: ignore[no-un
               "--api-key", hearth.admin_key],
     )  # fmt: skip
     assert result.exit_code == 1 and "since (2026-02-02) is after until (2026-02-01)" in result.output
+
+
+def test_usage_of_the_last_window_survives_a_restart(tmp_path) -> None:
+    upstream = FakeOpenAI().start()
+    try:
+        config = remote_config((upstream.url, {}))
+        with run_hearth(tmp_path, config) as hearth:
+            for _ in range(2):
+                assert httpx.post(
+                    f"{hearth.v1}/chat/completions", json=CHAT, headers=hearth.headers()
+                ).is_success
+        # Stopped well within the first 2 s window: its usage was published at shutdown, and the next
+        # start delivers it to the ledger (which subscribes before the bus starts delivering).
+        with run_hearth(tmp_path, config) as hearth:
+
+            def counted() -> dict | None:
+                r = httpx.get(
+                    f"{hearth.url}/api/admin/usage", params={"user": "admin"}, headers=hearth.headers()
+                )
+                return r.json()["totals"] if r.json()["totals"]["requests"] else None
+
+            totals = wait_until(counted, within=20, what="the first run's usage")
+            assert totals == {"requests": 2, "failures": 0, "prompt_tokens": 14, "completion_tokens": 8}
+    finally:
+        upstream.stop()
