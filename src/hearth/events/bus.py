@@ -135,7 +135,7 @@ class EventBus:
             return
         session.add_all(rows)
         await session.flush()
-        # Wake the dispatcher only once the rows are visible; a rollback forgets them.
+        # Wake the pump only once the rows are visible; a rollback forgets them.
         info = session.sync_session.info
         if _PENDING_KEY not in info:
             info[_PENDING_KEY] = []

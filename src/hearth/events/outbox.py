@@ -61,7 +61,7 @@ async def due(db: Database, *, limit: int = 100, now: datetime | None = None) ->
 
 
 async def mark_dispatched(db: Database, seq: int | list[int]) -> None:
-    """Mark one row, or many in one transaction (a dispatcher pass marks all it delivered at once)."""
+    """Mark one row, or many in one transaction (a pump pass marks all it delivered at once)."""
     seqs = [seq] if isinstance(seq, int) else seq
     if not seqs:
         return
@@ -102,7 +102,7 @@ async def mark_dead(db: Database, seq: int, error: str) -> None:
 
 
 async def seconds_to_next_retry(db: Database) -> float | None:
-    """How long until the earliest scheduled retry, so the dispatcher sleeps exactly that long."""
+    """How long until the earliest scheduled retry, so the pump sleeps exactly that long."""
     async with db.transaction() as s:
         when = await s.scalar(
             select(func.min(OutboxEvent.next_attempt_at)).where(OutboxEvent.status == PENDING)
