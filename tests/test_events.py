@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import asyncio
 import random
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from typing import ClassVar
 
 import pytest
@@ -14,8 +13,10 @@ from hearth.events import codec
 from hearth.events.bus import EventBus
 from hearth.events.models import ConsumedEvent, OutboxEvent
 from hearth.events.outbox import Retry
-from hearth.events.schemas import Event, InferenceCompleted, InferenceRequested, event_class
+from hearth.events.schemas import Event, event_class
+from hearth.gateway.events import InferenceCompleted, InferenceRequested
 from hearth.platform.db import Database
+from tests.helpers import wait_for
 
 FAST = Retry(max_attempts=3, base=0.02, cap=0.1)
 
@@ -46,14 +47,6 @@ async def bus(database: Database) -> AsyncIterator[EventBus]:
     b = make_bus(database)
     yield b
     await b.stop()
-
-
-async def wait_for(cond: Callable[[], bool], within: float = 5.0) -> None:
-    deadline = asyncio.get_running_loop().time() + within
-    while not cond():
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError("condition not reached in time")
-        await asyncio.sleep(0.02)
 
 
 async def outbox_rows(db: Database) -> list[OutboxEvent]:
@@ -156,17 +149,20 @@ async def test_restart_delivers_pending_exactly_once(database: Database) -> None
     await second.start()
     try:
         await wait_for(lambda: len(got) == 2)
-        await asyncio.sleep(0.2)  # more passes of the dispatcher must not deliver again
+        # A later event arrives only after another pass, which would have delivered 1 and 2 again first.
+        await second.publish(Pinged(n=3))
+        await wait_for(lambda: got[-1] == 3)
     finally:
         await second.stop()
-    assert got == [1, 2]
+    assert got == [1, 2, 3]
 
     third = make_bus(database)  # and a later restart finds nothing left to deliver
     third.subscribe("restart", handler)
     await third.start()
-    await asyncio.sleep(0.2)
+    await third.publish(Pinged(n=4))
+    await wait_for(lambda: got[-1] == 4)
     await third.stop()
-    assert got == [1, 2]
+    assert got == [1, 2, 3, 4]
 
 
 async def test_transactional_outbox_rollback_publishes_nothing(database: Database, bus: EventBus) -> None:
@@ -186,10 +182,11 @@ async def test_transactional_outbox_rollback_publishes_nothing(database: Databas
         await bus.publish(Pinged(n=2), session=session)
 
     await wait_for(lambda: got == [2])
-    await asyncio.sleep(0.1)
-    assert got == [2]
     assert len(await outbox_rows(database)) == 1
     assert bus.published == 1
+    await bus.publish(Pinged(n=3))  # delivered after anything still due
+    await wait_for(lambda: got[-1] == 3)
+    assert got == [2, 3]
 
 
 async def test_publish_many_keeps_order_and_commits_with_the_transaction(
@@ -251,13 +248,20 @@ async def test_permanent_failure_goes_dead(database: Database, bus: EventBus) ->
         calls += 1
         raise RuntimeError("always")
 
-    bus.subscribe("broken", broken)
+    markers: list[Event] = []
+
+    async def marker(ev: Embedded) -> None:
+        markers.append(ev)
+
+    bus.subscribe("broken", broken, types={"Pinged"})
+    bus.subscribe("marker", marker, types={"Embedded"})
     await bus.start()
     await bus.publish(Pinged(n=1))
     await wait_for(lambda: bus.counters.dead == 1)
-    await asyncio.sleep(0.2)
+    await bus.publish(Embedded(vector=[0.5]))  # a pass after the row died: it is not retried any more
+    await wait_for(lambda: len(markers) == 1)
 
-    (row,) = await outbox_rows(database)
+    row, _ = await outbox_rows(database)
     assert row.status == "dead" and row.attempts == FAST.max_attempts
     assert calls == FAST.max_attempts
     assert "always" in (row.last_error or "")

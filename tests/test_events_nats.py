@@ -7,7 +7,7 @@ import contextlib
 import logging
 import os
 import socket
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from typing import ClassVar
 from urllib.parse import urlparse
 
@@ -21,6 +21,7 @@ from hearth.events.outbox import Retry
 from hearth.events.schemas import Event
 from hearth.platform.db import Database
 from hearth.platform.migrate import upgrade
+from tests.helpers import wait_for
 
 # Same source as conftest.NATS_URL (conftest is not importable as a module under pytest 9).
 NATS_URL = os.environ.get("HEARTH_TEST_NATS", "nats://127.0.0.1:4222")
@@ -37,14 +38,6 @@ class Counted(_NatsTestEvent):
 
 class Blob(_NatsTestEvent):
     data: bytes
-
-
-async def wait_for(cond: Callable[[], bool], within: float = 10.0) -> None:
-    deadline = asyncio.get_running_loop().time() + within
-    while not cond():
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError("condition not reached in time")
-        await asyncio.sleep(0.02)
 
 
 async def statuses(db: Database) -> list[str]:
@@ -178,11 +171,12 @@ async def test_same_row_relayed_twice_is_delivered_once(sqlite_db: Database, pre
         async with sqlite_db.transaction() as s:
             await s.execute(text("UPDATE event_outbox SET status = 'pending', dispatched_at = NULL"))
         bus.wake()
-        await wait_for(lambda: bus.dispatched == 2)
-        await asyncio.sleep(0.5)
-        assert got == [1]
+        await wait_for(lambda: bus.dispatched == 2)  # acked again, as a duplicate
         info = await bus.relay.js.stream_info(f"{prefix.upper()}_EVNATS")
         assert info.state.messages == 1
+        await bus.publish(Counted(n=2))  # the consumer reaches it only after anything before it
+        await wait_for(lambda: got[-1] == 2)
+        assert got == [1, 2]
 
 
 async def test_handler_failures_nak_then_term(sqlite_db: Database, prefix: str) -> None:
@@ -204,9 +198,12 @@ async def test_handler_failures_nak_then_term(sqlite_db: Database, prefix: str) 
         await bus.start()
         await bus.publish(Counted(n=5))
         await wait_for(lambda: len(flaky_calls) == 2 and bus.counters.dead == 1)
-        await asyncio.sleep(0.3)
-        assert flaky_calls == [5, 5]
-        assert broken_calls == [5] * FAST.max_attempts  # max_deliver bounds the redeliveries
+        await bus.publish(Counted(n=6))  # once both have seen it, 5 was terminated for good
+        await wait_for(lambda: flaky_calls[-1] == 6 and broken_calls[-1] == 6)
+        assert flaky_calls == [5, 5, 6]
+        # max_deliver bounds the redeliveries
+        assert broken_calls[: FAST.max_attempts] == [5] * FAST.max_attempts
+        assert broken_calls.count(5) == FAST.max_attempts
 
 
 async def test_outage_events_wait_in_outbox_then_arrive_once(
@@ -227,11 +224,12 @@ async def test_outage_events_wait_in_outbox_then_arrive_once(
         await wait_for(lambda: seen == [0])
 
         await proxy.close()
-        await asyncio.sleep(0.2)
+        await wait_for(lambda: not bus.relay.nc.is_connected)
         n = 20
         for i in range(1, n + 1):
             await bus.publish(Counted(n=i))  # never fails while NATS is unreachable
-        await asyncio.sleep(1.5)  # longer than the publish timeout: the relay gives up and backs off
+        # The relay gives up after the publish timeout and backs off.
+        await wait_for(lambda: "relay paused" in caplog.text)
         assert (await statuses(sqlite_db))[1:] == ["pending"] * n
         assert seen == [0]
         assert "relay paused" in caplog.text
@@ -239,13 +237,17 @@ async def test_outage_events_wait_in_outbox_then_arrive_once(
         await proxy.open()  # same port: the client reconnects on its own
         await wait_for(lambda: len(seen) == n + 1, within=20)
         await wait_for(lambda: bus.dispatched == n + 1)
-        await asyncio.sleep(0.5)
-        assert sorted(seen) == list(range(n + 1))  # none lost, none doubled
         assert set(await statuses(sqlite_db)) == {"dispatched"}
+        await bus.publish(Counted(n=n + 1))  # behind any copy still on its way
+        await wait_for(lambda: seen[-1] == n + 1)
+        assert sorted(seen) == list(range(n + 2))  # none lost, none doubled
     await proxy.close()
 
 
-async def test_bus_starts_while_nats_is_down(sqlite_db: Database, prefix: str) -> None:
+async def test_bus_starts_while_nats_is_down(
+    sqlite_db: Database, prefix: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, logger="hearth.events")
     proxy = TcpProxy(NATS_URL)  # not open yet: nothing listens on its port
     seen: list[int] = []
 
@@ -257,7 +259,7 @@ async def test_bus_starts_while_nats_is_down(sqlite_db: Database, prefix: str) -
         await asyncio.wait_for(bus.start(), timeout=1)
         for i in range(3):
             await bus.publish(Counted(n=i))
-        await asyncio.sleep(0.5)
+        await wait_for(lambda: "unreachable" in caplog.text)  # a connect attempt has failed
         assert await statuses(sqlite_db) == ["pending"] * 3
 
         await proxy.open()

@@ -1,14 +1,17 @@
 """Every context's tables, imported in one place so Alembic's autogenerate sees the whole schema."""
 
+from hearth.audit.models import AuditEntry
 from hearth.auth.models import ApiKey, User
 from hearth.chat.models import Conversation, Message, PreferencesRow, SessionRow
 from hearth.events.models import ConsumedEvent, OutboxEvent
 from hearth.planner.models import BenchmarkRow, CatalogModel, GpuProfile
 from hearth.rag.models import Collection, CollectionShare, Document, IngestJob
+from hearth.usage.models import UsageDay
 from hearth.voice.models import VoiceRequest, VoiceResponse
 
 __all__ = [
     "ApiKey",
+    "AuditEntry",
     "BenchmarkRow",
     "CatalogModel",
     "Collection",
@@ -22,6 +25,7 @@ __all__ = [
     "OutboxEvent",
     "PreferencesRow",
     "SessionRow",
+    "UsageDay",
     "User",
     "VoiceRequest",
     "VoiceResponse",

@@ -10,21 +10,27 @@ import re
 import secrets
 import time
 from collections.abc import Callable, Collection
+from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import cast
+from typing import TYPE_CHECKING, cast
 
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from hearth.auth.events import KeyCreated, KeyRevoked, UserCreated, UserDisabled, UserEnabled
 from hearth.auth.models import ApiKey, User
 from hearth.auth.principal import Principal
 from hearth.config import Priority
 from hearth.platform.db import Database, utcnow
 from hearth.platform.errors import HearthError, bad_request, not_found
 from hearth.platform.kit.repository import in_chunks
+
+if TYPE_CHECKING:
+    from hearth.events.bus import EventBus
+    from hearth.events.schemas import Event
 
 log = logging.getLogger("hearth.auth")
 
@@ -40,6 +46,10 @@ ADMIN_KEY_FILE = "admin-key.txt"
 TOUCH_INTERVAL = 60.0  # seconds between last_used_at writes for one key
 MISS_CACHE_SECONDS = 1.0  # upper bound for remembering unknown keys
 CACHE_MAX_ENTRIES = 50_000  # a flood of random keys must not grow memory without bound
+
+# Who the request being served authenticated as: the `actor` of the admin actions it publishes. Set by
+# `authenticate`, in the request's own context, so routes need not pass it down.
+_acting_as: ContextVar[str | None] = ContextVar("hearth_auth_acting_as", default=None)
 
 
 def hash_key(token: str) -> str:
@@ -112,9 +122,15 @@ class AuthService:
     """Owns users and keys; `authenticate` is the hot path and is served from a short in-memory cache."""
 
     def __init__(
-        self, db: Database, *, cache_seconds: float = 2.0, clock: Callable[[], float] = time.monotonic
+        self,
+        db: Database,
+        *,
+        bus: EventBus | None = None,
+        cache_seconds: float = 2.0,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.db = db
+        self.bus = bus  # admin actions are published as auth events only with a bus
         self.cache_seconds = cache_seconds
         # Misses are remembered more briefly: a freshly created key is random, so it was never a miss,
         # but an operator fixing a disabled user should not wait long.
@@ -175,6 +191,11 @@ class AuthService:
             user = await session.get(User, user_id)
             if user is None:
                 raise not_found(f"no user with id {user_id!r}", param="user_id", code="user_not_found")
+            if user.disabled != disabled:
+                kind = UserDisabled if disabled else UserEnabled
+                await self._publish(
+                    session, kind(user_id=user.id, username=user.username, actor=_acting_as.get())
+                )
             user.disabled = disabled
         self._invalidate(lambda p: p is None or p.user_id == user_id)
         return user
@@ -220,6 +241,10 @@ class AuthService:
             key, name = await self._find_key(session, key_id=key_id, user_id=user_id)
             if key.revoked_at is None:
                 key.revoked_at = utcnow()
+                revoked = KeyRevoked(
+                    key_id=key.id, user_id=key.user_id, username=name, actor=_acting_as.get()
+                )
+                await self._publish(session, revoked)
             digest = key.key_hash
         self._cache.pop(digest, None)
         self._generation += 1
@@ -241,6 +266,7 @@ class AuthService:
             principal = await self._lookup(digest)
         if principal is not None:
             self._touch(principal.key_id, now)
+            _acting_as.set(principal.username)
         return principal
 
     async def _lookup(self, digest: str) -> Principal | None:
@@ -350,6 +376,10 @@ class AuthService:
         user = User(username=username, role=role, premium=bool(premium), disabled=False, created_at=utcnow())
         session.add(user)
         await session.flush()
+        created = UserCreated(
+            user_id=user.id, username=username, role=role, premium=user.premium, actor=_acting_as.get()
+        )
+        await self._publish(session, created)
         return user
 
     async def _insert_key(
@@ -383,7 +413,21 @@ class AuthService:
         )
         session.add(key)
         await session.flush()
+        created = KeyCreated(
+            key_id=key.id,
+            user_id=user.id,
+            username=user.username,
+            name=name,
+            priority=priority,
+            actor=_acting_as.get(),
+        )
+        await self._publish(session, created)
         return key, token
+
+    async def _publish(self, session: AsyncSession, event: Event) -> None:
+        """Publish in the change's own transaction: the audit trail commits or rolls back with it."""
+        if self.bus is not None:
+            await self.bus.publish(event, session=session)
 
     async def _find_user(self, session: AsyncSession, *, user_id: str | None, username: str | None) -> User:
         if (user_id is None) == (username is None):

@@ -22,6 +22,7 @@ from hearth.cli import (  # noqa: E402,F401
     client_commands,  # hearth models
     plan,  # hearth plan …
     rag,  # hearth ingest, ask, rag …
+    reports,  # hearth usage, audit
     serve,  # hearth serve
     voice,  # hearth transcribe, speak, voice
 )

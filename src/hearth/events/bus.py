@@ -1,15 +1,14 @@
 """The event bus: a durable SQL outbox, delivered in-process or relayed through NATS JetStream.
 
-Every publish is an `event_outbox` row first, so an event survives a crash or a NATS outage. Without
-NATS a dispatcher task hands rows to in-process handlers in `seq` order; with NATS a relay publishes
-rows to JetStream and handlers are fed back from durable pull consumers. Delivery is at-least-once;
-subscribe with `idempotent=True` to get exactly-once handling through the `event_consumed` ledger.
+Every publish is an `event_outbox` row first, so an event survives a crash or a NATS outage. One pump
+(events/pump.py) reads due rows in `seq` order and hands them to a delivery: in-process handlers without
+NATS (events/local.py), JetStream with it (events/nats_relay.py, whose durable pull consumers feed the
+handlers back). Delivery is at-least-once; subscribe with `idempotent=True` to get exactly-once handling
+through the `event_consumed` ledger.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 from dataclasses import dataclass
 
@@ -19,7 +18,9 @@ from sqlalchemy.orm import Session
 
 from hearth.events import codec, outbox
 from hearth.events.consumer import Handler, Subscription
+from hearth.events.local import InProcessDelivery
 from hearth.events.outbox import Retry
+from hearth.events.pump import Delivery, OutboxPump
 from hearth.events.schemas import Event
 from hearth.platform.db import Database
 
@@ -62,12 +63,8 @@ class EventBus:
         self.json_limit = json_limit
         self.counters = Counters()
         self.subscriptions: list[Subscription] = []
-        self._wake = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
-        # Handlers that already succeeded for a row being retried, so a retry only re-runs the failed
-        # ones. In memory on purpose: after a restart they may run again (at-least-once).
-        self._done: dict[int, set[str]] = {}
         self.relay = None
+        delivery: Delivery = InProcessDelivery(self)
         if nats_url:
             from hearth.events.nats_relay import NatsRelay  # nats-py is only needed when configured
 
@@ -78,6 +75,8 @@ class EventBus:
                 reconnect_wait=reconnect_wait,
                 publish_timeout=publish_timeout,
             )
+            delivery = self.relay
+        self.pump = OutboxPump(self, delivery, outage_wait=reconnect_wait)
 
     # --- public API ---------------------------------------------------------------------------------
 
@@ -95,7 +94,7 @@ class EventBus:
 
     @property
     def running(self) -> bool:
-        return self._task is not None or (self.relay is not None and self.relay.running)
+        return self.pump.running
 
     def subscribe(
         self,
@@ -136,7 +135,7 @@ class EventBus:
             return
         session.add_all(rows)
         await session.flush()
-        # Wake the dispatcher only once the rows are visible; a rollback forgets them.
+        # Wake the pump only once the rows are visible; a rollback forgets them.
         info = session.sync_session.info
         if _PENDING_KEY not in info:
             info[_PENDING_KEY] = []
@@ -149,26 +148,19 @@ class EventBus:
             return
         if self.relay is not None:
             await self.relay.start()
-        else:
-            self._task = asyncio.create_task(self._dispatch_loop(), name="hearth-events-dispatcher")
+        self.pump.start()
         log.info("event bus started (%s)", "nats relay" if self.relay else "in-process")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await self.pump.stop()
         if self.relay is not None:
             await self.relay.stop()
         log.info("event bus stopped")
 
     def wake(self) -> None:
-        self._wake.set()
-        if self.relay is not None:
-            self.relay.wake()
+        self.pump.wake()
 
-    # --- in-process dispatcher ------------------------------------------------------------------------
+    # --- commit tracking ------------------------------------------------------------------------------
 
     def _committed(self, count: int = 1) -> None:
         self.counters.published += count
@@ -184,69 +176,3 @@ class EventBus:
         pending = sync_session.info.get(_PENDING_KEY)
         if pending:
             pending.clear()
-
-    async def _dispatch_loop(self) -> None:
-        while True:
-            self._wake.clear()
-            try:
-                delay = await self._dispatch_due()
-            except Exception:
-                log.exception("event dispatcher pass failed; retrying")
-                delay = self.poll_interval
-            if delay > 0:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), timeout=delay)
-
-    async def _dispatch_due(self) -> float:
-        """Deliver every due row; returns how long to sleep before the next pass."""
-        rows = await outbox.due(self.db, limit=self.batch_size)
-        delivered: list[int] = []
-        try:
-            for row in rows:
-                if await self._dispatch_row(row):
-                    delivered.append(row.seq)
-        finally:
-            # One transaction for the pass instead of one per row (it was the largest cost of a busy
-            # ingest). A crash before it redelivers these rows: delivery was at-least-once already.
-            await outbox.mark_dispatched(self.db, delivered)
-            for seq in delivered:
-                self._done.pop(seq, None)
-            self.counters.dispatched += len(delivered)
-        if len(rows) == self.batch_size:
-            return 0.0
-        next_retry = await outbox.seconds_to_next_retry(self.db)
-        return self.poll_interval if next_retry is None else min(self.poll_interval, next_retry)
-
-    async def _dispatch_row(self, row: outbox.OutboxEvent) -> bool:
-        """Deliver one row to its subscribers; True when all took it (the caller marks it dispatched)."""
-        try:
-            event = codec.decode(row.type, row.content_type, row.payload)
-        except Exception as exc:
-            log.error("event %s (%s) cannot be decoded, marking dead: %r", row.id, row.type, exc)
-            await outbox.mark_dead(self.db, row.seq, repr(exc))
-            self.counters.dead += 1
-            return False
-        done = self._done.setdefault(row.seq, set())
-        errors: list[str] = []
-        for sub in self.subscriptions:
-            if sub.consumer in done or not sub.matches(row.context, row.type):
-                continue
-            try:
-                if await sub.deliver(self.db, event):
-                    self.counters.consumed += 1
-            except Exception as exc:
-                self.counters.failed += 1
-                errors.append(f"{sub.consumer}: {exc!r}")
-                log.warning("handler %s failed on %s %s: %r", sub.consumer, row.type, row.id, exc)
-            else:
-                done.add(sub.consumer)
-        if not errors:
-            return True
-        status, delay = await outbox.mark_failed(self.db, row, "; ".join(errors), self.retry)
-        if status == outbox.DEAD:
-            self._done.pop(row.seq, None)
-            self.counters.dead += 1
-            log.error("event %s %s is dead after %d attempts: %s", row.type, row.id, row.attempts + 1, errors)
-        else:
-            log.info("event %s %s will be retried in %.2fs", row.type, row.id, delay)
-        return False

@@ -1,8 +1,9 @@
-"""NATS JetStream transport: relay outbox rows to streams, feed handlers from durable pull consumers.
+"""NATS JetStream transport: the pump's delivery to streams, and handlers fed from durable pull consumers.
 
 One stream per context (`HEARTH_INFERENCE` on `hearth.inference.>`), subject `hearth.<context>.<Type>`.
-The outbox row is marked dispatched only after JetStream acks the publish, and `Nats-Msg-Id` = event
-id lets JetStream drop the copy we send again when we crashed between its ack and our update.
+An outbox row is marked dispatched only after JetStream acks the publish (the pump marks a whole batch in
+one transaction), and `Nats-Msg-Id` = event id lets JetStream drop the copy we send again when we crashed
+between its ack and our update.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy, RetentionPolic
 
 from hearth.events import codec, outbox
 from hearth.events.consumer import Subscription
+from hearth.events.pump import Outage, Outcome
 from hearth.events.schemas import known_contexts
 
 if TYPE_CHECKING:
@@ -58,6 +60,8 @@ def _token(name: str) -> str:
 
 
 class NatsRelay:
+    """The JetStream side of the bus: a `Delivery` for the outbox pump, and the consumers feeding handlers."""
+
     def __init__(
         self,
         bus: EventBus,
@@ -76,7 +80,6 @@ class NatsRelay:
         self.js: JetStreamContext | None = None
         self.running = False
         self._ready = asyncio.Event()  # connected and initial streams ensured
-        self._wake = asyncio.Event()
         self._streams: set[str] = set()  # contexts whose stream exists with our config
         self._tasks: set[asyncio.Task[None]] = set()
         self._consumer_tasks: dict[tuple[str, str], asyncio.Task[None]] = {}
@@ -98,7 +101,6 @@ class NatsRelay:
         self.running = True
         # Connecting happens in the background: the platform must come up while NATS is down.
         self._spawn(self._connect(), "hearth-events-nats-connect")
-        self._spawn(self._relay_loop(), "hearth-events-relay")
         for sub in self.bus.subscriptions:
             self.add_subscription(sub)
 
@@ -118,9 +120,6 @@ class NatsRelay:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self.nc.close(), timeout=5)
             self.nc = self.js = None
-
-    def wake(self) -> None:
-        self._wake.set()
 
     def add_subscription(self, sub: Subscription) -> None:
         if not self.running:
@@ -158,7 +157,7 @@ class NatsRelay:
             nonlocal warned
             warned = False
             log.info("nats: reconnected")
-            self.wake()
+            self.bus.wake()
 
         delay = self.reconnect_wait
         while self.nc is None:
@@ -193,7 +192,7 @@ class NatsRelay:
                 delay = min(delay * 2, 10.0)
         log.info("nats: connected to %s, streams ready", self.url)
         self._ready.set()
-        self.wake()
+        self.bus.wake()
 
     def _subscribed_contexts(self) -> set[str]:
         return {c for s in self.bus.subscriptions if s.contexts for c in s.contexts}
@@ -219,55 +218,30 @@ class NatsRelay:
             await self.js.update_stream(config)
         self._streams.add(context)
 
-    # --- relay: outbox -> JetStream -----------------------------------------------------------------
+    # --- delivery: outbox -> JetStream (driven by the pump) ----------------------------------------------
 
-    async def _relay_loop(self) -> None:
-        outage_delay = self.reconnect_wait
-        while True:
-            self._wake.clear()
-            delay = self.bus.poll_interval
-            if self._ready.is_set():
-                try:
-                    delay = await self._relay_due()
-                    outage_delay = self.reconnect_wait
-                except _Outage as exc:
-                    log.warning("nats: relay paused (%r); retrying in %.1fs", exc.__cause__, outage_delay)
-                    delay, outage_delay = outage_delay, min(outage_delay * 2, 10.0)
-                except Exception:
-                    log.exception("event relay pass failed; retrying")
-            if delay > 0:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), timeout=delay)
+    def ready(self) -> bool:
+        return self._ready.is_set()
 
-    async def _relay_due(self) -> float:
-        rows = await outbox.due(self.bus.db, limit=self.bus.batch_size)
-        for row in rows:
-            await self._relay_row(row)
-        if len(rows) == self.bus.batch_size:
-            return 0.0
-        next_retry = await outbox.seconds_to_next_retry(self.bus.db)
-        return self.bus.poll_interval if next_retry is None else min(self.bus.poll_interval, next_retry)
-
-    async def _relay_row(self, row: outbox.OutboxEvent) -> None:
+    async def deliver(self, rows: list[outbox.OutboxEvent], outcome: Outcome) -> None:
+        """Publish rows in order, each acked before the next; an unreachable server ends the pass."""
         assert self.js is not None
-        headers = {"Nats-Msg-Id": row.id, CONTENT_TYPE_HEADER: row.content_type, TYPE_HEADER: row.type}
-        try:
-            await self._ensure_stream(row.context)
-            ack = await self.js.publish(self.subject(row.context, row.type), row.payload, headers=headers)
-        except _TRANSPORT_ERRORS as exc:
-            if isinstance(exc, nats.js.errors.NoStreamResponseError):
-                self._streams.discard(row.context)  # stream deleted behind our back: recreate it
-            raise _Outage from exc
-        except Exception as exc:  # rejected by the server (payload too big, bad subject): a row problem
-            status, _ = await outbox.mark_failed(self.bus.db, row, repr(exc), self.bus.retry)
-            log.warning("nats: relay of %s %s failed (%s): %r", row.type, row.id, status, exc)
-            if status == outbox.DEAD:
-                self.bus.counters.dead += 1
-            return
-        await outbox.mark_dispatched(self.bus.db, row.seq)
-        self.bus.counters.dispatched += 1
-        if ack.duplicate:
-            log.debug("nats: %s %s was already in the stream (deduplicated)", row.type, row.id)
+        for row in rows:
+            headers = {"Nats-Msg-Id": row.id, CONTENT_TYPE_HEADER: row.content_type, TYPE_HEADER: row.type}
+            try:
+                await self._ensure_stream(row.context)
+                ack = await self.js.publish(self.subject(row.context, row.type), row.payload, headers=headers)
+            except _TRANSPORT_ERRORS as exc:
+                if isinstance(exc, nats.js.errors.NoStreamResponseError):
+                    self._streams.discard(row.context)  # stream deleted behind our back: recreate it
+                raise Outage from exc
+            except Exception as exc:  # rejected by the server (payload too big, bad subject): a row problem
+                status = await outcome.failed(row, repr(exc))
+                log.warning("nats: relay of %s %s failed (%s): %r", row.type, row.id, status, exc)
+                continue
+            outcome.done(row)
+            if ack.duplicate:
+                log.debug("nats: %s %s was already in the stream (deduplicated)", row.type, row.id)
 
     # --- consumers: JetStream -> handlers -----------------------------------------------------------
 
@@ -351,7 +325,3 @@ class NatsRelay:
         if handled:
             self.bus.counters.consumed += 1
         await msg.ack()
-
-
-class _Outage(Exception):
-    """NATS is unreachable: stop this relay pass and come back later."""

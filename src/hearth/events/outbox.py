@@ -20,7 +20,7 @@ DEAD = "dead"
 
 @dataclass(frozen=True)
 class Retry:
-    """Bounded exponential backoff shared by the dispatcher, the relay and JetStream naks."""
+    """Bounded exponential backoff shared by the outbox pump and JetStream naks."""
 
     max_attempts: int = 5
     base: float = 0.5  # seconds before the first retry
@@ -61,7 +61,7 @@ async def due(db: Database, *, limit: int = 100, now: datetime | None = None) ->
 
 
 async def mark_dispatched(db: Database, seq: int | list[int]) -> None:
-    """Mark one row, or many in one transaction (a dispatcher pass marks all it delivered at once)."""
+    """Mark one row, or many in one transaction (a pump pass marks all it delivered at once)."""
     seqs = [seq] if isinstance(seq, int) else seq
     if not seqs:
         return
@@ -102,7 +102,7 @@ async def mark_dead(db: Database, seq: int, error: str) -> None:
 
 
 async def seconds_to_next_retry(db: Database) -> float | None:
-    """How long until the earliest scheduled retry, so the dispatcher sleeps exactly that long."""
+    """How long until the earliest scheduled retry, so the pump sleeps exactly that long."""
     async with db.transaction() as s:
         when = await s.scalar(
             select(func.min(OutboxEvent.next_attempt_at)).where(OutboxEvent.status == PENDING)
@@ -112,12 +112,6 @@ async def seconds_to_next_retry(db: Database) -> float | None:
     if when.tzinfo is None:  # SQLite hands datetimes back naive; they were written as UTC
         when = when.replace(tzinfo=UTC)
     return max(0.0, (when - utcnow()).total_seconds())
-
-
-async def note_error(db: Database, seq: int, error: str) -> None:
-    """Record a transport error without spending an attempt: an outage must never kill events."""
-    async with db.transaction() as s:
-        await s.execute(update(OutboxEvent).where(OutboxEvent.seq == seq).values(last_error=error[:4000]))
 
 
 # --- idempotency ledger ---------------------------------------------------------------------------

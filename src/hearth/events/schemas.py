@@ -69,39 +69,3 @@ def registered_events() -> dict[str, type[Event]]:
 
 def known_contexts() -> set[str]:
     return {cls.context for cls in _REGISTRY.values()}
-
-
-# --- Inference context: emitted by the gateway -------------------------------------------------------
-
-
-class _InferenceEvent(Event):
-    context: ClassVar[str] = "inference"
-
-
-class InferenceRequested(_InferenceEvent):
-    alias: str
-    deployment: str
-    request_id: str
-    user_id: str | None = None
-    priority: str
-    stream: bool
-
-
-class InferenceCompleted(_InferenceEvent):
-    alias: str
-    deployment: str
-    request_id: str
-    user_id: str | None = None
-    status: int
-    latency_ms: float
-    ttft_ms: float | None = None
-    prompt_tokens: int
-    completion_tokens: int
-
-
-class InferenceFailed(_InferenceEvent):
-    alias: str
-    request_id: str
-    user_id: str | None = None
-    status: int
-    error: str

@@ -1,54 +1,64 @@
-"""Publishes gateway events in batches, off the request path: one outbox transaction per batch instead
-of one per request keeps the gateway's added latency at a fraction of a millisecond."""
+"""Gateway (inference) events. The class name is the wire type: renaming one breaks stored events.
+
+Per-request events (`InferenceCompleted`, `InferenceFailed`) are opt-in (`HEARTH_GATEWAY_EVENTS`): an outbox
+row per request costs gateway throughput. `InferenceUsage` is always published: the gateway sums usage in
+memory and publishes one event per (user, key, alias) and window, a few rows every few seconds.
+"""
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import logging
-from typing import Any
+from datetime import datetime
+from typing import ClassVar
 
-log = logging.getLogger("hearth.gateway")
+from hearth.events.schemas import Event
 
 
-class EventBatcher:
-    def __init__(self, bus: Any, *, interval: float = 0.2, max_pending: int = 50_000) -> None:
-        self.bus = bus
-        self.interval = interval
-        self.max_pending = max_pending
-        self._pending: list[Any] = []
-        self._task: asyncio.Task[None] | None = None
-        self.dropped = 0
+class _InferenceEvent(Event):
+    context: ClassVar[str] = "inference"
 
-    def emit(self, event: Any) -> None:
-        if len(self._pending) >= self.max_pending:
-            self.dropped += 1  # the outbox is unreachable for a long time: shed telemetry, not requests
-            return
-        self._pending.append(event)
 
-    def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="gateway-events")
+class InferenceRequested(_InferenceEvent):
+    alias: str
+    deployment: str
+    request_id: str
+    user_id: str | None = None
+    priority: str
+    stream: bool
 
-    async def stop(self) -> None:
-        if self._task:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-        await self.flush()
 
-    async def flush(self) -> None:
-        if not self._pending:
-            return
-        batch, self._pending = self._pending, []
-        try:
-            async with self.bus.db.transaction() as session:
-                for event in batch:
-                    await self.bus.publish(event, session=session)
-        except Exception:
-            log.exception("could not store gateway events; will retry")
-            self._pending[:0] = batch
+class InferenceCompleted(_InferenceEvent):
+    alias: str
+    deployment: str
+    request_id: str
+    user_id: str | None = None
+    status: int
+    latency_ms: float
+    ttft_ms: float | None = None
+    prompt_tokens: int
+    completion_tokens: int
 
-    async def _run(self) -> None:
-        while True:
-            await asyncio.sleep(self.interval)
-            await self.flush()
+
+class InferenceFailed(_InferenceEvent):
+    alias: str
+    request_id: str
+    user_id: str | None = None
+    status: int
+    error: str
+
+
+class InferenceUsage(Event):
+    """Gateway calls of one caller on one alias during [window_start, window_end): summed, not per request.
+
+    Its own stream (`usage`), so that the per-request `inference` stream keeps one message per request."""
+
+    context: ClassVar[str] = "usage"
+
+    user_id: str  # "system" for the platform's own calls (ingestion embeddings, planner extraction)
+    key_id: str | None = None  # the API key, when the call came in with one
+    alias: str
+    window_start: datetime
+    window_end: datetime
+    requests: int  # calls, failed ones included
+    failures: int  # calls that ended in an error answer
+    prompt_tokens: int
+    completion_tokens: int

@@ -13,7 +13,6 @@ from typing import Any, TypeVar
 
 from hearth.auth.principal import Principal
 from hearth.config import ModelsConfig
-from hearth.events.schemas import InferenceCompleted, InferenceFailed
 from hearth.gateway.backends.base import (
     Backend,
     BackendError,
@@ -26,11 +25,12 @@ from hearth.gateway.backends.base import (
     Warmable,
 )
 from hearth.gateway.deployment import Deployment
-from hearth.gateway.events import EventBatcher
+from hearth.gateway.events import InferenceCompleted, InferenceFailed
 from hearth.gateway.registry import build_aliases, build_backends
 from hearth.gateway.router import Alias, Routed, Router
 from hearth.gateway.speech import SpeechStream
 from hearth.gateway.stream import ChatStream
+from hearth.gateway.telemetry import EventBatcher
 from hearth.platform import metrics
 from hearth.platform.errors import HearthError
 from hearth.platform.logging import request_id_var
@@ -44,6 +44,7 @@ class Caller:
     """Who a gateway call is for: drives queue priority, accounting and events."""
 
     user_id: str = "system"
+    key_id: str | None = None  # the API key the call came in with (usage is accounted per key)
     priority: str = "standard"
     request_id: str = ""
     on_tokens: Callable[[int], None] | None = None  # charged with the tokens used (rate limits)
@@ -71,6 +72,7 @@ def metered_caller(app: Any, principal: Principal, *, request_id: str | None = N
     limiter.check(principal)
     return Caller(
         user_id=principal.user_id,
+        key_id=principal.key_id,
         priority=principal.priority,
         request_id=request_id if request_id is not None else (request_id_var.get() or ""),
         on_tokens=lambda n: limiter.add_tokens(principal, n),
@@ -78,10 +80,13 @@ def metered_caller(app: Any, principal: Principal, *, request_id: str | None = N
 
 
 class Gateway:
-    def __init__(self, models: ModelsConfig, *, llm_threads: int = 1, bus: Any = None) -> None:
+    def __init__(
+        self, models: ModelsConfig, *, llm_threads: int = 1, bus: Any = None, request_events: bool = False
+    ) -> None:
         self.backends: dict[str, Backend] = build_backends(models, llm_threads=llm_threads)
         self.router = Router(build_aliases(models, self.backends))
-        self.events = EventBatcher(bus) if bus is not None else None
+        # With a bus, usage is always published (summed); per-request events only with `request_events`.
+        self.events = EventBatcher(bus, per_request=request_events) if bus is not None else None
         self.ready = False
 
     @property
@@ -284,8 +289,11 @@ class Gateway:
             metrics.TOKENS.labels(alias.name, deployment.key, "out").inc(completion_tokens)
         if caller.on_tokens is not None:
             caller.on_tokens(prompt_tokens + completion_tokens)
-        if self.events:
-            self.events.emit(
+        events = self.events
+        if events is not None:
+            events.usage.add((caller.user_id, caller.key_id, alias.name), prompt_tokens, completion_tokens)
+        if events is not None and events.per_request:
+            events.emit(
                 InferenceCompleted(
                     alias=alias.name,
                     deployment=deployment.key,
@@ -309,8 +317,11 @@ class Gateway:
             error = exc
         metrics.REQUESTS.labels(alias.name, "none", str(error.status)).inc()
         metrics.LATENCY.labels(alias.name, "none").observe(time.perf_counter() - started)
-        if self.events:
-            self.events.emit(
+        events = self.events
+        if events is not None:
+            events.usage.add((caller.user_id, caller.key_id, alias.name), 0, 0, failed=True)
+        if events is not None and events.per_request:
+            events.emit(
                 InferenceFailed(
                     alias=alias.name,
                     request_id=caller.request_id,

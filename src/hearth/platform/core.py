@@ -31,6 +31,8 @@ CONTEXT_MODULES = (
     "hearth.voice.wiring",
     "hearth.planner.wiring",
     "hearth.bench.wiring",
+    "hearth.usage.wiring",
+    "hearth.audit.wiring",
 )
 
 
@@ -77,12 +79,11 @@ async def build_platform(settings: Settings, contexts: list[Context] | None = No
     upgrade(settings.resolved_database_url)
     db = Database(settings.resolved_database_url)
     bus = EventBus(db, nats_url=settings.nats_url, prefix=settings.nats_prefix)
-    auth = AuthService(db, cache_seconds=settings.auth_cache_seconds)
+    auth = AuthService(db, bus=bus, cache_seconds=settings.auth_cache_seconds)
     ratelimits = RateLimiter(default_rpm=settings.default_rpm, default_tpm=settings.default_tpm)
     gateway = Gateway(
-        settings.models, llm_threads=settings.llm_threads, bus=bus if settings.gateway_events else None
+        settings.models, llm_threads=settings.llm_threads, bus=bus, request_events=settings.gateway_events
     )
-    await bus.start()
     await gateway.start()
     platform = Platform(
         settings=settings,
@@ -96,6 +97,9 @@ async def build_platform(settings: Settings, contexts: list[Context] | None = No
     _provide_shared_ports(platform)
     for context in contexts or []:
         platform.running.append((context, await context.start(platform)))
+    # After the contexts: in-process delivery hands a row only to the handlers subscribed at that moment,
+    # so events left in the outbox by the last run must wait until every consumer has subscribed.
+    await bus.start()
     platform.retention.start()
     return platform
 
