@@ -149,3 +149,21 @@ def test_audit_over_http_and_cli(tmp_path, database_url: str, prefix: str, trans
             cli, ["audit", "--action", "nope", "--url", hearth.url, "--api-key", hearth.admin_key]
         )
         assert result.exit_code == 1 and "unknown action 'nope'" in result.output
+
+
+def test_command_line_admin_actions_reach_the_audit_log(tmp_path, database_url: str) -> None:
+    """`hearth users create` writes to the database directly; its event waits in the outbox until the
+    running server delivers it, with no actor (no API key made the change)."""
+    with run_hearth(tmp_path, database_url=database_url) as hearth:
+        env = {"HEARTH_DATABASE_URL": database_url, "HEARTH_DATA_DIR": str(tmp_path / "cli-data")}
+        result = CliRunner().invoke(cli, ["users", "create", "frank"], env=env)
+        assert result.exit_code == 0, result.output
+
+        def created() -> list[dict] | None:
+            entries = httpx.get(
+                f"{hearth.url}/api/admin/audit", params={"action": "user.created"}, headers=hearth.headers()
+            ).json()["data"]
+            return entries or None
+
+        (entry,) = wait_until(created, within=20, what="the command line's user.created entry")
+        assert (entry["actor"], entry["target"]) == (None, "frank")

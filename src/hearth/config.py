@@ -150,8 +150,9 @@ class Settings(BaseSettings):
     auth_cache_seconds: float = 2.0
     default_rpm: int | None = None  # per-key request limit when a key sets none
     default_tpm: int | None = None  # per-key token limit when a key sets none
-    # Publish InferenceCompleted/InferenceFailed to the bus for every gateway request (a durable usage trail).
-    # Off by default: two outbox writes per request cost ~10% of gateway throughput; /metrics counts the same.
+    # Also publish InferenceCompleted/InferenceFailed for every gateway request (a per-request trail). Off by
+    # default: two outbox writes per request cost ~10% of gateway throughput. The usage ledger does not need
+    # them: the gateway always publishes one InferenceUsage per key and alias every few seconds.
     gateway_events: bool = False
     # Retention sweeper period; 0 disables the background loop (tests call run_once with their own clock).
     retention_sweep_seconds: float = 60.0

@@ -9,7 +9,7 @@ import httpx
 import orjson
 import typer
 
-from hearth.cli.client_commands import KEY_OPTION, URL_OPTION, _endpoint, _fail
+from hearth.cli.client_commands import KEY_OPTION, URL_OPTION, endpoint, fail_with
 from hearth.cli.main import app
 
 HELP = """commands:
@@ -166,7 +166,7 @@ def _one_shot_v1(client: httpx.Client, body: dict[str, Any]) -> None:
     with client.stream("POST", "/v1/chat/completions", json=body) as response:
         if response.status_code != 200:
             response.read()
-            _fail(response)
+            fail_with(response)
         for line in response.iter_lines():
             if not line.startswith("data: ") or line == "data: [DONE]":
                 continue
@@ -199,7 +199,7 @@ def chat(
 ) -> None:
     """Chat with a model. With MESSAGE: one reply, streamed. Without: an interactive, stored conversation
     (history, /rag on|off, /collection NAME, /new, /exit)."""
-    base, headers = _endpoint(url, api_key)
+    base, headers = endpoint(url, api_key)
     timeout = httpx.Timeout(10, read=300)
     try:
         with httpx.Client(base_url=base, headers=headers, timeout=timeout) as client:

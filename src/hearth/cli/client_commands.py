@@ -22,7 +22,7 @@ KEY_OPTION = typer.Option(
 )
 
 
-def _endpoint(url: str | None, api_key: str | None) -> tuple[str, dict[str, str]]:
+def endpoint(url: str | None, api_key: str | None) -> tuple[str, dict[str, str]]:
     base = (url or os.environ.get("HEARTH_URL") or "http://127.0.0.1:8080").rstrip("/")
     key = api_key or os.environ.get("HEARTH_API_KEY")
     if not key:
@@ -34,7 +34,7 @@ def _endpoint(url: str | None, api_key: str | None) -> tuple[str, dict[str, str]
     return base, {"Authorization": f"Bearer {key}"}
 
 
-def _fail(response: httpx.Response) -> None:
+def fail_with(response: httpx.Response) -> None:
     try:
         message = response.json()["error"]["message"]
     except Exception:
@@ -46,14 +46,14 @@ def _fail(response: httpx.Response) -> None:
 @app.command()
 def models(url: str | None = URL_OPTION, api_key: str | None = KEY_OPTION) -> None:
     """List the model aliases the server offers and where each is deployed."""
-    base, headers = _endpoint(url, api_key)
+    base, headers = endpoint(url, api_key)
     try:
         response = httpx.get(f"{base}/v1/models", headers=headers, timeout=30)
     except httpx.TransportError as exc:
         typer.secho(f"cannot reach {base}: {exc}", fg="red", err=True)
         raise typer.Exit(1) from None
     if response.status_code != 200:
-        _fail(response)
+        fail_with(response)
     table = Table("alias", "kind", "deployments", "description")
     for card in response.json()["data"]:
         table.add_row(

@@ -13,7 +13,7 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from hearth.cli.client_commands import KEY_OPTION, URL_OPTION, _endpoint, _fail, console
+from hearth.cli.client_commands import KEY_OPTION, URL_OPTION, console, endpoint, fail_with
 from hearth.cli.main import app
 from hearth.rag import evaluation
 from hearth.rag.extract import content_type_for
@@ -31,7 +31,7 @@ class Client:
     """A small HTTP client that turns transport errors and error responses into clean CLI exits."""
 
     def __init__(self, url: str | None, api_key: str | None, timeout: float = 60) -> None:
-        self.base, headers = _endpoint(url, api_key)
+        self.base, headers = endpoint(url, api_key)
         self.http = httpx.Client(
             base_url=self.base, headers=headers, timeout=httpx.Timeout(timeout, read=600)
         )
@@ -45,7 +45,7 @@ class Client:
             typer.secho(f"cannot reach {self.base}: {exc}", fg="red", err=True)
             raise typer.Exit(1) from None
         if response.status_code not in ok:
-            _fail(response)
+            fail_with(response)
         return response
 
     def ensure_collection(self, name: str) -> dict[str, Any]:

@@ -8,13 +8,13 @@ import httpx
 import typer
 from rich.table import Table
 
-from hearth.cli.client_commands import KEY_OPTION, URL_OPTION, _endpoint, _fail, console
+from hearth.cli.client_commands import KEY_OPTION, URL_OPTION, console, endpoint, fail_with
 from hearth.cli.main import app
 from hearth.cli.users import print_table
 
 
 def _get(url: str | None, api_key: str | None, path: str, params: dict[str, Any]) -> dict[str, Any]:
-    base, headers = _endpoint(url, api_key)
+    base, headers = endpoint(url, api_key)
     query = {name: value for name, value in params.items() if value is not None}
     try:
         response = httpx.get(f"{base}{path}", params=query, headers=headers, timeout=30)
@@ -22,7 +22,7 @@ def _get(url: str | None, api_key: str | None, path: str, params: dict[str, Any]
         typer.secho(f"cannot reach {base}: {exc}", fg="red", err=True)
         raise typer.Exit(1) from None
     if response.status_code != 200:
-        _fail(response)
+        fail_with(response)
     return response.json()
 
 

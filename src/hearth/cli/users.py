@@ -13,6 +13,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from hearth.auth.service import AuthService
 from hearth.config import Settings
+from hearth.events.bus import EventBus
 from hearth.platform.db import Database
 from hearth.platform.errors import HearthError
 
@@ -50,7 +51,9 @@ def run_auth(work: Callable[[AuthService], Awaitable[T]]) -> T:
     async def go() -> T:
         db = Database(url)
         try:
-            return await work(AuthService(db))
+            # With a bus, admin actions from the command line reach the audit log like the API's: the
+            # events wait in the outbox until a server's bus delivers them.
+            return await work(AuthService(db, bus=EventBus(db)))
         finally:
             await db.close()
 

@@ -9,7 +9,7 @@ import httpx
 import orjson
 import typer
 
-from hearth.cli.client_commands import KEY_OPTION, URL_OPTION, _endpoint, _fail
+from hearth.cli.client_commands import KEY_OPTION, URL_OPTION, endpoint, fail_with
 from hearth.cli.main import app
 
 
@@ -20,7 +20,7 @@ def _post(url: str, **kwargs: object) -> httpx.Response:
         typer.secho(f"cannot reach {url}: {exc}", fg="red", err=True)
         raise typer.Exit(1) from None
     if response.status_code != 200:
-        _fail(response)
+        fail_with(response)
     return response
 
 
@@ -34,7 +34,7 @@ def transcribe(
     api_key: str | None = KEY_OPTION,
 ) -> None:
     """Print what is said in an audio file."""
-    base, headers = _endpoint(url, api_key)
+    base, headers = endpoint(url, api_key)
     data = {"model": model, "response_format": response_format}
     if language:
         data["language"] = language
@@ -63,7 +63,7 @@ def speak(
     fmt = output.suffix.lstrip(".").lower() or "wav"
     if fmt not in ("wav", "mp3", "opus", "flac", "pcm"):
         raise typer.BadParameter("use a .wav, .mp3, .opus, .flac or .pcm file name", param_hint="--output")
-    base, headers = _endpoint(url, api_key)
+    base, headers = endpoint(url, api_key)
     body = {"model": model, "input": text, "voice": voice, "response_format": fmt, "speed": speed}
     response = _post(f"{base}/v1/audio/speech", headers=headers, json=body)
     output.write_bytes(response.content)
@@ -81,7 +81,7 @@ def voice(
 ) -> None:
     """Ask a spoken question; print the transcript, the answer and the latency, and save the spoken answer."""
     fmt = output.suffix.lstrip(".").lower() or "wav"
-    base, headers = _endpoint(url, api_key)
+    base, headers = endpoint(url, api_key)
     data = {"audio_format": fmt}
     if rag is not None:
         data["enable_rag"] = "true" if rag else "false"
