@@ -15,7 +15,7 @@ import httpx
 import yaml
 
 from hearth.rag.keyword import KeywordIndex
-from hearth.rag.stores import LanceStore
+from hearth.rag.lance import LanceStore
 from tests.harness import free_port
 from tests.test_rag_service import EMBED_ONLY
 

@@ -20,7 +20,9 @@ from hearth.rag import fusion
 from hearth.rag.keyword import KeywordIndex, query_tokens, top_rows
 from hearth.rag.models import Document
 from hearth.rag.service import RagConfig, RagService
-from hearth.rag.stores import ChunkRecord, Hit, LanceStore, QdrantStore, chunk_key
+from hearth.rag.lance import LanceStore
+from hearth.rag.qdrant import QdrantStore
+from hearth.rag.stores import ChunkRecord, Hit, chunk_key
 
 DIM = 8
 

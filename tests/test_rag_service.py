@@ -23,7 +23,9 @@ from hearth.rag.keyword import KeywordIndex
 from hearth.rag.models import IngestJob
 from hearth.rag.schemas import TextDocument
 from hearth.rag.service import RagConfig, RagService
-from hearth.rag.stores import ChunkRecord, LanceStore, QdrantStore
+from hearth.rag.lance import LanceStore
+from hearth.rag.qdrant import QdrantStore
+from hearth.rag.stores import ChunkRecord
 from tests.conftest import postgres_url
 from tests.test_rag_files import make_docx_bomb, make_pdf
 

@@ -8,7 +8,9 @@ from hearth.rag import ports
 from hearth.rag.api import router
 from hearth.rag.keyword import KeywordIndex
 from hearth.rag.service import RagConfig, RagService
-from hearth.rag.stores import LanceStore, QdrantStore, VectorStore
+from hearth.rag.lance import LanceStore
+from hearth.rag.qdrant import QdrantStore
+from hearth.rag.stores import VectorStore
 
 
 def make_store(settings: Settings) -> VectorStore:
