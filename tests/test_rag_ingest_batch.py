@@ -12,7 +12,8 @@ import pytest
 
 from hearth.platform.errors import HearthError
 from hearth.rag.schemas import TextDocument
-from hearth.rag.service import FileUpload, RagService
+from hearth.rag.service import RagService
+from hearth.rag.uploads import FileUpload
 from tests import test_rag_service as service_tests
 from tests.harness import run_hearth
 from tests.test_rag_files import make_pdf

@@ -20,11 +20,11 @@ from hearth.platform.db import Database
 from hearth.platform.errors import HearthError
 from hearth.platform.migrate import upgrade
 from hearth.rag.keyword import KeywordIndex
+from hearth.rag.lance import LanceStore
 from hearth.rag.models import IngestJob
+from hearth.rag.qdrant import QdrantStore
 from hearth.rag.schemas import TextDocument
 from hearth.rag.service import RagConfig, RagService
-from hearth.rag.lance import LanceStore
-from hearth.rag.qdrant import QdrantStore
 from hearth.rag.stores import ChunkRecord
 from tests.conftest import postgres_url
 from tests.test_rag_files import make_docx_bomb, make_pdf
@@ -88,6 +88,7 @@ async def rag(request, gateway, tmp_path: Path):
         store=store,
         keywords=KeywordIndex(tmp_path / "bm25"),
         config=RagConfig(data_dir=tmp_path),
+        users=AuthService(database),
     )
     await service.start(worker=False)  # tests drive the worker with run_batch() for determinism
     auth = AuthService(database)
@@ -306,16 +307,16 @@ async def test_bad_documents_fail_with_reasons_and_leave_others_indexed(rag):
 async def test_an_extractor_crash_fails_only_its_own_document(rag, monkeypatch):
     """A bug in an extractor (not a refused file) fails that job with the exception named; the rest of the
     batch, extracted in the same worker thread, is indexed."""
-    import hearth.rag.service as service
+    import hearth.rag.worker as worker
 
-    real = service.extract
+    real = worker.extract
 
     def flaky(data: bytes, content_type: str):
         if b"crash me" in data:
             raise RuntimeError("extractor bug")
         return real(data, content_type)
 
-    monkeypatch.setattr(service, "extract", flaky)
+    monkeypatch.setattr(worker, "extract", flaky)
     alice = rag.users["alice"]
     await rag.create_collection(user_id=alice, name="batch")
     queued = await rag.ingest_texts(
@@ -412,7 +413,7 @@ async def test_embedding_order_is_kept_when_texts_are_sorted_by_length(rag):
         "mid length text",
     ]
     backend = rag.gateway.backends["local-embed"]
-    vectors = await rag._embed(texts)
+    vectors = await rag.worker.embed(texts)
     for text, vector in zip(texts, vectors, strict=True):
         assert float(np.dot(vector, backend.embed_sync([text])[0])) > 0.999
 
@@ -454,6 +455,7 @@ async def test_a_second_process_sees_another_process_writes(gateway, tmp_path: P
             store=LanceStore(tmp_path / "lance"),
             keywords=KeywordIndex(tmp_path / "bm25"),
             config=RagConfig(data_dir=tmp_path),
+            users=AuthService(database),
         )
 
     writer, reader = process(), process()
