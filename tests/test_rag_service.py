@@ -13,12 +13,15 @@ from sqlalchemy import select
 
 from hearth.auth.service import AuthService
 from hearth.config import ModelsConfig
+from hearth.events import codec
 from hearth.events.bus import EventBus
 from hearth.events.models import OutboxEvent
+from hearth.events.schemas import Event
 from hearth.gateway.service import Gateway
 from hearth.platform.db import Database
 from hearth.platform.errors import HearthError
 from hearth.platform.migrate import upgrade
+from hearth.rag import events as rag_events
 from hearth.rag.keyword import KeywordIndex
 from hearth.rag.lance import LanceStore
 from hearth.rag.models import IngestJob
@@ -238,6 +241,46 @@ async def test_other_users_get_404_and_shares_are_read_only(rag):
     with pytest.raises(HearthError) as err:
         await rag.retrieve(user_id=bob, collection=shared.id, query="flutter")
     assert err.value.status == 404
+
+
+async def _share_events(database) -> list[Event]:
+    async with database.transaction() as session:
+        rows = (
+            await session.scalars(
+                select(OutboxEvent)
+                .where(OutboxEvent.type.in_(("CollectionShared", "CollectionUnshared")))
+                .order_by(OutboxEvent.seq)
+            )
+        ).all()
+        return [codec.decode(r.type, r.content_type, r.payload) for r in rows]
+
+
+async def test_sharing_and_unsharing_publish_their_events_once(rag, database):
+    """The audit log hears of every change of access, with the collection, its owner and the other user;
+    a repeated share or unshare changes nothing and publishes nothing."""
+    alice, bob = rag.users["alice"], rag.users["bob"]
+    collection = await rag.create_collection(user_id=alice, name="aero")
+    with pytest.raises(HearthError) as err:
+        await rag.share(user_id=alice, collection="aero", username="alice")
+    assert err.value.status == 400
+    with pytest.raises(HearthError) as err:
+        await rag.share(user_id=bob, collection=collection.id, username="bob")
+    assert err.value.status == 404
+    await rag.share(user_id=alice, collection="aero", username="bob")
+    await rag.share(user_id=alice, collection="aero", username="bob")
+    with pytest.raises(HearthError) as err:
+        await rag.unshare(user_id=bob, collection=collection.id, username="bob")
+    assert err.value.status == 403
+    unshared = await rag.unshare(user_id=alice, collection="aero", username="bob")
+    await rag.unshare(user_id=alice, collection="aero", username="bob")
+    assert unshared.shared_with == []
+    ids = {"collection_id": collection.id, "owner_id": alice, "user_id": bob}
+    assert [
+        (type(e), e.model_dump(exclude={"id", "occurred_at"})) for e in await _share_events(database)
+    ] == [
+        (rag_events.CollectionShared, ids),
+        (rag_events.CollectionUnshared, ids),
+    ]
 
 
 async def test_metadata_filters(rag):
