@@ -42,6 +42,7 @@ from hearth.rag.schemas import TextDocument
 from hearth.rag.service import RagService
 from hearth.rag.stores import ChunkRecord
 from hearth.rag.wiring import CONTEXT
+from hearth.rag.worker import clip
 
 CRANFIELD = Path(__file__).resolve().parents[2] / "shared" / "data" / "cranfield"
 STORE_ALONE = "vector store alone"
@@ -90,7 +91,7 @@ def chunk_texts(rag: RagService, docs: list[evaluation.CorpusDoc]) -> list[str]:
 
     texts = []
     for doc in docs:
-        prefix = rag._clip(doc.title, rag.config.title_tokens)
+        prefix = clip(rag.counter, doc.title, rag.config.title_tokens)
         for c in chunk_segments(
             [Segment(" ".join((doc.text or doc.title).split()))],
             counter=rag.counter,
@@ -159,7 +160,7 @@ async def build_large(rag: RagService, user: str, base_vectors: np.ndarray, voca
     rag.store.optimize(collection.id)
     print(f"  ANN index built in {time.perf_counter() - started:.1f} s")
     started = time.perf_counter()
-    await rag._rebuild_keywords(collection.id)
+    await rag.indexes.rebuild_keywords(collection.id)
     print(f"  BM25 index built in {time.perf_counter() - started:.1f} s")
     return collection.id
 

@@ -4,7 +4,6 @@ SSE streaming, and `hearth ingest` / `hearth ask` / `hearth rag load|eval`."""
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import httpx
@@ -15,6 +14,7 @@ from typer.testing import CliRunner
 from hearth.cli.main import app as cli
 from tests.fake_openai import Behaviour, FakeOpenAI
 from tests.harness import run_hearth
+from tests.helpers import wait_indexed
 from tests.test_rag_files import make_docx, make_pdf
 from tests.test_rag_service import EMBED_ONLY
 
@@ -70,18 +70,6 @@ def bob(hearth):
     return hearth.headers(key)
 
 
-def _wait(hearth, collection: str, count: int) -> list[dict]:
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        docs = httpx.get(
-            f"{hearth.url}/api/rag/collections/{collection}/documents", headers=hearth.headers()
-        ).json()
-        if len(docs) >= count and all(d["status"] in ("indexed", "failed") for d in docs):
-            return docs
-        time.sleep(0.1)
-    raise AssertionError("ingestion did not finish")
-
-
 def _error(response: httpx.Response, status: int) -> str:
     assert response.status_code == status, response.text
     return response.json()["error"]["message"]
@@ -107,7 +95,7 @@ def test_upload_every_format_then_query_with_latency(hearth, bob):
         )
         assert r.status_code == 202, r.text
         assert r.json()["job"]["status"] == "pending"
-    docs = _wait(hearth, "formats", len(files))
+    docs = wait_indexed(hearth, "formats", len(files))
     assert {d["status"] for d in docs} == {"indexed"}, docs
     job = httpx.get(f"{hearth.url}/api/rag/jobs/{docs[0]['job_id']}", headers=h).json()
     assert job["status"] == "indexed" and job["chunk_count"] >= 1
@@ -159,7 +147,7 @@ def test_bad_input_over_http(hearth):
     assert _error(httpx.post(f"{hearth.url}/api/rag/query", json={"collection": "bad"}, headers=h), 422)
     junk = httpx.post(url, files={"file": ("junk.txt", bytes(range(256)) * 8)}, headers=h)
     assert junk.status_code == 202
-    docs = _wait(hearth, "bad", 1)
+    docs = wait_indexed(hearth, "bad", 1)
     assert docs[0]["status"] == "failed" and "binary" in docs[0]["error"] and not docs[0]["queryable"]
     assert httpx.post(f"{hearth.url}/api/rag/collections", json={"name": "bad"}, headers=h).status_code == 409
 
@@ -175,7 +163,7 @@ def test_answers_cite_only_returned_sources_and_stream(hearth):
             json={"text": text, "source": f"d{i}.txt"},
             headers=h,
         ).raise_for_status()
-    _wait(hearth, "cite", 2)
+    wait_indexed(hearth, "cite", 2)
     body = {"collection": "cite", "query": "what is flutter", "top_n": 2}
     result = httpx.post(f"{hearth.url}/api/rag/query", json=body, headers=h).json()
     # The upstream cited [7] and [9], which do not exist: they are dropped, [1] kept.
@@ -239,7 +227,7 @@ def test_answer_with_the_embedded_model(tmp_path):
             json={"text": "The Hearth test rig's wind tunnel runs at Mach 3.", "source": "rig.txt"},
             headers=h,
         ).raise_for_status()
-        _wait(server, "llm", 1)
+        wait_indexed(server, "llm", 1)
         body = {
             "collection": "llm",
             "query": "What Mach number does the wind tunnel run at?",

@@ -8,15 +8,15 @@ import signal
 import sqlite3
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
 import yaml
 
 from hearth.rag.keyword import KeywordIndex
-from hearth.rag.stores import LanceStore
+from hearth.rag.lance import LanceStore
 from tests.harness import free_port
+from tests.helpers import wait_until
 from tests.test_rag_service import EMBED_ONLY
 
 WORDS = ["lift", "drag", "thrust", "weight", "stall", "flutter", "buffet", "shock", "wave", "nozzle", "inlet"]
@@ -36,18 +36,21 @@ def _start(data_dir: Path, config: Path, port: int) -> subprocess.Popen:
     process = subprocess.Popen(
         [sys.executable, "-m", "hearth", "serve"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
     )
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
+
+    def ready() -> bool:
         if process.poll() is not None:
             raise RuntimeError(f"server exited: {process.stderr.read().decode()[-2000:]}")
         try:
-            if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=1).status_code == 200:
-                return process
+            return httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=1).status_code == 200
         except httpx.TransportError:
-            pass
-        time.sleep(0.1)
-    process.kill()
-    raise RuntimeError("server did not become ready")
+            return False
+
+    try:
+        wait_until(ready, 60, what="server readiness", every=0.1)
+    except AssertionError:
+        process.kill()
+        raise
+    return process
 
 
 def _documents(base: str, headers: dict) -> list[dict]:
@@ -86,23 +89,23 @@ def test_kill_9_during_ingest_then_restart(tmp_path: Path):
         for body in bodies[count // 2 :]:
             r = httpx.post(f"{base}/api/rag/collections/big/documents", json=body, headers=headers)
             assert r.status_code == 202, r.text
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
+
+        def first_indexed() -> list[str] | None:
             statuses = [d["status"] for d in _documents(base, headers)]
-            if "indexed" in statuses:
-                break
-            time.sleep(0.05)
+            return statuses if "indexed" in statuses else None
+
+        statuses = wait_until(first_indexed, 120, what="a first indexed document", every=0.05)
         assert statuses.count("indexed") < count, "ingest finished before the kill: make it larger"
         server.send_signal(signal.SIGKILL)
         server.wait(10)
 
         server = _start(data_dir, config, port)
-        deadline = time.monotonic() + 240
-        while time.monotonic() < deadline:
+
+        def settled() -> list[dict] | None:
             docs = _documents(base, headers)
-            if all(d["status"] in ("indexed", "failed") for d in docs):
-                break
-            time.sleep(0.2)
+            return docs if docs and all(d["status"] in ("indexed", "failed") for d in docs) else None
+
+        docs = wait_until(settled, 240, what="ingestion after the restart", every=0.2)
         assert len(docs) == count
         assert all(d["status"] == "indexed" for d in docs), [
             d["error"] for d in docs if d["status"] != "indexed"

@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 
 from hearth.rag import evaluation, fusion
+from hearth.rag.answers import CitationFilter, fix_citations
 from hearth.rag.chunking import WordPieceCounter, chunk_segments
 from hearth.rag.extract import ExtractionError, Segment, content_type_for, extract
-from hearth.rag.service import CitationFilter, fix_citations
 from hearth.rag.stores import Hit
 
 # -- file builders (real files, written with the same libraries users' files come from) ---------------------

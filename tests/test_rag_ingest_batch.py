@@ -4,7 +4,6 @@ refuses the whole request with a 4xx naming it, and nothing of the request is st
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import httpx
@@ -12,9 +11,11 @@ import pytest
 
 from hearth.platform.errors import HearthError
 from hearth.rag.schemas import TextDocument
-from hearth.rag.service import FileUpload, RagService
+from hearth.rag.service import RagService
+from hearth.rag.uploads import FileUpload
 from tests import test_rag_service as service_tests
 from tests.harness import run_hearth
+from tests.helpers import wait_indexed
 from tests.test_rag_files import make_pdf
 from tests.test_rag_service import EMBED_ONLY, _drain, _event_types
 
@@ -133,18 +134,6 @@ def hearth(tmp_path_factory):
         yield server
 
 
-def _wait_indexed(hearth, collection: str, count: int) -> list[dict]:
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        docs = httpx.get(
-            f"{hearth.url}/api/rag/collections/{collection}/documents", headers=hearth.headers()
-        ).json()
-        if len(docs) >= count and all(d["status"] in ("indexed", "failed") for d in docs):
-            return docs
-        time.sleep(0.1)
-    raise AssertionError("ingestion did not finish")
-
-
 def _uploads(hearth) -> list[Path]:
     return list((Path(hearth.settings.data_dir) / "rag" / "uploads").iterdir())
 
@@ -179,7 +168,7 @@ def test_batch_route_json(hearth):
     assert (body["queued"], body["unchanged"]) == (3, 0)
     assert [i["document"]["source"] for i in body["items"]] == list(TEXTS)
     assert all(i["job"]["status"] == "pending" for i in body["items"])
-    listed = _wait_indexed(hearth, "bj", 3)
+    listed = wait_indexed(hearth, "bj", 3)
     assert {d["status"] for d in listed} == {"indexed"}
     query = {
         "collection": "bj",
@@ -218,7 +207,7 @@ def test_batch_route_multipart(hearth):
     r = httpx.post(url, files=files, data=sources, headers=h)
     assert r.status_code == 202, r.text
     assert [i["document"]["source"] for i in r.json()["items"]] == sources["source"]
-    listed = _wait_indexed(hearth, "bm", 3)
+    listed = wait_indexed(hearth, "bm", 3)
     assert {d["status"] for d in listed} == {"indexed"}
     query = {"collection": "bm", "query": "shock tube reaction rates", "generate": False, "rerank": False}
     top = httpx.post(f"{hearth.url}/api/rag/query", json=query, headers=h).json()["sources"][0]

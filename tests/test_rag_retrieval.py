@@ -18,9 +18,11 @@ from hearth.platform.db import Database, new_id, utcnow
 from hearth.platform.migrate import upgrade
 from hearth.rag import fusion
 from hearth.rag.keyword import KeywordIndex, query_tokens, top_rows
+from hearth.rag.lance import LanceStore
 from hearth.rag.models import Document
+from hearth.rag.qdrant import QdrantStore
 from hearth.rag.service import RagConfig, RagService
-from hearth.rag.stores import ChunkRecord, Hit, LanceStore, QdrantStore, chunk_key
+from hearth.rag.stores import ChunkRecord, Hit, chunk_key
 
 DIM = 8
 
@@ -45,6 +47,7 @@ async def rag(request, tmp_path: Path):
         store=store,
         keywords=KeywordIndex(tmp_path / "bm25"),
         config=RagConfig(data_dir=tmp_path),
+        users=AuthService(database),
     )
     await service.start(worker=False)
     service.user = (await AuthService(database).create_user(username="alice")).id  # type: ignore[attr-defined]
@@ -82,7 +85,7 @@ async def _collection(
         for name, (text, vector) in chunks.items()
     ]
     rag.store.add(collection.id, records)
-    await rag._rebuild_keywords(collection.id)
+    await rag.indexes.rebuild_keywords(collection.id)
     return collection.id, {name: doc for name, (doc, _) in ids.items()}
 
 
@@ -332,7 +335,7 @@ async def test_an_inactive_version_never_feeds_back(rag):
     before = await rag.search_stage(collection_id, "supersonic", q, mode="hybrid", top_k=10)
     pending = ChunkRecord(new_id(), docs["a"], new_id(), 0, -1, "", "supersonic supersonic", "{}", q)
     rag.store.add(collection_id, [pending])
-    await rag._rebuild_keywords(collection_id)
+    await rag.indexes.rebuild_keywords(collection_id)
     after = await rag.search_stage(collection_id, "supersonic", q, mode="hybrid", top_k=10)
     assert pending.chunk_id not in {s.chunk_id for s in after}
     # (BM25 statistics changed with the new chunk, so compare the order, not the scores.)
@@ -385,7 +388,7 @@ async def test_chunks_the_keyword_index_lacks_are_found_by_chunk_id(rag):
         assert after[0].chunk_id == (fresh.chunk_id if mode == "dense" else before[0].chunk_id)
         assert pending.chunk_id not in {s.chunk_id for s in after}
         assert {s.chunk_id for s in before} <= {s.chunk_id for s in after}
-    await rag._rebuild_keywords(collection_id)  # the rebuild lands: back to the row path
+    await rag.indexes.rebuild_keywords(collection_id)  # the rebuild lands: back to the row path
     rebuilt = {
         s.chunk_id for s in await rag.search_stage(collection_id, "supersonic", q, mode="hybrid", top_k=10)
     }

@@ -13,17 +13,22 @@ from sqlalchemy import select
 
 from hearth.auth.service import AuthService
 from hearth.config import ModelsConfig
+from hearth.events import codec
 from hearth.events.bus import EventBus
 from hearth.events.models import OutboxEvent
+from hearth.events.schemas import Event
 from hearth.gateway.service import Gateway
 from hearth.platform.db import Database
 from hearth.platform.errors import HearthError
 from hearth.platform.migrate import upgrade
+from hearth.rag import events as rag_events
 from hearth.rag.keyword import KeywordIndex
+from hearth.rag.lance import LanceStore
 from hearth.rag.models import IngestJob
+from hearth.rag.qdrant import QdrantStore
 from hearth.rag.schemas import TextDocument
 from hearth.rag.service import RagConfig, RagService
-from hearth.rag.stores import ChunkRecord, LanceStore, QdrantStore
+from hearth.rag.stores import ChunkRecord
 from tests.conftest import postgres_url
 from tests.test_rag_files import make_docx_bomb, make_pdf
 
@@ -86,6 +91,7 @@ async def rag(request, gateway, tmp_path: Path):
         store=store,
         keywords=KeywordIndex(tmp_path / "bm25"),
         config=RagConfig(data_dir=tmp_path),
+        users=AuthService(database),
     )
     await service.start(worker=False)  # tests drive the worker with run_batch() for determinism
     auth = AuthService(database)
@@ -237,6 +243,46 @@ async def test_other_users_get_404_and_shares_are_read_only(rag):
     assert err.value.status == 404
 
 
+async def _share_events(database) -> list[Event]:
+    async with database.transaction() as session:
+        rows = (
+            await session.scalars(
+                select(OutboxEvent)
+                .where(OutboxEvent.type.in_(("CollectionShared", "CollectionUnshared")))
+                .order_by(OutboxEvent.seq)
+            )
+        ).all()
+        return [codec.decode(r.type, r.content_type, r.payload) for r in rows]
+
+
+async def test_sharing_and_unsharing_publish_their_events_once(rag, database):
+    """The audit log hears of every change of access, with the collection, its owner and the other user;
+    a repeated share or unshare changes nothing and publishes nothing."""
+    alice, bob = rag.users["alice"], rag.users["bob"]
+    collection = await rag.create_collection(user_id=alice, name="aero")
+    with pytest.raises(HearthError) as err:
+        await rag.share(user_id=alice, collection="aero", username="alice")
+    assert err.value.status == 400
+    with pytest.raises(HearthError) as err:
+        await rag.share(user_id=bob, collection=collection.id, username="bob")
+    assert err.value.status == 404
+    await rag.share(user_id=alice, collection="aero", username="bob")
+    await rag.share(user_id=alice, collection="aero", username="bob")
+    with pytest.raises(HearthError) as err:
+        await rag.unshare(user_id=bob, collection=collection.id, username="bob")
+    assert err.value.status == 403
+    unshared = await rag.unshare(user_id=alice, collection="aero", username="bob")
+    await rag.unshare(user_id=alice, collection="aero", username="bob")
+    assert unshared.shared_with == []
+    ids = {"collection_id": collection.id, "owner_id": alice, "user_id": bob}
+    assert [
+        (type(e), e.model_dump(exclude={"id", "occurred_at"})) for e in await _share_events(database)
+    ] == [
+        (rag_events.CollectionShared, ids),
+        (rag_events.CollectionUnshared, ids),
+    ]
+
+
 async def test_metadata_filters(rag):
     alice = rag.users["alice"]
     ids = await _seed(rag, alice)
@@ -304,16 +350,16 @@ async def test_bad_documents_fail_with_reasons_and_leave_others_indexed(rag):
 async def test_an_extractor_crash_fails_only_its_own_document(rag, monkeypatch):
     """A bug in an extractor (not a refused file) fails that job with the exception named; the rest of the
     batch, extracted in the same worker thread, is indexed."""
-    import hearth.rag.service as service
+    import hearth.rag.worker as worker
 
-    real = service.extract
+    real = worker.extract
 
     def flaky(data: bytes, content_type: str):
         if b"crash me" in data:
             raise RuntimeError("extractor bug")
         return real(data, content_type)
 
-    monkeypatch.setattr(service, "extract", flaky)
+    monkeypatch.setattr(worker, "extract", flaky)
     alice = rag.users["alice"]
     await rag.create_collection(user_id=alice, name="batch")
     queued = await rag.ingest_texts(
@@ -410,7 +456,7 @@ async def test_embedding_order_is_kept_when_texts_are_sorted_by_length(rag):
         "mid length text",
     ]
     backend = rag.gateway.backends["local-embed"]
-    vectors = await rag._embed(texts)
+    vectors = await rag.worker.embed(texts)
     for text, vector in zip(texts, vectors, strict=True):
         assert float(np.dot(vector, backend.embed_sync([text])[0])) > 0.999
 
@@ -452,6 +498,7 @@ async def test_a_second_process_sees_another_process_writes(gateway, tmp_path: P
             store=LanceStore(tmp_path / "lance"),
             keywords=KeywordIndex(tmp_path / "bm25"),
             config=RagConfig(data_dir=tmp_path),
+            users=AuthService(database),
         )
 
     writer, reader = process(), process()

@@ -2,19 +2,20 @@
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import AsyncIterator
+from typing import Annotated, Any
 
 import orjson
 from fastapi import APIRouter, Depends, Query, Request, Response
-from fastapi.responses import StreamingResponse
 from pydantic import ValidationError
 from starlette.datastructures import UploadFile
 
-from hearth.auth.deps import require_principal
+from hearth.auth.deps import CurrentUser
 from hearth.auth.principal import Principal
 from hearth.gateway.service import metered_caller
 from hearth.platform.deps import port
 from hearth.platform.errors import HearthError, bad_request, invalid
+from hearth.platform.kit.sse import SSEResponse, frame
 from hearth.rag.ports import SERVICE
 from hearth.rag.schemas import (
     MAX_BATCH,
@@ -30,72 +31,62 @@ from hearth.rag.schemas import (
     TextDocument,
     TextDocumentBatch,
 )
-from hearth.rag.service import FileUpload, RagService
+from hearth.rag.service import RagService
+from hearth.rag.uploads import FileUpload
 
 router = APIRouter(prefix="/api/rag", tags=["rag"])
 
-
-def _rag(request: Request) -> RagService:
-    return port(SERVICE)(request)
+Rag = Annotated[RagService, Depends(port(SERVICE))]
 
 
 @router.post("/collections", status_code=201, response_model=CollectionOut)
-async def create_collection(
-    body: CollectionCreate, request: Request, principal: Principal = Depends(require_principal)
-) -> CollectionOut:
+async def create_collection(body: CollectionCreate, rag: Rag, principal: CurrentUser) -> CollectionOut:
     """Create a collection owned by the caller."""
-    return await _rag(request).create_collection(
+    return await rag.create_collection(
         user_id=principal.user_id, name=body.name, description=body.description
     )
 
 
 @router.get("/collections", response_model=list[CollectionOut])
-async def list_collections(
-    request: Request, principal: Principal = Depends(require_principal)
-) -> list[CollectionOut]:
+async def list_collections(rag: Rag, principal: CurrentUser) -> list[CollectionOut]:
     """The caller's collections and those shared with them."""
-    return await _rag(request).list_collections(user_id=principal.user_id)
+    return await rag.list_collections(user_id=principal.user_id)
 
 
 @router.get("/collections/{collection}", response_model=CollectionOut)
-async def get_collection(
-    collection: str, request: Request, principal: Principal = Depends(require_principal)
-) -> CollectionOut:
+async def get_collection(collection: str, rag: Rag, principal: CurrentUser) -> CollectionOut:
     """One collection, by id or name."""
-    return await _rag(request).get_collection(user_id=principal.user_id, collection=collection)
+    return await rag.get_collection(user_id=principal.user_id, collection=collection)
 
 
 @router.delete("/collections/{collection}", status_code=204)
-async def delete_collection(
-    collection: str, request: Request, principal: Principal = Depends(require_principal)
-) -> Response:
+async def delete_collection(collection: str, rag: Rag, principal: CurrentUser) -> Response:
     """Delete a collection, its documents and their chunks."""
-    await _rag(request).delete_collection(user_id=principal.user_id, collection=collection)
+    await rag.delete_collection(user_id=principal.user_id, collection=collection)
     return Response(status_code=204)
 
 
 @router.post("/collections/{collection}/shares", response_model=CollectionOut)
 async def share_collection(
-    collection: str, body: ShareRequest, request: Request, principal: Principal = Depends(require_principal)
+    collection: str, body: ShareRequest, rag: Rag, principal: CurrentUser
 ) -> CollectionOut:
     """Share a collection read-only with another user."""
-    return await _rag(request).share(user_id=principal.user_id, collection=collection, username=body.username)
+    return await rag.share(user_id=principal.user_id, collection=collection, username=body.username)
 
 
 @router.delete("/collections/{collection}/shares/{username}", response_model=CollectionOut)
 async def unshare_collection(
-    collection: str, username: str, request: Request, principal: Principal = Depends(require_principal)
+    collection: str, username: str, rag: Rag, principal: CurrentUser
 ) -> CollectionOut:
     """Withdraw a share."""
-    return await _rag(request).unshare(user_id=principal.user_id, collection=collection, username=username)
+    return await rag.unshare(user_id=principal.user_id, collection=collection, username=username)
 
 
 @router.post("/collections/{collection}/documents", response_model=IngestResponse, status_code=202)
 async def add_document(
-    collection: str, request: Request, response: Response, principal: Principal = Depends(require_principal)
+    collection: str, request: Request, response: Response, rag: Rag, principal: CurrentUser
 ) -> IngestResponse:
     """Queue a document: multipart (`file`, optional `source`, `title`, `metadata` as JSON) or JSON text."""
-    rag = _rag(request)
     content_type = request.headers.get("content-type", "")
     if content_type.startswith("multipart/form-data"):
         result = await _upload(rag, request, collection, principal)
@@ -159,12 +150,11 @@ def _text(value: Any) -> str | None:
 
 @router.post("/collections/{collection}/documents/batch", response_model=BatchIngestResponse, status_code=202)
 async def add_documents(
-    collection: str, request: Request, response: Response, principal: Principal = Depends(require_principal)
+    collection: str, request: Request, response: Response, rag: Rag, principal: CurrentUser
 ) -> BatchIngestResponse:
     """Queue many documents in one transaction: JSON `{"documents": [TextDocument, …]}`, or multipart with
     repeated `file` fields (and optionally one `source` field per file, in the same order). Every item is
     checked first; one invalid item refuses the whole request with a 4xx naming it, and nothing is stored."""
-    rag = _rag(request)
     content_type = request.headers.get("content-type", "")
     if content_type.startswith("multipart/form-data"):
         items = await _upload_many(rag, request, collection, principal)
@@ -231,47 +221,40 @@ async def _upload_many(
 @router.get("/collections/{collection}/documents", response_model=list[DocumentOut])
 async def list_documents(
     collection: str,
-    request: Request,
+    rag: Rag,
+    principal: CurrentUser,
     status: str | None = Query(None, pattern="^(pending|extracting|embedding|indexed|failed)$"),
     limit: int = Query(100, ge=1, le=10_000),
     offset: int = Query(0, ge=0),
-    principal: Principal = Depends(require_principal),
 ) -> list[DocumentOut]:
     """Documents of a collection, with their ingestion status."""
-    return await _rag(request).list_documents(
+    return await rag.list_documents(
         user_id=principal.user_id, collection=collection, status=status, limit=limit, offset=offset
     )
 
 
 @router.get("/documents/{document_id}", response_model=DocumentOut)
-async def get_document(
-    document_id: str, request: Request, principal: Principal = Depends(require_principal)
-) -> DocumentOut:
+async def get_document(document_id: str, rag: Rag, principal: CurrentUser) -> DocumentOut:
     """One document."""
-    return await _rag(request).get_document(user_id=principal.user_id, document_id=document_id)
+    return await rag.get_document(user_id=principal.user_id, document_id=document_id)
 
 
 @router.delete("/documents/{document_id}", status_code=204)
-async def delete_document(
-    document_id: str, request: Request, principal: Principal = Depends(require_principal)
-) -> Response:
+async def delete_document(document_id: str, rag: Rag, principal: CurrentUser) -> Response:
     """Delete a document and its chunks from every index."""
-    await _rag(request).delete_document(user_id=principal.user_id, document_id=document_id)
+    await rag.delete_document(user_id=principal.user_id, document_id=document_id)
     return Response(status_code=204)
 
 
 @router.get("/jobs/{job_id}", response_model=JobOut)
-async def get_job(job_id: str, request: Request, principal: Principal = Depends(require_principal)) -> JobOut:
+async def get_job(job_id: str, rag: Rag, principal: CurrentUser) -> JobOut:
     """An ingestion job's status (and failure reason)."""
-    return await _rag(request).get_job(user_id=principal.user_id, job_id=job_id)
+    return await rag.get_job(user_id=principal.user_id, job_id=job_id)
 
 
 @router.post("/query", response_model=QueryResponse)
-async def query(
-    body: QueryRequest, request: Request, principal: Principal = Depends(require_principal)
-) -> Any:
+async def query(body: QueryRequest, request: Request, rag: Rag, principal: CurrentUser) -> Any:
     """Retrieve, rerank and answer with citations; `stream` sends the answer as server-sent events."""
-    rag = _rag(request)
     args = dict(
         user_id=principal.user_id,
         collection=body.collection,
@@ -289,16 +272,14 @@ async def query(
         return await rag.query(**args, generate=body.generate)
     result, answer = await rag.query_stream(**args)
 
-    async def sse() -> Any:
+    async def frames() -> AsyncIterator[bytes]:
         head = {"sources": [s.model_dump() for s in result.sources], "mode": result.mode}
-        yield b"event: sources\ndata: " + orjson.dumps(head) + b"\n\n"
+        yield frame(head, event="sources")
         try:
             async for event in answer:
-                name = b"done" if "answer" in event else b"delta"
-                yield b"event: " + name + b"\ndata: " + orjson.dumps(event) + b"\n\n"
+                yield frame(event, event="done" if "answer" in event else "delta")
         except HearthError as exc:
-            yield b"event: error\ndata: " + orjson.dumps(exc.body()) + b"\n\n"
-        finally:
-            await answer.aclose()  # type: ignore[attr-defined]
+            yield frame(exc.body(), event="error")
 
-    return StreamingResponse(sse(), media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
+    # However the response ends (even a client gone before the first frame), the answer's chat stream closes.
+    return SSEResponse(frames(), on_close=answer.aclose)  # type: ignore[attr-defined]

@@ -37,10 +37,9 @@ class WordPieceCounter:
         try:
             from tokenizers import Tokenizer
 
-            from hearth.gateway.backends.onnx_embedding import default_model_files
+            from hearth.gateway.tokenizers import embedding_tokenizer_path
 
-            _, path = default_model_files()
-            tokenizer = Tokenizer.from_file(str(path))
+            tokenizer = Tokenizer.from_file(str(embedding_tokenizer_path()))
             tokenizer.no_truncation()
             tokenizer.no_padding()
             return cls(tokenizer)

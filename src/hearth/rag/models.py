@@ -57,6 +57,11 @@ class Document(TimestampMixin, Base):
     chunk_count: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, nullable=False)
 
+    @property
+    def queryable(self) -> bool:
+        """A version of it is indexed."""
+        return self.active_version is not None
+
 
 class IngestJob(TimestampMixin, Base):
     """One version of a document on its way into the indexes: pending → extracting → embedding →

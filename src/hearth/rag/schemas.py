@@ -5,7 +5,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator
+
+from hearth.platform.kit.schemas import ORMModel
 
 Mode = Literal["dense", "sparse", "hybrid"]
 JobStatus = Literal["pending", "extracting", "embedding", "indexed", "failed"]
@@ -75,7 +77,7 @@ def check_metadata(value: dict[str, Any]) -> dict[str, Any]:
     return value
 
 
-class JobOut(BaseModel):
+class JobOut(ORMModel):
     id: str
     document_id: str
     collection_id: str
@@ -86,7 +88,7 @@ class JobOut(BaseModel):
     updated_at: datetime
 
 
-class DocumentOut(BaseModel):
+class DocumentOut(ORMModel):
     id: str
     collection_id: str
     source: str
@@ -97,7 +99,8 @@ class DocumentOut(BaseModel):
     error: str | None = None
     queryable: bool  # a version of it is indexed
     chunk_count: int = 0
-    metadata: dict[str, Any] = {}
+    # The ORM row keeps it in `meta` (`metadata` is SQLAlchemy's own attribute on a model).
+    metadata: dict[str, Any] = Field({}, validation_alias=AliasChoices("meta", "metadata"))
     job_id: str  # the latest ingestion job
     created_at: datetime
     updated_at: datetime

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+from hearth.auth.ports import USERS
 from hearth.config import Settings
 from hearth.platform.core import Context, Platform
 from hearth.rag import ports
 from hearth.rag.api import router
+from hearth.rag.config import RagConfig
 from hearth.rag.keyword import KeywordIndex
-from hearth.rag.service import RagConfig, RagService
-from hearth.rag.stores import LanceStore, QdrantStore, VectorStore
+from hearth.rag.lance import LanceStore
+from hearth.rag.qdrant import QdrantStore
+from hearth.rag.service import RagService
+from hearth.rag.stores import VectorStore
 
 
 def make_store(settings: Settings) -> VectorStore:
@@ -48,6 +52,7 @@ async def start(platform: Platform) -> RagService:
         store=make_store(settings),
         keywords=KeywordIndex(settings.data_dir / "rag" / "bm25"),
         config=rag_config(settings),
+        users=platform.ports.require(USERS),
     )
     await service.start(worker=settings.rag_worker)
     platform.ports.provide(ports.RETRIEVER, service)

@@ -1,0 +1,32 @@
+"""RAG settings as the service reads them (built from hearth.config.Settings in wiring.py)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from hearth.rag.schemas import Mode
+
+
+@dataclass
+class RagConfig:
+    data_dir: Path
+    chunk_tokens: int = 180
+    chunk_overlap: int = 30
+    title_tokens: int = 40
+    default_mode: Mode = "hybrid"
+    fusion: str = "max"
+    sparse_weight: float = 0.3
+    candidates: int = 100
+    feedback: int = 3  # hybrid: top fused chunks used for pseudo-relevance feedback (0: off)
+    feedback_terms: int = 10
+    embed_batch: int = 128
+    worker_batch: int = 256
+    embedder: str = "embedder"
+    reranker: str = "reranker"
+    chat_model: str = "chat"
+
+    @property
+    def uploads(self) -> Path:
+        """Where queued files wait for the worker, named by their job id."""
+        return self.data_dir / "rag" / "uploads"
