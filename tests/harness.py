@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import os
 import socket
 import threading
 from collections.abc import Iterator
@@ -12,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import psycopg
 import uvicorn
 import yaml
 
@@ -20,6 +23,7 @@ from hearth.auth.service import AuthService
 from hearth.config import Settings
 from hearth.platform.db import Database
 from hearth.platform.migrate import upgrade
+from tests.conftest import POSTGRES_DSN, postgres_url
 from tests.helpers import wait_until
 
 
@@ -36,6 +40,20 @@ class RunningHearth:
 
     def headers(self, key: str | None = None) -> dict[str, str]:
         return {"Authorization": f"Bearer {key or self.admin_key}"}
+
+
+def server_schema(tmp_path: Path) -> str:
+    """With HEARTH_TEST_DATABASE=postgres, servers run on PostgreSQL: one schema per test folder (a server
+    restarted on the same folder finds its data again), dropped at the end of the session by conftest."""
+    name = f"hearth_s_{hashlib.sha1(str(tmp_path).encode()).hexdigest()[:12]}"
+    if name not in SERVER_SCHEMAS:
+        with psycopg.connect(POSTGRES_DSN, autocommit=True) as conn:
+            conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{name}"')
+        SERVER_SCHEMAS.add(name)
+    return name
+
+
+SERVER_SCHEMAS: set[str] = set()
 
 
 def free_port() -> int:
@@ -56,6 +74,8 @@ def run_hearth(
         config_file.write_text(yaml.safe_dump(config))
     # Warming Whisper and piper costs ~7 s of CPU per server; only the voice tests ask for it.
     settings.setdefault("voice_warmup", False)
+    if os.environ.get("HEARTH_TEST_DATABASE") == "postgres" and "database_url" not in settings:
+        settings["database_url"] = postgres_url(server_schema(tmp_path))
     s = Settings(data_dir=data_dir, config_file=config_file, **settings)
     upgrade(s.resolved_database_url)
 
