@@ -12,7 +12,7 @@ STAMP := $(VENV)/.installed
 
 export OMP_WAIT_POLICY ?= PASSIVE
 
-.PHONY: run test install lint format bench clean
+.PHONY: run test test-postgres install lint format bench clean
 
 run: install
 	$(BIN)/hearth serve
@@ -21,6 +21,10 @@ test: install
 	$(BIN)/ruff check src tests bench
 	$(BIN)/ruff format --check src tests bench
 	$(BIN)/pytest
+
+# The suite again with every test server on PostgreSQL instead of SQLite (storage tests run on both anyway).
+test-postgres: install
+	HEARTH_TEST_DATABASE=postgres $(BIN)/pytest
 
 install: $(STAMP)
 

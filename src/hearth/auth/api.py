@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request
@@ -27,13 +26,13 @@ Auth = Annotated[AuthService, Depends(_auth)]
 async def create_user(body: UserCreate, _: AdminUser, auth: Auth) -> UserOut:
     """Create a user."""
     user = await auth.create_user(username=body.username, role=body.role, premium=body.premium)
-    return UserOut.of(user)
+    return UserOut.model_validate(user)
 
 
 @router.get("/api/admin/users", response_model=UserList)
 async def list_users(_: AdminUser, auth: Auth) -> UserList:
     """All users."""
-    return UserList(data=[UserOut.of(u) for u in await auth.list_users()])
+    return UserList(data=[UserOut.model_validate(u) for u in await auth.list_users()])
 
 
 @router.post("/api/admin/keys", status_code=201, response_model=KeyCreated)
@@ -47,20 +46,20 @@ async def create_key(body: KeyCreate, _: AdminUser, auth: Auth) -> KeyCreated:
         tpm_limit=body.tpm_limit,
     )
     info = KeyInfo.of(row, body.user)
-    return KeyCreated(**dataclasses.asdict(info), key=token)
+    return KeyCreated(**KeyOut.model_validate(info).model_dump(), key=token)
 
 
 @router.get("/api/admin/keys", response_model=KeyList)
 async def list_keys(_: AdminUser, auth: Auth, user: str | None = None) -> KeyList:
     """All keys, or one user's keys with ?user=NAME."""
     keys = await auth.list_keys(username=user)
-    return KeyList(data=[KeyOut.of(k) for k in keys])
+    return KeyList(data=[KeyOut.model_validate(k) for k in keys])
 
 
 @router.delete("/api/admin/keys/{key_id}", response_model=KeyOut)
 async def revoke_key(key_id: str, _: AdminUser, auth: Auth) -> KeyOut:
     """Revoke a key; revoking twice is harmless."""
-    return KeyOut.of(await auth.revoke_key(key_id=key_id))
+    return KeyOut.model_validate(await auth.revoke_key(key_id=key_id))
 
 
 @router.get("/api/me", response_model=Me)
@@ -70,4 +69,4 @@ async def me(principal: CurrentUser, auth: Auth) -> Me:
     if user is None:  # deleted between authentication and now
         raise HearthError(401, "invalid or revoked API key", code="invalid_api_key")
     key = await auth.get_key(key_id=principal.key_id, user_id=principal.user_id)
-    return Me(user=UserOut.of(user), key=KeyOut.of(key))
+    return Me(user=UserOut.model_validate(user), key=KeyOut.model_validate(key))

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import dataclasses
 from datetime import datetime
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from hearth.auth.models import User
-from hearth.auth.service import KeyInfo, as_utc
+from hearth.platform.kit.schemas import ORMModel
 
 Username = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")]
 Limit = Annotated[int, Field(ge=1)]
@@ -23,7 +21,7 @@ class UserCreate(BaseModel):
     premium: bool = False
 
 
-class UserOut(BaseModel):
+class UserOut(ORMModel):
     object: Literal["user"] = "user"
     id: str
     username: str
@@ -31,17 +29,6 @@ class UserOut(BaseModel):
     premium: bool
     disabled: bool
     created_at: datetime
-
-    @classmethod
-    def of(cls, user: User) -> UserOut:
-        return cls(
-            id=user.id,
-            username=user.username,
-            role=user.role,
-            premium=user.premium,
-            disabled=user.disabled,
-            created_at=as_utc(user.created_at) or user.created_at,
-        )
 
 
 class UserList(BaseModel):
@@ -63,7 +50,9 @@ class KeyCreate(BaseModel):
     tpm_limit: Limit | None = Field(default=None, description="tokens per minute; absent: the server default")
 
 
-class KeyOut(BaseModel):
+class KeyOut(ORMModel):
+    """Read from a `KeyInfo` (`KeyOut.model_validate(info)`)."""
+
     object: Literal["api_key"] = "api_key"
     id: str
     user_id: str
@@ -76,10 +65,6 @@ class KeyOut(BaseModel):
     created_at: datetime
     revoked_at: datetime | None
     last_used_at: datetime | None
-
-    @classmethod
-    def of(cls, key: KeyInfo) -> KeyOut:
-        return cls(**dataclasses.asdict(key))
 
 
 class KeyCreated(KeyOut):

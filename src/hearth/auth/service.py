@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable, Collection
 from contextvars import ContextVar
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, cast
 
@@ -25,8 +25,8 @@ from hearth.auth.models import ApiKey, User
 from hearth.auth.principal import Principal
 from hearth.config import Priority
 from hearth.platform.db import Database, utcnow
-from hearth.platform.errors import HearthError, bad_request, not_found
-from hearth.platform.kit.repository import in_chunks
+from hearth.platform.errors import HearthError, bad_request
+from hearth.platform.kit.repository import in_chunks, or_404
 
 if TYPE_CHECKING:
     from hearth.events.bus import EventBus
@@ -62,11 +62,6 @@ def generate_key() -> str:
     return KEY_PREFIX + secrets.token_urlsafe(30)
 
 
-def as_utc(value: datetime | None) -> datetime | None:
-    """SQLite hands back naive datetimes; everything Hearth stores is UTC, so say so."""
-    return value.replace(tzinfo=UTC) if value is not None and value.tzinfo is None else value
-
-
 @dataclass(frozen=True, slots=True)
 class KeyInfo:
     """A key as listings show it: never its hash or plaintext."""
@@ -98,9 +93,9 @@ class KeyInfo:
             priority=key.priority,
             rpm_limit=key.rpm_limit,
             tpm_limit=key.tpm_limit,
-            created_at=as_utc(key.created_at) or key.created_at,
-            revoked_at=as_utc(key.revoked_at),
-            last_used_at=as_utc(key.last_used_at),
+            created_at=key.created_at,
+            revoked_at=key.revoked_at,
+            last_used_at=key.last_used_at,
         )
 
 
@@ -188,9 +183,12 @@ class AuthService:
     async def set_user_disabled(self, *, user_id: str, disabled: bool = True) -> User:
         """Disable (or re-enable) a user; their keys stop working at once in this process."""
         async with self.db.transaction() as session:
-            user = await session.get(User, user_id)
-            if user is None:
-                raise not_found(f"no user with id {user_id!r}", param="user_id", code="user_not_found")
+            user = or_404(
+                await session.get(User, user_id),
+                f"no user with id {user_id!r}",
+                param="user_id",
+                code="user_not_found",
+            )
             if user.disabled != disabled:
                 kind = UserDisabled if disabled else UserEnabled
                 await self._publish(
@@ -436,10 +434,8 @@ class AuthService:
             user = await session.get(User, user_id)
         else:
             user = await session.scalar(select(User).where(User.username == username))
-        if user is None:
-            what = f"id {user_id!r}" if user_id is not None else f"name {username!r}"
-            raise not_found(f"no user with {what}", param="user", code="user_not_found")
-        return user
+        what = f"id {user_id!r}" if user_id is not None else f"name {username!r}"
+        return or_404(user, f"no user with {what}", param="user", code="user_not_found")
 
     async def _find_key(
         self, session: AsyncSession, *, key_id: str, user_id: str | None
@@ -447,9 +443,12 @@ class AuthService:
         query = select(ApiKey, User.username).join(User, User.id == ApiKey.user_id).where(ApiKey.id == key_id)
         if user_id is not None:
             query = query.where(ApiKey.user_id == user_id)
-        row = (await session.execute(query)).first()
-        if row is None:
-            raise not_found(f"no API key with id {key_id!r}", param="key_id", code="key_not_found")
+        row = or_404(
+            (await session.execute(query)).first(),
+            f"no API key with id {key_id!r}",
+            param="key_id",
+            code="key_not_found",
+        )
         return row[0], row[1]
 
 

@@ -12,8 +12,7 @@ from sqlalchemy import delete, exists, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from hearth.chat.models import Conversation, Message
-from hearth.platform.errors import not_found
-from hearth.platform.kit.repository import OwnedRepository
+from hearth.platform.kit.repository import OwnedRepository, or_404
 
 
 def _like(text: str) -> str:
@@ -39,11 +38,8 @@ class MessageRepository(OwnedRepository[Message]):
         row = await self.session.scalar(
             self.select().where(Message.conversation_id == conversation_id, Message.id == message_id)
         )
-        if row is None:
-            raise not_found(
-                f"no message {message_id!r} in conversation {conversation_id!r}", param=self.param
-            )
-        return row
+        message = f"no message {message_id!r} in conversation {conversation_id!r}"
+        return or_404(row, message, param=self.param)
 
     async def next_seq(self, conversation_id: str) -> int:
         """The position the conversation's next message takes."""

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 from sqlalchemy import func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -109,8 +109,6 @@ async def seconds_to_next_retry(db: Database) -> float | None:
         )
     if when is None:
         return None
-    if when.tzinfo is None:  # SQLite hands datetimes back naive; they were written as UTC
-        when = when.replace(tzinfo=UTC)
     return max(0.0, (when - utcnow()).total_seconds())
 
 

@@ -10,10 +10,11 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, DateTime, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy import JSON, ForeignKey, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from hearth.platform.db import Base, TimestampMixin, utcnow
+from hearth.platform.kit.time import UtcDateTime
 
 
 class Collection(TimestampMixin, Base):
@@ -55,7 +56,7 @@ class Document(TimestampMixin, Base):
     job_id: Mapped[str] = mapped_column(String(32), nullable=False)  # the latest job
     active_version: Mapped[str | None] = mapped_column(String(32), nullable=True)  # the indexed job
     chunk_count: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
-    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, nullable=False)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow, nullable=False)
 
     @property
     def queryable(self) -> bool:
@@ -83,4 +84,4 @@ class IngestJob(TimestampMixin, Base):
     upload_path: Mapped[str] = mapped_column(String(1024), nullable=False)
     chunk_count: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
     attempts: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
-    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, nullable=False)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow, nullable=False)

@@ -6,8 +6,8 @@ from __future__ import annotations
 from sqlalchemy import ColumnElement, Select, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from hearth.platform.errors import HearthError, not_found
-from hearth.platform.kit.repository import Repository
+from hearth.platform.errors import HearthError
+from hearth.platform.kit.repository import Repository, or_404
 from hearth.rag.models import Collection, CollectionShare, Document, IngestJob
 
 
@@ -35,8 +35,7 @@ class CollectionRepository(Repository[Collection]):
         rows = (
             await self.session.scalars(self.select().where(or_(Collection.id == ref, Collection.name == ref)))
         ).all()
-        if not rows:
-            raise not_found(f"collection {ref!r} not found", param="collection")
+        or_404(rows or None, f"collection {ref!r} not found", param="collection")
         # An id match beats a name match, and the user's own collection beats one shared under the same name.
         collection = min(rows, key=lambda c: (c.id != ref, c.owner_id != self.user_id))
         if write and collection.owner_id != self.user_id:
@@ -51,9 +50,11 @@ class CollectionRepository(Repository[Collection]):
 
     async def document(self, document_id: str, *, write: bool = False) -> Document:
         """A visible document (404 otherwise); `write` needs its collection's ownership (403)."""
-        document = (await self.session.scalars(self.documents().where(Document.id == document_id))).first()
-        if document is None:
-            raise not_found(f"document {document_id!r} not found", param="document_id")
+        document = or_404(
+            (await self.session.scalars(self.documents().where(Document.id == document_id))).first(),
+            f"document {document_id!r} not found",
+            param="document_id",
+        )
         if write:
             await self.find(document.collection_id, write=True)
         return document
@@ -67,6 +68,4 @@ class CollectionRepository(Repository[Collection]):
                 .where(self.visible(), IngestJob.id == job_id)
             )
         ).first()
-        if job is None:
-            raise not_found(f"job {job_id!r} not found", param="job_id")
-        return job
+        return or_404(job, f"job {job_id!r} not found", param="job_id")

@@ -18,12 +18,7 @@ class VoiceRequestRepository(OwnedRepository[VoiceRequest]):
     model = VoiceRequest
     noun = "voice request"
     param = "request_id"
-
-    async def get_or_404(self, id: str, *, lock: bool = False) -> VoiceRequest:
-        row = await self.get(id, lock=lock)
-        if row is None:  # worded as the voice API always has
-            raise not_found(f"voice request {id!r} not found", param=self.param)
-        return row
+    missing = "{noun} {id!r} not found"  # worded as the voice API always has
 
     async def newest(self, *, limit: int) -> list[VoiceRequest]:
         """The user's requests, newest first."""

@@ -23,6 +23,7 @@ from hearth.platform.errors import not_found
 
 M = TypeVar("M")
 V = TypeVar("V")
+R = TypeVar("R")
 
 # Under every database's bound-parameter cap (SQLite's is the lowest that matters).
 IN_CHUNK = 500
@@ -34,12 +35,20 @@ def in_chunks(values: Sequence[V], size: int = IN_CHUNK) -> Iterator[Sequence[V]
         yield values[start : start + size]
 
 
+def or_404(row: R | None, message: str, *, param: str | None = None, code: str = "not_found") -> R:
+    """`row`, or a 404 in the API's error shape when the lookup found nothing."""
+    if row is None:
+        raise not_found(message, param=param, code=code)
+    return row
+
+
 class Repository(Generic[M]):
     """Reads of one table by primary key `id`, within the caller's session."""
 
     model: ClassVar[type[Any]]
     noun: ClassVar[str] = "object"  # how a 404 names the missing row
     param: ClassVar[str | None] = None  # the request field a 404 points at
+    missing: ClassVar[str] = "no {noun} {id!r}"  # the 404's message
 
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
@@ -59,10 +68,8 @@ class Repository(Generic[M]):
         return await self.session.scalar(stmt)
 
     async def get_or_404(self, id: str, *, lock: bool = False) -> M:
-        row = await self.get(id, lock=lock)
-        if row is None:
-            raise not_found(f"no {self.noun} {id!r}", param=self.param)
-        return row
+        message = self.missing.format(noun=self.noun, id=id)
+        return or_404(await self.get(id, lock=lock), message, param=self.param)
 
     async def get_many(self, ids: Iterable[str]) -> list[M]:
         """The rows with these ids (missing ones left out), in chunks under the bound-parameter cap."""
