@@ -21,18 +21,6 @@ NATS_URL = os.environ.get("HEARTH_TEST_NATS", "nats://127.0.0.1:4222")
 REDIS_URL = os.environ.get("HEARTH_TEST_REDIS", "redis://127.0.0.1:6379/0")
 
 
-@pytest.fixture(scope="session", autouse=True)
-def drop_server_schemas() -> Iterator[None]:
-    """Drops the PostgreSQL schemas that test servers made under HEARTH_TEST_DATABASE=postgres."""
-    yield
-    from tests.harness import SERVER_SCHEMAS
-
-    if SERVER_SCHEMAS:
-        with psycopg.connect(POSTGRES_DSN, autocommit=True) as conn:
-            for name in SERVER_SCHEMAS:
-                conn.execute(f'DROP SCHEMA IF EXISTS "{name}" CASCADE')
-
-
 @pytest.fixture
 def postgres_schema() -> Iterator[str]:
     """A fresh schema in the test database, dropped afterwards. Fails (never skips) if PostgreSQL is down."""

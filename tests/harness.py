@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import atexit
 import hashlib
 import os
 import socket
@@ -44,9 +45,12 @@ class RunningHearth:
 
 def server_schema(tmp_path: Path) -> str:
     """With HEARTH_TEST_DATABASE=postgres, servers run on PostgreSQL: one schema per test folder (a server
-    restarted on the same folder finds its data again), dropped at the end of the session by conftest."""
+    restarted on the same folder finds its data again), dropped at exit, after the servers that pytest
+    leaves running until then (atexit runs in reverse: this is registered before any of them)."""
     name = f"hearth_s_{hashlib.sha1(str(tmp_path).encode()).hexdigest()[:12]}"
     if name not in SERVER_SCHEMAS:
+        if not SERVER_SCHEMAS:
+            atexit.register(_drop_server_schemas)
         with psycopg.connect(POSTGRES_DSN, autocommit=True) as conn:
             conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{name}"')
         SERVER_SCHEMAS.add(name)
@@ -54,6 +58,12 @@ def server_schema(tmp_path: Path) -> str:
 
 
 SERVER_SCHEMAS: set[str] = set()
+
+
+def _drop_server_schemas() -> None:
+    with psycopg.connect(POSTGRES_DSN, autocommit=True) as conn:
+        for name in SERVER_SCHEMAS:
+            conn.execute(f'DROP SCHEMA IF EXISTS "{name}" CASCADE')
 
 
 def free_port() -> int:

@@ -6,16 +6,16 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import sqlite3
 
 import httpx
 import orjson
 import pytest
+import sqlalchemy
 from websockets.sync.client import connect
 
 from hearth.auth.service import AuthService
 from hearth.gateway.audio import probe_duration
-from hearth.platform.db import Database
+from hearth.platform.db import Database, sync_url
 from tests.helpers import wait_until
 from tests.voice_helpers import PHRASES, noise, silence, speech, speech_server, two_hour_mp3, words
 
@@ -60,11 +60,15 @@ def b64(data: bytes) -> str:
 
 
 def outbox_types(hearth, request_id: str) -> list[str]:
-    path = hearth.settings.data_dir / "hearth.db"
-    with sqlite3.connect(path) as db:
-        rows = db.execute(
-            "SELECT type, payload FROM event_outbox WHERE context = 'voice' ORDER BY seq"
-        ).fetchall()
+    """The voice events stored for one request, in order (on whichever database the server runs)."""
+    engine = sqlalchemy.create_engine(sync_url(hearth.settings.resolved_database_url))
+    try:
+        with engine.connect() as db:
+            rows = db.execute(
+                sqlalchemy.text("SELECT type, payload FROM event_outbox WHERE context = 'voice' ORDER BY seq")
+            ).all()
+    finally:
+        engine.dispose()
     return [t for t, payload in rows if request_id.encode() in bytes(payload)]
 
 
