@@ -8,7 +8,7 @@ from fastapi import APIRouter, Depends, Request
 
 from hearth.auth.deps import AdminUser, CurrentUser
 from hearth.auth.schemas import KeyCreate, KeyCreated, KeyList, KeyOut, Me, UserCreate, UserList, UserOut
-from hearth.auth.service import AuthService, KeyInfo
+from hearth.auth.service import AuthService
 from hearth.platform.errors import HearthError
 
 router = APIRouter(tags=["auth"])
@@ -45,21 +45,20 @@ async def create_key(body: KeyCreate, _: AdminUser, auth: Auth) -> KeyCreated:
         rpm_limit=body.rpm_limit,
         tpm_limit=body.tpm_limit,
     )
-    info = KeyInfo.of(row, body.user)
-    return KeyCreated(**KeyOut.model_validate(info).model_dump(), key=token)
+    return KeyCreated.of(row, body.user, key=token)
 
 
 @router.get("/api/admin/keys", response_model=KeyList)
 async def list_keys(_: AdminUser, auth: Auth, user: str | None = None) -> KeyList:
     """All keys, or one user's keys with ?user=NAME."""
     keys = await auth.list_keys(username=user)
-    return KeyList(data=[KeyOut.model_validate(k) for k in keys])
+    return KeyList(data=keys)
 
 
 @router.delete("/api/admin/keys/{key_id}", response_model=KeyOut)
 async def revoke_key(key_id: str, _: AdminUser, auth: Auth) -> KeyOut:
     """Revoke a key; revoking twice is harmless."""
-    return KeyOut.model_validate(await auth.revoke_key(key_id=key_id))
+    return await auth.revoke_key(key_id=key_id)
 
 
 @router.get("/api/me", response_model=Me)
@@ -69,4 +68,4 @@ async def me(principal: CurrentUser, auth: Auth) -> Me:
     if user is None:  # deleted between authentication and now
         raise HearthError(401, "invalid or revoked API key", code="invalid_api_key")
     key = await auth.get_key(key_id=principal.key_id, user_id=principal.user_id)
-    return Me(user=UserOut.model_validate(user), key=KeyOut.model_validate(key))
+    return Me(user=UserOut.model_validate(user), key=key)

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from hearth.platform.kit.schemas import ORMModel
+from hearth.auth.models import ApiKey
+from hearth.platform.kit.schemas import ORMModel, columns_of
 
 Username = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")]
 Limit = Annotated[int, Field(ge=1)]
@@ -51,7 +52,7 @@ class KeyCreate(BaseModel):
 
 
 class KeyOut(ORMModel):
-    """Read from a `KeyInfo` (`KeyOut.model_validate(info)`)."""
+    """A key as listings show it: never its hash or plaintext."""
 
     object: Literal["api_key"] = "api_key"
     id: str
@@ -65,6 +66,15 @@ class KeyOut(ORMModel):
     created_at: datetime
     revoked_at: datetime | None
     last_used_at: datetime | None
+
+    @property
+    def active(self) -> bool:
+        return self.revoked_at is None
+
+    @classmethod
+    def of(cls, row: ApiKey, username: str, **extra: Any) -> Self:
+        """From a key's row and its owner's name (which the row does not hold)."""
+        return cls.model_validate({**columns_of(row), "username": username, **extra})
 
 
 class KeyCreated(KeyOut):

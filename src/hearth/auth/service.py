@@ -11,8 +11,6 @@ import secrets
 import time
 from collections.abc import Callable, Collection
 from contextvars import ContextVar
-from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, cast
 
@@ -23,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from hearth.auth.events import KeyCreated, KeyRevoked, UserCreated, UserDisabled, UserEnabled
 from hearth.auth.models import ApiKey, User
 from hearth.auth.principal import Principal
+from hearth.auth.schemas import KeyOut
 from hearth.config import Priority
 from hearth.platform.db import Database, utcnow
 from hearth.platform.errors import HearthError, bad_request
@@ -60,43 +59,6 @@ def hash_key(token: str) -> str:
 def generate_key() -> str:
     """A new plaintext key: "hk-" and 40 url-safe random characters."""
     return KEY_PREFIX + secrets.token_urlsafe(30)
-
-
-@dataclass(frozen=True, slots=True)
-class KeyInfo:
-    """A key as listings show it: never its hash or plaintext."""
-
-    id: str
-    user_id: str
-    username: str
-    name: str
-    prefix: str
-    priority: str
-    rpm_limit: int | None
-    tpm_limit: int | None
-    created_at: datetime
-    revoked_at: datetime | None
-    last_used_at: datetime | None
-
-    @property
-    def active(self) -> bool:
-        return self.revoked_at is None
-
-    @classmethod
-    def of(cls, key: ApiKey, username: str) -> KeyInfo:
-        return cls(
-            id=key.id,
-            user_id=key.user_id,
-            username=username,
-            name=key.name,
-            prefix=key.prefix,
-            priority=key.priority,
-            rpm_limit=key.rpm_limit,
-            tpm_limit=key.tpm_limit,
-            created_at=key.created_at,
-            revoked_at=key.revoked_at,
-            last_used_at=key.last_used_at,
-        )
 
 
 def _invalid(message: str, param: str) -> HearthError:
@@ -217,7 +179,7 @@ class AuthService:
                 session, user, name=name, priority=priority, rpm_limit=rpm_limit, tpm_limit=tpm_limit
             )
 
-    async def list_keys(self, *, user_id: str | None = None, username: str | None = None) -> list[KeyInfo]:
+    async def list_keys(self, *, user_id: str | None = None, username: str | None = None) -> list[KeyOut]:
         """Keys, optionally of one user (by id or name), oldest first."""
         query = select(ApiKey, User.username).join(User, User.id == ApiKey.user_id)
         async with self.db.sessions() as session:
@@ -225,15 +187,15 @@ class AuthService:
                 user = await self._find_user(session, user_id=user_id, username=username)
                 query = query.where(ApiKey.user_id == user.id)
             rows = await session.execute(query.order_by(ApiKey.created_at, ApiKey.id))
-            return [KeyInfo.of(key, name) for key, name in rows]
+            return [KeyOut.of(key, name) for key, name in rows]
 
-    async def get_key(self, *, key_id: str, user_id: str | None = None) -> KeyInfo:
+    async def get_key(self, *, key_id: str, user_id: str | None = None) -> KeyOut:
         """One key, scoped to its owner when user_id is given; 404 otherwise."""
         async with self.db.sessions() as session:
             key, name = await self._find_key(session, key_id=key_id, user_id=user_id)
-            return KeyInfo.of(key, name)
+            return KeyOut.of(key, name)
 
-    async def revoke_key(self, *, key_id: str, user_id: str | None = None) -> KeyInfo:
+    async def revoke_key(self, *, key_id: str, user_id: str | None = None) -> KeyOut:
         """Revoke a key (idempotent; scoped to its owner when user_id is given); 404 if unknown."""
         async with self.db.transaction() as session:
             key, name = await self._find_key(session, key_id=key_id, user_id=user_id)
@@ -246,7 +208,7 @@ class AuthService:
             digest = key.key_hash
         self._cache.pop(digest, None)
         self._generation += 1
-        return KeyInfo.of(key, name)
+        return KeyOut.of(key, name)
 
     # ---- the hot path ----
 

@@ -5,50 +5,23 @@ message → optional RAG → streamed reply → both messages stored) and stored
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import datetime
 
 from hearth.chat.conversations import Conversations
-from hearth.chat.preferences import PreferencesService
 from hearth.chat.schemas import ConversationDetail, ConversationOut, MessageOut, SearchHit, SendMessage
-from hearth.chat.sessions import Sessions
 from hearth.chat.turn import Turn
 from hearth.chat.turns import Turns
-from hearth.config import Settings
-from hearth.events.bus import EventBus
-from hearth.gateway.service import Caller, Gateway
-from hearth.platform.db import Database, utcnow
-from hearth.rag.ports import Retriever
+from hearth.gateway.service import Caller
 
 __all__ = ["ChatService", "Turn"]
 
 
 class ChatService:
-    def __init__(
-        self,
-        *,
-        db: Database,
-        bus: EventBus,
-        gateway: Gateway,
-        settings: Settings,
-        retriever: Retriever | None,
-        sessions: Sessions,
-        preferences: PreferencesService,
-        clock: Callable[[], datetime] = utcnow,
-    ) -> None:
-        self.sessions = sessions
-        self.preferences = preferences
-        self.turns = Turns(
-            db=db,
-            bus=bus,
-            gateway=gateway,
-            settings=settings,
-            retriever=retriever,
-            sessions=sessions,
-            preferences=preferences,
-            clock=clock,
-        )
-        self.conversations = Conversations(db=db, bus=bus)
+    def __init__(self, *, turns: Turns, conversations: Conversations) -> None:
+        self.turns = turns
+        self.conversations = conversations
+        self.sessions = turns.sessions
+        self.preferences = turns.preferences
 
     async def begin(
         self, *, user_id: str, caller: Caller, conversation_id: str | None, request: SendMessage

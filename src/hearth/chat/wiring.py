@@ -7,9 +7,11 @@ from datetime import timedelta
 
 from hearth.chat import ports
 from hearth.chat.api import router
+from hearth.chat.conversations import Conversations
 from hearth.chat.preferences import PreferencesService
 from hearth.chat.service import ChatService
 from hearth.chat.sessions import RedisSessionStore, Sessions, SessionStore, SqlSessionStore
+from hearth.chat.turns import Turns
 from hearth.platform.core import Context, Platform
 from hearth.platform.retention import RetentionRule
 from hearth.rag.ports import RETRIEVER
@@ -25,7 +27,7 @@ async def start(platform: Platform) -> ChatService:
         )
     else:
         store = SqlSessionStore(platform.db, platform.bus)
-    chat = ChatService(
+    turns = Turns(
         db=platform.db,
         bus=platform.bus,
         gateway=platform.gateway,
@@ -36,6 +38,7 @@ async def start(platform: Platform) -> ChatService:
             platform.db, platform.bus, check_model=lambda alias: platform.gateway.router.get(alias, "chat")
         ),
     )
+    chat = ChatService(turns=turns, conversations=Conversations(db=platform.db, bus=platform.bus))
     platform.retention.register(
         RetentionRule("chat.messages", timedelta(days=settings.chat_retention_days), chat.sweep_messages)
     )

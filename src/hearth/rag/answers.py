@@ -6,14 +6,14 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import Any, Unpack
 
 from hearth.events.bus import EventBus
 from hearth.gateway.service import Caller, Gateway
 from hearth.rag import events
 from hearth.rag.config import RagConfig
 from hearth.rag.schemas import QueryResponse, RagSource
-from hearth.rag.search import Search, SearchResult, ms
+from hearth.rag.search import Question, Search, SearchResult, ms
 
 SYSTEM_PROMPT = (
     "You answer questions using only the numbered context passages the user gives you. "
@@ -84,72 +84,30 @@ class Answers:
     async def query(
         self,
         *,
-        user_id: str,
-        collection: str,
-        query: str,
-        top_k: int = 10,
-        top_n: int = 3,
-        mode: str | None = None,
-        filters: dict | None = None,
-        rerank: bool = True,
         generate: bool = True,
         max_tokens: int = 512,
         temperature: float = 0.2,
-        caller: Caller | None = None,
+        **question: Unpack[Question],
     ) -> QueryResponse:
         """Retrieve, rerank and (with `generate`) answer with citations that all map to returned sources."""
-        caller = caller or Caller(user_id=user_id)
-        result = await self.search.search(
-            user_id=user_id,
-            collection=collection,
-            query=query,
-            top_k=top_k,
-            top_n=top_n,
-            mode=mode,
-            filters=filters,
-            rerank=rerank,
-            caller=caller,
-        )
+        result, caller = await self._retrieve(question)
         answer, started = None, None
         if generate:
             started = time.perf_counter()
-            response = await self.gateway.chat(
-                self._body(query, result.sources, max_tokens, temperature), caller
-            )
+            body = self._body(question["query"], result.sources, max_tokens, temperature)
+            response = await self.gateway.chat(body, caller)
             text = response["choices"][0]["message"].get("content") or ""
             answer = fix_citations(text.strip(), len(result.sources))
-        latency = await self._answered(user_id, result, top_k, top_n, started)
+        latency = await self._answered(question["user_id"], result, started)
         return QueryResponse(answer=answer, sources=result.sources, mode=result.mode, latency_ms=latency)
 
     async def query_stream(
-        self,
-        *,
-        user_id: str,
-        collection: str,
-        query: str,
-        top_k: int = 10,
-        top_n: int = 3,
-        mode: str | None = None,
-        filters: dict | None = None,
-        rerank: bool = True,
-        max_tokens: int = 512,
-        temperature: float = 0.2,
-        caller: Caller | None = None,
+        self, *, max_tokens: int = 512, temperature: float = 0.2, **question: Unpack[Question]
     ) -> tuple[SearchResult, AsyncIterator[dict[str, Any]]]:
         """Retrieval first (errors raise before any byte is sent), then an iterator of answer events:
         {"delta": text}… and finally {"answer", "latency_ms"}."""
-        caller = caller or Caller(user_id=user_id)
-        result = await self.search.search(
-            user_id=user_id,
-            collection=collection,
-            query=query,
-            top_k=top_k,
-            top_n=top_n,
-            mode=mode,
-            filters=filters,
-            rerank=rerank,
-            caller=caller,
-        )
+        result, caller = await self._retrieve(question)
+        user_id, query = question["user_id"], question["query"]
         started = time.perf_counter()
         body = {**self._body(query, result.sources, max_tokens, temperature), "stream": True}
         stream = await self.gateway.chat_stream(body, caller)
@@ -169,7 +127,7 @@ class Answers:
                     yield {"delta": rest}
             finally:
                 await stream.aclose()
-            latency = await self._answered(user_id, result, top_k, top_n, started)
+            latency = await self._answered(user_id, result, started)
             yield {
                 "answer": fix_citations("".join(parts).strip(), len(result.sources)),
                 "latency_ms": latency,
@@ -188,9 +146,12 @@ class Answers:
             "temperature": temperature,
         }
 
-    async def _answered(
-        self, user_id: str, result: SearchResult, top_k: int, top_n: int, started: float | None
-    ) -> dict[str, float]:
+    async def _retrieve(self, question: Question) -> tuple[SearchResult, Caller]:
+        """The search both answer paths start from, and the caller their generation is charged to."""
+        caller = question.get("caller") or Caller(user_id=question["user_id"])
+        return await self.search.search(**{**question, "caller": caller}), caller
+
+    async def _answered(self, user_id: str, result: SearchResult, started: float | None) -> dict[str, float]:
         """The query's latency with its answer's (`started`: when generation began; None: not generated),
         published with the RAGQueryExecuted event."""
         latency = {**result.latency_ms, "generate": 0.0}
@@ -202,8 +163,8 @@ class Answers:
                 user_id=user_id,
                 collection_id=result.collection_id,
                 mode=result.mode,
-                top_k=top_k,
-                top_n=top_n,
+                top_k=result.top_k,
+                top_n=result.top_n,
                 source_chunk_ids=[s.chunk_id for s in result.sources],
                 generated=started is not None,
                 latency_ms=latency,

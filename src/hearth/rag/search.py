@@ -10,7 +10,7 @@ import functools
 import json
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Required, TypedDict
 
 import numpy as np
 from sqlalchemy import select
@@ -38,6 +38,22 @@ class SearchResult:
     mode: Mode
     collection_id: str
     latency_ms: dict[str, float]
+    top_k: int  # what was asked, for the query's event
+    top_n: int
+
+
+class Question(TypedDict, total=False):
+    """A search's keyword arguments (`Search.search`), which the answer paths take as they are."""
+
+    user_id: Required[str]
+    collection: Required[str]
+    query: Required[str]
+    top_k: int
+    top_n: int
+    mode: str | None
+    filters: dict | None
+    rerank: bool
+    caller: Caller | None
 
 
 @dataclass(frozen=True)
@@ -126,7 +142,7 @@ class Search:
             sources.sort(key=lambda s: s.rerank_score or 0.0, reverse=True)
             latency["rerank"] = ms(t)
         latency["total"] = ms(started)
-        return SearchResult(sources[:top_n], mode, found.id, latency)  # type: ignore[arg-type]
+        return SearchResult(sources[:top_n], mode, found.id, latency, top_k, top_n)  # type: ignore[arg-type]
 
     async def search_stage(
         self,
