@@ -37,6 +37,4 @@ class Indexes:
             await self.rebuild_keywords(collection_id)
 
     async def close(self) -> None:
-        close = getattr(self.store, "close", None)
-        if close is not None:
-            await asyncio.to_thread(close)
+        await asyncio.to_thread(self.store.close)

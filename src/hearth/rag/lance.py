@@ -88,6 +88,10 @@ class LanceStore:
         self._tables.pop(collection_id, None)
         self._changed(collection_id)
 
+    def close(self) -> None:
+        """Forget the open tables and datasets (Lance holds no server connection to close)."""
+        self._tables.clear()
+
     def _keys_at(self, collection_id: str, dataset: Any, addresses: np.ndarray) -> np.ndarray:
         """The chunk key at each row address (-1 where the fragment no longer holds a row there)."""
         cache = self._fragment_keys.setdefault(collection_id, {})
