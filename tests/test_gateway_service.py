@@ -75,3 +75,31 @@ async def test_unknown_alias_and_wrong_kind(setup):
     with pytest.raises(HearthError) as err:
         await gateway.chat({**BODY, "model": "nope", "stream": False})
     assert err.value.status == 404
+
+
+async def test_aliases_added_and_removed_at_run_time(setup):
+    """The AliasRegistry port (the planner's deploy uses it): a new alias routes to its server at once, a
+    taken name is refused, and a removed alias is unknown and its own backend closed; others keep working."""
+    gateway, upstream = setup
+    other = FakeOpenAI().start()
+    try:
+        await gateway.add_alias("deployed", base_url=other.url, model="m-deployed", description="by a test")
+        assert gateway.has_alias("deployed") and gateway.aliases["deployed"].description == "by a test"
+        body = {"model": "deployed", "messages": [{"role": "user", "content": "hi"}]}
+        await gateway.chat(body)
+        assert [b["model"] for b in other.stats.bodies] == ["m-deployed"] and upstream.stats.requests == 0
+
+        with pytest.raises(ValueError, match="'deployed' already exists"):
+            await gateway.add_alias("deployed", base_url=other.url, model="m2")
+
+        (backend,) = [d.backend for group in gateway.aliases["deployed"].groups for d in group]
+        await gateway.remove_alias("deployed")
+        assert not gateway.has_alias("deployed") and backend not in gateway.backends.values()
+        with pytest.raises(HearthError) as refused:
+            await gateway.chat(body)
+        assert refused.value.status == 404
+        await gateway.remove_alias("deployed")  # removing again is a no-op
+        stream = await gateway.chat_stream(BODY)  # the configured alias is untouched
+        await stream.aclose()
+    finally:
+        other.stop()
