@@ -347,6 +347,31 @@ async def test_bad_documents_fail_with_reasons_and_leave_others_indexed(rag):
     assert len(await rag.list_documents(user_id=alice, collection="mixed")) == 5
 
 
+async def test_a_stopwords_only_document_is_indexed_and_strands_no_other(rag):
+    """Issue 20, row 1: a collection whose only text is stopwords has an empty BM25 vocabulary; its keyword
+    index must still build, so neither it nor the documents sharing its worker batch stay half-ingested."""
+    alice, bob = rag.users["alice"], rag.users["bob"]
+    await rag.create_collection(user_id=alice, name="stop")
+    await rag.create_collection(user_id=bob, name="normal")
+    only_stopwords = await rag.ingest_text(
+        user_id=alice, collection="stop", document=TextDocument(text="the", source="the.txt")
+    )
+    normal = await rag.ingest_text(
+        user_id=bob,
+        collection="normal",
+        document=TextDocument(text="Boundary layers thicken downstream.", source="bl.txt"),
+    )
+    await _drain(rag)  # both in one worker batch
+    assert (await rag.get_document(user_id=alice, document_id=only_stopwords.document.id)).status == "indexed"
+    assert (await rag.get_document(user_id=bob, document_id=normal.document.id)).status == "indexed"
+    hits = await rag.retrieve(user_id=bob, collection="normal", query="boundary layer", mode="sparse")
+    assert [h.document_id for h in hits] == [normal.document.id]
+    assert await rag.retrieve(user_id=alice, collection="stop", query="the layer", mode="sparse") == []
+    for mode in ("dense", "hybrid"):
+        found = await rag.retrieve(user_id=alice, collection="stop", query="the", mode=mode)
+        assert [h.document_id for h in found] == [only_stopwords.document.id], mode
+
+
 async def test_an_extractor_crash_fails_only_its_own_document(rag, monkeypatch):
     """A bug in an extractor (not a refused file) fails that job with the exception named; the rest of the
     batch, extracted in the same worker thread, is indexed."""

@@ -304,6 +304,7 @@ def tokenize(texts: list[str], stopwords: str = "en") -> list[list[str]]:
 
 
 _WORDS = re.compile(r"(?u)\b\w\w+\b")  # bm25s's token pattern
+_NO_WORDS = "\x00"  # never a query token: not a word under _WORDS
 _STOPWORDS: dict[str, frozenset[str]] = {}
 
 
@@ -360,6 +361,11 @@ class KeywordIndex:
             return
         # The title is part of what a chunk is about.
         tokens = tokenize([f"{r['title']}\n{r['text']}" for r in rows])
+        if not any(tokens):
+            # Every chunk was stopwords only, and bm25s cannot index an empty vocabulary. The index must still
+            # exist (it holds the chunks' payloads), so it gets one token that no query can produce (queries
+            # keep only \w\w+ words): the keyword search finds nothing, dense search works as usual.
+            tokens = [[_NO_WORDS], *tokens[1:]]
         retriever = bm25s.BM25()
         retriever.index(tokens, show_progress=False)
         terms = RowTerms.build(tokens, retriever)
