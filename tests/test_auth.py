@@ -347,6 +347,20 @@ async def test_admin_routes(client: httpx.AsyncClient) -> None:
     _error(await client.delete("/api/admin/keys/nope"), 404, "key_not_found")
 
 
+async def test_the_last_admin_key_cannot_be_revoked(client: httpx.AsyncClient) -> None:
+    """Issue 20, row 5: revoking the only working admin key would lock every admin out of the API."""
+    me = (await client.get("/api/me")).json()
+    refused = _error(await client.delete(f"/api/admin/keys/{me['key']['id']}"), 409, "last_admin_key")
+    assert refused["param"] == "key_id" and "create another admin key" in refused["message"]
+    assert (await client.get("/api/me")).status_code == 200  # still works
+
+    second = (await client.post("/api/admin/keys", json={"user": "admin", "name": "spare"})).json()
+    assert (await client.delete(f"/api/admin/keys/{me['key']['id']}")).status_code == 200
+    spare = {"Authorization": f"Bearer {second['key']}"}
+    _error(await client.delete(f"/api/admin/keys/{second['id']}", headers=spare), 409, "last_admin_key")
+    assert (await client.get("/api/admin/users", headers=spare)).status_code == 200
+
+
 async def test_auth_failures(client: httpx.AsyncClient) -> None:
     missing = await client.get("/api/me", headers={"Authorization": ""})
     assert _error(missing, 401, "missing_api_key")["type"] == "authentication_error"

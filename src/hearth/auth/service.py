@@ -200,6 +200,7 @@ class AuthService:
         async with self.db.transaction() as session:
             key, name = await self._find_key(session, key_id=key_id, user_id=user_id)
             if key.revoked_at is None:
+                await self._keep_an_admin_key(session, revoking=key)
                 key.revoked_at = utcnow()
                 revoked = KeyRevoked(
                     key_id=key.id, user_id=key.user_id, username=name, actor=_acting_as.get()
@@ -388,6 +389,24 @@ class AuthService:
         """Publish in the change's own transaction: the audit trail commits or rolls back with it."""
         if self.bus is not None:
             await self.bus.publish(event, session=session)
+
+    async def _keep_an_admin_key(self, session: AsyncSession, *, revoking: ApiKey) -> None:
+        """409 when `revoking` is the last active key of an enabled admin: without one, every admin route is
+        closed and only the command line on the server's database can recover."""
+        admin_keys = (
+            select(ApiKey.id)
+            .join(User, User.id == ApiKey.user_id)
+            .where(User.role == "admin", User.disabled.is_(False), ApiKey.revoked_at.is_(None))
+            .with_for_update()  # two revocations racing for the last two admin keys: one waits, then sees
+        )
+        active = set((await session.scalars(admin_keys)).all())
+        if active == {revoking.id}:
+            raise HearthError(
+                409,
+                "this is the last active admin key: create another admin key before revoking it",
+                param="key_id",
+                code="last_admin_key",
+            )
 
     async def _find_user(self, session: AsyncSession, *, user_id: str | None, username: str | None) -> User:
         if (user_id is None) == (username is None):
