@@ -169,6 +169,13 @@ def test_first_message_streams_stores_both_and_titles_the_conversation(server: S
     ]
 
 
+def test_an_offset_past_the_database_integer_is_a_422(server: Server) -> None:
+    """Issue 20, row 4: SQLite overflowed on it (a 500)."""
+    r = server.get("/api/conversations", offset=2**63)
+    assert r.status_code == 422 and r.json()["error"]["param"] == "query.offset", r.text
+    assert server.get("/api/conversations", offset=2**63 - 1).json() == []
+
+
 def test_follow_up_sends_the_history_and_keeps_the_title(server: Server) -> None:
     cid = server.turn("/api/conversations", {"content": "Remember the number 42."})[0]["conversation_id"]
     events = server.turn(f"/api/conversations/{cid}/messages", {"content": "Which number?", "max_tokens": 9})

@@ -141,6 +141,9 @@ def test_plan_from_text_and_what_if(hearth, user_key) -> None:  # type: ignore[n
     assert "ITL p95" in r.json()["error"]["message"]
     r = post(hearth, "/plan", {"spec": spec, "models": ["acme/unknown"]}, user_key)
     assert r.status_code == 404 and r.json()["error"]["code"] == "unknown_model"
+    huge = {**spec, "qps": 1e308}  # issue 20, row 4: was a 500 (infinity to int)
+    r = post(hearth, "/plan", {"spec": huge}, user_key)
+    assert r.status_code == 422 and r.json()["error"]["param"] == "spec.qps"
 
 
 def test_manifests_endpoint(hearth, user_key) -> None:  # type: ignore[no-untyped-def]
@@ -186,6 +189,8 @@ def test_bench_rows_close_the_loop_over_http(hearth, user_key) -> None:  # type:
     assert post(hearth, "/benchmarks", [row], user_key).status_code == 403  # admins only
     bad = post(hearth, "/benchmarks", [row, {**row, "kind": "guessed"}])
     assert bad.status_code == 422
+    too_big = post(hearth, "/benchmarks", [{**row, "prompt_tokens": 2**63}])  # issue 20, row 4: was a 500
+    assert too_big.status_code == 422 and too_big.json()["error"]["param"] == "0.prompt_tokens"
     assert not [
         r for r in get(hearth, "/benchmarks", model_id=QWEN_7B, gpu="L40S-48GB").json()
     ]  # nothing stored

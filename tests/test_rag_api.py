@@ -145,6 +145,8 @@ def test_bad_input_over_http(hearth):
         httpx.post(f"{hearth.url}/api/rag/query", json={"collection": "nope", "query": "x"}, headers=h), 404
     )
     assert _error(httpx.post(f"{hearth.url}/api/rag/query", json={"collection": "bad"}, headers=h), 422)
+    past_bigint = httpx.get(url, params={"offset": 2**63}, headers=h)  # issue 20, row 4: was a 500
+    assert "offset" in _error(past_bigint, 422)
     junk = httpx.post(url, files={"file": ("junk.txt", bytes(range(256)) * 8)}, headers=h)
     assert junk.status_code == 202
     docs = wait_indexed(hearth, "bad", 1)

@@ -28,6 +28,7 @@ from hearth.chat.sessions import Session
 from hearth.gateway.service import metered_caller
 from hearth.platform.deps import port
 from hearth.platform.errors import HearthError
+from hearth.platform.kit.repository import MAX_SQL_INT
 from hearth.platform.kit.sse import SSEResponse, named_frames
 
 router = APIRouter(prefix="/api", tags=["chat"])
@@ -70,7 +71,7 @@ async def list_conversations(
     principal: CurrentUser,
     chat: Chat,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_SQL_INT)] = 0,
 ) -> list[ConversationOut]:
     return await chat.list_conversations(user_id=principal.user_id, limit=limit, offset=offset)
 

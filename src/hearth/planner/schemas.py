@@ -8,6 +8,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
+from hearth.platform.kit.repository import MAX_SQL_INT
 from hearth.platform.kit.schemas import ORMModel
 
 RowKind = Literal["measured", "estimated", "synthetic"]
@@ -19,9 +20,9 @@ class BenchmarkRowIn(BaseModel):
     model_id: str  # Hugging Face id, e.g. "meta-llama/Llama-3.1-8B-Instruct"
     quantization: str = "fp16"  # fp16, bf16, fp8, int8, int4-awq, gguf-q4_1 …
     gpu: str  # GPU profile name, e.g. "H100-80GB"; "cpu" for CPU runs
-    gpu_count: int = Field(1, ge=0)
-    prompt_tokens: int = Field(ge=0)
-    output_tokens: int = Field(ge=0)
+    gpu_count: int = Field(1, ge=0, le=MAX_SQL_INT)
+    prompt_tokens: int = Field(ge=0, le=MAX_SQL_INT)
+    output_tokens: int = Field(ge=0, le=MAX_SQL_INT)
     concurrency: float | None = Field(None, gt=0)  # closed-loop load …
     request_rate: float | None = Field(None, gt=0)  # … or open-loop requests/s
     ttft_ms_p50: float | None = None
@@ -188,7 +189,9 @@ class Spec(BaseModel):
     traffic: TrafficProfile
     slo: SloTargets
     workload: Workload
-    qps: float | None = Field(None, gt=0)  # set to override the workload model
+    qps: float | None = Field(
+        None, gt=0, le=1e9
+    )  # set to override the workload model (a billion req/s at most)
     budget_per_month: float | None = Field(None, gt=0)
     preferred_gpus: list[str] = []
     task: str = "chat"

@@ -15,6 +15,7 @@ from hearth.auth.principal import Principal
 from hearth.gateway.service import metered_caller
 from hearth.platform.deps import port
 from hearth.platform.errors import HearthError, bad_request, invalid
+from hearth.platform.kit.repository import MAX_SQL_INT
 from hearth.platform.kit.sse import SSEResponse, frame
 from hearth.rag.ports import SERVICE
 from hearth.rag.schemas import (
@@ -225,7 +226,7 @@ async def list_documents(
     principal: CurrentUser,
     status: str | None = Query(None, pattern="^(pending|extracting|embedding|indexed|failed)$"),
     limit: int = Query(100, ge=1, le=10_000),
-    offset: int = Query(0, ge=0),
+    offset: int = Query(0, ge=0, le=MAX_SQL_INT),
 ) -> list[DocumentOut]:
     """Documents of a collection, with their ingestion status."""
     return await rag.list_documents(

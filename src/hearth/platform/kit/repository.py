@@ -27,6 +27,9 @@ R = TypeVar("R")
 
 # Under every database's bound-parameter cap (SQLite's is the lowest that matters).
 IN_CHUNK = 500
+# The largest integer SQLite and PostgreSQL (bigint) store: the bound of every integer a client may send
+# into a query or a row, so a larger one is a 422, not an overflow inside the database.
+MAX_SQL_INT = 2**63 - 1
 
 
 def in_chunks(values: Sequence[V], size: int = IN_CHUNK) -> Iterator[Sequence[V]]:
