@@ -4,6 +4,7 @@ SSE streaming, and `hearth ingest` / `hearth ask` / `hearth rag load|eval`."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -129,6 +130,17 @@ def test_bad_input_over_http(hearth):
     big = b"a" * (3 * 1024 * 1024)  # over this server's 2 MiB upload cap
     assert "exceeds the limit" in _error(httpx.post(url, files={"file": ("big.txt", big)}, headers=h), 413)
     assert "unsupported" in _error(httpx.post(url, files={"file": ("x.exe", b"MZ")}, headers=h), 415)
+
+    def chunked_multipart() -> Iterator[bytes]:  # no Content-Length: the limit is found while reading
+        yield b'--B\r\nContent-Disposition: form-data; name="file"; filename="big.txt"\r\n\r\n'
+        for _ in range(30):
+            yield b"a" * 100_000
+        yield b"\r\n--B--\r\n"
+
+    chunked = httpx.post(
+        url, content=chunked_multipart(), headers={**h, "Content-Type": "multipart/form-data; boundary=B"}
+    )
+    assert "exceeds the limit" in _error(chunked, 413)  # issue 20, row 6: was a vague 400
     assert "empty" in _error(httpx.post(url, files={"file": ("e.txt", b"")}, headers=h), 400)
     assert "'..'" in _error(httpx.post(url, files={"file": ("../../etc/passwd.txt", b"x")}, headers=h), 400)
     assert "NUL" in _error(

@@ -68,13 +68,15 @@ class RequestContextMiddleware:
             return
 
         received = 0
+        exceeded = False
 
         async def limited_receive() -> Message:
-            nonlocal received
+            nonlocal received, exceeded
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > limit:
+                    exceeded = True
                     raise BodyTooLarge
             return message
 
@@ -82,6 +84,14 @@ class RequestContextMiddleware:
 
         async def send_with_id(message: Message) -> None:
             nonlocal status, response_started
+            if exceeded:
+                # A body parser caught BodyTooLarge and answered with an error of its own (a vague 400 for
+                # a chunked multipart body): the client gets the same 413 as with a Content-Length.
+                if message["type"] == "http.response.start" and not response_started:
+                    response_started = True
+                    status = 413
+                    await _send_error(send, _too_large(limit), header)
+                return
             if message["type"] == "http.response.start":
                 status = message["status"]
                 response_started = True
