@@ -157,6 +157,11 @@ def test_bad_input_over_http(hearth):
         httpx.post(f"{hearth.url}/api/rag/query", json={"collection": "nope", "query": "x"}, headers=h), 404
     )
     assert _error(httpx.post(f"{hearth.url}/api/rag/query", json={"collection": "bad"}, headers=h), 422)
+    # Issue 20, row 3: a 10 MB text and a 10 MB metadata value were accepted.
+    too_long = httpx.post(url, json={"text": "word " * 400_001, "source": "long.txt"}, headers=h)
+    assert "at most 2000000 characters" in _error(too_long, 422)
+    fat = httpx.post(url, json={"text": "x", "metadata": {"blob": "m" * 20_000}}, headers=h)
+    assert "larger than 16384 bytes" in _error(fat, 422)
     past_bigint = httpx.get(url, params={"offset": 2**63}, headers=h)  # issue 20, row 4: was a 500
     assert "offset" in _error(past_bigint, 422)
     junk = httpx.post(url, files={"file": ("junk.txt", bytes(range(256)) * 8)}, headers=h)

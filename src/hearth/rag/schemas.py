@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
+import orjson
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator
 
 from hearth.platform.kit.schemas import ORMModel
@@ -49,12 +50,18 @@ class ShareRequest(BaseModel):
     username: str = Field(min_length=1, max_length=64)
 
 
+MAX_TEXT_CHARS = 2_000_000
+MAX_METADATA_BYTES = 16 * 1024  # stored on every chunk of the document
+
+
 class TextDocument(BaseModel):
     """A document sent as JSON text instead of a file."""
 
     model_config = ConfigDict(extra="forbid")
 
-    text: str = Field(min_length=1)
+    # ~2 MB: about 500 pages of prose. Larger texts belong in files (bounded by HEARTH_MAX_UPLOAD_BYTES); one
+    # 10 MB text took 1.6 GB of memory and minutes of embedding.
+    text: str = Field(min_length=1, max_length=MAX_TEXT_CHARS)
     title: str | None = Field(None, max_length=500)
     source: str | None = Field(None, max_length=1024)  # stable name: re-sending it replaces the document
     format: Literal["txt", "md", "html"] = "txt"
@@ -70,6 +77,8 @@ def check_metadata(value: dict[str, Any]) -> dict[str, Any]:
     """Metadata is flat (scalars or lists of scalars) so it can be filtered on."""
     if len(value) > 64:
         raise ValueError("at most 64 metadata keys")
+    if len(orjson.dumps(value)) > MAX_METADATA_BYTES:
+        raise ValueError(f"metadata is larger than {MAX_METADATA_BYTES} bytes as JSON")
     for key, item in value.items():
         items = item if isinstance(item, list) else [item]
         if not all(isinstance(i, str | int | float | bool) or i is None for i in items):
