@@ -6,6 +6,7 @@ The file builders at the top are shared with the other RAG test modules."""
 from __future__ import annotations
 
 import io
+import struct
 import zipfile
 from pathlib import Path
 
@@ -143,6 +144,22 @@ def test_password_protected_pdf_is_refused():
 def test_docx_zip_bomb_is_refused_before_inflating():
     with pytest.raises(ExtractionError, match="zip bomb"):
         extract(make_docx_bomb(), "docx")
+
+
+def make_lying_docx_bomb() -> bytes:
+    """make_docx_bomb's archive with the bomb's directory entry claiming 5,000 bytes (issue 20, row 2): the
+    declared sizes pass the ratio check, and zipfile trusts them."""
+    data = bytearray(make_docx_bomb())
+    name = b"word/media/bomb.bin"
+    entry = data.rfind(b"PK\x01\x02", 0, data.rfind(name))  # the bomb's central directory entry
+    struct.pack_into("<L", data, entry + 24, 5_000)  # its uncompressed size
+    assert zipfile.ZipFile(io.BytesIO(bytes(data))).getinfo(name.decode()).file_size == 5_000
+    return bytes(data)
+
+
+def test_docx_whose_directory_lies_about_sizes_is_refused_before_inflating():
+    with pytest.raises(ExtractionError, match="'word/media/bomb.bin' inflates past its declared 5000 bytes"):
+        extract(make_lying_docx_bomb(), "docx")
 
 
 # -- chunking -----------------------------------------------------------------------------------------------

@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import io
 import re
+import struct
 import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import PurePosixPath
 
@@ -135,6 +137,7 @@ def _docx(data: bytes) -> Extracted:
         raise ExtractionError(
             f"the DOCX would inflate to {total} bytes ({total // packed}x its size): refused as a zip bomb"
         )
+    _check_real_sizes(data, archive)
     import docx
 
     try:
@@ -147,6 +150,46 @@ def _docx(data: bytes) -> Extracted:
             parts.append(" | ".join(cell.text for cell in row.cells))
     title = document.core_properties.title or None
     return Extracted(title, [Segment("\n".join(parts))])
+
+
+_LOCAL_HEADER = struct.Struct("<4s5H3L2H")  # a zip member's local header, before its name and extra field
+_INFLATE_STEP = 1 << 20
+
+
+def _check_real_sizes(data: bytes, archive: zipfile.ZipFile) -> None:
+    """Inflate every member in bounded steps and compare what comes out with what the directory declares:
+    the directory may lie (a 1 GiB member declared as 5 KB), and zipfile trusts it, inflating the whole
+    member in one call before it notices. A member that inflates past its declared size, or past the caps,
+    is refused before python-docx reads anything."""
+    for info in archive.infolist():
+        if info.compress_type == zipfile.ZIP_STORED:
+            continue  # stored members are their own size: nothing to inflate
+        if info.compress_type != zipfile.ZIP_DEFLATED:
+            raise ExtractionError(f"the DOCX member {info.filename!r} uses an unsupported compression")
+        start = info.header_offset
+        try:
+            fields = _LOCAL_HEADER.unpack_from(data, start)
+        except struct.error:
+            fields = (b"",)
+        if fields[0] != b"PK\x03\x04":
+            raise ExtractionError(f"the DOCX is corrupt (member {info.filename!r} has no valid header)")
+        body = start + _LOCAL_HEADER.size + fields[9] + fields[10]  # after the name and the extra field
+        inflater = zlib.decompressobj(-zlib.MAX_WBITS)
+        pending: bytes | memoryview = memoryview(data)[body : body + info.compress_size]
+        size = 0
+        try:
+            while pending and not inflater.eof:
+                size += len(inflater.decompress(pending, _INFLATE_STEP))
+                pending = inflater.unconsumed_tail
+                if size > info.file_size or size > MAX_DOCX_UNCOMPRESSED:
+                    raise ExtractionError(
+                        f"the DOCX member {info.filename!r} inflates past its declared {info.file_size} "
+                        "bytes: refused as a zip bomb"
+                    )
+        except zlib.error:
+            raise ExtractionError(
+                f"the DOCX is corrupt (member {info.filename!r} does not inflate)"
+            ) from None
 
 
 _BLOCKS = [
