@@ -135,6 +135,7 @@ def test_audit_over_http_and_cli(tmp_path, database_url: str, prefix: str, trans
         bad = get(action="key.stolen")
         assert bad.status_code == 400 and bad.json()["error"]["param"] == "action"
         assert get(limit=0).status_code == 422
+        assert get(offset=2**63).json()["error"]["param"] == "query.offset"  # past bigint: 422, not a 500
         user_key = hearth.headers(httpx.post(f"{hearth.url}/api/admin/keys", json={"user": "erin"},
                                              headers=admin).json()["key"])  # fmt: skip
         assert httpx.get(f"{hearth.url}/api/admin/audit", headers=user_key).status_code == 403

@@ -11,6 +11,7 @@ from hearth.audit.ports import SERVICE
 from hearth.audit.schemas import AuditEntryOut, AuditList
 from hearth.auth.deps import AdminUser
 from hearth.platform.deps import port
+from hearth.platform.kit.repository import MAX_SQL_INT
 
 router = APIRouter(tags=["audit"])
 
@@ -24,7 +25,7 @@ async def audit(
     action: str | None = None,
     actor: str | None = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_SQL_INT)] = 0,
 ) -> AuditList:
     """Users created/disabled, keys created/revoked, collections shared/unshared and plans deployed."""
     page = await log.entries(action=action, actor=actor, limit=limit, offset=offset)
