@@ -13,6 +13,7 @@ import logging
 from typing import TYPE_CHECKING, Protocol
 
 from hearth.events import outbox
+from hearth.platform.kit.tasks import cancelled
 
 if TYPE_CHECKING:
     from hearth.events.bus import EventBus
@@ -81,11 +82,7 @@ class OutboxPump:
         self._task = asyncio.create_task(self._run(), name="hearth-events-pump")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        self._task = await cancelled(self._task)
 
     def wake(self) -> None:
         self._wake.set()

@@ -8,12 +8,12 @@ the gateway's added latency at a fraction of a millisecond.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from typing import Any
 
 from hearth.events.schemas import Event
 from hearth.gateway.events import InferenceUsage
+from hearth.platform.kit.tasks import cancelled
 from hearth.platform.kit.time import utcnow
 
 log = logging.getLogger("hearth.gateway")
@@ -92,10 +92,7 @@ class EventBatcher:
         self._task = asyncio.create_task(self._run(), name="gateway-events")
 
     async def stop(self) -> None:
-        if self._task:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        self._task = await cancelled(self._task)
         self._pending.extend(self.usage.drain())  # the last window, so a restart loses no usage
         await self.flush()
 

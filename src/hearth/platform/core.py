@@ -66,10 +66,6 @@ class Platform:
     ports: Ports = field(default_factory=Ports)
     running: list[tuple[Context, Any]] = field(default_factory=list)  # started contexts and their services
 
-    @property
-    def context_names(self) -> list[str]:
-        return [context.name for context, _ in self.running]
-
 
 async def build_platform(settings: Settings, contexts: list[Context] | None = None) -> Platform:
     """Migrate, build the shared parts, then start `contexts` in order."""

@@ -8,19 +8,13 @@ async def route(rag: Rag, principal: CurrentUser) -> ...
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import Annotated, TypeVar
+from typing import TypeVar
 
-from fastapi import Depends
 from starlette.requests import HTTPConnection
 
-from hearth.platform.core import Platform
 from hearth.platform.ports import Port
 
 T = TypeVar("T")
-
-
-async def current_platform(connection: HTTPConnection) -> Platform:
-    return connection.app.state.platform
 
 
 def port(key: Port[T]) -> Callable[[HTTPConnection], Awaitable[T]]:
@@ -32,6 +26,3 @@ def port(key: Port[T]) -> Callable[[HTTPConnection], Awaitable[T]]:
 
     dependency.__name__ = f"port_{key.name.replace('.', '_')}"
     return dependency
-
-
-CurrentPlatform = Annotated[Platform, Depends(current_platform)]

@@ -52,6 +52,3 @@ class Ports:
     def find(self, port: Port[T]) -> T | None:
         """The port's implementation, or None when no loaded context provides it (an optional dependency)."""
         return cast("T | None", self._provided.get(port.name))
-
-    def withdraw(self, port: Port[Any]) -> None:
-        self._provided.pop(port.name, None)

@@ -6,13 +6,13 @@ The clock is injectable so tests can move time forward instead of waiting.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from hearth.platform.db import utcnow
+from hearth.platform.kit.tasks import cancelled
 
 log = logging.getLogger("hearth.retention")
 
@@ -53,11 +53,7 @@ class RetentionSweeper:
             self._task = asyncio.create_task(self._loop(), name="retention-sweeper")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        self._task = await cancelled(self._task)
 
     async def _loop(self) -> None:
         while True:

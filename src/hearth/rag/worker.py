@@ -21,6 +21,7 @@ from hearth.events.bus import EventBus
 from hearth.gateway.service import Gateway
 from hearth.platform.db import Database, new_id, utcnow
 from hearth.platform.errors import HearthError
+from hearth.platform.kit.tasks import cancelled
 from hearth.rag import events
 from hearth.rag.chunking import WordPieceCounter, chunk_segments
 from hearth.rag.config import RagConfig
@@ -72,16 +73,8 @@ class IngestWorker:
 
     async def stop(self) -> None:
         """Stop the task; a batch being written stays "embedding" and is retried at the next start."""
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
-        if self._writing is not None:
-            self._writing.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._writing
-            self._writing = None
+        self._task = await cancelled(self._task)
+        self._writing = await cancelled(self._writing)
 
     async def recover(self) -> None:
         """Jobs interrupted mid-way go back to pending; chunks of versions that are not active are deleted."""
