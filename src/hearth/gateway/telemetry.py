@@ -74,7 +74,8 @@ class EventBatcher:
     ) -> None:
         self.bus = bus
         self.per_request = per_request  # InferenceCompleted/InferenceFailed for every call (opt-in)
-        self.interval = interval
+        # Without per-request events only the usage windows are stored: no reason to wake more often.
+        self.interval = interval if per_request else usage_window
         self.usage_window = usage_window
         self.max_pending = max_pending
         self.usage = UsageMeter()
