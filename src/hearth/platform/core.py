@@ -16,12 +16,16 @@ from typing import Any
 
 from fastapi import APIRouter
 
+from hearth.auth.ports import USERS
 from hearth.auth.ratelimit import RateLimiter
 from hearth.auth.service import AuthService
 from hearth.config import Settings
 from hearth.events.bus import EventBus
+from hearth.gateway.ports import ALIASES
 from hearth.gateway.service import Gateway
 from hearth.platform.db import Database
+from hearth.platform.middleware import flush_access_log
+from hearth.platform.migrate import upgrade
 from hearth.platform.ports import Ports
 from hearth.platform.retention import RetentionSweeper
 
@@ -69,8 +73,6 @@ class Platform:
 
 async def build_platform(settings: Settings, contexts: list[Context] | None = None) -> Platform:
     """Migrate, build the shared parts, then start `contexts` in order."""
-    from hearth.platform.migrate import upgrade
-
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     upgrade(settings.resolved_database_url)
     db = Database(settings.resolved_database_url)
@@ -101,16 +103,11 @@ async def build_platform(settings: Settings, contexts: list[Context] | None = No
 
 
 def _provide_shared_ports(platform: Platform) -> None:
-    from hearth.auth.ports import USERS
-    from hearth.gateway.ports import ALIASES
-
     platform.ports.provide(USERS, platform.auth)
     platform.ports.provide(ALIASES, platform.gateway)
 
 
 async def close_platform(platform: Platform) -> None:
-    from hearth.platform.middleware import flush_access_log
-
     await platform.retention.stop()
     for context, service in reversed(platform.running):
         await context.stop(service)
