@@ -12,6 +12,7 @@ from fastapi import FastAPI
 from hearth.config import Settings
 from hearth.platform.core import build_platform, close_platform, load_contexts
 from hearth.platform.errors import install_error_handlers
+from hearth.platform.kit import openapi
 from hearth.platform.logging import configure_logging
 from hearth.platform.middleware import RequestContextMiddleware
 
@@ -42,6 +43,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version=__import__("hearth").__version__,
         lifespan=lifespan,
         telemetry={"tracing": False, "metrics": False, "logs": False},
+        # Served by openapi.install_docs from local assets: FastAPI's own pages load theirs from a CDN.
+        docs_url=None,
+        redoc_url=None,
     )
     install_error_handlers(app)
     app.add_middleware(
@@ -60,4 +64,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     for context in contexts:
         for router in context.routers:
             app.include_router(router)
+    openapi.install(app)
+    openapi.install_docs(app)
     return app

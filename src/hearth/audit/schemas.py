@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
 
 from pydantic import BaseModel
 
 from hearth.platform.kit.schemas import ORMModel
+from hearth.platform.kit.time import UtcTimestamp
 
 
 class AuditEntryOut(ORMModel):
     id: int
-    occurred_at: datetime
+    occurred_at: UtcTimestamp
     action: str
     actor: str | None
     target: str

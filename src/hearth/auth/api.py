@@ -10,6 +10,7 @@ from hearth.auth.deps import AdminUser, CurrentUser
 from hearth.auth.schemas import KeyCreate, KeyCreated, KeyList, KeyOut, Me, UserCreate, UserList, UserOut
 from hearth.auth.service import AuthService
 from hearth.platform.errors import HearthError
+from hearth.platform.kit.openapi import errors
 
 router = APIRouter(tags=["auth"])
 
@@ -22,7 +23,7 @@ async def _auth(request: Request) -> AuthService:
 Auth = Annotated[AuthService, Depends(_auth)]
 
 
-@router.post("/api/admin/users", status_code=201, response_model=UserOut)
+@router.post("/api/admin/users", status_code=201, response_model=UserOut, responses=errors(409))
 async def create_user(body: UserCreate, _: AdminUser, auth: Auth) -> UserOut:
     """Create a user."""
     user = await auth.create_user(username=body.username, role=body.role, premium=body.premium)
@@ -35,7 +36,7 @@ async def list_users(_: AdminUser, auth: Auth) -> UserList:
     return UserList(data=[UserOut.model_validate(u) for u in await auth.list_users()])
 
 
-@router.post("/api/admin/keys", status_code=201, response_model=KeyCreated)
+@router.post("/api/admin/keys", status_code=201, response_model=KeyCreated, responses=errors(404))
 async def create_key(body: KeyCreate, _: AdminUser, auth: Auth) -> KeyCreated:
     """Create a key for a user; the plaintext is in this response and nowhere else."""
     row, token = await auth.create_key(
@@ -48,14 +49,14 @@ async def create_key(body: KeyCreate, _: AdminUser, auth: Auth) -> KeyCreated:
     return KeyCreated.of(row, body.user, key=token)
 
 
-@router.get("/api/admin/keys", response_model=KeyList)
+@router.get("/api/admin/keys", response_model=KeyList, responses=errors(404))
 async def list_keys(_: AdminUser, auth: Auth, user: str | None = None) -> KeyList:
     """All keys, or one user's keys with ?user=NAME."""
     keys = await auth.list_keys(username=user)
     return KeyList(data=keys)
 
 
-@router.delete("/api/admin/keys/{key_id}", response_model=KeyOut)
+@router.delete("/api/admin/keys/{key_id}", response_model=KeyOut, responses=errors(409))
 async def revoke_key(key_id: str, _: AdminUser, auth: Auth) -> KeyOut:
     """Revoke a key; revoking twice is harmless."""
     return await auth.revoke_key(key_id=key_id)

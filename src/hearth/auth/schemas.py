@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Any, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from hearth.auth.models import ApiKey
 from hearth.platform.kit.schemas import ORMModel, columns_of
+from hearth.platform.kit.time import UtcTimestamp
 
 Username = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")]
 Limit = Annotated[int, Field(ge=1)]
@@ -29,7 +29,7 @@ class UserOut(ORMModel):
     role: str
     premium: bool
     disabled: bool
-    created_at: datetime
+    created_at: UtcTimestamp
 
 
 class UserList(BaseModel):
@@ -63,9 +63,9 @@ class KeyOut(ORMModel):
     priority: str
     rpm_limit: int | None
     tpm_limit: int | None
-    created_at: datetime
-    revoked_at: datetime | None
-    last_used_at: datetime | None
+    created_at: UtcTimestamp
+    revoked_at: UtcTimestamp | None
+    last_used_at: UtcTimestamp | None
 
     @property
     def active(self) -> bool:

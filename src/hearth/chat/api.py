@@ -22,12 +22,14 @@ from hearth.chat.schemas import (
     SendMessage,
     SessionOpen,
     SessionOut,
+    TurnReply,
 )
 from hearth.chat.service import ChatService, Turn
 from hearth.chat.sessions import Session
 from hearth.gateway.service import metered_caller
 from hearth.platform.deps import port
 from hearth.platform.errors import HearthError
+from hearth.platform.kit.openapi import MODEL_ERRORS, allowed_methods, errors, event_stream, refuses
 from hearth.platform.kit.repository import MAX_SQL_INT
 from hearth.platform.kit.sse import SSEResponse, named_frames
 
@@ -38,7 +40,12 @@ Chat = Annotated[ChatService, Depends(port(SERVICE))]
 # -- conversations -------------------------------------------------------------------------------------
 
 
-@router.post("/conversations")
+def _turn_responses(status: int) -> dict[int | str, dict[str, Any]]:
+    # 403: a collection shared read-only is fine to ask, but a RAG turn names it; 503: RAG is not running.
+    return {**errors(403, *MODEL_ERRORS), **event_stream(status)}
+
+
+@router.post("/conversations", status_code=201, response_model=TurnReply, responses=_turn_responses(201))
 async def create_conversation(
     body: SendMessage, request: Request, principal: CurrentUser, chat: Chat
 ) -> Response:
@@ -52,7 +59,9 @@ async def create_conversation(
     return await _reply(turn, stream=body.stream, status=201)
 
 
-@router.post("/conversations/{conversation_id}/messages")
+@router.post(
+    "/conversations/{conversation_id}/messages", response_model=TurnReply, responses=_turn_responses(200)
+)
 async def send_message(
     conversation_id: str, body: SendMessage, request: Request, principal: CurrentUser, chat: Chat
 ) -> Response:
@@ -112,18 +121,45 @@ async def get_message(
     )
 
 
-@router.api_route(
-    "/conversations/{conversation_id}/messages/{message_id}", methods=["PUT", "PATCH", "DELETE"]
+_IMMUTABLE = (
+    "messages are immutable once stored: send a new message instead, or delete the whole conversation"
 )
-@router.api_route("/conversations/{conversation_id}/messages", methods=["PUT", "PATCH", "DELETE"])
-async def edit_message(_: CurrentUser) -> Response:
+
+
+@refuses
+async def edit_message(conversation_id: str, message_id: str, request: Request, _: CurrentUser) -> Response:
     """Messages are immutable (seed 000): say so instead of a bare 405."""
-    raise HearthError(
-        405,
-        "messages are immutable once stored: send a new message instead, or delete the whole conversation",
-        code="message_immutable",
-        type="invalid_request_error",
-        headers={"Allow": "GET"},
+    raise _immutable(request)
+
+
+@refuses
+async def edit_messages(conversation_id: str, request: Request, _: CurrentUser) -> Response:
+    """Messages are immutable (seed 000): say so instead of a bare 405."""
+    raise _immutable(request)
+
+
+def _immutable(request: Request) -> HearthError:
+    allow = ", ".join(allowed_methods(request.app, request.scope))
+    return HearthError(
+        405, _IMMUTABLE, code="message_immutable", type="invalid_request_error", headers={"Allow": allow}
+    )
+
+
+# One route per method, so each has its own operation id in the OpenAPI document.
+for _method in ("PUT", "PATCH", "DELETE"):
+    router.add_api_route(
+        "/conversations/{conversation_id}/messages/{message_id}",
+        edit_message,
+        methods=[_method],
+        responses=errors(405),
+        summary="Refused: messages are immutable",
+    )
+    router.add_api_route(
+        "/conversations/{conversation_id}/messages",
+        edit_messages,
+        methods=[_method],
+        responses=errors(405),
+        summary="Refused: messages are immutable",
     )
 
 
@@ -135,7 +171,7 @@ async def get_preferences(principal: CurrentUser, chat: Chat) -> Preferences:
     return await chat.preferences.get(user_id=principal.user_id)
 
 
-@router.put("/me/preferences")
+@router.put("/me/preferences", responses=errors(404))
 async def put_preferences(body: PreferencesUpdate, principal: CurrentUser, chat: Chat) -> Preferences:
     return await chat.preferences.update(user_id=principal.user_id, changes=body)
 

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any, Literal
 
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, StrictBool, StrictStr
 
 from hearth.platform.kit.schemas import ORMModel
+from hearth.platform.kit.time import UtcTimestamp
 
 SessionKind = Literal["chat", "voice"]
 
@@ -59,7 +59,7 @@ class MessageOut(ORMModel):
     role: str
     content: str
     status: str  # complete | interrupted
-    created_at: datetime
+    created_at: UtcTimestamp
     session_id: str | None = None
     # The row's column is `meta`: `metadata` is SQLAlchemy's own attribute on every model.
     metadata: dict[str, Any] = Field(default={}, validation_alias=AliasChoices("meta", "metadata"))
@@ -68,8 +68,8 @@ class MessageOut(ORMModel):
 class ConversationOut(ORMModel):
     id: str
     title: str
-    created_at: datetime
-    updated_at: datetime
+    created_at: UtcTimestamp
+    updated_at: UtcTimestamp
     message_count: int = 0  # not a column: set by `counted`
 
     @classmethod
@@ -80,6 +80,16 @@ class ConversationOut(ORMModel):
 
 class ConversationDetail(ConversationOut):
     messages: list[MessageOut]
+
+
+class TurnReply(BaseModel):
+    """A whole turn (`stream: false`); with `stream: true` the same arrives as server-sent events."""
+
+    conversation_id: str
+    user: MessageOut
+    assistant: MessageOut
+    title: str | None = None  # a new conversation's title, once the model named it
+    error: dict[str, Any] | None = None  # the reply broke off: what was said is stored, marked interrupted
 
 
 class SearchHit(BaseModel):
@@ -96,7 +106,7 @@ class SessionOut(BaseModel):
     id: str
     user_id: str
     kind: str
-    started_at: datetime
-    last_activity: datetime
-    expires_at: datetime
+    started_at: UtcTimestamp
+    last_activity: UtcTimestamp
+    expires_at: UtcTimestamp
     metadata: dict[str, Any] = {}

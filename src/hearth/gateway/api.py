@@ -14,9 +14,19 @@ from pydantic import BaseModel, ValidationError
 from starlette.responses import Response
 
 from hearth.auth.deps import CurrentUser
-from hearth.gateway.schemas import ChatCompletionRequest, EmbeddingRequest, RerankRequest
+from hearth.gateway.schemas import (
+    ChatCompletion,
+    ChatCompletionRequest,
+    EmbeddingList,
+    EmbeddingRequest,
+    ModelCard,
+    ModelList,
+    RerankRequest,
+    RerankResponse,
+)
 from hearth.gateway.service import Gateway, metered_caller
 from hearth.platform.errors import HearthError, invalid
+from hearth.platform.kit.openapi import MODEL_ERRORS, errors, event_stream, json_body
 from hearth.platform.kit.sse import SSEResponse, data_frames
 
 router = APIRouter(prefix="/v1", tags=["openai"])
@@ -52,12 +62,12 @@ async def _gateway(request: Request) -> Gateway:
 Gw = Annotated[Gateway, Depends(_gateway)]
 
 
-@router.get("/models")
+@router.get("/models", response_model=ModelList)
 async def list_models(_: CurrentUser, gateway: Gw) -> Response:
     return _json({"object": "list", "data": [_model_card(a) for a in gateway.aliases.values()]})
 
 
-@router.get("/models/{model_id:path}")
+@router.get("/models/{model_id:path}", response_model=ModelCard)
 async def get_model(model_id: str, _: CurrentUser, gateway: Gw) -> Response:
     alias = gateway.aliases.get(model_id)
     if alias is None:
@@ -79,7 +89,12 @@ def _model_card(alias: Any) -> dict[str, Any]:
     }
 
 
-@router.post("/chat/completions")
+@router.post(
+    "/chat/completions",
+    response_model=ChatCompletion,
+    openapi_extra=json_body(ChatCompletionRequest),
+    responses={**errors(*MODEL_ERRORS), **event_stream()},
+)
 async def chat_completions(request: Request, principal: CurrentUser, gateway: Gw) -> Response:
     body, parsed = await _parse(request, ChatCompletionRequest)
     caller = metered_caller(request.app, principal)
@@ -91,7 +106,12 @@ async def chat_completions(request: Request, principal: CurrentUser, gateway: Gw
     return SSEResponse(data_frames(stream, end=b"[DONE]"), on_close=stream.aclose)
 
 
-@router.post("/embeddings")
+@router.post(
+    "/embeddings",
+    response_model=EmbeddingList,
+    openapi_extra=json_body(EmbeddingRequest),
+    responses=errors(*MODEL_ERRORS),
+)
 async def embeddings(request: Request, principal: CurrentUser, gateway: Gw) -> Response:
     _, parsed = await _parse(request, EmbeddingRequest)
     texts = [parsed.input] if isinstance(parsed.input, str) else parsed.input
@@ -115,7 +135,12 @@ async def embeddings(request: Request, principal: CurrentUser, gateway: Gw) -> R
     return _json({"object": "list", "data": data, "model": parsed.model, "usage": usage})
 
 
-@router.post("/rerank")
+@router.post(
+    "/rerank",
+    response_model=RerankResponse,
+    openapi_extra=json_body(RerankRequest),
+    responses=errors(*MODEL_ERRORS),
+)
 async def rerank(request: Request, principal: CurrentUser, gateway: Gw) -> Response:
     _, parsed = await _parse(request, RerankRequest)
     texts = parsed.texts()

@@ -18,6 +18,7 @@ from hearth.gateway.audio import TRANSCRIPTION_FORMATS, decode_upload
 from hearth.gateway.backends.base import SpeechRequest, Transcription, TranscriptionRequest
 from hearth.gateway.service import metered_caller
 from hearth.platform.errors import bad_request, invalid
+from hearth.platform.kit.openapi import MODEL_ERRORS, errors, json_body, multipart_schema
 from hearth.platform.kit.sse import StreamResponse
 
 router = APIRouter(prefix="/v1/audio", tags=["openai"])
@@ -43,7 +44,41 @@ class SpeechBody(BaseModel):
     speed: float = Field(default=1.0, ge=0.25, le=4.0)
 
 
-@router.post("/transcriptions")
+class Transcript(BaseModel):
+    text: str
+    task: str | None = None  # these four: verbose_json only
+    language: str | None = None
+    duration: float | None = None
+    segments: list[dict[str, Any]] | None = None
+
+
+_TRANSCRIPTION_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "multipart/form-data": {
+                "schema": multipart_schema(
+                    {
+                        name: field
+                        for name, field in TranscriptionForm.model_json_schema()["properties"].items()
+                    },
+                    required=("file", "model"),
+                )
+            }
+        },
+    }
+}
+
+
+@router.post(
+    "/transcriptions",
+    response_model=Transcript,
+    openapi_extra=_TRANSCRIPTION_BODY,
+    responses={
+        **errors(*MODEL_ERRORS),
+        200: {"content": {"text/plain": {"schema": {"type": "string"}}}},
+    },
+)
 async def transcriptions(request: Request, principal: CurrentUser, gateway: Gw) -> Response:
     form = await _form(request)
     try:
@@ -125,7 +160,29 @@ def _subtitles(result: Transcription, fmt: str) -> str:
     return ("WEBVTT\n\n" if fmt == "vtt" else "") + "\n".join(blocks)
 
 
-@router.post("/speech")
+_MEDIA_TYPES = {
+    "wav": "audio/wav",
+    "mp3": "audio/mpeg",
+    "opus": "audio/ogg",
+    "flac": "audio/flac",
+    "pcm": "audio/pcm",
+}
+
+
+@router.post(
+    "/speech",
+    response_class=Response,
+    openapi_extra=json_body(SpeechBody),
+    responses={
+        **errors(*MODEL_ERRORS),
+        200: {
+            "description": "The audio, streamed as it is synthesized",
+            "content": {
+                media: {"schema": {"type": "string", "format": "binary"}} for media in _MEDIA_TYPES.values()
+            },
+        },
+    },
+)
 async def speech(request: Request, principal: CurrentUser, gateway: Gw) -> Response:
     _, parsed = await _parse(request, SpeechBody)
     voice = parsed.voice if isinstance(parsed.voice, str) else str(parsed.voice.get("id") or "default")
@@ -143,12 +200,3 @@ async def speech(request: Request, principal: CurrentUser, gateway: Gw) -> Respo
         headers={"Cache-Control": "no-cache"},
         on_close=stream.aclose,
     )
-
-
-_MEDIA_TYPES = {
-    "wav": "audio/wav",
-    "mp3": "audio/mpeg",
-    "opus": "audio/ogg",
-    "flac": "audio/flac",
-    "pcm": "audio/pcm",
-}

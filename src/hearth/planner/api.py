@@ -28,6 +28,7 @@ from hearth.planner.schemas import (
 )
 from hearth.planner.service import PlannerService
 from hearth.platform.deps import port
+from hearth.platform.kit.openapi import MODEL_ERRORS, errors
 
 router = APIRouter(prefix="/api/planner", tags=["planner"])
 
@@ -53,7 +54,7 @@ async def list_benchmarks(
     )
 
 
-@router.post("/benchmarks", status_code=201)
+@router.post("/benchmarks", status_code=201, responses=errors(404))
 async def add_benchmarks(rows: list[BenchmarkRowIn], planner: Planner, _: AdminUser) -> dict[str, int]:
     return {"added": await planner.add_benchmark_rows(rows)}
 
@@ -63,7 +64,7 @@ async def calibration(planner: Planner, _: CurrentUser) -> dict[str, Any]:
     return await planner.calibration()
 
 
-@router.post("/intent", response_model=IntentResponse)
+@router.post("/intent", response_model=IntentResponse, responses=errors(*MODEL_ERRORS))
 async def intent(
     body: IntentRequest, request: Request, planner: Planner, principal: CurrentUser
 ) -> IntentResponse:
@@ -75,21 +76,21 @@ async def intent(
     return await planner.extract(text=body.text, caller=caller, use_model=body.use_model)
 
 
-@router.post("/plan", response_model=PlanResponse)
+@router.post("/plan", response_model=PlanResponse, responses=errors(404))
 async def plan(body: PlanRequest, planner: Planner, _: CurrentUser) -> PlanResponse:
     return await planner.plan(request=body)
 
 
-@router.post("/predict", response_model=PredictResponse)
+@router.post("/predict", response_model=PredictResponse, responses=errors(404))
 async def predict(body: PredictRequest, planner: Planner, _: CurrentUser) -> PredictResponse:
     return await planner.predict(request=body)
 
 
-@router.post("/manifests", response_model=ManifestResponse)
+@router.post("/manifests", response_model=ManifestResponse, responses=errors(404))
 async def manifests(body: ManifestRequest, planner: Planner, _: CurrentUser) -> ManifestResponse:
     return await planner.manifests(request=body)
 
 
-@router.post("/deploy", response_model=DeployResponse)
+@router.post("/deploy", response_model=DeployResponse, responses=errors(404, 409, 502))
 async def deploy(body: DeployRequest, planner: Planner, _: AdminUser) -> DeployResponse:
     return await planner.deploy(request=body)

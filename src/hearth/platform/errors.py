@@ -11,11 +11,14 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
+from hearth.platform.kit.openapi import allowed_methods
+
 _TYPES = {
     400: "invalid_request_error",
     401: "authentication_error",
     403: "permission_error",
     404: "not_found_error",
+    405: "invalid_request_error",
     409: "conflict_error",
     413: "request_too_large",
     422: "invalid_request_error",
@@ -90,9 +93,18 @@ def install_error_handlers(app: FastAPI) -> None:
         return invalid(errors).response()
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(_: Request, exc: StarletteHTTPException) -> Response:
+    async def _http(request: Request, exc: StarletteHTTPException) -> Response:
         message = exc.detail if isinstance(exc.detail, str) else "request failed"
-        return HearthError(exc.status_code, message, headers=dict(exc.headers or {})).response()
+        headers = dict(exc.headers or {})
+        code = None
+        if exc.status_code == 405:
+            # Starlette names the methods of the one route it matched; a path served by several routes
+            # (GET and POST /api/conversations) answers all of theirs.
+            allow = allowed_methods(request.app, request.scope)
+            headers["Allow"] = ", ".join(allow) or headers.get("Allow", "")
+            message = f"{request.method} is not allowed here; use {headers['Allow']}"
+            code = "method_not_allowed"
+        return HearthError(exc.status_code, message, code=code, headers=headers).response()
 
     @app.exception_handler(Exception)
     async def _unexpected(_: Request, exc: Exception) -> Response:

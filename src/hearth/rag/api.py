@@ -15,6 +15,7 @@ from hearth.auth.principal import Principal
 from hearth.gateway.service import metered_caller
 from hearth.platform.deps import port
 from hearth.platform.errors import HearthError, bad_request, invalid
+from hearth.platform.kit.openapi import MODEL_ERRORS, errors, event_stream, json_body, multipart_schema
 from hearth.platform.kit.repository import MAX_SQL_INT
 from hearth.platform.kit.sse import SSEResponse, frame
 from hearth.rag.ports import SERVICE
@@ -40,7 +41,7 @@ router = APIRouter(prefix="/api/rag", tags=["rag"])
 Rag = Annotated[RagService, Depends(port(SERVICE))]
 
 
-@router.post("/collections", status_code=201, response_model=CollectionOut)
+@router.post("/collections", status_code=201, response_model=CollectionOut, responses=errors(409))
 async def create_collection(body: CollectionCreate, rag: Rag, principal: CurrentUser) -> CollectionOut:
     """Create a collection owned by the caller."""
     return await rag.create_collection(
@@ -60,14 +61,14 @@ async def get_collection(collection: str, rag: Rag, principal: CurrentUser) -> C
     return await rag.get_collection(user_id=principal.user_id, collection=collection)
 
 
-@router.delete("/collections/{collection}", status_code=204)
+@router.delete("/collections/{collection}", status_code=204, responses=errors(403))
 async def delete_collection(collection: str, rag: Rag, principal: CurrentUser) -> Response:
     """Delete a collection, its documents and their chunks."""
     await rag.delete_collection(user_id=principal.user_id, collection=collection)
     return Response(status_code=204)
 
 
-@router.post("/collections/{collection}/shares", response_model=CollectionOut)
+@router.post("/collections/{collection}/shares", response_model=CollectionOut, responses=errors(403))
 async def share_collection(
     collection: str, body: ShareRequest, rag: Rag, principal: CurrentUser
 ) -> CollectionOut:
@@ -75,7 +76,9 @@ async def share_collection(
     return await rag.share(user_id=principal.user_id, collection=collection, username=body.username)
 
 
-@router.delete("/collections/{collection}/shares/{username}", response_model=CollectionOut)
+@router.delete(
+    "/collections/{collection}/shares/{username}", response_model=CollectionOut, responses=errors(403)
+)
 async def unshare_collection(
     collection: str, username: str, rag: Rag, principal: CurrentUser
 ) -> CollectionOut:
@@ -83,7 +86,31 @@ async def unshare_collection(
     return await rag.unshare(user_id=principal.user_id, collection=collection, username=username)
 
 
-@router.post("/collections/{collection}/documents", response_model=IngestResponse, status_code=202)
+_DOCUMENT_FORM = multipart_schema(
+    {
+        "source": {"type": "string", "description": "stable name: re-sending it replaces the document"},
+        "title": {"type": "string"},
+        "metadata": {"type": "string", "description": "a JSON object of scalars or lists of scalars"},
+    }
+)
+_BATCH_FORM = {
+    "type": "object",
+    "properties": {
+        "file": {"type": "array", "items": {"type": "string", "format": "binary"}, "maxItems": MAX_BATCH},
+        "source": {"type": "array", "items": {"type": "string"}, "description": "one per file, or none"},
+    },
+    "required": ["file"],
+}
+_INGESTED = {200: {"model": IngestResponse, "description": "Identical content was already ingested"}}
+
+
+@router.post(
+    "/collections/{collection}/documents",
+    response_model=IngestResponse,
+    status_code=202,
+    openapi_extra=json_body(TextDocument, multipart=_DOCUMENT_FORM),
+    responses={**errors(403, 415), **_INGESTED},
+)
 async def add_document(
     collection: str, request: Request, response: Response, rag: Rag, principal: CurrentUser
 ) -> IngestResponse:
@@ -149,7 +176,16 @@ def _text(value: Any) -> str | None:
     return value if isinstance(value, str) and value else None
 
 
-@router.post("/collections/{collection}/documents/batch", response_model=BatchIngestResponse, status_code=202)
+@router.post(
+    "/collections/{collection}/documents/batch",
+    response_model=BatchIngestResponse,
+    status_code=202,
+    openapi_extra=json_body(TextDocumentBatch, multipart=_BATCH_FORM),
+    responses={
+        **errors(403, 415),
+        200: {"model": BatchIngestResponse, "description": "Every document was already ingested"},
+    },
+)
 async def add_documents(
     collection: str, request: Request, response: Response, rag: Rag, principal: CurrentUser
 ) -> BatchIngestResponse:
@@ -240,7 +276,7 @@ async def get_document(document_id: str, rag: Rag, principal: CurrentUser) -> Do
     return await rag.get_document(user_id=principal.user_id, document_id=document_id)
 
 
-@router.delete("/documents/{document_id}", status_code=204)
+@router.delete("/documents/{document_id}", status_code=204, responses=errors(403))
 async def delete_document(document_id: str, rag: Rag, principal: CurrentUser) -> Response:
     """Delete a document and its chunks from every index."""
     await rag.delete_document(user_id=principal.user_id, document_id=document_id)
@@ -253,7 +289,7 @@ async def get_job(job_id: str, rag: Rag, principal: CurrentUser) -> JobOut:
     return await rag.get_job(user_id=principal.user_id, job_id=job_id)
 
 
-@router.post("/query", response_model=QueryResponse)
+@router.post("/query", response_model=QueryResponse, responses={**errors(*MODEL_ERRORS), **event_stream()})
 async def query(body: QueryRequest, request: Request, rag: Rag, principal: CurrentUser) -> Any:
     """Retrieve, rerank and answer with citations; `stream` sends the answer as server-sent events."""
     args = dict(

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any, Literal
 
 import orjson
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator
 
 from hearth.platform.kit.schemas import ORMModel
+from hearth.platform.kit.time import UtcTimestamp
 
 Mode = Literal["dense", "sparse", "hybrid"]
 JobStatus = Literal["pending", "extracting", "embedding", "indexed", "failed"]
@@ -41,7 +41,7 @@ class CollectionOut(BaseModel):
     owned: bool  # False: shared with the caller read-only
     shared_with: list[str] = []  # usernames (only shown to the owner)
     document_count: int = 0
-    created_at: datetime
+    created_at: UtcTimestamp
 
 
 class ShareRequest(BaseModel):
@@ -77,12 +77,15 @@ def check_metadata(value: dict[str, Any]) -> dict[str, Any]:
     """Metadata is flat (scalars or lists of scalars) so it can be filtered on."""
     if len(value) > 64:
         raise ValueError("at most 64 metadata keys")
-    if len(orjson.dumps(value)) > MAX_METADATA_BYTES:
-        raise ValueError(f"metadata is larger than {MAX_METADATA_BYTES} bytes as JSON")
     for key, item in value.items():
         items = item if isinstance(item, list) else [item]
         if not all(isinstance(i, str | int | float | bool) or i is None for i in items):
             raise ValueError(f"metadata {key!r}: values must be strings, numbers, booleans or lists of them")
+        # JSON numbers beyond 64 bits cannot be stored or filtered on (and orjson refuses to write them).
+        if any(isinstance(i, int) and not -(2**63) <= i < 2**63 for i in items):
+            raise ValueError(f"metadata {key!r}: integers must fit in 64 bits")
+    if len(orjson.dumps(value)) > MAX_METADATA_BYTES:
+        raise ValueError(f"metadata is larger than {MAX_METADATA_BYTES} bytes as JSON")
     return value
 
 
@@ -93,8 +96,8 @@ class JobOut(ORMModel):
     status: JobStatus
     error: str | None = None
     chunk_count: int = 0
-    created_at: datetime
-    updated_at: datetime
+    created_at: UtcTimestamp
+    updated_at: UtcTimestamp
 
 
 class DocumentOut(ORMModel):
@@ -111,8 +114,8 @@ class DocumentOut(ORMModel):
     # The ORM row keeps it in `meta` (`metadata` is SQLAlchemy's own attribute on a model).
     metadata: dict[str, Any] = Field({}, validation_alias=AliasChoices("meta", "metadata"))
     job_id: str  # the latest ingestion job
-    created_at: datetime
-    updated_at: datetime
+    created_at: UtcTimestamp
+    updated_at: UtcTimestamp
 
 
 class IngestResponse(BaseModel):

@@ -23,6 +23,7 @@ from hearth.gateway.service import Caller, metered_caller
 from hearth.platform.db import new_id
 from hearth.platform.deps import port
 from hearth.platform.errors import HearthError, bad_request, invalid
+from hearth.platform.kit.openapi import MODEL_ERRORS, errors, json_body, multipart_schema
 from hearth.voice.pipeline import TurnResult
 from hearth.voice.ports import SERVICE
 from hearth.voice.schemas import StreamStart, VoiceRequestBody, VoiceRequestOut, VoiceResponseOut
@@ -37,7 +38,21 @@ def _json(data: Any, status: int = 200) -> Response:
     return Response(orjson.dumps(data), status_code=status, media_type="application/json")
 
 
-@router.post("")
+_VOICE_FORM = multipart_schema(
+    {
+        name: field
+        for name, field in VoiceRequestBody.model_json_schema()["properties"].items()
+        if name != "audio_b64"
+    }
+)
+
+
+@router.post(
+    "",
+    response_model=VoiceResponseOut,
+    openapi_extra=json_body(VoiceRequestBody, multipart=_VOICE_FORM),
+    responses=errors(*MODEL_ERRORS),
+)
 async def voice(request: Request, principal: CurrentUser, service: Voice) -> Response:
     turn = await _turn_input(request)
     # The voice request's id: its events and rows share it.
@@ -114,7 +129,19 @@ async def get_request(request_id: str, principal: CurrentUser, service: Voice) -
 _MEDIA = {"wav": "audio/wav", "mp3": "audio/mpeg", "webm": "audio/webm", "opus": "audio/ogg"}
 
 
-@router.get("/requests/{request_id}/audio")
+@router.get(
+    "/requests/{request_id}/audio",
+    response_class=Response,
+    responses={
+        200: {
+            "description": "The stored audio",
+            "content": {
+                media: {"schema": {"type": "string", "format": "binary"}}
+                for media in (*_MEDIA.values(), "application/octet-stream")
+            },
+        }
+    },
+)
 async def get_audio(
     request_id: str,
     principal: CurrentUser,

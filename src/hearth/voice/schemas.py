@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from hearth.platform.kit.schemas import ORMModel
+from hearth.platform.kit.time import UtcTimestamp
 
 
 class VoiceRequestBody(BaseModel):
@@ -56,7 +56,7 @@ class StoredResponse(ORMModel):
     latency: dict[str, float]
     rag_docs_used: int
     interrupted: bool
-    created_at: datetime
+    created_at: UtcTimestamp
 
 
 class VoiceRequestOut(ORMModel):
@@ -69,7 +69,7 @@ class VoiceRequestOut(ORMModel):
     streaming: bool
     transcription: str
     audio_kept: bool
-    created_at: datetime
+    created_at: UtcTimestamp
     response: StoredResponse | None
 
 

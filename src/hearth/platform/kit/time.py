@@ -4,8 +4,9 @@ zone, so values read back naive; `UtcDateTime` puts the zone back on the way out
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
+from typing import Annotated, Any
 
+from pydantic import AfterValidator
 from sqlalchemy import DateTime
 from sqlalchemy.engine import Dialect
 from sqlalchemy.types import TypeDecorator
@@ -18,6 +19,11 @@ def utcnow() -> datetime:
 def as_utc(value: datetime) -> datetime:
     """`value` with UTC attached when it is naive (a naive value is UTC by Hearth's convention)."""
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value
+
+
+# A response field's timestamp: always with its offset, so it is a valid RFC 3339 `date-time` (what the
+# OpenAPI document promises) even when a value was built naive (a row read back from SQLite, a session).
+UtcTimestamp = Annotated[datetime, AfterValidator(as_utc)]
 
 
 class UtcDateTime(TypeDecorator[datetime]):
