@@ -11,6 +11,7 @@ from hearth.audit.ports import SERVICE
 from hearth.audit.schemas import AuditEntryOut, AuditList
 from hearth.auth.deps import AdminUser
 from hearth.platform.deps import port
+from hearth.platform.kit.openapi import errors
 from hearth.platform.kit.repository import MAX_SQL_INT
 
 router = APIRouter(tags=["audit"])
@@ -18,7 +19,7 @@ router = APIRouter(tags=["audit"])
 Log = Annotated[AuditLog, Depends(port(SERVICE))]
 
 
-@router.get("/api/admin/audit", response_model=AuditList)
+@router.get("/api/admin/audit", response_model=AuditList, responses=errors(400))
 async def audit(
     log: Log,
     _: AdminUser,

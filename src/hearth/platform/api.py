@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import APIRouter, Request
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from pydantic import BaseModel
 from sqlalchemy import text
 from starlette.responses import JSONResponse, Response
 
@@ -12,12 +15,19 @@ from hearth.platform import metrics
 router = APIRouter(tags=["ops"])
 
 
-@router.get("/healthz")
+@router.get("/healthz", response_model=dict[str, str])
 async def healthz() -> JSONResponse:
     return JSONResponse({"status": "ok"})
 
 
-@router.get("/readyz")
+class Readiness(BaseModel):
+    status: str  # ready | not ready | starting
+    checks: dict[str, Any]  # database, models, …: "ok" or what is wrong
+
+
+@router.get(
+    "/readyz", response_model=Readiness, responses={503: {"model": Readiness, "description": "Not ready"}}
+)
 async def readyz(request: Request) -> JSONResponse:
     platform = getattr(request.app.state, "platform", None)
     checks: dict[str, str] = {}
@@ -36,7 +46,11 @@ async def readyz(request: Request) -> JSONResponse:
     )
 
 
-@router.get("/metrics")
+@router.get(
+    "/metrics",
+    response_class=Response,
+    responses={200: {"content": {CONTENT_TYPE_LATEST.split(";")[0]: {"schema": {"type": "string"}}}}},
+)
 async def prometheus_metrics(request: Request) -> Response:
     platform = getattr(request.app.state, "platform", None)
     if platform is not None:

@@ -9,6 +9,7 @@ from fastapi import APIRouter, Depends
 
 from hearth.auth.deps import AdminUser
 from hearth.platform.deps import port
+from hearth.platform.kit.openapi import errors
 from hearth.usage.ledger import UsageLedger, usage_filter
 from hearth.usage.ports import SERVICE
 from hearth.usage.schemas import UsageOut, UsageReport, UsageTotals
@@ -18,7 +19,7 @@ router = APIRouter(tags=["usage"])
 Ledger = Annotated[UsageLedger, Depends(port(SERVICE))]
 
 
-@router.get("/api/admin/usage", response_model=UsageReport)
+@router.get("/api/admin/usage", response_model=UsageReport, responses=errors(400, 404))
 async def usage(
     ledger: Ledger,
     _: AdminUser,
