@@ -141,6 +141,10 @@ def test_unsupported_method_is_a_client_error_naming_every_allowed_method(hearth
     put = httpx.put(f"{hearth.url}/api/rag/collections/x/documents", headers=hearth.headers())
     assert put.status_code == 405
     assert put.headers["allow"] == "GET, POST"
+    # A fixed path beside a templated one (`/api/conversations/{id}` also matches it) names its own methods.
+    search = httpx.request("OPTIONS", f"{hearth.url}/api/conversations/search?q=x", headers=hearth.headers())
+    assert search.status_code == 405
+    assert search.headers["allow"] == "GET"
     # The immutable messages say why, with the methods the path does answer.
     edit = httpx.patch(f"{hearth.url}/api/conversations/c1/messages", headers=hearth.headers())
     assert edit.status_code == 405

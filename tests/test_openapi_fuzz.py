@@ -9,6 +9,7 @@ the test drives its Python API with Hypothesis itself: one strategy per operatio
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from typing import Any
 
@@ -29,7 +30,8 @@ from tests.fake_openai import FakeOpenAI
 from tests.harness import RunningHearth, run_hearth
 
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]
-MAX_EXAMPLES = 6  # per operation and mode (valid, invalid)
+# Per operation and mode (valid, invalid); HEARTH_FUZZ_EXAMPLES=50 for a deeper run by hand.
+MAX_EXAMPLES = int(os.environ.get("HEARTH_FUZZ_EXAMPLES", "6"))
 
 # Operations that cannot be fuzzed meaningfully here, and why. (The WebSocket /api/voice/stream is no
 # OpenAPI operation.)

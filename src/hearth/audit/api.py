@@ -6,6 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query
 
+from hearth.audit.actions import ACTIONS
 from hearth.audit.log import AuditLog
 from hearth.audit.ports import SERVICE
 from hearth.audit.schemas import AuditEntryOut, AuditList
@@ -23,7 +24,7 @@ Log = Annotated[AuditLog, Depends(port(SERVICE))]
 async def audit(
     log: Log,
     _: AdminUser,
-    action: str | None = None,
+    action: Annotated[str | None, Query(json_schema_extra={"enum": [*ACTIONS, None]})] = None,
     actor: str | None = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     offset: Annotated[int, Query(ge=0, le=MAX_SQL_INT)] = 0,

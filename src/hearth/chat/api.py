@@ -87,7 +87,7 @@ async def list_conversations(
 
 @router.get("/conversations/search")
 async def search_conversations(
-    q: Annotated[str, Query(max_length=500)],
+    q: Annotated[str, Query(max_length=500, json_schema_extra={"pattern": r"\S"})],  # not blank
     principal: CurrentUser,
     chat: Chat,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
@@ -145,21 +145,20 @@ def _immutable(request: Request) -> HearthError:
     )
 
 
-# One route per method, so each has its own operation id in the OpenAPI document.
+# Not operations of the API, so not in the OpenAPI document (whose `Allow` they would contradict); one route
+# per method all the same, so none shares an operation id.
 for _method in ("PUT", "PATCH", "DELETE"):
     router.add_api_route(
         "/conversations/{conversation_id}/messages/{message_id}",
         edit_message,
         methods=[_method],
-        responses=errors(405),
-        summary="Refused: messages are immutable",
+        include_in_schema=False,
     )
     router.add_api_route(
         "/conversations/{conversation_id}/messages",
         edit_messages,
         methods=[_method],
-        responses=errors(405),
-        summary="Refused: messages are immutable",
+        include_in_schema=False,
     )
 
 

@@ -30,7 +30,8 @@ class TurnOptions(_Strict):
 
 
 class SendMessage(TurnOptions):
-    content: StrictStr
+    # Not blank (the turn checks it, with its own message); the pattern tells clients.
+    content: StrictStr = Field(json_schema_extra={"pattern": r"\S"})
 
 
 class Preferences(ORMModel):

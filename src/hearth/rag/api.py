@@ -96,7 +96,12 @@ _DOCUMENT_FORM = multipart_schema(
 _BATCH_FORM = {
     "type": "object",
     "properties": {
-        "file": {"type": "array", "items": {"type": "string", "format": "binary"}, "maxItems": MAX_BATCH},
+        "file": {
+            "type": "array",
+            "items": {"type": "string", "format": "binary"},
+            "minItems": 1,
+            "maxItems": MAX_BATCH,
+        },
         "source": {"type": "array", "items": {"type": "string"}, "description": "one per file, or none"},
     },
     "required": ["file"],

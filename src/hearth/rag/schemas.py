@@ -50,6 +50,24 @@ class ShareRequest(BaseModel):
     username: str = Field(min_length=1, max_length=64)
 
 
+_SCALAR = [{"type": "string"}, {"type": "number"}, {"type": "boolean"}]
+# Published in the OpenAPI document: what `check_metadata` and the filters accept (flat values).
+METADATA_SCHEMA: dict[str, Any] = {
+    "maxProperties": 64,
+    "additionalProperties": {
+        "anyOf": [
+            *_SCALAR,
+            {"type": "null"},
+            {"type": "array", "items": {"anyOf": [*_SCALAR, {"type": "null"}]}},
+        ]
+    },
+}
+FILTERS_SCHEMA: dict[str, Any] = {
+    "additionalProperties": {
+        "anyOf": [*_SCALAR, {"type": "array", "items": {"anyOf": _SCALAR}, "minItems": 1}]
+    }
+}
+
 MAX_TEXT_CHARS = 2_000_000
 MAX_METADATA_BYTES = 16 * 1024  # stored on every chunk of the document
 
@@ -65,7 +83,7 @@ class TextDocument(BaseModel):
     title: str | None = Field(None, max_length=500)
     source: str | None = Field(None, max_length=1024)  # stable name: re-sending it replaces the document
     format: Literal["txt", "md", "html"] = "txt"
-    metadata: dict[str, Any] = {}
+    metadata: dict[str, Any] = Field({}, json_schema_extra=METADATA_SCHEMA)
 
     @field_validator("metadata")
     @classmethod
@@ -149,7 +167,7 @@ class QueryRequest(BaseModel):
     top_k: int = Field(10, ge=1, le=1000)
     top_n: int = Field(3, ge=1, le=1000)
     mode: Mode | None = None
-    filters: dict[str, Any] | None = None
+    filters: dict[str, Any] | None = Field(None, json_schema_extra=FILTERS_SCHEMA)
     rerank: bool = True
     generate: bool = True
     stream: bool = False

@@ -15,7 +15,7 @@ class VoiceRequestBody(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    audio_b64: str = Field(min_length=1)
+    audio_b64: str = Field(min_length=1, json_schema_extra={"format": "byte"})  # base64
     format: Literal["wav", "webm", "mp3"] | None = None  # checked against the real container when given
     language: str | None = Field(default=None, max_length=16)
     enable_rag: bool | None = None  # None: the user's preference

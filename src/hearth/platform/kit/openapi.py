@@ -131,8 +131,17 @@ def multipart_schema(
 ) -> dict[str, Any]:
     """A multipart/form-data schema: `files` are binary parts, the other `fields` text parts."""
     properties = {name: {"type": "string", "format": "binary"} for name in files}
-    properties.update(fields)
+    properties.update({name: _not_null(field) for name, field in fields.items()})
     return {"type": "object", "properties": properties, "required": list(required)}
+
+
+def _not_null(field: dict[str, Any]) -> dict[str, Any]:
+    """A form field's schema without its `null` alternative: a multipart part is text or absent."""
+    options = [o for o in field.get("anyOf", ()) if o != {"type": "null"}]
+    if len(options) == 1:
+        rest = {k: v for k, v in field.items() if k not in ("anyOf", "default")}
+        return {**rest, **options[0]}
+    return field
 
 
 # -- Allow: the methods a path really answers ------------------------------------------------------------
@@ -146,8 +155,11 @@ def refuses(endpoint: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def allowed_methods(app: Any, scope: dict[str, Any]) -> list[str]:
-    """Every method some route of the app answers at this request's path (405's `Allow`)."""
+    """The methods of this request's path (405's `Allow`): those of every route with the same template as
+    the first route matching the path, as the OpenAPI document lists them (`/api/conversations/search` is
+    GET only, though `DELETE /api/conversations/{id}` would also match it)."""
     methods: set[str] = set()
+    template = None
     probe = {**scope, "method": "GET"}
     for route in iter_route_contexts(app.router.routes):
         original = route.original_route
@@ -155,9 +167,11 @@ def allowed_methods(app: Any, scope: dict[str, Any]) -> list[str]:
             if getattr(route.endpoint, "__hearth_refuses__", False):
                 continue
             if route.path_regex.match(scope["path"]) and route.methods:
-                methods |= route.methods
-        elif isinstance(original, Mount) and original.matches(probe)[0] is Match.FULL:
-            methods |= {"GET", "HEAD"}  # static files
+                template = template or route.path_format
+                if route.path_format == template:
+                    methods |= route.methods
+        elif isinstance(original, Mount) and template is None and original.matches(probe)[0] is Match.FULL:
+            return ["GET", "HEAD"]  # static files
     return sorted(methods)
 
 
@@ -226,12 +240,9 @@ def build(app: FastAPI) -> dict[str, Any]:
         if not isinstance(route.original_route, APIRoute) or not route.include_in_schema:
             continue
         calls = set(_calls(route.dependant))
-        refusal = getattr(route.endpoint, "__hearth_refuses__", False)
         for method in route.methods:
             operation = schema["paths"][route.path_format][method.lower()]
             responses = operation.setdefault("responses", {})
-            if refusal:  # answers nothing but its 405 (and 401)
-                responses.pop(str(route.status_code or 200), None)
             statuses: list[int] = []
             if calls & {require_principal, require_admin}:
                 operation["security"] = [{BEARER: []}]
@@ -241,7 +252,7 @@ def build(app: FastAPI) -> dict[str, Any]:
             if "requestBody" in operation:
                 statuses += [400, 413, 422]
             params = operation.get("parameters", [])
-            if any(p["in"] == "path" for p in params) and not refusal:
+            if any(p["in"] == "path" for p in params):
                 statuses.append(404)
             if any(p["in"] != "path" or not _plain_string(p.get("schema", {})) for p in params):
                 statuses.append(422)  # a parameter that can fail validation
