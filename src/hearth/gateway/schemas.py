@@ -9,6 +9,11 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+# Integers a request may carry are bounded (a 5,000-digit `max_tokens` is refused for what it is, and the
+# OpenAPI document says so); token counts fit in 32 bits, a seed in 64.
+MAX_TOKENS = 2**31 - 1
+Seed = Annotated[int, Field(ge=-(2**63), le=2**63 - 1)]
+
 
 class ChatMessage(BaseModel):
     model_config = ConfigDict(extra="allow")
@@ -31,11 +36,11 @@ class ChatCompletionRequest(BaseModel):
     messages: list[ChatMessage] = Field(min_length=1)
     stream: bool = False
     stream_options: StreamOptions | None = None
-    max_tokens: int | None = Field(default=None, ge=1)
-    max_completion_tokens: int | None = Field(default=None, ge=1)
+    max_tokens: int | None = Field(default=None, ge=1, le=MAX_TOKENS)
+    max_completion_tokens: int | None = Field(default=None, ge=1, le=MAX_TOKENS)
     temperature: float | None = Field(default=None, ge=0, le=2)
     top_p: float | None = Field(default=None, ge=0, le=1)
-    seed: int | None = None
+    seed: Seed | None = None
     stop: str | Annotated[list[str], Field(max_length=4)] | None = None
     n: int | None = Field(default=None, ge=1, le=16)
     presence_penalty: float | None = Field(default=None, ge=-2, le=2)
@@ -51,7 +56,7 @@ class EmbeddingRequest(BaseModel):
         description="text or list of texts"
     )
     encoding_format: Literal["float", "base64"] = "float"
-    dimensions: int | None = Field(default=None, ge=1)
+    dimensions: int | None = Field(default=None, ge=1, le=MAX_TOKENS)
     user: str | None = None
 
 
@@ -67,7 +72,7 @@ class RerankRequest(BaseModel):
     model: str = Field(min_length=1)
     query: str = Field(min_length=1)
     documents: list[str | RerankDocument] = Field(min_length=1, max_length=4096)
-    top_n: int | None = Field(default=None, ge=1)
+    top_n: int | None = Field(default=None, ge=1, le=MAX_TOKENS)
     return_documents: bool = True
 
     def texts(self) -> list[str]:

@@ -163,7 +163,7 @@ class QueryRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     collection: str = Field(min_length=1)
-    query: str = Field(min_length=1, max_length=8000)
+    query: str = Field(min_length=1, max_length=8000, json_schema_extra={"pattern": r"\S"})  # not blank
     top_k: int = Field(10, ge=1, le=1000)
     top_n: int = Field(3, ge=1, le=1000)
     mode: Mode | None = None
