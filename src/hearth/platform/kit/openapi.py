@@ -212,6 +212,7 @@ def _plain_string(schema: dict[str, Any]) -> bool:
 
 
 def build(app: FastAPI) -> dict[str, Any]:
+    # Imported here: auth.deps imports platform.errors, which imports this module.
     from hearth.auth.deps import require_admin, require_principal
 
     schema = get_openapi(
