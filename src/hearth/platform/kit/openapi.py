@@ -14,7 +14,7 @@ client generator, Swagger's "try it out" and a fuzzer (schemathesis, in the test
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
-from importlib.resources import files
+from importlib import resources
 from typing import Any
 
 from fastapi import FastAPI
@@ -23,7 +23,7 @@ from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html, get_swagge
 from fastapi.openapi.utils import get_openapi
 from fastapi.routing import APIRoute, iter_route_contexts
 from fastapi.staticfiles import StaticFiles
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 from starlette.requests import Request
 from starlette.responses import HTMLResponse
@@ -34,8 +34,6 @@ _REF = "#/components/schemas/{model}"
 
 
 class ErrorDetail(BaseModel):
-    model_config = ConfigDict(title="ErrorDetail")
-
     message: str
     type: str
     param: str | None
@@ -225,17 +223,12 @@ def build(app: FastAPI) -> dict[str, Any]:
     components.setdefault("securitySchemes", {})[BEARER] = {
         "type": "http",
         "scheme": "bearer",
-        "description": "An API key (`hearth keys create`, or data/admin-key.txt for the first admin)",
+        "description": "An API key (`hearth keys create`); the first admin's is in the data directory's "
+        "admin-key.txt",
     }
     schemas = components.setdefault("schemas", {})
-    schemas.update(
-        {
-            name: definition
-            for name, definition in models_json_schema([(Error, "serialization")], ref_template=_REF)[1][
-                "$defs"
-            ].items()
-        }
-    )
+    _, error_schemas = models_json_schema([(Error, "serialization")], ref_template=_REF)
+    schemas.update(error_schemas["$defs"])
     _add_body_models(schemas)
     for route in iter_route_contexts(app.routes):
         if not isinstance(route.original_route, APIRoute) or not route.include_in_schema:
@@ -294,7 +287,7 @@ ASSETS = "/docs-assets"
 def install_docs(app: FastAPI, *, docs_url: str = "/docs", redoc_url: str = "/redoc") -> None:
     """Swagger UI and ReDoc with their JavaScript and CSS from the `fastapi-offline` package, so the pages
     work without a network (the FastAPI defaults load them from a CDN)."""
-    assets = files("fastapi_offline") / "static"
+    assets = resources.files("fastapi_offline") / "static"
     app.mount(ASSETS, StaticFiles(directory=str(assets)), name="docs-assets")
     openapi_url = app.openapi_url or "/openapi.json"
     oauth_redirect = app.swagger_ui_oauth2_redirect_url or "/docs/oauth2-redirect"
