@@ -131,3 +131,36 @@ def test_deleting_while_embedding_stops_the_work_and_leaves_nothing(upstream, tm
                 assert listed == []
     finally:
         hold.set()
+
+
+def test_a_document_replaced_while_embedding_stops_the_old_version(upstream, tmp_path: Path):
+    """The old version's remaining chunks are not embedded; its job ends failed as superseded (not stuck
+    "embedding", which would keep the queue busy forever) and the new version is indexed."""
+    hold = threading.Event()
+    try:
+        with run_hearth(tmp_path, _config(upstream.url)) as hearth:
+            upstream.behaviour.hold = hold
+            h = hearth.headers()
+            url = f"{hearth.url}/api/rag/collections/docs/documents"
+            httpx.post(
+                f"{hearth.url}/api/rag/collections", json={"name": "docs"}, headers=h
+            ).raise_for_status()
+            old = httpx.post(
+                url, json={"text": _big_text("zephyr"), "source": "d.txt"}, headers=h, timeout=60
+            )
+            assert old.status_code == 202, old.text
+            wait_until(lambda: _embedded(upstream, "zephyr") >= 1, 60, what="embedding started")
+            new = httpx.post(
+                url, json={"text": "Scramjets burn at supersonic speed.", "source": "d.txt"}, headers=h
+            )
+            assert new.status_code == 202 and new.json()["document"]["id"] == old.json()["document"]["id"]
+            hold.set()
+            [doc] = wait_indexed(hearth, "docs", 1)
+            assert doc["status"] == "indexed" and doc["job_id"] == new.json()["job"]["id"]
+            assert doc["chunk_count"] == 1
+            stale = httpx.get(f"{hearth.url}/api/rag/jobs/{old.json()['job']['id']}", headers=h).json()
+            assert stale["status"] == "failed" and stale["error"] == "superseded by a newer version"
+            assert _embedded(upstream, "zephyr") == 1
+            assert list((Path(hearth.settings.data_dir) / "rag" / "uploads").iterdir()) == []
+    finally:
+        hold.set()

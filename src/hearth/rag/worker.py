@@ -258,18 +258,28 @@ class IngestWorker:
         return [item for i, item in enumerate(work) if i in live]
 
     async def _gone(self, jobs: list[IngestJob]) -> set[str]:
-        """Ids of `jobs` whose document was deleted or has a newer version queued: work on them is waste."""
+        """Ids of `jobs` whose document was deleted or has a newer version queued: work on them is waste.
+        They are settled here (a replaced version's job fails as superseded; a deleted one has no rows)."""
         if not jobs:
             return set()
+        ids = [j.id for j in jobs]
         async with self.db.transaction() as session:
             current = set(
-                (
-                    await session.scalars(
-                        select(Document.job_id).where(Document.job_id.in_([j.id for j in jobs]))
-                    )
-                ).all()
+                (await session.scalars(select(Document.job_id).where(Document.job_id.in_(ids)))).all()
             )
-        return {j.id for j in jobs} - current
+            gone = set(ids) - current
+            if gone:
+                await session.execute(
+                    update(IngestJob)
+                    .where(IngestJob.id.in_(gone), IngestJob.status.in_(("extracting", "embedding")))
+                    .values(status="failed", error="superseded by a newer version", updated_at=utcnow())
+                )
+        for job in jobs:
+            if job.id in gone:
+                await asyncio.to_thread(Path(job.upload_path).unlink, missing_ok=True)
+        if gone:
+            self._progress.set()
+        return gone
 
     async def _finish_writes(self) -> None:
         writing, self._writing = self._writing, None
