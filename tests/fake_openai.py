@@ -24,6 +24,7 @@ class Behaviour:
     reply: str = "hello from upstream"
     retry_after: str = "0"
     hold: threading.Event | None = None  # when given, every answer waits until it is set
+    refuse_input: str | None = None  # embedding requests with an input containing this text get a 400
 
 
 @dataclass
@@ -167,6 +168,10 @@ class FakeOpenAI:
         elif path.endswith("/embeddings"):
             inputs = body.get("input")
             inputs = [inputs] if isinstance(inputs, str) else inputs
+            if b.refuse_input and any(b.refuse_input in t for t in inputs):
+                err = {"error": {"message": "fake upstream refuses this input", "type": "x", "code": None}}
+                transport.write(_response(400, orjson.dumps(err)))
+                return
             data = [
                 {"object": "embedding", "index": i, "embedding": [float(len(t)), 1.0, 0.0]}
                 for i, t in enumerate(inputs)

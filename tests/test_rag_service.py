@@ -313,22 +313,21 @@ async def test_bad_documents_fail_with_reasons_and_leave_others_indexed(rag):
         filename="good.pdf",
         data=make_pdf(["Supersonic inlets need bleed."]),
     )
-    bad = {
-        "locked.pdf": make_pdf(["secret"], password="pw"),
-        "corrupt.pdf": b"%PDF-1.7 garbage",
-        "junk.txt": bytes(range(256)) * 40,
-        "bomb.docx": make_docx_bomb(),
+    # Files a cheap check can tell are unreadable are refused up front (issue 20, row 7): nothing is queued.
+    refused = {
+        "locked.pdf": (make_pdf(["secret"], password="pw"), "password-protected"),
+        "corrupt.pdf": (b"%PDF-1.7 garbage", "corrupt"),
+        "bomb.docx": (make_docx_bomb(), "zip bomb"),
     }
-    failed = {
-        name: (await rag.ingest_file(user_id=alice, collection="mixed", filename=name, data=data)).job.id
-        for name, data in bad.items()
-    }
+    for name, (data, reason) in refused.items():
+        with pytest.raises(HearthError) as err:
+            await rag.ingest_file(user_id=alice, collection="mixed", filename=name, data=data)
+        assert (err.value.status, err.value.code) == (422, "unreadable_file") and reason in err.value.message
+    junk = await rag.ingest_file(
+        user_id=alice, collection="mixed", filename="junk.txt", data=bytes(range(256)) * 40
+    )
     await _drain(rag)
-    reasons = {name: (await rag.get_job(user_id=alice, job_id=job)).error for name, job in failed.items()}
-    assert "password-protected" in reasons["locked.pdf"]
-    assert "corrupt" in reasons["corrupt.pdf"]
-    assert "binary" in reasons["junk.txt"]
-    assert "zip bomb" in reasons["bomb.docx"]
+    assert "binary" in (await rag.get_job(user_id=alice, job_id=junk.job.id)).error
     doc = await rag.get_document(user_id=alice, document_id=good.document.id)
     assert doc.status == "indexed" and doc.metadata == {}
     collection = doc.collection_id
@@ -344,7 +343,7 @@ async def test_bad_documents_fail_with_reasons_and_leave_others_indexed(rag):
         with pytest.raises(HearthError) as err:
             await rag.ingest_file(user_id=alice, collection="mixed", filename=name, data=data)
         assert err.value.status == status, name
-    assert len(await rag.list_documents(user_id=alice, collection="mixed")) == 5
+    assert len(await rag.list_documents(user_id=alice, collection="mixed")) == 2
 
 
 async def test_a_stopwords_only_document_is_indexed_and_strands_no_other(rag):

@@ -106,6 +106,34 @@ async def chat_completions(request: Request, principal: CurrentUser, gateway: Gw
     return SSEResponse(data_frames(stream, end=b"[DONE]"), on_close=stream.aclose)
 
 
+# Inputs past these are refused (400), not embedded: an embedding model reads a bounded window (the
+# embedded MiniLM 256 word pieces, OpenAI's 8,192 tokens), so a 2M-character input was tokenized in full
+# for a vector of its first few hundred words. Within the limit, what the model cannot read is cut by it.
+MAX_EMBEDDING_INPUT_CHARS = 32_768
+MAX_EMBEDDING_REQUEST_CHARS = 1_048_576
+
+
+def _check_embedding_sizes(texts: list[str]) -> None:
+    for i, text in enumerate(texts):
+        if len(text) > MAX_EMBEDDING_INPUT_CHARS:
+            raise HearthError(
+                400,
+                f"input[{i}] has {len(text)} characters; at most {MAX_EMBEDDING_INPUT_CHARS} per input: "
+                "split the text into chunks",
+                param="input",
+                code="input_too_long",
+            )
+    total = sum(len(t) for t in texts)
+    if total > MAX_EMBEDDING_REQUEST_CHARS:
+        raise HearthError(
+            400,
+            f"the inputs have {total} characters in all; at most {MAX_EMBEDDING_REQUEST_CHARS} per request: "
+            "send them in several requests",
+            param="input",
+            code="input_too_long",
+        )
+
+
 @router.post(
     "/embeddings",
     response_model=EmbeddingList,
@@ -115,6 +143,7 @@ async def chat_completions(request: Request, principal: CurrentUser, gateway: Gw
 async def embeddings(request: Request, principal: CurrentUser, gateway: Gw) -> Response:
     _, parsed = await _parse(request, EmbeddingRequest)
     texts = [parsed.input] if isinstance(parsed.input, str) else parsed.input
+    _check_embedding_sizes(texts)
     result = await gateway.embed(parsed.model, texts, metered_caller(request.app, principal))
     vectors = result.vectors
     if parsed.dimensions is not None and vectors and parsed.dimensions != len(vectors[0]):

@@ -160,6 +160,7 @@ class Gateway:
         started = time.perf_counter()
         routed = await self._route(alias, lambda d: d.backend.chat(body, d.model), caller, started)
         response = routed.result
+        response["model"] = body["model"]  # the alias asked for, as in streamed chunks
         usage = response.get("usage") or {}
         self._completed(
             alias,
@@ -194,7 +195,7 @@ class Gateway:
                 alias, deployment, caller, started, ttft, prompt_tokens, completion_tokens, status
             )
 
-        return ChatStream(deployment, routed.release, stream, first, started, finish)
+        return ChatStream(deployment, routed.release, stream, first, started, finish, model=body["model"])
 
     # -- embeddings and rerank --------------------------------------------------------------------------
 

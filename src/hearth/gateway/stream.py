@@ -25,8 +25,10 @@ class ChatStream:
         first: dict[str, Any] | None,
         started: float,
         on_finish: Finish,
+        model: str | None = None,
     ) -> None:
         self.deployment = deployment
+        self._model = model  # the alias the client asked for: chunks carry it, not the upstream's name
         self._release = release
         self._upstream = upstream
         self._first = first
@@ -61,6 +63,8 @@ class ChatStream:
                 if self._ttft is None and chunk.get("choices"):
                     self._ttft = time.perf_counter() - self._started
                 if not chunk.pop("_usage_only", False):
+                    if self._model is not None and "model" in chunk:
+                        chunk["model"] = self._model
                     yield chunk
                 chunk = await anext(self._upstream, None)
             self._completed = True

@@ -43,14 +43,17 @@ class Documents:
     ) -> IngestResponse:
         """Queue an uploaded file for ingestion (its format from the file name's extension)."""
         upload = FileUpload(filename=filename, data=data, source=source, title=title, metadata=metadata)
-        return (await self.enqueue(user_id=user_id, collection=collection, items=[file_item(upload)]))[0]
+        item = await asyncio.to_thread(file_item, upload)  # off the event loop: a DOCX check inflates it
+        return (await self.enqueue(user_id=user_id, collection=collection, items=[item]))[0]
 
     async def ingest_files(
         self, *, user_id: str, collection: str, files: list[FileUpload]
     ) -> list[IngestResponse]:
         """Queue many uploaded files in one transaction. Every file is checked first: one invalid file
         refuses the whole request (its 4xx names it as `files.<i>`) and nothing is stored."""
-        items = [checked("files", i, lambda f=f: file_item(f)) for i, f in enumerate(files)]
+        items = await asyncio.to_thread(
+            lambda: [checked("files", i, lambda f=f: file_item(f)) for i, f in enumerate(files)]
+        )
         return await self.enqueue(user_id=user_id, collection=collection, items=unique(items, "files"))
 
     async def ingest_text(self, *, user_id: str, collection: str, document: TextDocument) -> IngestResponse:

@@ -11,6 +11,10 @@ import zipfile
 import zlib
 from dataclasses import dataclass
 from pathlib import PurePosixPath
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from pypdf import PdfReader
 
 SUPPORTED = {"txt", "md", "html", "pdf", "docx"}
 _EXTENSIONS = {
@@ -70,6 +74,17 @@ def extract(data: bytes, content_type: str) -> Extracted:
     return Extracted(result.title, segments)
 
 
+def precheck(data: bytes, content_type: str) -> None:
+    """The cheap checks that refuse a file before it is queued (`ExtractionError`): a PDF must open (magic
+    bytes, cross-reference table, page tree; not password-protected), a DOCX must be a zip whose members
+    inflate, counted for real, within their declared sizes and the caps. Text formats are left to the
+    worker: deciding they are binary costs as much as decoding them."""
+    if content_type == "pdf":
+        _open_pdf(data)
+    elif content_type == "docx":
+        _docx_archive(data)
+
+
 def _decode_text(data: bytes) -> str:
     # Binary junk with a text name: NUL bytes or a high share of control characters give it away.
     if b"\x00" in data[:65536]:
@@ -98,10 +113,17 @@ def _html(text: str) -> Extracted:
     return Extracted(title or None, [Segment(soup.get_text())])
 
 
-def _pdf(data: bytes) -> Extracted:
+_PDF_ERRORS = (ValueError, KeyError, TypeError, AttributeError, IndexError, OSError, RecursionError)
+
+
+def _open_pdf(data: bytes) -> PdfReader:
+    """A reader of the PDF with its page tree read, or `ExtractionError` (corrupt, password-protected)."""
     from pypdf import PdfReader
     from pypdf.errors import PdfReadError
 
+    # The header may follow a little junk (readers allow up to 1 KiB); without it this is no PDF at all.
+    if b"%PDF-" not in data[:1024]:
+        raise ExtractionError("the PDF is corrupt or unreadable: it does not start with %PDF-")
     try:
         reader = PdfReader(io.BytesIO(data))
         if reader.is_encrypted:
@@ -113,23 +135,36 @@ def _pdf(data: bytes) -> Extracted:
                 raise
             except Exception:
                 raise ExtractionError("the PDF is password-protected") from None
+        if len(reader.pages) == 0:
+            raise ExtractionError("the PDF has no pages")
+    except ExtractionError:
+        raise
+    except (PdfReadError, *_PDF_ERRORS) as exc:
+        raise ExtractionError(f"the PDF is corrupt or unreadable: {exc}") from None
+    return reader
+
+
+def _pdf(data: bytes) -> Extracted:
+    from pypdf.errors import PdfReadError
+
+    reader = _open_pdf(data)
+    try:
         title = None
         if reader.metadata is not None and reader.metadata.title:
             title = str(reader.metadata.title)
         pages = [Segment(page.extract_text() or "", i + 1) for i, page in enumerate(reader.pages)]
-    except ExtractionError:
-        raise
-    except (PdfReadError, ValueError, KeyError, TypeError, AttributeError, IndexError, OSError) as exc:
+    except (PdfReadError, *_PDF_ERRORS) as exc:
         raise ExtractionError(f"the PDF is corrupt or unreadable: {exc}") from None
     if not any(p.text.strip() for p in pages):
         raise ExtractionError("the PDF has no extractable text (scanned images need OCR)")
     return Extracted(title, pages)
 
 
-def _docx(data: bytes) -> Extracted:
+def _docx_archive(data: bytes) -> None:
+    """Refuse a DOCX that is no zip, or a zip bomb (declared or real sizes past the caps)."""
     try:
         archive = zipfile.ZipFile(io.BytesIO(data))
-    except zipfile.BadZipFile:
+    except (zipfile.BadZipFile, ValueError, OSError):
         raise ExtractionError("the DOCX is corrupt (not a zip archive)") from None
     total = sum(i.file_size for i in archive.infolist())
     packed = max(1, sum(i.compress_size for i in archive.infolist()))
@@ -138,6 +173,10 @@ def _docx(data: bytes) -> Extracted:
             f"the DOCX would inflate to {total} bytes ({total // packed}x its size): refused as a zip bomb"
         )
     _check_real_sizes(data, archive)
+
+
+def _docx(data: bytes) -> Extracted:
+    _docx_archive(data)
     import docx
 
     try:

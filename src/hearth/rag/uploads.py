@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from hearth.platform.errors import HearthError, bad_request
-from hearth.rag.extract import SUPPORTED, content_type_for
+from hearth.rag.extract import SUPPORTED, ExtractionError, content_type_for, precheck
 from hearth.rag.schemas import TextDocument, check_metadata
 
 
@@ -50,7 +50,8 @@ def _item(
 
 
 def file_item(upload: FileUpload) -> Item:
-    """A checked uploaded file (its format from the file name's extension)."""
+    """A checked uploaded file (its format from the file name's extension). It may inflate a DOCX (up to
+    its caps) to check it: call it in a worker thread."""
     check_name(upload.filename, param="filename", allow_dirs=False)
     content_type = content_type_for(upload.filename)
     if content_type is None:
@@ -64,6 +65,14 @@ def file_item(upload: FileUpload) -> Item:
         )
     if not upload.data:
         raise bad_request("the file is empty", param="file", code="empty_file")
+    try:
+        # Cheap up front (a PDF opens, a DOCX's zip inflates within its sizes): a file that cannot be read
+        # is refused here, leaving no document, job or event behind, instead of failing in the worker.
+        precheck(upload.data, content_type)
+    except ExtractionError as exc:
+        raise HearthError(
+            422, str(exc), code="unreadable_file", type="invalid_request_error", param="file"
+        ) from None
     source = upload.source or upload.filename
     check_name(source, param="source", allow_dirs=True)
     try:

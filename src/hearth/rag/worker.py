@@ -2,7 +2,12 @@
 embedded in batches and written to the vector store and the BM25 index under the job's id (the document
 version); one SQL update then makes the new version the active one. Queries only return chunks of active
 versions, so a replaced document is never seen twice or not at all, and a restart (`recover`) can delete
-every chunk whose version is not active."""
+every chunk whose version is not active.
+
+One document never strands the others of its batch: a batch step that fails (embedding, index writes) is
+redone one document at a time, and a document that fails alone is retried after a pause, at most
+`_MAX_ATTEMPTS` times, then `failed` with the reason. A document deleted (or replaced) while its batch is
+being embedded is dropped before the next embedding call: deleting stops the work, not only the rows."""
 
 from __future__ import annotations
 
@@ -10,8 +15,10 @@ import asyncio
 import contextlib
 import json
 import logging
+import math
 import time
 from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -33,8 +40,20 @@ from hearth.rag.uploads import default_title
 
 log = logging.getLogger("hearth.rag")
 
-_MAX_ATTEMPTS = 3  # a job that crashed the worker this often is failed instead of retried forever
+_MAX_ATTEMPTS = 3  # attempts per job (failed or interrupted by a crash) before it is failed for good
+_RETRY_PAUSE = 0.5  # seconds before a failed job's second attempt; doubles per attempt
 _Prepared = tuple[str, list[ChunkRecord], list[str]]  # a job's title, chunk records (vectors to come), texts
+
+
+@dataclass
+class _Work:
+    """One claimed job on its way through a batch: its title, chunk records (vectors set once embedded) and
+    the texts to embed."""
+
+    job: IngestJob
+    title: str
+    records: list[ChunkRecord]
+    texts: list[str]
 
 
 class IngestWorker:
@@ -62,6 +81,7 @@ class IngestWorker:
         self._task: asyncio.Task[None] | None = None
         self._touched: set[str] = set()  # collections written since the last optimize
         self._writing: asyncio.Task[None] | None = None  # the previous batch's index writes (worker only)
+        self._not_before: dict[str, float] = {}  # job id → when its next attempt may start (monotonic)
 
     def start(self) -> None:
         """Start working the queue in a background task."""
@@ -148,8 +168,10 @@ class IngestWorker:
                 continue
             if not done:
                 self._wake.clear()
+                # A job pausing before its next attempt is looked at when its pause ends.
+                pause = min(self._not_before.values(), default=math.inf) - time.monotonic()
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), timeout=2.0)
+                    await asyncio.wait_for(self._wake.wait(), timeout=max(0.05, min(2.0, pause)))
 
     async def run_batch(self, *, overlap: bool = False) -> int:
         """Ingest up to `worker_batch` pending jobs; returns how many were taken. With `overlap`, the batch's
@@ -161,63 +183,181 @@ class IngestWorker:
             await self._finish_writes()
             await self._optimize()
             return 0
-        prepared: list[tuple[IngestJob, str, list[ChunkRecord], list[str]]] = []
+        try:
+            await self._ingest(jobs, overlap=overlap)
+        except Exception as exc:
+            # A failure that no step isolated (the database gone, a bug): the batch's unfinished jobs are
+            # retried or failed, instead of staying "embedding" until the next restart.
+            log.exception("ingestion batch failed", extra={"jobs": len(jobs)})
+            await self._retry_or_fail(jobs, _reason("ingestion failed", exc))
+        return len(jobs)
+
+    async def _ingest(self, jobs: list[IngestJob], *, overlap: bool) -> None:
+        work: list[_Work] = []
         # The whole batch is extracted in one worker thread: a hop per document cost ~0.3 s per 150 documents.
         for job, outcome in zip(jobs, await asyncio.to_thread(self._prepare_all, jobs), strict=True):
-            if isinstance(outcome, ExtractionError):
+            if isinstance(outcome, ExtractionError):  # the file's fault: retrying cannot help
                 await self._fail(job, str(outcome))
             elif isinstance(outcome, Exception):  # an extractor bug must fail the one job, not the batch
                 log.error("extraction crashed", exc_info=outcome, extra={"job_id": job.id})
                 await self._fail(job, f"extraction failed: {type(outcome).__name__}: {outcome}")
             else:
-                prepared.append((job, *outcome))
-        if not prepared:
-            return len(jobs)
-        await self._set_status([p[0].id for p in prepared], "embedding")
-        # One stream of texts across the batch's documents so the embedder always gets full batches.
-        all_texts = [t for p in prepared for t in p[3]]
-        try:
-            vectors = await self.embed(all_texts)
-        except HearthError as exc:  # the gateway translates backend errors
-            for job, *_ in prepared:
-                await self._fail(job, f"embedding failed: {exc.message}")
-            return len(jobs)
-        offset = 0
-        for _job, _title, records, _texts in prepared:
-            for i, record in enumerate(records):
-                object.__setattr__(record, "vector", vectors[offset + i])
-            offset += len(records)
+                work.append(_Work(job, *outcome))
+        if not work:
+            return
+        await self._set_status([w.job.id for w in work], "embedding")
+        work = await self._embed_isolated(work)
+        if not work:
+            return
         # Versions must become active in batch order: the previous batch's writes finish first.
         await self._finish_writes()
-        self._writing = asyncio.create_task(self._write(prepared))
+        self._writing = asyncio.create_task(self._write(work))
         if not overlap:
             await self._finish_writes()
-        return len(jobs)
+
+    async def _embed_isolated(self, work: list[_Work]) -> list[_Work]:
+        """Embed the batch's chunks in one stream; when that fails, each document alone, so one document
+        that the embedder refuses fails (after its retries) without the others. Returns the documents that
+        were embedded and are still wanted."""
+        try:
+            return await self._embed_work(work)
+        except Exception as exc:
+            if len(work) == 1:
+                await self._retry_or_fail([work[0].job], _reason("embedding failed", exc))
+                return []
+            log.warning("batch embedding failed; embedding its documents one by one", exc_info=exc)
+        embedded: list[_Work] = []
+        for item in work:
+            try:
+                embedded += await self._embed_work([item])
+            except Exception as exc:
+                await self._retry_or_fail([item.job], _reason("embedding failed", exc))
+        return embedded
+
+    async def _embed_work(self, work: list[_Work]) -> list[_Work]:
+        """Set the vectors of `work`'s chunk records, one stream of texts across its documents so the
+        embedder always gets full batches. Before each call the documents deleted or replaced meanwhile are
+        dropped (their remaining texts are not embedded); returns the others."""
+        texts = [(i, k) for i, item in enumerate(work) for k in range(len(item.texts))]
+        # Texts of similar length go in the same call: the encoder pads each batch to its longest text, so
+        # a mixed call wastes compute on padding (the raw model, given every text at once, sorts them too).
+        order = sorted(texts, key=lambda ik: len(work[ik[0]].texts[ik[1]]))
+        live = set(range(len(work)))
+        while order:
+            gone = await self._gone([work[i].job for i in live])
+            if gone:
+                live = {i for i in live if work[i].job.id not in gone}
+                order = [ik for ik in order if ik[0] in live]
+                log.info("ingestion cancelled", extra={"jobs": sorted(gone)})
+                if not order:
+                    break
+            picked, order = order[: self.config.embed_batch], order[self.config.embed_batch :]
+            result = await self.gateway.embed(self.config.embedder, [work[i].texts[k] for i, k in picked])
+            for (i, k), vector in zip(picked, result.vectors, strict=True):
+                object.__setattr__(work[i].records[k], "vector", np.asarray(vector, dtype=np.float32))
+        return [item for i, item in enumerate(work) if i in live]
+
+    async def _gone(self, jobs: list[IngestJob]) -> set[str]:
+        """Ids of `jobs` whose document was deleted or has a newer version queued: work on them is waste.
+        They are settled here (a replaced version's job fails as superseded; a deleted one has no rows)."""
+        if not jobs:
+            return set()
+        ids = [j.id for j in jobs]
+        async with self.db.transaction() as session:
+            current = set(
+                (await session.scalars(select(Document.job_id).where(Document.job_id.in_(ids)))).all()
+            )
+            gone = set(ids) - current
+            if gone:
+                await session.execute(
+                    update(IngestJob)
+                    .where(IngestJob.id.in_(gone), IngestJob.status.in_(("extracting", "embedding")))
+                    .values(status="failed", error="superseded by a newer version", updated_at=utcnow())
+                )
+        for job in jobs:
+            if job.id in gone:
+                await asyncio.to_thread(Path(job.upload_path).unlink, missing_ok=True)
+        if gone:
+            self._progress.set()
+        return gone
 
     async def _finish_writes(self) -> None:
         writing, self._writing = self._writing, None
         if writing is not None:
             await writing
 
-    async def _write(self, prepared: list[tuple[IngestJob, str, list[ChunkRecord], list[str]]]) -> None:
-        """Write a batch's embedded chunks to the indexes, then make its versions active."""
-        by_collection: dict[str, list[ChunkRecord]] = {}
-        for job, _title, records, _texts in prepared:
-            by_collection.setdefault(job.collection_id, []).extend(records)
-        for collection_id, records in by_collection.items():
-            async with self.indexes.lock(collection_id):
-                await asyncio.to_thread(self.store.add, collection_id, records)
-                await self.indexes.rebuild_keywords(collection_id)
-        stale = await self._activate(prepared)
-        for collection_id, pairs in _group(stale).items():
-            async with self.indexes.lock(collection_id):
-                for document_id, version in pairs:
-                    await asyncio.to_thread(self.store.delete_version, collection_id, document_id, version)
-                await self.indexes.rebuild_keywords(collection_id)
-        for job, *_ in prepared:
-            await asyncio.to_thread(Path(job.upload_path).unlink, missing_ok=True)
-        self._touched.update(by_collection)
+    async def _write(self, work: list[_Work]) -> None:
+        """Write a batch's embedded chunks to the indexes, then make its versions active. Never raises: a
+        collection whose writes fail is written one document at a time, and a document that fails alone is
+        retried or failed."""
+        try:
+            by_collection: dict[str, list[_Work]] = {}
+            for item in work:
+                by_collection.setdefault(item.job.collection_id, []).append(item)
+            written: list[_Work] = []
+            for collection_id, items in by_collection.items():
+                written += await self._write_collection(collection_id, items)
+            stale = await self._activate(written)
+            for collection_id, pairs in _group(stale).items():
+                async with self.indexes.lock(collection_id):
+                    for document_id, version in pairs:
+                        await asyncio.to_thread(
+                            self.store.delete_version, collection_id, document_id, version
+                        )
+                    await self.indexes.rebuild_keywords(collection_id)
+            for item in written:
+                await asyncio.to_thread(Path(item.job.upload_path).unlink, missing_ok=True)
+            self._touched.update(item.job.collection_id for item in written)
+        except Exception as exc:
+            log.exception("writing an ingestion batch failed")
+            await self._retry_or_fail([w.job for w in work], _reason("indexing failed", exc))
         self._progress.set()
+
+    async def _write_collection(self, collection_id: str, items: list[_Work]) -> list[_Work]:
+        """Add one collection's new chunks to both indexes; returns the documents written."""
+        async with self.indexes.lock(collection_id):
+            # Checked under the lock that deletion takes to clear the indexes: a document deleted before
+            # this point is not written (it would bring a dropped collection back), one deleted after it is
+            # cleared by the deletion itself.
+            gone = await self._gone([item.job for item in items])
+            items = [item for item in items if item.job.id not in gone]
+            if not items:
+                return []
+            try:
+                await self._add(collection_id, items)
+                return items
+            except Exception as exc:
+                await self._remove(collection_id, items)
+                if len(items) == 1:
+                    await self._retry_or_fail([items[0].job], _reason("indexing failed", exc))
+                    return []
+                log.warning(
+                    "index writes failed; writing the collection's documents one by one", exc_info=exc
+                )
+            written = []
+            for item in items:
+                try:
+                    await self._add(collection_id, [item])
+                    written.append(item)
+                except Exception as exc:
+                    await self._remove(collection_id, [item])
+                    await self._retry_or_fail([item.job], _reason("indexing failed", exc))
+            return written
+
+    async def _add(self, collection_id: str, items: list[_Work]) -> None:
+        records = [r for item in items for r in item.records]
+        await asyncio.to_thread(self.store.add, collection_id, records)
+        await self.indexes.rebuild_keywords(collection_id)
+
+    async def _remove(self, collection_id: str, items: list[_Work]) -> None:
+        """Take back what a failed write may have added (its versions are not active, so no query saw it)."""
+        try:
+            for item in items:
+                await asyncio.to_thread(
+                    self.store.delete_version, collection_id, item.job.document_id, item.job.id
+                )
+        except Exception:
+            log.exception("removing a failed write's chunks failed; the next start removes them")
 
     async def _optimize(self) -> None:
         """Once the queue is empty: compact and (re)build ANN indexes of the collections written since the
@@ -235,6 +375,9 @@ class IngestWorker:
                 .order_by(IngestJob.created_at, IngestJob.id)
                 .limit(self.config.worker_batch)
             )
+            waiting = self._waiting()
+            if waiting:  # failed jobs whose pause before the next attempt has not passed
+                query = query.where(IngestJob.id.not_in(waiting))
             if not self.db.is_sqlite:
                 query = query.with_for_update(skip_locked=True)
             jobs = list((await session.scalars(query)).all())
@@ -255,6 +398,8 @@ class IngestWorker:
                 if latest.get(job.document_id) != job.id:
                     job.status, job.error, job.updated_at = "failed", "superseded by a newer version", now
                 elif job.attempts >= _MAX_ATTEMPTS:
+                    # Only a job interrupted mid-way (a crash) gets here: a failed attempt is failed or
+                    # retried by the worker itself (_retry_or_fail).
                     job.status, job.updated_at = "failed", now
                     job.error = f"gave up after {job.attempts} interrupted attempts"
                     await session.execute(
@@ -340,6 +485,65 @@ class IngestWorker:
                 vectors[i] = np.asarray(v, dtype=np.float32)
         return vectors
 
+    def _waiting(self) -> list[str]:
+        """Jobs of this process pausing before their next attempt (expired pauses are forgotten)."""
+        now = time.monotonic()
+        self._not_before = {job: t for job, t in self._not_before.items() if t > now}
+        return list(self._not_before)
+
+    async def _retry_or_fail(self, jobs: list[IngestJob], reason: str) -> None:
+        """A failed attempt: the jobs that still run go back to pending for another attempt after a pause
+        (the reason shown meanwhile), or are failed with the reason once out of attempts. Jobs already
+        indexed, failed or deleted are left alone."""
+        running = ("extracting", "embedding")
+        now = utcnow()
+        failed: list[IngestJob] = []
+        async with self.db.transaction() as session:
+            for job in jobs:
+                if job.attempts >= _MAX_ATTEMPTS:
+                    error = f"{reason} (gave up after {job.attempts} attempts)"
+                    changed = await session.execute(
+                        update(IngestJob)
+                        .where(IngestJob.id == job.id, IngestJob.status.in_(running))
+                        .values(status="failed", error=error, updated_at=now)
+                    )
+                    if changed.rowcount:
+                        await session.execute(
+                            update(Document)
+                            .where(Document.id == job.document_id, Document.job_id == job.id)
+                            .values(status="failed", error=error, updated_at=now)
+                        )
+                        await self.bus.publish(
+                            events.DocumentIngestionFailed(
+                                document_id=job.document_id,
+                                collection_id=job.collection_id,
+                                job_id=job.id,
+                                reason=error,
+                            ),
+                            session=session,
+                        )
+                        failed.append(job)
+                    continue
+                error = f"attempt {job.attempts} of {_MAX_ATTEMPTS} failed, retrying: {reason}"
+                changed = await session.execute(
+                    update(IngestJob)
+                    .where(IngestJob.id == job.id, IngestJob.status.in_(running))
+                    .values(status="pending", error=error, updated_at=now)
+                )
+                if changed.rowcount:
+                    await session.execute(
+                        update(Document)
+                        .where(Document.id == job.document_id, Document.job_id == job.id)
+                        .values(status="pending", error=error, updated_at=now)
+                    )
+                    pause = _RETRY_PAUSE * 2 ** (job.attempts - 1)
+                    self._not_before[job.id] = time.monotonic() + pause
+        for job in failed:
+            await asyncio.to_thread(Path(job.upload_path).unlink, missing_ok=True)
+        if jobs:
+            log.warning("ingestion attempt failed", extra={"jobs": [j.id for j in jobs], "reason": reason})
+        self._progress.set()
+
     async def _fail(self, job: IngestJob, reason: str) -> None:
         async with self.db.transaction() as session:
             now = utcnow()
@@ -362,9 +566,7 @@ class IngestWorker:
         await asyncio.to_thread(Path(job.upload_path).unlink, missing_ok=True)
         self._progress.set()
 
-    async def _activate(
-        self, prepared: list[tuple[IngestJob, str, list[ChunkRecord], list[str]]]
-    ) -> list[tuple[str, str, str]]:
+    async def _activate(self, work: list[_Work]) -> list[tuple[str, str, str]]:
         """Make each job's version the active one in one transaction; returns (collection, document, version)
         triples that no query can see any more and whose chunks can go."""
         stale: list[tuple[str, str, str]] = []
@@ -376,16 +578,17 @@ class IngestWorker:
                 d.id: d
                 for d in (
                     await session.scalars(
-                        select(Document).where(Document.id.in_({p[0].document_id for p in prepared}))
+                        select(Document).where(Document.id.in_({w.job.document_id for w in work}))
                     )
                 ).all()
             }
-            job_ids = [p[0].id for p in prepared]
+            job_ids = [w.job.id for w in work]
             rows = {
                 r.id: r
                 for r in (await session.scalars(select(IngestJob).where(IngestJob.id.in_(job_ids)))).all()
             }
-            for job, title, records, _texts in prepared:
+            for item in work:
+                job, title, records = item.job, item.title, item.records
                 document = documents.get(job.document_id)
                 row = rows.get(job.id)
                 if document is None or row is None or document.job_id != job.id:
@@ -417,6 +620,13 @@ class IngestWorker:
             # One flush for the batch's updates and events together.
             await self.bus.publish_many(ingested, session)
         return stale
+
+
+def _reason(step: str, exc: BaseException) -> str:
+    """A failure reason a user can read: the gateway's message, or the exception named."""
+    if isinstance(exc, HearthError):
+        return f"{step}: {exc.message}"
+    return f"{step}: {type(exc).__name__}: {exc}"
 
 
 def clip(counter: WordPieceCounter, text: str, tokens: int) -> str:
