@@ -82,6 +82,10 @@ class ConversationDetail(ConversationOut):
     messages: list[MessageOut]
 
 
+class ConversationRename(_Strict):
+    title: StrictStr = Field(min_length=1, max_length=200)
+
+
 class SearchHit(BaseModel):
     conversation: ConversationOut
     snippet: str  # the matching title or the start of the first matching message
