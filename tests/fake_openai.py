@@ -245,10 +245,10 @@ class FakeOpenAI:
             else:
                 pieces = [f"tok{i} " for i in range(b.stream_chunks)]
             for piece in pieces:
-                if transport.is_closing():
-                    return
                 if b.chunk_delay:
                     await asyncio.sleep(b.chunk_delay)
+                if transport.is_closing():  # the client went away (while we slept)
+                    return
                 send(
                     orjson.dumps(
                         {
