@@ -46,8 +46,8 @@ def serve(
         )
         typer.secho(f"  {key}", bold=True)
         typer.secho(
-            f"Web UI: http://{host or settings.host}:{port or settings.port}/ (sign in with this key, then set a "
-            "password under Account, or run `hearth users set-password admin`)",
+            f"Web UI: http://{host or settings.host}:{port or settings.port}/ (sign in with this key, then "
+            "set a password under Account, or run `hearth users set-password admin`)",
             fg="yellow",
         )
     uvicorn.run(
