@@ -207,3 +207,20 @@ def test_cli_set_password(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> No
     assert ghost.exit_code == 1
     listed = runner.invoke(cli, ["users", "list"])
     assert "dora" in listed.stdout
+
+
+def test_rename_a_conversation(hearth: RunningHearth) -> None:
+    alice, csrf = sign_in(hearth, "alice")
+    bob, bob_csrf = sign_in(hearth, "bob")
+    started = alice.post(
+        "/api/conversations", json={"content": "plans", "stream": False}, headers={"X-CSRF-Token": csrf}
+    ).json()
+    url = f"/api/conversations/{started['conversation_id']}"
+    renamed = alice.patch(url, json={"title": "  Garden   plans "}, headers={"X-CSRF-Token": csrf})
+    assert renamed.status_code == 200 and renamed.json()["title"] == "Garden plans"
+    assert alice.get(url).json()["title"] == "Garden plans"
+    assert alice.patch(url, json={"title": "   "}, headers={"X-CSRF-Token": csrf}).status_code == 422
+    assert bob.patch(url, json={"title": "mine now"}, headers={"X-CSRF-Token": bob_csrf}).status_code == 404
+    # A title you chose stays when the conversation goes on.
+    alice.post(f"{url}/messages", json={"content": "more", "stream": False}, headers={"X-CSRF-Token": csrf})
+    assert alice.get(url).json()["title"] == "Garden plans"

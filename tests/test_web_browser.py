@@ -53,7 +53,10 @@ def browser(server: tuple[RunningHearth, FakeOpenAI]) -> Iterator[Browser]:
 
 
 def _signed_in(browser: Browser, hearth: RunningHearth, user: str = "admin") -> Page:
-    page = browser.new_context(viewport={"width": 1440, "height": 900}).new_page()
+    context = browser.new_context(
+        viewport={"width": 1440, "height": 900}, permissions=["clipboard-read", "clipboard-write"]
+    )
+    page = context.new_page()
     page.goto(f"{hearth.url}/login")
     # Keyboard only: the username field has focus, Tab reaches the password, Enter submits.
     expect(page.locator("#username")).to_be_focused()
@@ -169,6 +172,16 @@ def test_conversations_rename_search_delete(admin_page: Page) -> None:
     page = admin_page
     _send(page, "A chat about the zebra crossing", model="scripted")
     expect(_last_reply(page)).to_have_attribute("data-status", "complete")
+    _last_reply(page).get_by_role("button", name="Copy").click()
+    expect(page.locator("#toast")).to_have_text("Copied")
+    # The Markdown as the model wrote it.
+    assert page.evaluate("navigator.clipboard.readText()") == "tok0 tok1 tok2 tok3 tok4 "
+    _last_reply(page).get_by_role("button", name="Regenerate").click()  # the same question, asked again
+    expect(page.locator("article.msg-assistant[data-status=complete]")).to_have_count(2)
+    expect(page.locator("article.msg-user", has_text="A chat about the zebra crossing")).to_have_count(2)
+    expect(
+        page.locator("article.msg-assistant").first.get_by_role("button", name="Regenerate")
+    ).to_be_hidden()
     page.once("dialog", lambda d: d.accept("Zebra plans"))
     page.click("#rename")
     expect(page.locator("#conv-title")).to_have_text("Zebra plans")

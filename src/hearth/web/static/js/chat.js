@@ -115,11 +115,34 @@ function messageView(role, { content = "", sources = [], status = "complete", mo
       const list = sourcesList(view.sources);
       if (list) node.append(list);
       if (status === "interrupted") node.append(el("p", { class: "muted small" }, "Stopped before the end."));
+      node.append(
+        el(
+          "div",
+          { class: "msg-actions" },
+          el("button", { type: "button", class: "small", onclick: () => copy(view.text) }, "Copy"),
+          el("button", { type: "button", class: "small regenerate", onclick: regenerate }, "Regenerate"),
+        ),
+      );
     },
   };
   view.render();
   if (role === "assistant" && status !== "streaming") view.finish(status);
   return view;
+}
+
+async function copy(text) {
+  try {
+    await navigator.clipboard.writeText(text);
+    toast("Copied");
+  } catch {
+    toast("Copying is not allowed here", "error");
+  }
+}
+
+// Messages are immutable: regenerating asks the same question again, as a new exchange.
+function regenerate() {
+  const asked = [...document.querySelectorAll("article.msg-user")].pop();
+  if (asked && !state.controller) send(asked.querySelector(".body").textContent);
 }
 
 function append(view) {
