@@ -236,6 +236,16 @@ def test_documents_upload_many_and_see_them_indexed(admin_page: Page, tmp_path: 
     expect(failed).to_have_count(1)
     expect(failed).to_contain_text("photo.exe")
     assert failed.locator(".error").inner_text().strip()
+    # The retrieval debugger: the chunks a query finds, their scores and the stage latencies.
+    page.click("#debugger summary")
+    page.fill("#debug-query", "When is the boiler serviced?")
+    page.click("#debug-form button")
+    expect(page.locator("#debug-rows tr").first).to_contain_text("October")
+    expect(page.locator("#debug-latency")).to_contain_text("total")
+    # Sharing, read-only, with another user.
+    page.fill("#share-user", "bob")
+    page.click("#share-form button")
+    expect(page.locator("#shared-with")).to_contain_text("bob")
     shoot(page, "documents")
     page.locator("#doc-rows tr", has_text="garden.html").get_by_role("link").click()
     expect(page.locator("h1")).to_have_text("Garden")

@@ -50,8 +50,82 @@ function showCollection() {
   $("coll-delete").disabled = !c || !c.owned;
   $("dropzone").hidden = !c || !c.owned;
   $("doc-table").hidden = !c;
+  $("debugger").hidden = !c;
+  $("sharing").hidden = !c || !c.owned;
+  if (c?.owned) showShares(c);
   if (c) loadDocuments();
 }
+
+// -- sharing --------------------------------------------------------------------------------------
+
+function showShares(c) {
+  const box = $("shared-with");
+  if (!c.shared_with.length) return box.replaceChildren("Not shared.");
+  box.replaceChildren(
+    "Shared with: ",
+    ...c.shared_with.map((name) =>
+      el(
+        "span",
+        { class: "chip" },
+        name,
+        " ",
+        el("button", { type: "button", class: "link", "aria-label": `Stop sharing with ${name}`, onclick: () => unshare(c, name) }, "×"),
+      ),
+    ),
+  );
+}
+
+async function unshare(c, name) {
+  try {
+    await api(`/api/rag/collections/${encodeURIComponent(c.name)}/shares/${encodeURIComponent(name)}`, { method: "DELETE" });
+    toast(`No longer shared with ${name}`);
+    loadCollections();
+  } catch (e) {
+    toast(e.message, "error");
+  }
+}
+
+$("share-form").addEventListener("submit", async (e) => {
+  e.preventDefault();
+  const username = $("share-user").value.trim();
+  try {
+    await api(`/api/rag/collections/${encodeURIComponent(state.collection)}/shares`, { method: "POST", json: { username } });
+    $("share-user").value = "";
+    toast(`Shared with ${username}`);
+    loadCollections();
+  } catch (err) {
+    toast(err.message, "error");
+  }
+});
+
+// -- retrieval debugger -------------------------------------------------------------------------------
+
+$("debug-form").addEventListener("submit", async (e) => {
+  e.preventDefault();
+  const body = { collection: state.collection, query: $("debug-query").value, generate: false, rerank: $("debug-rerank").checked, top_n: 10 };
+  if ($("debug-mode").value) body.mode = $("debug-mode").value;
+  let out;
+  try {
+    out = await api("/api/rag/query", { method: "POST", json: body });
+  } catch (err) {
+    return toast(err.message, "error");
+  }
+  const stages = Object.entries(out.latency_ms).map(([stage, ms]) => `${stage} ${Number(ms).toFixed(1)} ms`);
+  $("debug-latency").textContent = `${out.sources.length} chunks, mode ${out.mode}. ${stages.join(" · ")}`;
+  $("debug-rows").replaceChildren(
+    ...out.sources.map((s, i) =>
+      el(
+        "tr",
+        {},
+        el("td", {}, String(i + 1)),
+        el("td", {}, el("strong", {}, s.title || "Untitled"), s.metadata?.page != null ? ` (page ${s.metadata.page})` : "", el("div", { class: "small" }, s.text)),
+        el("td", {}, Number(s.score).toFixed(4)),
+        el("td", {}, s.rerank_score == null ? "—" : Number(s.rerank_score).toFixed(4)),
+      ),
+    ),
+  );
+  $("debug-table").hidden = false;
+});
 
 // -- documents ------------------------------------------------------------------------------------
 
