@@ -224,3 +224,20 @@ def test_rename_a_conversation(hearth: RunningHearth) -> None:
     # A title you chose stays when the conversation goes on.
     alice.post(f"{url}/messages", json={"content": "more", "stream": False}, headers={"X-CSRF-Token": csrf})
     assert alice.get(url).json()["title"] == "Garden plans"
+
+
+def test_repeated_wrong_passwords_are_throttled(hearth: RunningHearth) -> None:
+    add_user(hearth, "erin")
+    client = httpx.Client(base_url=hearth.url)
+    token = form_token(client.get("/login").text)
+    for _ in range(5):
+        wrong = client.post(
+            "/login", data={"csrf_token": token, "username": "erin", "password": "guess guess"}
+        )
+        assert wrong.status_code == 401
+    # Now even the right password waits: the guesser cannot tell.
+    held = client.post("/login", data={"csrf_token": token, "username": "erin", "password": PASSWORD})
+    assert held.status_code == 429 and int(held.headers["retry-after"]) > 0
+    assert "Too many failed attempts" in held.text and "hearth_session" not in client.cookies
+    # Other users are not held up.
+    sign_in(hearth, "alice")

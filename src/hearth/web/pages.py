@@ -10,11 +10,13 @@ from typing import Annotated
 from fastapi import APIRouter, Form, Request
 from starlette.responses import RedirectResponse, Response
 
+from hearth.auth.deps import SESSION_COOKIE
 from hearth.chat.ports import SERVICE as CHAT
 from hearth.platform.errors import HearthError
 from hearth.rag.ports import SERVICE as RAG
 from hearth.web import session as web
 from hearth.web.render import forbidden, not_found, page
+from hearth.web.throttle import SignInThrottle
 
 router = APIRouter(include_in_schema=False)
 
@@ -61,6 +63,14 @@ async def login_form(request: Request, next: str | None = None) -> Response:
     return await _login_page(request, next_path=web.safe_next(next))
 
 
+def _throttle(request: Request) -> SignInThrottle:
+    """One throttle per app (per process), made on first use."""
+    state = request.app.state
+    if not hasattr(state, "sign_in_throttle"):
+        state.sign_in_throttle = SignInThrottle()
+    return state.sign_in_throttle
+
+
 @router.post("/login")
 async def login(
     request: Request,
@@ -80,6 +90,20 @@ async def login(
             error="The sign-in form expired or did not come from this site. Please try again.",
         )
     sessions = request.app.state.platform.auth.web
+    throttle = _throttle(request)
+    address = request.client.host if request.client else ""
+    who = "key" if api_key else username
+    wait = throttle.retry_after(address, who)
+    if wait:
+        response = await _login_page(
+            request,
+            next_path=target,
+            status_code=429,
+            username=username,
+            error=f"Too many failed attempts. Try again in {(wait + 59) // 60} minutes.",
+        )
+        response.headers["Retry-After"] = str(wait)
+        return response
     if api_key:
         signed = await sessions.sign_in_key(key=api_key)
         failure = "That API key is unknown or revoked."
@@ -87,7 +111,9 @@ async def login(
         signed = await sessions.sign_in_password(username=username, password=password)
         failure = "Wrong username or password."
     if signed is None:
+        throttle.failed(address, who)
         return await _login_page(request, next_path=target, status_code=401, error=failure, username=username)
+    throttle.succeeded(address, who)
     response = RedirectResponse(target, status_code=303)
     web.set_session_cookie(response, request, signed)
     response.delete_cookie(web.LOGIN_CSRF_COOKIE, path="/login")
@@ -108,7 +134,7 @@ async def logout(request: Request, csrf_token: Annotated[str, Form()] = "") -> R
                 heading="Not signed out",
                 message="The form did not carry this session's CSRF token.",
             )
-        await request.app.state.platform.auth.web.sign_out(request.cookies.get("hearth_session", ""))
+        await request.app.state.platform.auth.web.sign_out(request.cookies.get(SESSION_COOKIE, ""))
     response = RedirectResponse("/login", status_code=303)
     web.clear_session_cookie(response, request)
     return response
