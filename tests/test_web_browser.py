@@ -21,6 +21,9 @@ from tests.web_helpers import PASSWORD, add_user, web_server
 CHROMIUM = Path("/usr/bin/chromium")
 SHOTS = Path(__file__).resolve().parent.parent / "test-artifacts" / "web"
 WIDTHS = (375, 1440)
+# These machines run several test suites at once: an API call that takes 0.3 s idle can take seconds, so the
+# page is given longer than Playwright's default 5 s to show a result (a wait, never a timing assertion).
+expect.set_options(timeout=20_000)
 XSS_TITLE = "<img src=x onerror=\"window.__xss='title'\"><script>window.__xss='title2'</script>Lease"
 
 
