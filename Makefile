@@ -9,24 +9,27 @@ WHEELS ?= $(HOME)/.cache/hearth/wheels
 LLAMA_VERSION := 0.3.36
 LLAMA_WHEEL := $(WHEELS)/llama_cpp_python-$(LLAMA_VERSION)-py3-none-linux_x86_64.whl
 STAMP := $(VENV)/.installed
+# The web UI's npm libraries, copied there by `make install` (git-ignored).
+WEB_VENDOR := src/hearth/web/vendor
+WEB_STAMP := $(WEB_VENDOR)/.installed
 
 export OMP_WAIT_POLICY ?= PASSIVE
 
-.PHONY: run test test-postgres install lint format bench clean
+.PHONY: run test test-postgres install lint format bench clean chromium
 
 run: install
 	$(BIN)/hearth serve
 
-test: install
+test: install chromium
 	$(BIN)/ruff check src tests bench
 	$(BIN)/ruff format --check src tests bench
 	$(BIN)/pytest
 
 # The suite again with every test server on PostgreSQL instead of SQLite (storage tests run on both anyway).
-test-postgres: install
+test-postgres: install chromium
 	HEARTH_TEST_DATABASE=postgres $(BIN)/pytest
 
-install: $(STAMP)
+install: $(STAMP) $(WEB_STAMP)
 
 $(LLAMA_WHEEL):
 	@mkdir -p $(WHEELS)
@@ -40,6 +43,23 @@ $(STAMP): pyproject.toml $(LLAMA_WHEEL)
 	$(BIN)/pip install --quiet --find-links $(WHEELS) -e '.[dev]'
 	touch $(STAMP)
 
+# ---- web UI (docs/ui.md) ----
+# Front-end libraries come from the npm registry, pinned by package-lock.json; `npm ci` runs again only when the
+# lock file changes. The files the pages import are copied into the package's git-ignored web/vendor/, which
+# `hearth serve` serves; nothing is fetched at run time and nothing is built.
+$(WEB_STAMP): package-lock.json
+	npm ci --ignore-scripts --no-audit --no-fund
+	mkdir -p $(WEB_VENDOR)
+	cp node_modules/marked/lib/marked.esm.js $(WEB_VENDOR)/marked.esm.js
+	cp node_modules/marked/LICENSE $(WEB_VENDOR)/marked.LICENSE
+	cp node_modules/dompurify/dist/purify.es.mjs $(WEB_VENDOR)/purify.es.mjs
+	cp node_modules/dompurify/LICENSE $(WEB_VENDOR)/dompurify.LICENSE
+	touch $(WEB_STAMP)
+
+# The browser tests drive Debian's Chromium (Playwright's own browser download is not used).
+chromium:
+	@test -x /usr/bin/chromium || (apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y chromium)
+
 lint:
 	$(BIN)/ruff check src tests bench
 
@@ -51,4 +71,4 @@ bench: install
 	$(BIN)/python bench/gateway.py --llm
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache
+	rm -rf $(VENV) .pytest_cache .ruff_cache node_modules $(WEB_VENDOR) test-artifacts

@@ -22,6 +22,7 @@ class Behaviour:
     stream_chunks: int = 5
     chunk_delay: float = 0.0
     reply: str = "hello from upstream"
+    stream_reply: str | None = None  # when set, streamed in 8-character pieces instead of "tok0 tok1 …"
     retry_after: str = "0"
     hold: threading.Event | None = None  # when given, every answer waits until it is set
     refuse_input: str | None = None  # embedding requests with an input containing this text get a 400
@@ -244,18 +245,20 @@ class FakeOpenAI:
                     }
                 )
             )
-            for i in range(b.stream_chunks):
-                if transport.is_closing():
-                    return
+            if b.stream_reply is not None:
+                pieces = [b.stream_reply[i : i + 8] for i in range(0, len(b.stream_reply), 8)]
+            else:
+                pieces = [f"tok{i} " for i in range(b.stream_chunks)]
+            for piece in pieces:
                 if b.chunk_delay:
                     await asyncio.sleep(b.chunk_delay)
+                if transport.is_closing():  # the client went away (while we slept)
+                    return
                 send(
                     orjson.dumps(
                         {
                             **base,
-                            "choices": [
-                                {"index": 0, "delta": {"content": f"tok{i} "}, "finish_reason": None}
-                            ],
+                            "choices": [{"index": 0, "delta": {"content": piece}, "finish_reason": None}],
                         }
                     )
                 )

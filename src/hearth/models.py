@@ -1,7 +1,7 @@
 """Every context's tables, imported in one place so Alembic's autogenerate sees the whole schema."""
 
 from hearth.audit.models import AuditEntry
-from hearth.auth.models import ApiKey, User
+from hearth.auth.models import ApiKey, User, WebSession
 from hearth.chat.models import Conversation, Message, PreferencesRow, SessionRow
 from hearth.events.models import ConsumedEvent, OutboxEvent
 from hearth.planner.models import BenchmarkRow, CatalogModel, GpuProfile
@@ -29,4 +29,5 @@ __all__ = [
     "User",
     "VoiceRequest",
     "VoiceResponse",
+    "WebSession",
 ]

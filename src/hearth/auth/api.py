@@ -1,14 +1,26 @@
-"""Routes: /api/admin/users and /api/admin/keys (admin keys only), and /api/me (any valid key)."""
+"""Routes: /api/admin/users and /api/admin/keys (admin keys only), and /api/me (any valid key or session)."""
 
 from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Request, Response
 
 from hearth.auth.deps import AdminUser, CurrentUser
-from hearth.auth.schemas import KeyCreate, KeyCreated, KeyList, KeyOut, Me, UserCreate, UserList, UserOut
+from hearth.auth.schemas import (
+    KeyCreate,
+    KeyCreated,
+    KeyList,
+    KeyOut,
+    Me,
+    PasswordChange,
+    PasswordSet,
+    UserCreate,
+    UserList,
+    UserOut,
+)
 from hearth.auth.service import AuthService
+from hearth.auth.web_sessions import WEB_KEY_PREFIX
 from hearth.platform.errors import HearthError
 from hearth.platform.kit.openapi import errors
 
@@ -27,13 +39,20 @@ Auth = Annotated[AuthService, Depends(_auth)]
 async def create_user(body: UserCreate, _: AdminUser, auth: Auth) -> UserOut:
     """Create a user."""
     user = await auth.create_user(username=body.username, role=body.role, premium=body.premium)
-    return UserOut.model_validate(user)
+    return UserOut.of(user)
 
 
 @router.get("/api/admin/users", response_model=UserList)
 async def list_users(_: AdminUser, auth: Auth) -> UserList:
     """All users."""
-    return UserList(data=[UserOut.model_validate(u) for u in await auth.list_users()])
+    return UserList(data=[UserOut.of(u) for u in await auth.list_users()])
+
+
+@router.put("/api/admin/users/{username}/password", status_code=204)
+async def set_password(username: str, body: PasswordSet, _: AdminUser, auth: Auth) -> Response:
+    """Set or reset a user's web sign-in password; their password sessions end."""
+    await auth.web.set_password(username=username, password=body.password)
+    return Response(status_code=204)
 
 
 @router.post("/api/admin/keys", status_code=201, response_model=KeyCreated, responses=errors(404))
@@ -68,5 +87,14 @@ async def me(principal: CurrentUser, auth: Auth) -> Me:
     user = await auth.get_user(user_id=principal.user_id)
     if user is None:  # deleted between authentication and now
         raise HearthError(401, "invalid or revoked API key", code="invalid_api_key")
+    if principal.key_id.startswith(WEB_KEY_PREFIX):
+        return Me(user=UserOut.of(user), key=None)
     key = await auth.get_key(key_id=principal.key_id, user_id=principal.user_id)
-    return Me(user=UserOut.model_validate(user), key=key)
+    return Me(user=UserOut.of(user), key=key)
+
+
+@router.put("/api/me/password", status_code=204)
+async def change_password(body: PasswordChange, principal: CurrentUser, auth: Auth) -> Response:
+    """Set your own web sign-in password (the current one is required when one is set)."""
+    await auth.web.change_own_password(user_id=principal.user_id, current=body.current, new=body.password)
+    return Response(status_code=204)

@@ -1,11 +1,17 @@
-"""FastAPI dependencies: Bearer key → Principal, the admin check, and their `Annotated` aliases.
+"""FastAPI dependencies: Bearer key (or the web UI's session cookie) → Principal, the admin check, and their
+`Annotated` aliases.
 
 Routes declare `principal: CurrentUser` or `admin: AdminUser`; the WebSocket route authenticates with the
 same `authenticate` (its key may also arrive in a first message, since browsers cannot set headers there).
-On every /v1 request, so kept lean."""
+On every /v1 request, so kept lean: a request with a Bearer header never looks at cookies.
+
+A request without a Bearer header but with the session cookie (auth.web_sessions) is the web UI's: a
+state-changing one (not GET/HEAD/OPTIONS) must carry the session's CSRF token in `X-CSRF-Token`, or it is
+403. Bearer requests need no CSRF token: a browser never attaches that header by itself."""
 
 from __future__ import annotations
 
+import hmac
 from typing import Annotated
 
 from fastapi import Depends, Request
@@ -17,6 +23,9 @@ from hearth.platform.errors import HearthError
 
 # RFC 6750: a 401 tells the client which scheme to use.
 _CHALLENGE = {"WWW-Authenticate": "Bearer"}
+SESSION_COOKIE = "hearth_session"
+CSRF_HEADER = "x-csrf-token"
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
 def bearer_token(headers: Headers) -> str:
@@ -43,8 +52,34 @@ async def authenticate(connection: HTTPConnection, token: str) -> Principal:
 
 
 async def require_principal(request: Request) -> Principal:
-    """The caller's Principal; 401 when the key is missing, unknown or revoked."""
-    return await authenticate(request, bearer_token(request.headers))
+    """The caller's Principal; 401 when the key (or session) is missing, unknown or revoked."""
+    token = bearer_token(request.headers)
+    if not token:
+        cookie = request.cookies.get(SESSION_COOKIE)
+        if cookie:
+            return await authenticate_session(request, cookie)
+    return await authenticate(request, token)
+
+
+async def authenticate_session(request: Request, cookie: str) -> Principal:
+    """The Principal of a web session cookie; 401 when it is unknown or expired, 403 when a state-changing
+    request lacks the session's CSRF token."""
+    active = await request.app.state.platform.auth.web.resolve(cookie)
+    if active is None:
+        raise HearthError(
+            401, "your session has ended: sign in again", code="invalid_session", headers=_CHALLENGE
+        )
+    if request.method not in SAFE_METHODS:
+        sent = request.headers.get(CSRF_HEADER, "")
+        if not hmac.compare_digest(sent.encode(), active.csrf_token.encode()):
+            raise HearthError(
+                403,
+                f"missing or wrong CSRF token: send the page's token in the {CSRF_HEADER} header",
+                code="csrf_failed",
+            )
+    request.state.principal = active.principal
+    request.app.state.platform.auth.act_as(active.principal.username)
+    return active.principal
 
 
 async def require_admin(request: Request) -> Principal:

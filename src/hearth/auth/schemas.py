@@ -30,6 +30,12 @@ class UserOut(ORMModel):
     premium: bool
     disabled: bool
     created_at: UtcTimestamp
+    has_password: bool = False
+
+    @classmethod
+    def of(cls, row: Any) -> Self:
+        """From a user's row: whether a password is set, never its hash."""
+        return cls.model_validate(row).model_copy(update={"has_password": row.password_hash is not None})
 
 
 class UserList(BaseModel):
@@ -88,4 +94,16 @@ class KeyList(BaseModel):
 
 class Me(BaseModel):
     user: UserOut
-    key: KeyOut
+    key: KeyOut | None = Field(
+        description="the calling key; null for a web session signed in with a password"
+    )
+
+
+class PasswordSet(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    password: str = Field(min_length=8, max_length=1024)
+
+
+class PasswordChange(PasswordSet):
+    current: str | None = Field(default=None, max_length=1024, description="required when one is set")

@@ -22,6 +22,7 @@ from hearth.auth.events import KeyCreated, KeyRevoked, UserCreated, UserDisabled
 from hearth.auth.models import ApiKey, User
 from hearth.auth.principal import Principal
 from hearth.auth.schemas import KeyOut
+from hearth.auth.web_sessions import WebSessions
 from hearth.config import Priority
 from hearth.platform.db import Database, utcnow
 from hearth.platform.errors import HearthError, bad_request
@@ -100,6 +101,7 @@ class AuthService:
         self._generation = 0
         self._touched: dict[str, float] = {}
         self._background: set[asyncio.Task[None]] = set()
+        self.web = WebSessions(db, self)  # browser sign-in (password or key) and its sessions
 
     # ---- users ----
 
@@ -229,6 +231,10 @@ class AuthService:
             self._touch(principal.key_id, now)
             _acting_as.set(principal.username)
         return principal
+
+    def act_as(self, username: str) -> None:
+        """Name the actor of the admin actions this request publishes (a web session's user)."""
+        _acting_as.set(username)
 
     async def _lookup(self, digest: str) -> Principal | None:
         generation = self._generation

@@ -15,6 +15,7 @@ from hearth.chat.ports import SERVICE
 from hearth.chat.schemas import (
     ConversationDetail,
     ConversationOut,
+    ConversationRename,
     MessageOut,
     Preferences,
     PreferencesUpdate,
@@ -98,6 +99,15 @@ async def search_conversations(
 @router.get("/conversations/{conversation_id}")
 async def get_conversation(conversation_id: str, principal: CurrentUser, chat: Chat) -> ConversationDetail:
     return await chat.get_conversation(user_id=principal.user_id, conversation_id=conversation_id)
+
+
+@router.patch("/conversations/{conversation_id}")
+async def rename_conversation(
+    conversation_id: str, body: ConversationRename, principal: CurrentUser, chat: Chat
+) -> ConversationOut:
+    return await chat.rename_conversation(
+        user_id=principal.user_id, conversation_id=conversation_id, title=body.title
+    )
 
 
 @router.delete("/conversations/{conversation_id}", status_code=204)

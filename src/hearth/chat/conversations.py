@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from hearth.chat.events import ConversationDeleted
+from hearth.chat.events import ConversationDeleted, ConversationTitled
 from hearth.chat.repository import ConversationRepository, sweep_messages
 from hearth.chat.schemas import ConversationDetail, ConversationOut, MessageOut, SearchHit
 from hearth.events.bus import EventBus
@@ -55,6 +55,22 @@ class Conversations:
                 SearchHit(conversation=ConversationOut.counted(c, counts.get(c.id, 0)), snippet=snippet)
                 for c, snippet in hits
             ]
+
+    async def rename(self, *, user_id: str, conversation_id: str, title: str) -> ConversationOut:
+        """Give one of the user's conversations the title they chose (a model never replaces it)."""
+        title = " ".join(title.split())
+        if not title:
+            raise HearthError(422, "title must not be blank", param="title", code="invalid_value")
+        async with self.db.transaction() as s:
+            repo = ConversationRepository(s, owner_id=user_id)
+            row = await repo.get_or_404(conversation_id)
+            row.title, row.title_source = title, "user"
+            await self.bus.publish(
+                ConversationTitled(conversation_id=row.id, user_id=user_id, title=title, source="user"),
+                session=s,
+            )
+            counts = await repo.messages.counts([row.id])
+            return ConversationOut.counted(row, counts.get(row.id, 0))
 
     async def delete(self, *, user_id: str, conversation_id: str) -> None:
         """Delete one of the user's conversations and its messages."""

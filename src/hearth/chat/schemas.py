@@ -93,6 +93,10 @@ class TurnReply(BaseModel):
     error: dict[str, Any] | None = None  # the reply broke off: what was said is stored, marked interrupted
 
 
+class ConversationRename(_Strict):
+    title: StrictStr = Field(min_length=1, max_length=200)
+
+
 class SearchHit(BaseModel):
     conversation: ConversationOut
     snippet: str  # the matching title or the start of the first matching message

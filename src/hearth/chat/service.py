@@ -49,6 +49,10 @@ class ChatService:
         """The user's conversations whose title or messages contain `text`."""
         return await self.conversations.search(user_id=user_id, text=text, limit=limit)
 
+    async def rename_conversation(self, *, user_id: str, conversation_id: str, title: str) -> ConversationOut:
+        """Set the title of one of the user's conversations."""
+        return await self.conversations.rename(user_id=user_id, conversation_id=conversation_id, title=title)
+
     async def delete_conversation(self, *, user_id: str, conversation_id: str) -> None:
         """Delete one of the user's conversations and its messages."""
         await self.conversations.delete(user_id=user_id, conversation_id=conversation_id)

@@ -45,6 +45,11 @@ def serve(
             fg="yellow",
         )
         typer.secho(f"  {key}", bold=True)
+        typer.secho(
+            f"Web UI: http://{host or settings.host}:{port or settings.port}/ (sign in with this key, then "
+            "set a password under Account, or run `hearth users set-password admin`)",
+            fg="yellow",
+        )
     uvicorn.run(
         "hearth.app:create_app",
         factory=True,

@@ -97,3 +97,21 @@ def list_users() -> None:
             u.created_at.strftime("%Y-%m-%d %H:%M"),
         )
     print_table(table)
+
+
+@users_app.command("set-password")
+def set_password(
+    name: str = typer.Argument(..., help="The user whose web sign-in password to set."),
+    password_stdin: bool = typer.Option(
+        False, "--password-stdin", help="Read the password from standard input instead of prompting."
+    ),
+) -> None:
+    """Set or reset a user's password for the web UI (their other password sessions end)."""
+    import sys
+
+    if password_stdin:
+        password = sys.stdin.readline().rstrip("\n")
+    else:
+        password = typer.prompt("New password", hide_input=True, confirmation_prompt=True)
+    run_auth(lambda auth: auth.web.set_password(username=name, password=password))
+    out.print(f"password set for {name}", highlight=False)

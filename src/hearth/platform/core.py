@@ -37,6 +37,7 @@ CONTEXT_MODULES = (
     "hearth.bench.wiring",
     "hearth.usage.wiring",
     "hearth.audit.wiring",
+    "hearth.web.wiring",  # last: its pages use the services of the contexts above
 )
 
 
