@@ -48,7 +48,7 @@ async def list_users(_: AdminUser, auth: Auth) -> UserList:
     return UserList(data=[UserOut.of(u) for u in await auth.list_users()])
 
 
-@router.put("/api/admin/users/{username}/password", status_code=204)
+@router.put("/api/admin/users/{username}/password", status_code=204, responses=errors(404))
 async def set_password(username: str, body: PasswordSet, _: AdminUser, auth: Auth) -> Response:
     """Set or reset a user's web sign-in password; their password sessions end."""
     await auth.web.set_password(username=username, password=body.password)
@@ -93,7 +93,7 @@ async def me(principal: CurrentUser, auth: Auth) -> Me:
     return Me(user=UserOut.of(user), key=key)
 
 
-@router.put("/api/me/password", status_code=204)
+@router.put("/api/me/password", status_code=204, responses=errors(403))
 async def change_password(body: PasswordChange, principal: CurrentUser, auth: Auth) -> Response:
     """Set your own web sign-in password (the current one is required when one is set)."""
     await auth.web.change_own_password(user_id=principal.user_id, current=body.current, new=body.password)
