@@ -20,6 +20,7 @@ def serve(
 
     import uvicorn
 
+    from hearth import home
     from hearth.auth.service import AuthService
     from hearth.config import Settings
     from hearth.platform.db import Database
@@ -37,6 +38,7 @@ def serve(
         finally:
             await db.close()
 
+    typer.secho(f"Hearth home: {settings.data_dir.resolve()}", fg="bright_black")
     key = asyncio.run(first_admin())
     if key:
         typer.secho(
@@ -45,15 +47,21 @@ def serve(
             fg="yellow",
         )
         typer.secho(f"  {key}", bold=True)
-    uvicorn.run(
-        "hearth.app:create_app",
-        factory=True,
-        host=host or settings.host,
-        port=port or settings.port,
-        workers=workers,
-        loop="uvloop",
-        http="httptools",
-        access_log=False,
-        log_config=None,
-        timeout_graceful_shutdown=10,
-    )
+    host, port = host or settings.host, port or settings.port
+    # Clients on this machine (every `hearth` command, `hearth env`) read the URL from the home.
+    home.write_server_file(settings.data_dir, url=home.client_url(host, port))
+    try:
+        uvicorn.run(
+            "hearth.app:create_app",
+            factory=True,
+            host=host,
+            port=port,
+            workers=workers,
+            loop="uvloop",
+            http="httptools",
+            access_log=False,
+            log_config=None,
+            timeout_graceful_shutdown=10,
+        )
+    finally:
+        home.remove_server_file(settings.data_dir)
