@@ -37,7 +37,7 @@ HW = typer.Option(None, "--hardware-label", help="Free text about the hardware, 
 
 
 def _fail(message: str) -> None:
-    err.print(f"[red]error:[/red] {message}")
+    err.print(f"[red]error:[/red] {message}", soft_wrap=True)
     raise typer.Exit(2)
 
 
@@ -229,6 +229,7 @@ def run(
             f"Import the JSON later with `hearth bench import FILE "
             f"{' '.join(f + ' …' for f in labels.missing())}`.",
             highlight=False,
+            soft_wrap=True,
         )
         return
     _save_report(report, labels, gpu_count=gpu_count, hardware_label=hardware_label)
@@ -260,6 +261,7 @@ def _save_report(
         f"saved {count} benchmark rows for the planner ({labels.model_id} {labels.quantization} on "
         f"{gpu_count}× {labels.gpu}; source: hearth bench run {report.run_id})",
         highlight=False,
+        soft_wrap=True,
     )
 
 

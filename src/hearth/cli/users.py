@@ -22,7 +22,7 @@ err = Console(stderr=True)
 
 def fail(message: str) -> typer.Exit:
     """Print an error and return the exit to raise (code 1)."""
-    err.print(f"[red]error:[/red] {message}", markup=True, highlight=False)
+    err.print(f"[red]error:[/red] {message}", markup=True, highlight=False, soft_wrap=True)
     return typer.Exit(1)
 
 
