@@ -42,7 +42,10 @@ def test_commands_run_anywhere_find_the_server_its_key_and_its_data(tmp_path: Pa
         assert reply.returncode == 0 and reply.stdout.strip() == "tok0 tok1 tok2", reply.stderr
 
         shown = hearth("env", env=env, cwd=elsewhere)
-        assert f"export HEARTH_URL={url}" in shown.stdout and f"export HEARTH_API_KEY={admin_key}" in shown.stdout
+        assert (
+            f"export HEARTH_URL={url}" in shown.stdout
+            and f"export HEARTH_API_KEY={admin_key}" in shown.stdout
+        )
 
         # The database commands use the same home: the admin key is listed, nothing is created here.
         keys = hearth("keys", "list", env=env, cwd=elsewhere)
@@ -55,7 +58,13 @@ def test_commands_run_anywhere_find_the_server_its_key_and_its_data(tmp_path: Pa
 
         # HEARTH_URL wins over the server's record: a server that is not there is one line with the fix.
         dead = f"http://127.0.0.1:{free_port()}"
-        for command in (["models"], ["chat", "hi"], ["rag", "collections"], ["usage"], ["conversations", "list"]):
+        for command in (
+            ["models"],
+            ["chat", "hi"],
+            ["rag", "collections"],
+            ["usage"],
+            ["conversations", "list"],
+        ):
             result = hearth(*command, env={**env, "HEARTH_URL": dead}, cwd=elsewhere)
             assert result.returncode == 1, (command, result.stderr)
             assert result.stderr.strip().splitlines() == [
