@@ -11,10 +11,15 @@ from hearth.cli.main import app
 
 
 @app.command()
-def env() -> None:
+def env(
+    only_home: bool = typer.Option(False, "--home", help="Print only the home folder's path."),
+) -> None:
     """Print HEARTH_HOME, HEARTH_URL and HEARTH_API_KEY as shell exports: `eval "$(hearth env)"` sets them for
     curl and OpenAI clients (the `hearth` commands find them by themselves)."""
     folder = home.hearth_home()
+    if only_home:
+        typer.echo(folder)
+        return
     address = home.server_address()
     key = home.api_key()
     typer.echo(f"export HEARTH_HOME={shlex.quote(str(folder))}")
