@@ -143,7 +143,6 @@ def make(
     """Intent → spec → ranked options; writes manifests of the top option and a cost/latency chart."""
     from pydantic import ValidationError
 
-    from hearth.gateway.service import Caller
     from hearth.planner.schemas import PlanRequest, Spec, Weights
     from hearth.planner.spec import PROFILES, slo_for
     from hearth.platform.errors import HearthError
@@ -153,7 +152,12 @@ def make(
             spec = Spec.model_validate_json(await asyncio.to_thread(spec_file.read_text))
             by = "spec file"
         else:
-            extracted = await svc.extract(text=text, caller=Caller(user_id="cli"), use_model=use_model)
+            caller = None
+            if use_model:  # the gateway module is heavy to import: only when the model is asked
+                from hearth.gateway.service import Caller
+
+                caller = Caller(user_id="cli")
+            extracted = await svc.extract(text=text, caller=caller, use_model=use_model)
             spec, by = extracted.spec, extracted.extracted_by
         spec = _edit(
             spec,
