@@ -51,6 +51,7 @@ def serve(
     host, port = host or settings.host, port or settings.port
     # Clients on this machine (every `hearth` command, `hearth env`) read the URL from the home.
     home.write_server_file(settings.data_dir, url=home.client_url(host, port))
+
     # uvicorn shuts down gracefully on SIGINT/SIGTERM, then raises the signal again to end the process: forget
     # the record then, and end as the signal would (a record left by a killed server is ignored anyway).
     def stopped(signum: int, _frame: object) -> None:
