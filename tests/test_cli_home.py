@@ -84,3 +84,21 @@ def test_listing_keys_of_a_home_without_a_database_creates_nothing(tmp_path: Pat
     assert result.returncode == 1
     assert f"no Hearth database in {home}" in result.stderr and "hearth serve" in result.stderr
     assert not home.exists() and list(tmp_path.iterdir()) == []
+
+
+def test_plan_asks_the_chat_model_only_when_it_is_a_real_one(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from hearth.cli.plan import _chat_is_remote, _chat_only
+    from hearth.config import Settings
+
+    home = tmp_path / "home"
+    home.mkdir()
+    monkeypatch.setenv("HEARTH_HOME", str(home))
+    for name in ("HEARTH_DATA_DIR", "HEARTH_CONFIG_FILE"):
+        monkeypatch.delenv(name, raising=False)
+    # Out of the box `chat` is the embedded 135M demo model: the parser reads the use case instead.
+    assert not _chat_is_remote()
+    # With a real model behind `chat` (hearth.yaml in the home), it is asked, and only its backend starts.
+    (home / "hearth.yaml").write_text(yaml.safe_dump(remote_config(("http://127.0.0.1:9/v1", {}))))
+    assert _chat_is_remote()
+    only = _chat_only(Settings().models)
+    assert list(only.aliases) == ["chat"] and list(only.backends) == ["up0"]
