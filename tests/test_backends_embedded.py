@@ -154,9 +154,7 @@ async def test_closing_the_stream_stops_generation(llm: LlamaCppBackend) -> None
     stats = llm.last_stats
     assert stats is not None and stats.cancelled
     assert stats.completion_tokens <= seen + 2
-    started = time.perf_counter()
     result = await llm.chat(short, None)
-    assert time.perf_counter() - started < 2
     # The half-finished generation left nothing behind in the model's state.
     assert result["choices"][0] == reference["choices"][0] and result["usage"] == reference["usage"]
 
@@ -183,10 +181,11 @@ async def test_requests_take_turns(llm: LlamaCppBackend) -> None:
 
 async def test_prompt_too_large(llm: LlamaCppBackend) -> None:
     huge = {"messages": [{"role": "user", "content": "lorem ipsum " * 350_000}]}  # ~4 MB
-    started = time.perf_counter()
+    before = llm.last_stats
     with pytest.raises(RequestTooLarge, match="context window is 4096") as caught:
         await llm.chat(huge, None)
-    assert time.perf_counter() - started < 2
+    # Refused before the model was asked: nothing generated, the model free.
+    assert llm.last_stats is before and not llm.busy
     assert caught.value.status == 400 and not caught.value.retryable
     with pytest.raises(RequestTooLarge):
         await anext(llm.chat_stream(huge, None))  # before any chunk

@@ -99,7 +99,18 @@ def test_offline_cli_import_announces_rows(tmp_path: Path, monkeypatch) -> None:
     report = tmp_path / "benchmarks.json"
     report.write_text(json.dumps(guidellm_report()))
     result = CliRunner().invoke(
-        cli, ["bench", "import", str(report), "--gpu", "A100-80GB", "--source", "lab run 9"]
+        cli,
+        [
+            "bench",
+            "import",
+            str(report),
+            "--gpu",
+            "A100-80GB",
+            "--quantization",
+            "fp8",
+            "--source",
+            "lab run 9",
+        ],
     )
     assert result.exit_code == 0, result.output
 

@@ -11,8 +11,8 @@ import pytest
 
 from hearth.bench.metrics import distribution
 from hearth.bench.prompts import Tokenizer, load_tokenizer
-from hearth.bench.runner import sweep_rates
-from hearth.bench.schemas import BenchConfig
+from hearth.bench.runner import arrivals, sweep_rates
+from hearth.bench.schemas import BenchConfig, RequestRecord, Strategy
 from hearth.bench.service import run_benchmark
 from tests.fake_openai import Behaviour, FakeOpenAI
 
@@ -34,6 +34,28 @@ def fake() -> Iterator[FakeOpenAI]:
 def config(fake: FakeOpenAI, **kw) -> BenchConfig:
     base = {"target": fake.url, "model": "fake-model", "prompt_tokens": 64, "output_tokens": 8}
     return BenchConfig(**{**base, **kw})
+
+
+# No assertion below bounds a latency or a rate from above: a loaded machine makes every request slower.
+# They check what holds however fast the machine is: an injected delay is a floor, figures follow from their
+# definitions, and how many requests were in flight at once follows from the load mode.
+
+
+def max_in_flight(records: list[RequestRecord]) -> int:
+    """The most requests that were in flight at the same moment."""
+    events = sorted([(r.start, 1) for r in records] + [(r.end, -1) for r in records])
+    most = current = 0
+    for _, step in events:
+        current += step
+        most = max(most, current)
+    return most
+
+
+async def records_of(run) -> list[RequestRecord]:  # type: ignore[no-untyped-def]
+    """The request records of a run's last benchmark, through the progress callback."""
+    states: list = []
+    await run(states.append)
+    return list(states[-1].records)
 
 
 # -- statistics -----------------------------------------------------------------------------------------
@@ -58,17 +80,21 @@ async def test_latencies_match_a_known_upstream(fake: FakeOpenAI, tokenizer: Tok
     report = await run_benchmark(config=config(fake, max_requests=10), tokenizer=tokenizer)
     [b] = report.benchmarks
     assert b.successful == 10 and b.errored == 0 and b.stopped_by == "done"
-    # TTFT = 40 + 10 ms, ITL = 10 ms, E2E = 40 + 8 × 10 ms; allow for timer and scheduling slack.
-    assert 48 <= b.ttft_ms.p50 <= 65, b.ttft_ms
-    assert 9.5 <= b.itl_ms.p50 <= 13, b.itl_ms
-    assert 118 <= b.e2e_ms.p50 <= 145, b.e2e_ms
-    # TPOT includes the first token: (TTFT + 7 ITL) / 8.
-    assert b.tpot_ms.p50 == pytest.approx(b.e2e_ms.p50 / 8, rel=0.1)
+    # The upstream sleeps 40 ms, then 10 ms before each token: no request can be measured faster than that.
+    assert b.ttft_ms.min >= 49.5, b.ttft_ms
+    assert b.itl_ms.min >= 9.5, b.itl_ms
+    assert b.e2e_ms.min >= 119.5, b.e2e_ms
+    # The figures follow from their definitions (every request has 8 tokens, so all weights are equal):
+    # E2E ≥ TTFT + 7 ITL, and TPOT = (TTFT + 7 ITL) / 8, request by request and so on average.
+    assert b.e2e_ms.mean >= b.ttft_ms.mean + 7 * b.itl_ms.mean - 1e-6
+    assert b.tpot_ms.mean == pytest.approx((b.ttft_ms.mean + 7 * b.itl_ms.mean) / 8)
     assert b.output_tokens.mean == 8 and b.prompt_tokens.mean == 7  # the fake's usage, as GuideLLM prefers
-    assert b.concurrency == pytest.approx(1.0, abs=0.1)
-    assert b.requests_per_s == pytest.approx(1000 / b.e2e_ms.mean, rel=0.15)
-    assert b.output_tokens_per_s == pytest.approx(8 * b.requests_per_s, rel=0.01)
-    assert b.total_tokens_per_s == pytest.approx(15 * b.requests_per_s, rel=0.01)
+    assert 0 < b.concurrency <= 1.0 + 1e-9  # one request at a time
+    assert b.requests_per_s == pytest.approx(10 / b.duration_s)
+    assert b.output_tokens_per_s == pytest.approx(8 * b.requests_per_s)
+    assert b.total_tokens_per_s == pytest.approx(15 * b.requests_per_s)
+    assert len(b.samples.ttft_ms) == len(b.samples.e2e_ms) == 10  # kept for the distribution plots
+    assert sorted(b.samples.e2e_ms)[4] == pytest.approx(b.e2e_ms.p50, abs=0.001)
 
 
 async def test_requests_carry_exact_prompt_lengths_and_max_tokens(
@@ -93,61 +119,61 @@ async def test_requests_carry_exact_prompt_lengths_and_max_tokens(
 
 async def test_concurrent_mode_keeps_n_streams_busy(fake: FakeOpenAI, tokenizer: Tokenizer) -> None:
     fake.behaviour.chunk_delay = 0.010
-    report = await run_benchmark(
-        config=config(fake, mode="concurrent", concurrency=4, max_requests=24), tokenizer=tokenizer
+    records = await records_of(
+        lambda progress: run_benchmark(
+            config=config(fake, mode="concurrent", concurrency=4, max_requests=24),
+            tokenizer=tokenizer,
+            progress=progress,
+        )
     )
-    [b] = report.benchmarks
-    assert b.strategy.type == "concurrent" and b.strategy.streams == 4
-    assert b.successful == 24
-    assert 3.3 <= b.concurrency <= 4.05
-    # Four streams of ~80 ms requests: about 4 / 0.08 = 50 requests/s.
-    assert b.requests_per_s == pytest.approx(4000 / b.e2e_ms.mean, rel=0.2)
+    assert len(records) == 24 and all(r.status == "successful" for r in records)
+    # Four streams: four requests in flight at once (each takes ≥ 80 ms), never a fifth.
+    assert max_in_flight(records) == 4
 
 
 async def test_throughput_mode_sends_up_to_the_cap(fake: FakeOpenAI, tokenizer: Tokenizer) -> None:
     fake.behaviour.delay = 0.2
-    report = await run_benchmark(
-        config=config(fake, mode="throughput", max_concurrency=16, max_requests=32), tokenizer=tokenizer
+    records = await records_of(
+        lambda progress: run_benchmark(
+            config=config(fake, mode="throughput", max_concurrency=16, max_requests=32),
+            tokenizer=tokenizer,
+            progress=progress,
+        )
     )
-    [b] = report.benchmarks
-    assert b.successful == 32 and b.strategy.type == "throughput"
-    assert b.concurrency > 10  # 16 in flight for most of the run
-    assert b.e2e_ms.p50 < 400  # no queueing inside the bench: 16 at once, each ~200 ms
+    assert len(records) == 32 and all(r.status == "successful" for r in records)
+    assert max_in_flight(records) == 16  # the cap is reached, never passed
 
 
 @pytest.mark.parametrize("mode", ["constant", "poisson"])
 async def test_rate_modes_hold_the_asked_rate(fake: FakeOpenAI, tokenizer: Tokenizer, mode: str) -> None:
     fake.behaviour.delay = 0.05  # requests overlap: an open loop does not wait for them
-    report = await run_benchmark(
-        config=config(fake, mode=mode, rate=40.0, max_requests=40), tokenizer=tokenizer
+    records = await records_of(
+        lambda progress: run_benchmark(
+            config=config(fake, mode=mode, rate=40.0, max_requests=40),
+            tokenizer=tokenizer,
+            progress=progress,
+        )
     )
-    [b] = report.benchmarks
-    assert b.strategy.rate == 40.0 and b.successful == 40
-    tolerance = 0.15 if mode == "constant" else 0.45  # poisson arrivals vary by design
-    # 40 requests at 40/s: the first starts at 0, the last at ~39/40 s, then takes its own latency.
-    assert b.duration_s == pytest.approx(39 / 40 + b.e2e_ms.mean / 1000, rel=tolerance)
-    assert b.concurrency > 1.2  # requests overlapped
+    assert len(records) == 40 and all(r.status == "successful" for r in records)
+    # An open loop sends on its schedule (test_poisson_gaps…), not when the previous request is done:
+    # 50 ms requests every 25 ms on average overlap.
+    assert max_in_flight(records) >= 2
 
 
 async def test_poisson_gaps_are_irregular_and_constant_ones_are_not(
     fake: FakeOpenAI, tokenizer: Tokenizer
 ) -> None:
-    def cv(mode: str, records: list) -> float:
-        starts = sorted(r.start for r in records)
-        gaps = [b - a for a, b in itertools.pairwise(starts)]
-        return statistics.pstdev(gaps) / statistics.mean(gaps)
+    def gaps(mode: str, seed: int = 42) -> list[float]:
+        at = list(itertools.islice(arrivals(Strategy(type=mode, rate=50.0), seed=seed), 400))
+        return [b - a for a, b in itertools.pairwise(at)]
 
-    spread = {}
-    for mode in ("constant", "poisson"):
-        states: list = []
-        await run_benchmark(
-            config=config(fake, mode=mode, rate=50.0, max_requests=40),
-            tokenizer=tokenizer,
-            progress=states.append,
-        )
-        spread[mode] = cv(mode, states[-1].records)
-    assert spread["constant"] < 0.3  # evenly spaced
-    assert spread["poisson"] > 0.5  # exponential gaps have a coefficient of variation of 1
+    # The schedule, not the clock: a loaded machine shifts when requests leave, not what was planned.
+    assert gaps("constant") == pytest.approx([0.02] * 399)  # evenly spaced
+    poisson = gaps("poisson")
+    assert statistics.pstdev(poisson) / statistics.mean(poisson) > 0.8  # exponential gaps: CV near 1
+    assert statistics.mean(poisson) == pytest.approx(0.02, rel=0.15)  # at the asked rate
+    assert poisson == gaps("poisson")  # repeatable for one seed…
+    assert poisson != gaps("poisson", seed=7)  # …and not the same for another
 
 
 async def test_sweep_runs_synchronous_throughput_then_rates_between(
@@ -160,11 +186,13 @@ async def test_sweep_runs_synchronous_throughput_then_rates_between(
     )
     kinds = [b.strategy.type for b in report.benchmarks]
     assert kinds == ["synchronous", "throughput", "constant", "constant"]
+    assert all(b.successful == 16 for b in report.benchmarks)
+    # The throughput benchmark ran its 8 streams (no speed compared: a loaded machine may slow either).
+    assert report.benchmarks[1].strategy.streams == 8
     sync, thr = report.benchmarks[0].requests_per_s, report.benchmarks[1].requests_per_s
-    assert thr > 2 * sync  # eight in flight beat one
+    # The rates between are the ones the first two measured, spread as GuideLLM spreads them.
     rates = [b.strategy.rate for b in report.benchmarks[2:]]
     assert rates == pytest.approx(sweep_rates(sync, thr, 4))
-    assert sync < rates[0] < rates[1] == pytest.approx(thr)
     assert sweep_rates(1.0, 10.0, 10) == pytest.approx([2.125, 3.25, 4.375, 5.5, 6.625, 7.75, 8.875, 10.0])
 
 
@@ -179,7 +207,7 @@ async def test_duration_stop_cancels_what_is_in_flight(fake: FakeOpenAI, tokeniz
     [b] = report.benchmarks
     assert b.stopped_by == "max_seconds"
     assert b.successful == 0 and b.incomplete == 3
-    assert 0.45 <= b.duration_s <= 0.75
+    assert b.duration_s >= 0.5 - 0.01  # stopped at the deadline, not before
 
 
 async def test_request_count_stop_is_exact(fake: FakeOpenAI, tokenizer: Tokenizer) -> None:

@@ -144,7 +144,11 @@ def test_outputs_exist_and_parse(sweep_report: BenchReport, tmp_path: Path) -> N
     rows = list(csv.DictReader(csv_path.open()))
     assert [r["strategy"] for r in rows] == ["synchronous", "throughput", "constant"]
     assert all(float(r["ttft_ms_p95"]) >= float(r["ttft_ms_p50"]) > 0 for r in rows)
-    assert float(rows[1]["requests_per_s"]) > float(rows[0]["requests_per_s"])
+    assert [float(r["requests_per_s"]) for r in rows] == pytest.approx(
+        [b.requests_per_s for b in sweep_report.benchmarks]
+    )
+    # Each load point keeps its requests' latencies, which the PNG draws as distributions.
+    assert all(len(b.samples.e2e_ms) == b.successful for b in sweep_report.benchmarks)
     image = matplotlib.image.imread(png_path)
     assert image.shape[0] >= 600 and image.shape[1] >= 900
     assert image.std() > 0.05  # something is drawn
@@ -338,6 +342,68 @@ def test_bad_dataset_and_tokenizer_are_explained(tmp_path: Path, tokenizer: Toke
 # -- CLI ------------------------------------------------------------------------------------------------
 
 
+def test_cli_run_saves_nothing_for_the_planner_unless_it_names_the_model(
+    fake: FakeOpenAI, tmp_path: Path, monkeypatch
+) -> None:  # type: ignore[no-untyped-def]
+    home = tmp_path / "home"
+    monkeypatch.setenv("HEARTH_HOME", str(home))
+    monkeypatch.delenv("HEARTH_DATA_DIR", raising=False)
+    monkeypatch.delenv("HEARTH_DATABASE_URL", raising=False)
+    args = ["bench", "run", "--target", fake.url, "--model", "fake-model", "--requests", "3"]
+    args += ["--prompt-tokens", "20", "--output-tokens", "6", "--model-id", "org/model"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    # An alias with a guessed quantization and GPU is not a planner row: nothing stored, and the user is told
+    # which flags would make it one.
+    assert "not saved for the planner" in result.output and "--quantization --gpu" in result.output
+    assert not (home / "hearth.db").exists()
+    # The outputs land in the home, not in the folder the command ran from.
+    assert len(list((home / "bench-results").glob("bench-*.json"))) == 1
+
+
+def test_cli_run_sends_hearth_api_key_to_the_hearth_server(
+    fake: FakeOpenAI, tmp_path: Path, monkeypatch
+) -> None:  # type: ignore[no-untyped-def]
+    with run_hearth(tmp_path / "server", remote_config((fake.url, {}))) as hearth:
+        monkeypatch.setenv("HEARTH_HOME", str(tmp_path / "client-home"))  # no saved key there
+        monkeypatch.setenv("HEARTH_URL", hearth.url)  # no --target: the Hearth server the CLI uses
+        for name in ("HEARTH_DATA_DIR", "HEARTH_BENCH_API_KEY", "HEARTH_API_KEY"):
+            monkeypatch.delenv(name, raising=False)
+        args = ["bench", "run", "--model", "chat", "--requests", "2", "--prompt-tokens", "20"]
+        args += ["--output-tokens", "4", "--no-save"]
+        refused = CliRunner().invoke(app, args)
+        assert refused.exit_code == 2 and "refused the API key" in refused.output
+        monkeypatch.setenv("HEARTH_API_KEY", hearth.admin_key)
+        result = CliRunner().invoke(app, args)
+        assert result.exit_code == 0, result.output
+        assert f"{hearth.url}/v1 (chat)" in result.output
+
+
+def test_row_labels_come_from_flags_or_the_targets_models_card() -> None:
+    from hearth.bench.labels import RowLabels, labels_from_models
+
+    listing = {
+        "data": [
+            {"id": "other", "root": "org/other"},
+            {"id": "served", "root": "/models/llama", "metadata": {"quantization": "fp8", "gpu": "L4-24GB"}},
+            {
+                "id": "hub",
+                "root": "meta-llama/Llama-3.1-8B-Instruct",
+                "quantization": "bf16",
+                "gpu": "H100-80GB",
+            },
+        ]
+    }
+    # A local path is not a model id; what the card lacks, the flags must give.
+    assert labels_from_models(listing, "served") == RowLabels(None, "fp8", "L4-24GB")
+    assert labels_from_models(listing, "served").missing() == ["--model-id"]
+    assert RowLabels(model_id="org/m").or_else(labels_from_models(listing, "served")).missing() == []
+    hub = labels_from_models(listing, "hub")
+    assert hub == RowLabels("meta-llama/Llama-3.1-8B-Instruct", "bf16", "H100-80GB") and not hub.missing()
+    assert labels_from_models(listing, "absent").missing() == ["--model-id", "--quantization", "--gpu"]
+    assert labels_from_models({"object": "error"}, "served") == RowLabels()
+
+
 def test_cli_run_writes_outputs_and_saves_rows(fake: FakeOpenAI, tmp_path: Path, monkeypatch) -> None:
     monkeypatch.setenv("HEARTH_DATA_DIR", str(tmp_path / "data"))
     monkeypatch.delenv("HEARTH_DATABASE_URL", raising=False)
@@ -365,19 +431,26 @@ def test_cli_run_writes_outputs_and_saves_rows(fake: FakeOpenAI, tmp_path: Path,
             str(tmp_path / "out"),
             "--model-id",
             "org/model",
+            "--quantization",
+            "q4_1",
+            "--gpu",
+            "cpu",
             "--hardware-label",
             "test box",
         ],
     )
     assert result.exit_code == 0, result.output
-    assert "concurrent@2" in result.output and "saved 1 benchmark rows" in result.output
+    assert "concurrent@2" in result.output
+    assert "saved 1 benchmark rows for the planner (org/model q4_1 on 1× cpu;" in result.output
     assert len(list((tmp_path / "out").glob("bench-*.png"))) == 1
     report = json.loads(next((tmp_path / "out").glob("bench-*.json")).read_text())
     assert report["benchmarks"][0]["successful"] == 6 and "api_key" not in report["config"]
 
     guidellm_file = tmp_path / "benchmarks.json"
     guidellm_file.write_text(json.dumps(guidellm_report()))
-    result = runner.invoke(app, ["bench", "import", str(guidellm_file), "--gpu", "A100-80GB"])
+    result = runner.invoke(
+        app, ["bench", "import", str(guidellm_file), "--gpu", "A100-80GB", "--quantization", "fp8"]
+    )
     assert result.exit_code == 0, result.output
     assert "saved 2 benchmark rows" in result.output
 

@@ -27,8 +27,9 @@ def test_interactive_conversation(hearth) -> None:  # type: ignore[no-untyped-de
             "hello there",
             "and again",
             "/history",
-            "/rag on",
-            "what do my notes say?",  # RAG on with no collection: an error, and the loop goes on
+            "/rag on",  # no collection chosen: refused when typed, with the choices
+            "/model gpt-4",  # not an alias of this server: refused, with the choices
+            "/collection nope",
             "/rag off",
             "/new",
             "a fresh start",
@@ -42,7 +43,7 @@ def test_interactive_conversation(hearth) -> None:  # type: ignore[no-untyped-de
     assert result.exit_code == 0, result.output
     out = result.output
     assert out.splitlines() == [
-        "Hearth chat. /help for commands, /exit to leave.",
+        "Hearth chat. /help for commands, /exit or Ctrl-D to leave.",
         "you> tok0 tok1 tok2 ",
         "(conversation: Hello from upstream)",
         "you> tok0 tok1 tok2 ",
@@ -50,9 +51,9 @@ def test_interactive_conversation(hearth) -> None:  # type: ignore[no-untyped-de
         "assistant: tok0 tok1 tok2 ",
         "user: and again",
         "assistant: tok0 tok1 tok2 ",
-        "you> (RAG on)",
-        "you> error 400: RAG is on but no collection is named: pass 'collection' or set a default one with "
-        "PUT /api/me/preferences",
+        "you> RAG needs a collection first: `hearth ingest FILES --collection NAME` (yours: none)",
+        "you> no chat model 'gpt-4'; choose one of: chat",
+        "you> no collection 'nope'; yours: none",
         "you> (RAG off)",
         "you> (new conversation)",
         "you> tok0 tok1 tok2 ",

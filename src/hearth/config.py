@@ -13,8 +13,10 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from hearth.home import default_config_file, hearth_home
 
 DEFAULTS_FILE = Path(__file__).with_name("defaults.yaml")
 
@@ -130,12 +132,20 @@ def load_models_config(path: Path | None) -> ModelsConfig:
 
 
 class Settings(BaseSettings):
-    """Process settings from `HEARTH_*` variables (and a `.env` file if present)."""
+    """Process settings from `HEARTH_*` variables (and `<home>/.env` if present)."""
 
-    model_config = SettingsConfigDict(env_prefix="HEARTH_", env_file=".env", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix="HEARTH_", extra="ignore", populate_by_name=True)
 
-    data_dir: Path = Path("./data")
-    config_file: Path | None = None  # default: ./hearth.yaml when it exists
+    def __init__(self, **values: Any) -> None:
+        # The .env file lives in the home (hearth.home), never in whatever folder the command runs from.
+        values.setdefault("_env_file", Path(values.get("data_dir") or hearth_home()) / ".env")
+        super().__init__(**values)
+
+    # The home: HEARTH_HOME (or HEARTH_DATA_DIR, its older name), else the per-user data dir; see hearth.home.
+    data_dir: Path = Field(
+        default_factory=hearth_home, validation_alias=AliasChoices("HEARTH_HOME", "HEARTH_DATA_DIR")
+    )
+    config_file: Path | None = None  # default: <home>/hearth.yaml when it exists
     database_url: str | None = None  # default: SQLite in data_dir
     nats_url: str | None = None
     nats_prefix: str = "hearth"  # subjects hearth.<context>.<Type>, streams HEARTH_<CONTEXT>
@@ -233,8 +243,8 @@ class Settings(BaseSettings):
     @cached_property
     def models(self) -> ModelsConfig:
         path = self.config_file
-        if path is None and Path("hearth.yaml").exists():
-            path = Path("hearth.yaml")
+        if path is None:
+            path = default_config_file(self.data_dir)
         if path is not None and not path.exists():
             raise FileNotFoundError(f"HEARTH_CONFIG_FILE points at {path}, which does not exist")
         return load_models_config(path)

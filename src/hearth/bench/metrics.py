@@ -7,8 +7,9 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from hearth.bench.schemas import BenchmarkResult, Distribution, RequestRecord, Strategy
+from hearth.bench.schemas import BenchmarkResult, Distribution, RequestRecord, Samples, Strategy
 
+MAX_SAMPLES = 2000  # per-request values kept per metric in the report, for the plots
 PERCENTILES = {"p50": 0.50, "p90": 0.90, "p95": 0.95, "p99": 0.99}
 
 
@@ -74,7 +75,18 @@ def summarize(records: list[RequestRecord], *, strategy: Strategy, stopped_by: s
         concurrency=sum(r.latency for r in measured) / duration if duration else 0.0,
         error_rate=len(errored) / finished if finished else 0.0,
         errors=dict(Counter(r.error or "error" for r in errored).most_common(5)),
+        samples=Samples(
+            ttft_ms=_sample([v for v, _ in ttft]),
+            itl_ms=_sample([v for v, _ in itl]),
+            e2e_ms=_sample([1000 * r.latency for r in ok]),
+        ),
     )
+
+
+def _sample(values: list[float]) -> list[float]:
+    """At most MAX_SAMPLES values, evenly spaced through the run (keeps the report small), rounded to µs."""
+    step = max(1, -(-len(values) // MAX_SAMPLES))
+    return [round(v, 3) for v in values[::step]]
 
 
 def _split(pairs: list[tuple[float, float]]) -> tuple[list[float], list[float]]:

@@ -1,5 +1,6 @@
 """A run's outputs: a console table (rich), JSON (the whole report), CSV (one line per load point) and a PNG
-of latency and throughput against load (matplotlib, Agg)."""
+of the latency distributions and, for several load points, latency and throughput against load
+(matplotlib, Agg)."""
 
 from __future__ import annotations
 
@@ -84,34 +85,69 @@ def write_csv(report: BenchReport, path: Path) -> Path:
     return path
 
 
+_PANELS = (("ttft_ms", "time to first token (ms)"), ("itl_ms", "inter-token latency (ms)"),
+           ("e2e_ms", "end-to-end latency (ms)"))  # fmt: skip
+
+
 def write_png(report: BenchReport, path: Path) -> Path:
-    """Four panels against achieved requests/s: TTFT, ITL, E2E (p50 and p95) and output tokens/s."""
+    """Distributions first, load curves after. Top row: the CDF of TTFT, ITL and E2E, one line per load
+    point. Bottom row: for one load point, the histograms of the same three (p50 and p95 marked); for several,
+    TTFT and E2E p50/p95 and output tokens/s against the load."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    import numpy as np
 
-    points = sorted((b for b in report.benchmarks if b.successful), key=lambda b: b.requests_per_s)
-    rps = [b.requests_per_s for b in points]
-    fig, axes = plt.subplots(2, 2, figsize=(11, 8), constrained_layout=True)
-    for ax, metric, title in (
-        (axes[0][0], "ttft_ms", "time to first token (ms)"),
-        (axes[0][1], "itl_ms", "inter-token latency (ms)"),
-        (axes[1][0], "e2e_ms", "end-to-end latency (ms)"),
-    ):
-        for stat, style in (("p50", "o-"), ("p95", "s--")):
-            ax.plot(rps, [getattr(getattr(b, metric), stat) or 0.0 for b in points], style, label=stat)
-        ax.set_title(title)
-        ax.set_xlabel("requests/s")
-        ax.legend()
+    points = [b for b in report.benchmarks if b.successful]
+    fig, axes = plt.subplots(2, 3, figsize=(15, 8.5), constrained_layout=True)
+    for ax, (metric, title) in zip(axes[0], _PANELS, strict=True):
+        for b in points:
+            values = np.sort(np.asarray(getattr(b.samples, metric), dtype=float))
+            if values.size:
+                ax.step(
+                    values, np.arange(1, values.size + 1) / values.size, where="post", label=b.strategy.label
+                )
+        ax.set_title(f"{title}: CDF")
+        ax.set_xlabel("ms")
+        ax.set_ylabel("fraction of requests")
+        ax.set_ylim(0, 1.02)
         ax.grid(alpha=0.3)
-    ax = axes[1][1]
-    ax.plot([b.concurrency for b in points], [b.output_tokens_per_s for b in points], "o-")
-    for b in points:
-        ax.annotate(b.strategy.label, (b.concurrency, b.output_tokens_per_s), fontsize=7)
-    ax.set_title("output tokens/s")
-    ax.set_xlabel("mean concurrency")
-    ax.grid(alpha=0.3)
+        if len(points) > 1:
+            ax.legend(fontsize=7)
+    if len(points) == 1:
+        [b] = points
+        for ax, (metric, title) in zip(axes[1], _PANELS, strict=True):
+            values = getattr(b.samples, metric)
+            if values:
+                ax.hist(values, bins=min(50, max(5, len(values) // 3)), color="tab:blue", alpha=0.8)
+            dist = getattr(b, metric)
+            for stat, style in (("p50", "-"), ("p95", "--")):
+                value = getattr(dist, stat)
+                if value is not None:
+                    ax.axvline(value, color="crimson", linestyle=style, label=f"{stat} {value:.1f} ms")
+            ax.set_title(f"{title}: histogram, {len(values)} requests")
+            ax.set_xlabel("ms")
+            ax.set_ylabel("requests")
+            ax.legend(fontsize=8)
+            ax.grid(alpha=0.3)
+    else:
+        points.sort(key=lambda b: b.requests_per_s)
+        rps = [b.requests_per_s for b in points]
+        for ax, (metric, title) in zip(axes[1][:2], (_PANELS[0], _PANELS[2]), strict=True):
+            for stat, style in (("p50", "o-"), ("p95", "s--")):
+                ax.plot(rps, [getattr(getattr(b, metric), stat) or 0.0 for b in points], style, label=stat)
+            ax.set_title(f"{title} against load")
+            ax.set_xlabel("requests/s")
+            ax.legend()
+            ax.grid(alpha=0.3)
+        ax = axes[1][2]
+        ax.plot([b.concurrency for b in points], [b.output_tokens_per_s for b in points], "o-")
+        for b in points:
+            ax.annotate(b.strategy.label, (b.concurrency, b.output_tokens_per_s), fontsize=7)
+        ax.set_title("output tokens/s")
+        ax.set_xlabel("mean concurrency")
+        ax.grid(alpha=0.3)
     fig.suptitle(f"hearth bench {report.run_id}: {report.config['model']} at {report.config['target']}")
     fig.savefig(path, dpi=100)
     plt.close(fig)

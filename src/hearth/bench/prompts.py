@@ -7,11 +7,14 @@ its `tokenizer.json` (Hugging Face `tokenizers`) or its `.gguf` so the counts ar
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import importlib.util
 import json
+import os
 import random
 import re
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -55,7 +58,10 @@ class GGUFTokenizer:
         import llama_cpp
 
         self.name = str(path)
-        self._llm = llama_cpp.Llama(model_path=str(path), vocab_only=True, verbose=False)
+        # A vocab-only model has no training context, so llama.cpp warns "n_ctx_seq (512) > n_ctx_train (0)"
+        # on stderr from C, past verbose=False: nothing a user can act on, so it is not shown.
+        with _quiet_stderr():
+            self._llm = llama_cpp.Llama(model_path=str(path), vocab_only=True, verbose=False)
 
     def encode(self, text: str) -> list[int]:
         return self._llm.tokenize(text.encode(), add_bos=False, special=False)
@@ -63,6 +69,20 @@ class GGUFTokenizer:
     def vocabulary(self) -> Iterator[str]:
         for token_id in range(self._llm.n_vocab()):
             yield self._llm.detokenize([token_id]).decode(errors="replace")
+
+
+@contextlib.contextmanager
+def _quiet_stderr() -> Iterator[None]:
+    """Send file descriptor 2 (what C code writes to) to /dev/null for the block."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as null:
+            os.dup2(null.fileno(), 2)
+            yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
 
 
 def default_tokenizer_path() -> Path:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -126,11 +126,11 @@ class BenchmarkRunner:
             await self._one(state, index)
 
     async def _open_loop(self, state: BenchmarkState) -> None:
-        rate = float(state.strategy.rate or 0)
-        rng = random.Random(self.config.seed)
+        offsets = arrivals(state.strategy, self.config.seed)
         pending: set[asyncio.Task] = set()
-        next_at = time.perf_counter()
+        start = time.perf_counter()
         while (index := self._next_index(state)) is not None:
+            next_at = start + next(offsets)
             delay = next_at - time.perf_counter()
             if delay > 0:
                 try:
@@ -141,7 +141,6 @@ class BenchmarkRunner:
             task = asyncio.ensure_future(self._one(state, index))
             pending.add(task)
             task.add_done_callback(pending.discard)
-            next_at += rng.expovariate(rate) if state.strategy.type == "poisson" else 1.0 / rate
         if pending:
             await asyncio.gather(*pending)
 
@@ -176,6 +175,17 @@ class BenchmarkRunner:
         errors = sum(1 for r in finished if r.status == "errored")
         if errors / len(finished) > limit:
             self._halt(state, "max_error_rate")
+
+
+def arrivals(strategy: Strategy, seed: int) -> Iterator[float]:
+    """Seconds from the start at which an open-loop strategy sends each request: every 1/rate (constant),
+    or with exponential gaps of mean 1/rate from a seeded generator (poisson), so a run is repeatable."""
+    rate = float(strategy.rate or 0)
+    rng = random.Random(seed)
+    at = 0.0
+    while True:
+        yield at
+        at += rng.expovariate(rate) if strategy.type == "poisson" else 1.0 / rate
 
 
 def sweep_rates(synchronous_rps: float, throughput_rps: float, size: int) -> list[float]:

@@ -129,6 +129,15 @@ class Distribution(BaseModel):
     p99: float | None = None
 
 
+class Samples(BaseModel):
+    """Per-request values of one benchmark (successful requests; evenly thinned on long runs), so a single
+    run can be plotted as distributions and re-summarised later."""
+
+    ttft_ms: list[float] = Field(default_factory=list)
+    itl_ms: list[float] = Field(default_factory=list)
+    e2e_ms: list[float] = Field(default_factory=list)
+
+
 class BenchmarkResult(BaseModel):
     """The measured figures of one load point."""
 
@@ -151,6 +160,7 @@ class BenchmarkResult(BaseModel):
     concurrency: float  # mean requests in flight (Little's law over the measured window)
     error_rate: float
     errors: dict[str, int] = Field(default_factory=dict)  # message → count, a few kinds at most
+    samples: Samples = Field(default_factory=Samples)  # absent in reports written before it existed
 
 
 class BenchReport(BaseModel):

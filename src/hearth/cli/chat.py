@@ -9,7 +9,7 @@ import httpx
 import orjson
 import typer
 
-from hearth.cli.client_commands import KEY_OPTION, URL_OPTION, endpoint, fail_with
+from hearth.cli.http import KEY_OPTION, URL_OPTION, endpoint, fail_with, unreachable
 from hearth.cli.main import app
 
 HELP = """commands:
@@ -18,7 +18,8 @@ HELP = """commands:
   /model ALIAS       the model alias to use
   /new               start a new conversation
   /history           show this conversation so far
-  /exit              leave (Ctrl-D works too)"""
+  /exit              leave (Ctrl-D works too)
+Ctrl-C while a reply streams stops that reply; the conversation goes on."""
 
 
 class ChatError(Exception):
@@ -46,6 +47,7 @@ class Conversation:
         self.temperature = temperature
         self.conversation_id: str | None = None
         self.session_id: str | None = None
+        self._names: dict[str, str] = {}  # document id → file name
 
     def open_session(self) -> None:
         response = self.client.post("/api/sessions", json={"kind": "chat"})
@@ -77,6 +79,39 @@ class Conversation:
                     self.conversation_id = event["conversation_id"]
                 yield event
 
+    def collections(self) -> list[str]:
+        """Names of the RAG collections the caller can search (owned and shared)."""
+        response = self.client.get("/api/rag/collections")
+        if response.status_code != 200:
+            raise ChatError(_error_text(response))
+        return [c["name"] for c in response.json()]
+
+    def chat_models(self) -> list[str]:
+        """The chat aliases the server offers."""
+        response = self.client.get("/v1/models")
+        if response.status_code != 200:
+            raise ChatError(_error_text(response))
+        return [c["id"] for c in response.json()["data"] if c.get("kind", "chat") == "chat"]
+
+    def source_names(self, sources: list[dict[str, Any]]) -> list[tuple[list[int], str]]:
+        """The sources of a reply as (citation numbers, file name), one line per document: a reply cites
+        chunks, and several chunks of one file are one source to a reader."""
+        by_document: dict[str, list[int]] = {}
+        for number, source in enumerate(sources, 1):
+            by_document.setdefault(source.get("document_id") or source.get("title") or "?", []).append(number)
+        lines = []
+        for document_id, numbers in by_document.items():
+            first = sources[numbers[0] - 1]
+            lines.append((numbers, first.get("source") or self._document_name(document_id, first)))
+        return lines
+
+    def _document_name(self, document_id: str, source: dict[str, Any]) -> str:
+        if document_id not in self._names:
+            response = self.client.get(f"/api/rag/documents/{document_id}")
+            found = response.json() if response.status_code == 200 else {}
+            self._names[document_id] = found.get("source") or source.get("title") or document_id
+        return self._names[document_id]
+
     def history(self) -> list[dict[str, Any]]:
         if not self.conversation_id:
             return []
@@ -94,7 +129,7 @@ def _error_text(response: httpx.Response) -> str:
     return f"error {response.status_code}: {message}"
 
 
-def _print_reply(events: Iterator[dict[str, Any]]) -> None:
+def _print_reply(conversation: Conversation, events: Iterator[dict[str, Any]]) -> None:
     for event in events:
         kind = event["type"]
         if kind == "delta":
@@ -104,8 +139,9 @@ def _print_reply(events: Iterator[dict[str, Any]]) -> None:
             typer.secho(f"[{count} sources from {event.get('collection')}]", fg="cyan")
         elif kind == "message":
             typer.echo()
-            for i, source in enumerate(event["assistant"]["metadata"].get("rag_sources") or [], 1):
-                typer.secho(f"  [{i}] {source.get('title') or source.get('document_id')}", fg="cyan")
+            sources = event["assistant"]["metadata"].get("rag_sources") or []
+            for numbers, name in conversation.source_names(sources):
+                typer.secho(f"  [{','.join(map(str, numbers))}] {name}", fg="cyan")
         elif kind == "title":
             typer.secho(f"(conversation: {event['title']})", fg="bright_black")
         elif kind == "error":
@@ -113,8 +149,17 @@ def _print_reply(events: Iterator[dict[str, Any]]) -> None:
             raise ChatError(f"error: {event['error']['message']}")
 
 
+def _refuse(message: str) -> None:
+    typer.secho(message, fg="yellow", err=True)
+
+
+def _choices(names: list[str]) -> str:
+    return ", ".join(names) if names else "none"
+
+
 def _command(conversation: Conversation, line: str) -> bool:
-    """Handle a /command; False means leave."""
+    """Handle a /command; False means leave. Settings are checked against the server when typed, so a
+    mistake is refused now, with the choices, rather than failing the next message."""
     name, _, arg = line[1:].strip().partition(" ")
     arg = arg.strip()
     if name in ("exit", "quit"):
@@ -123,12 +168,25 @@ def _command(conversation: Conversation, line: str) -> bool:
         conversation.conversation_id = None
         typer.secho("(new conversation)", fg="bright_black")
     elif name == "rag" and arg in ("on", "off"):
+        if arg == "on" and not conversation.collection:
+            names = conversation.collections()
+            hint = "/collection NAME" if names else "`hearth ingest FILES --collection NAME`"
+            _refuse(f"RAG needs a collection first: {hint} (yours: {_choices(names)})")
+            return True
         conversation.rag = arg == "on"
         typer.secho(f"(RAG {arg})", fg="bright_black")
     elif name == "collection" and arg:
+        names = conversation.collections()
+        if arg not in names:
+            _refuse(f"no collection {arg!r}; yours: {_choices(names)}")
+            return True
         conversation.collection = arg
-        typer.secho(f"(collection {arg})", fg="bright_black")
+        typer.secho(f"(collection {arg}; /rag on to use it)", fg="bright_black")
     elif name == "model" and arg:
+        models = conversation.chat_models()
+        if arg not in models:
+            _refuse(f"no chat model {arg!r}; choose one of: {_choices(models)}")
+            return True
         conversation.model = arg
         typer.secho(f"(model {arg})", fg="bright_black")
     elif name == "history":
@@ -142,13 +200,17 @@ def _command(conversation: Conversation, line: str) -> bool:
 
 def _interactive(conversation: Conversation) -> None:
     conversation.open_session()
-    typer.secho("Hearth chat. /help for commands, /exit to leave.", fg="bright_black")
+    typer.secho("Hearth chat. /help for commands, /exit or Ctrl-D to leave.", fg="bright_black")
     while True:
         try:
             line = input("you> ").strip()
-        except (EOFError, KeyboardInterrupt):
+        except EOFError:
             typer.echo()
             return
+        except KeyboardInterrupt:
+            typer.echo()
+            typer.secho("(/exit or Ctrl-D to leave)", fg="bright_black")
+            continue
         if not line:
             continue
         try:
@@ -156,7 +218,12 @@ def _interactive(conversation: Conversation) -> None:
                 if not _command(conversation, line):
                     return
                 continue
-            _print_reply(conversation.send(line))
+            _print_reply(conversation, conversation.send(line))
+        except KeyboardInterrupt:
+            # Leaving the stream closes the connection: the server stops generating and keeps the partial
+            # reply, marked interrupted.
+            typer.echo()
+            typer.secho("(reply stopped)", fg="bright_black")
         except ChatError as exc:
             typer.secho(str(exc), fg="red", err=True)
 
@@ -216,7 +283,7 @@ def chat(
                     _interactive(conversation)
                     return
                 try:
-                    _print_reply(conversation.send(message))
+                    _print_reply(conversation, conversation.send(message))
                 except ChatError as exc:
                     typer.secho(str(exc), fg="red", err=True)
                     raise typer.Exit(1) from None
@@ -233,5 +300,7 @@ def chat(
             }
             _one_shot_v1(client, body)
     except httpx.TransportError as exc:
-        typer.secho(f"cannot reach {base}: {exc}", fg="red", err=True)
-        raise typer.Exit(1) from None
+        raise unreachable(exc) from None
+    except KeyboardInterrupt:
+        typer.echo()
+        raise typer.Exit(130) from None

@@ -33,7 +33,8 @@ def create(
     key, token = run_auth(
         lambda auth: auth.create_key(
             username=user, name=name, priority=priority, rpm_limit=rpm, tpm_limit=tpm
-        )
+        ),
+        create=True,
     )
     err.print(f"created key {key.id} for {user} (priority {key.priority}); store it now:", highlight=False)
     # Plain echo, alone on stdout, so `KEY=$(hearth keys create ...)` works and nothing wraps it.
@@ -41,9 +42,16 @@ def create(
 
 
 @keys_app.command("list")
-def list_keys(user: str | None = typer.Option(None, "--user", help="Only this user's keys.")) -> None:
+def list_keys(
+    user: str | None = typer.Option(None, "--user", help="Only this user's keys."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="Only the IDs, one a line, newest first."),
+) -> None:
     """List keys (never the keys themselves: only their prefixes)."""
     keys = run_auth(lambda auth: auth.list_keys(username=user))
+    if quiet:
+        for k in reversed(keys):  # listed oldest first
+            typer.echo(k.id)
+        return
     table = Table("ID", "User", "Name", "Prefix", "Priority", "RPM", "TPM", "Last used", "Status")
     table.columns[0].no_wrap = True
     table.columns[3].no_wrap = True

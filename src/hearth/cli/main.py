@@ -2,15 +2,35 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import typer
 
 from hearth.cli.keys import keys_app
 from hearth.cli.users import users_app
 
-app = typer.Typer(
-    help="Hearth: a self-hosted AI platform. OpenAI-compatible gateway, assistant, agents and planner.",
+
+class _Hearth(typer.Typer):
+    """The CLI app: a server that cannot be reached, from any client command, is one line, not a traceback."""
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        import httpx
+
+        try:
+            return super().__call__(*args, **kwargs)
+        except httpx.TransportError as exc:
+            from hearth.cli.http import unreachable_message
+
+            typer.secho(unreachable_message(exc), fg="red", err=True)
+            raise SystemExit(1) from None
+
+
+app = _Hearth(
+    help="Hearth: a self-hosted AI platform. OpenAI-compatible gateway, assistant, agents and planner. "
+    "Data and config live in one home folder (HEARTH_HOME; `hearth env` shows it).",
     no_args_is_help=True,
     add_completion=False,
+    pretty_exceptions_enable=False,
 )
 app.add_typer(users_app, name="users")
 app.add_typer(keys_app, name="keys")
@@ -20,6 +40,8 @@ from hearth.cli import (  # noqa: E402,F401
     bench,  # hearth bench …
     chat,  # hearth chat
     client_commands,  # hearth models
+    conversations,  # hearth conversations …
+    env,  # hearth env
     plan,  # hearth plan …
     rag,  # hearth ingest, ask, rag …
     reports,  # hearth usage, audit

@@ -1,6 +1,6 @@
 """`hearth plan`: from a plain-language use case to a ranked capacity plan, manifests and a chart.
 
-Runs locally against Hearth's database (HEARTH_DATABASE_URL, default SQLite in HEARTH_DATA_DIR): the knowledge
+Runs locally against Hearth's database (HEARTH_DATABASE_URL, default SQLite in HEARTH_HOME): the knowledge
 base there includes the rows `hearth bench` saved. The intent comes from the gateway's `chat` alias (the
 models in HEARTH_CONFIG_FILE / hearth.yaml, embedded by default) with the deterministic parser as the floor;
 `--no-model` uses the parser only."""
@@ -37,7 +37,7 @@ class _PlanGroup(TyperGroup):
 plan_app = typer.Typer(
     cls=_PlanGroup,
     help='Plan an LLM deployment: hearth plan "a chatbot for 5,000 employees". Computes locally against the '
-    "database (HEARTH_DATABASE_URL or the data directory), no server needed.",
+    "database (HEARTH_DATABASE_URL or the one in HEARTH_HOME), no server needed.",
     no_args_is_help=True,
 )
 app.add_typer(plan_app, name="plan")
@@ -65,7 +65,9 @@ def _run(work: Callable[[Any], Awaitable[T]], *, use_model: bool = False) -> T:
             if use_model:
                 from hearth.gateway.service import Gateway
 
-                gateway = Gateway(settings.models, llm_threads=settings.llm_threads)
+                # Only the chat alias and its backends: starting the whole catalogue (embedder, whisper,
+                # piper) took seconds before a 10 ms search.
+                gateway = Gateway(_chat_only(settings.models), llm_threads=settings.llm_threads)
                 await gateway.start()
             return await work(PlannerService(db=db, bus=EventBus(db), settings=settings, gateway=gateway))
         finally:
@@ -74,6 +76,30 @@ def _run(work: Callable[[Any], Awaitable[T]], *, use_model: bool = False) -> T:
             await db.close()
 
     return asyncio.run(main())
+
+
+def _chat_is_remote() -> bool:
+    """Whether the `chat` alias's first choice is a remote server (a real model) rather than embedded."""
+    from hearth.config import Settings
+
+    models = Settings().models
+    alias = models.aliases.get("chat")
+    if alias is None:
+        return False
+    first = min(alias.deployments, key=lambda d: d.priority)
+    return models.backends[first.backend].type == "openai"
+
+
+def _chat_only(models: Any) -> Any:
+    """The model catalogue cut down to the `chat` alias and the backends it needs."""
+    alias = models.aliases.get("chat")
+    if alias is None:
+        return type(models)()
+    needed = {d.backend for d in alias.deployments}
+    needed |= {models.backends[n].embedder for n in needed if models.backends[n].embedder}
+    return type(models)(
+        backends={n: b for n, b in models.backends.items() if n in needed}, aliases={"chat": alias}
+    )
 
 
 def _fail(exc: Exception) -> None:
@@ -87,8 +113,11 @@ def _fail(exc: Exception) -> None:
 @plan_app.command("make", hidden=True)
 def make(
     text: str = typer.Argument(..., help="The use case in plain language."),
-    use_model: bool = typer.Option(
-        True, "--model/--no-model", help="Ask the chat alias (else the parser only)."
+    use_model: bool | None = typer.Option(
+        None,
+        "--model/--no-model",
+        help="Ask the chat alias to read the use case (else the parser only). Default: ask it only when "
+        "`chat` is served by a remote model; the embedded 135M demo model cannot read one and costs seconds.",
     ),
     users: int | None = typer.Option(None, help="Override the number of users."),
     qps: float | None = typer.Option(None, help="Override the expected peak requests/s."),
@@ -106,13 +135,14 @@ def make(
     w_latency: float = typer.Option(0.2, help="Weight of latency."),
     w_complexity: float = typer.Option(0.1, help="Weight of simplicity."),
     top: int = typer.Option(10, help="Options to show."),
-    out: Path = typer.Option(Path("plan"), help="Folder for the manifests, spec, plan JSON and chart."),
+    out: Path | None = typer.Option(
+        None, help="Folder for the manifests, spec, plan JSON and chart (default: plan/ in HEARTH_HOME)."
+    ),
     spec_file: Path | None = typer.Option(None, "--spec", help="Re-plan an edited spec.json (what-if)."),
 ) -> None:
     """Intent → spec → ranked options; writes manifests of the top option and a cost/latency chart."""
     from pydantic import ValidationError
 
-    from hearth.gateway.service import Caller
     from hearth.planner.schemas import PlanRequest, Spec, Weights
     from hearth.planner.spec import PROFILES, slo_for
     from hearth.platform.errors import HearthError
@@ -122,7 +152,12 @@ def make(
             spec = Spec.model_validate_json(await asyncio.to_thread(spec_file.read_text))
             by = "spec file"
         else:
-            extracted = await svc.extract(text=text, caller=Caller(user_id="cli"), use_model=use_model)
+            caller = None
+            if use_model:  # the gateway module is heavy to import: only when the model is asked
+                from hearth.gateway.service import Caller
+
+                caller = Caller(user_id="cli")
+            extracted = await svc.extract(text=text, caller=caller, use_model=use_model)
             spec, by = extracted.spec, extracted.extracted_by
         spec = _edit(
             spec,
@@ -146,6 +181,8 @@ def make(
         built = await svc.manifests(request=_manifest_request(result.balanced[0]))
         return result, built, by
 
+    if use_model is None:
+        use_model = _chat_is_remote()
     try:
         result, built, by = _run(work, use_model=use_model and spec_file is None)
     except (HearthError, ValueError, ValidationError) as exc:
@@ -157,6 +194,10 @@ def make(
         f"Ranked options (balanced, of {result.candidates_meeting_slo} meeting the "
         f"SLOs; search {result.search_ms:.0f} ms)",
     )
+    if out is None:
+        from hearth.home import hearth_home
+
+        out = hearth_home() / "plan"
     out.mkdir(parents=True, exist_ok=True)
     (out / "spec.json").write_text(result.spec.model_dump_json(indent=2))
     (out / "plan.json").write_text(result.model_dump_json(indent=2))

@@ -14,12 +14,16 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from hearth.cli.client_commands import KEY_OPTION, URL_OPTION, console, endpoint, fail_with
+from hearth.cli.http import unreachable
 from hearth.cli.main import app
+from hearth.cli.users import print_table
 from hearth.rag import evaluation
 from hearth.rag.extract import content_type_for
 
 rag_app = typer.Typer(
-    help="RAG collections: load a benchmark corpus, evaluate retrieval.", no_args_is_help=True
+    help="RAG collections: list, inspect, delete and share them; load a benchmark corpus and "
+    "evaluate retrieval.",
+    no_args_is_help=True,
 )
 app.add_typer(rag_app, name="rag")
 
@@ -42,8 +46,7 @@ class Client:
         try:
             response = self.http.request(method, path, **kwargs)
         except httpx.TransportError as exc:
-            typer.secho(f"cannot reach {self.base}: {exc}", fg="red", err=True)
-            raise typer.Exit(1) from None
+            raise unreachable(exc) from None
         if response.status_code not in ok:
             fail_with(response)
         return response
@@ -322,3 +325,107 @@ def evaluate(
     for mode, s in results.items():
         table.add_row(mode, f"{s.ndcg10:.4f}", f"{s.recall100:.4f}", f"{s.mrr10:.4f}", str(s.queries))
     console.print(table)
+
+
+@rag_app.command("collections")
+def collections(url: str | None = URL_OPTION, api_key: str | None = KEY_OPTION) -> None:
+    """The collections you own and those shared with you."""
+    client = Client(url, api_key)
+    items = client.request("GET", "/api/rag/collections").json()
+    table = Table("Name", "ID", "Documents", "Owner", "Shared with")
+    table.columns[1].no_wrap = True
+    for c in items:
+        table.add_row(
+            c["name"],
+            c["id"],
+            str(c["document_count"]),
+            "you" if c["owned"] else "shared with you",
+            ", ".join(c["shared_with"]) or "-",
+        )
+    print_table(table)
+
+
+def _documents(client: Client, collection: str) -> list[dict]:
+    docs: list[dict] = []
+    while True:
+        page = client.request(
+            "GET",
+            f"/api/rag/collections/{collection}/documents",
+            params={"limit": 10000, "offset": len(docs)},
+        ).json()
+        docs += page
+        if len(page) < 10000:
+            return docs
+
+
+@rag_app.command("documents")
+def documents(
+    collection: str = typer.Argument(..., help="Collection name or id."),
+    url: str | None = URL_OPTION,
+    api_key: str | None = KEY_OPTION,
+) -> None:
+    """A collection's documents: file, status, chunks."""
+    client = Client(url, api_key)
+    table = Table("Source", "ID", "Status", "Chunks", "Error")
+    table.columns[1].no_wrap = True
+    for d in _documents(client, collection):
+        table.add_row(d["source"], d["id"], d["status"], str(d["chunk_count"]), d["error"] or "")
+    print_table(table)
+
+
+@rag_app.command("delete")
+def delete(
+    collection: str = typer.Argument(..., help="Collection name or id."),
+    document: str | None = typer.Option(
+        None, "--document", "-d", help="Delete only this document (its source file name or id)."
+    ),
+    yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation."),
+    url: str | None = URL_OPTION,
+    api_key: str | None = KEY_OPTION,
+) -> None:
+    """Delete a collection (its documents and their chunks), or one document of it."""
+    client = Client(url, api_key)
+    if document is None:
+        target = client.request("GET", f"/api/rag/collections/{collection}").json()
+        if not yes:
+            typer.confirm(
+                f"Delete collection {target['name']} and its {target['document_count']} documents?",
+                abort=True,
+            )
+        client.request("DELETE", f"/api/rag/collections/{target['id']}")
+        console.print(f"deleted collection {target['name']}", highlight=False)
+        return
+    docs = _documents(client, collection)
+    matches = [d for d in docs if document in (d["id"], d["source"])]
+    if not matches:
+        typer.secho(
+            f"error: no document {document!r} in {collection}; see `hearth rag documents {collection}`",
+            fg="red",
+            err=True,
+        )
+        raise typer.Exit(1)
+    if not yes:
+        typer.confirm(f"Delete {len(matches)} document(s) named {document} from {collection}?", abort=True)
+    for d in matches:
+        client.request("DELETE", f"/api/rag/documents/{d['id']}")
+        console.print(f"deleted {d['source']} ({d['id']})", highlight=False)
+
+
+@rag_app.command("share")
+def share(
+    collection: str = typer.Argument(..., help="Collection name or id (yours)."),
+    username: str = typer.Argument(..., help="The user to share it with, read-only."),
+    remove: bool = typer.Option(False, "--remove", help="Withdraw the share instead."),
+    url: str | None = URL_OPTION,
+    api_key: str | None = KEY_OPTION,
+) -> None:
+    """Share a collection read-only with another user (or withdraw the share)."""
+    client = Client(url, api_key)
+    if remove:
+        result = client.request("DELETE", f"/api/rag/collections/{collection}/shares/{username}").json()
+    else:
+        result = client.request(
+            "POST", f"/api/rag/collections/{collection}/shares", json={"username": username}
+        ).json()
+    shared = ", ".join(result["shared_with"]) or "nobody"
+    console.print(f"{result['name']} is shared with: {shared}", highlight=False)

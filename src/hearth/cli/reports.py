@@ -9,6 +9,7 @@ import typer
 from rich.table import Table
 
 from hearth.cli.client_commands import KEY_OPTION, URL_OPTION, console, endpoint, fail_with
+from hearth.cli.http import unreachable
 from hearth.cli.main import app
 from hearth.cli.users import print_table
 
@@ -19,8 +20,7 @@ def _get(url: str | None, api_key: str | None, path: str, params: dict[str, Any]
     try:
         response = httpx.get(f"{base}{path}", params=query, headers=headers, timeout=30)
     except httpx.TransportError as exc:
-        typer.secho(f"cannot reach {base}: {exc}", fg="red", err=True)
-        raise typer.Exit(1) from None
+        raise unreachable(exc) from None
     if response.status_code != 200:
         fail_with(response)
     return response.json()

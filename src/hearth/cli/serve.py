@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 
 import typer
 
@@ -20,6 +21,7 @@ def serve(
 
     import uvicorn
 
+    from hearth import home
     from hearth.auth.service import AuthService
     from hearth.config import Settings
     from hearth.platform.db import Database
@@ -37,6 +39,7 @@ def serve(
         finally:
             await db.close()
 
+    typer.secho(f"Hearth home: {settings.data_dir.resolve()}", fg="bright_black")
     key = asyncio.run(first_admin())
     if key:
         typer.secho(
@@ -50,15 +53,30 @@ def serve(
             "set a password under Account, or run `hearth users set-password admin`)",
             fg="yellow",
         )
-    uvicorn.run(
-        "hearth.app:create_app",
-        factory=True,
-        host=host or settings.host,
-        port=port or settings.port,
-        workers=workers,
-        loop="uvloop",
-        http="httptools",
-        access_log=False,
-        log_config=None,
-        timeout_graceful_shutdown=10,
-    )
+    host, port = host or settings.host, port or settings.port
+    # Clients on this machine (every `hearth` command, `hearth env`) read the URL from the home.
+    home.write_server_file(settings.data_dir, url=home.client_url(host, port))
+
+    # uvicorn shuts down gracefully on SIGINT/SIGTERM, then raises the signal again to end the process: forget
+    # the record then, and end as the signal would (a record left by a killed server is ignored anyway).
+    def stopped(signum: int, _frame: object) -> None:
+        home.remove_server_file(settings.data_dir)
+        os._exit(128 + signum)
+
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, stopped)
+    try:
+        uvicorn.run(
+            "hearth.app:create_app",
+            factory=True,
+            host=host,
+            port=port,
+            workers=workers,
+            loop="uvloop",
+            http="httptools",
+            access_log=False,
+            log_config=None,
+            timeout_graceful_shutdown=10,
+        )
+    finally:
+        home.remove_server_file(settings.data_dir)

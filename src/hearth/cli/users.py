@@ -4,18 +4,14 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 import typer
 from rich.console import Console
 from rich.table import Table
-from sqlalchemy.exc import SQLAlchemyError
 
-from hearth.auth.service import AuthService
-from hearth.config import Settings
-from hearth.events.bus import EventBus
-from hearth.platform.db import Database
-from hearth.platform.errors import HearthError
+if TYPE_CHECKING:  # imported when a command runs: `hearth --help` and other commands start faster
+    from hearth.auth.service import AuthService
 
 T = TypeVar("T")
 
@@ -26,7 +22,7 @@ err = Console(stderr=True)
 
 def fail(message: str) -> typer.Exit:
     """Print an error and return the exit to raise (code 1)."""
-    err.print(f"[red]error:[/red] {message}", markup=True, highlight=False)
+    err.print(f"[red]error:[/red] {message}", markup=True, highlight=False, soft_wrap=True)
     return typer.Exit(1)
 
 
@@ -35,14 +31,32 @@ def print_table(table: Table) -> None:
     (out if out.is_terminal else Console(width=200)).print(table)
 
 
-def run_auth(work: Callable[[AuthService], Awaitable[T]]) -> T:
-    """Migrate the configured database, run `work` with an AuthService on it, and map errors to exit 1."""
+def run_auth(work: Callable[[AuthService], Awaitable[T]], *, create: bool = False) -> T:
+    """Migrate the configured database, run `work` with an AuthService on it, and map errors to exit 1.
+    Only commands that create something (`create`) may start a new SQLite database in the home."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from hearth.auth.service import AuthService
+    from hearth.config import Settings
+    from hearth.events.bus import EventBus
+    from hearth.platform.db import Database
+    from hearth.platform.errors import HearthError
     from hearth.platform.migrate import upgrade
 
     try:
         settings = Settings()
         url = settings.resolved_database_url
-        if url.startswith("sqlite"):
+    except Exception as exc:  # a bad setting
+        raise fail(f"cannot read the settings: {exc}") from None
+    database = settings.data_dir / "hearth.db"
+    if settings.database_url is None and not create and not database.exists():
+        # Never start an empty database by accident (a wrong folder would show no users and no keys).
+        raise fail(
+            f"no Hearth database in {settings.data_dir.resolve()} (the home: HEARTH_HOME, see `hearth env`). "
+            "Start the server once with `hearth serve` to create it, or set HEARTH_HOME to the home it uses."
+        )
+    try:
+        if settings.database_url is None:
             settings.data_dir.mkdir(parents=True, exist_ok=True)
         upgrade(url)
     except Exception as exc:  # a bad URL, an unreachable server, an unwritable data dir
@@ -75,7 +89,8 @@ def create(
 ) -> None:
     """Create a user."""
     user = run_auth(
-        lambda auth: auth.create_user(username=name, role="admin" if admin else "user", premium=premium)
+        lambda auth: auth.create_user(username=name, role="admin" if admin else "user", premium=premium),
+        create=True,
     )
     flags = ", premium" if user.premium else ""
     out.print(f"created user {user.username} (id {user.id}, role {user.role}{flags})", highlight=False)

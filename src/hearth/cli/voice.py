@@ -10,6 +10,7 @@ import orjson
 import typer
 
 from hearth.cli.client_commands import KEY_OPTION, URL_OPTION, endpoint, fail_with
+from hearth.cli.http import unreachable
 from hearth.cli.main import app
 
 
@@ -17,8 +18,7 @@ def _post(url: str, **kwargs: object) -> httpx.Response:
     try:
         response = httpx.post(url, timeout=300, **kwargs)  # type: ignore[arg-type]
     except httpx.TransportError as exc:
-        typer.secho(f"cannot reach {url}: {exc}", fg="red", err=True)
-        raise typer.Exit(1) from None
+        raise unreachable(exc) from None
     if response.status_code != 200:
         fail_with(response)
     return response
