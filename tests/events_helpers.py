@@ -13,6 +13,7 @@ from hearth.events.models import OutboxEvent
 from hearth.events.nats_relay import CONTENT_TYPE_HEADER, TYPE_HEADER
 from hearth.events.outbox import Retry
 from hearth.platform.db import Database
+from tests.helpers import wait_for_async
 
 NATS_URL = os.environ.get("HEARTH_TEST_NATS", "nats://127.0.0.1:4222")
 FAST = Retry(max_attempts=3, base=0.02, cap=0.2)
@@ -31,9 +32,17 @@ async def event_bus(db: Database, transport: str, prefix: str) -> AsyncIterator[
 
 async def redeliver(bus: EventBus, db: Database, event_id: str) -> None:
     """Hand a delivered event to the consumers again, as after a crash between handling and acknowledging."""
+
+    # The consumers may have handled the event a moment before the pump marks its row dispatched.
+    async def dispatched() -> bool:
+        async with db.transaction() as s:
+            status = await s.scalar(select(OutboxEvent.status).where(OutboxEvent.id == event_id))
+        return status == "dispatched"
+
+    await wait_for_async(dispatched, what=f"event {event_id} dispatched")
     async with db.transaction() as s:
         row = await s.scalar(select(OutboxEvent).where(OutboxEvent.id == event_id))
-        assert row is not None and row.status == "dispatched"
+        assert row is not None
         if bus.relay is None:
             await s.execute(update(OutboxEvent).where(OutboxEvent.id == event_id).values(status="pending"))
     if bus.relay is None:
