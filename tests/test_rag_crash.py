@@ -55,7 +55,7 @@ def _start(data_dir: Path, config: Path, port: int) -> subprocess.Popen:
 
 def _documents(base: str, headers: dict) -> list[dict]:
     return httpx.get(
-        f"{base}/api/rag/collections/big/documents", params={"limit": 1000}, headers=headers
+        f"{base}/api/rag/collections/big/documents", params={"limit": 1000}, headers=headers, timeout=30
     ).json()
 
 
@@ -121,6 +121,8 @@ def test_kill_9_during_ingest_then_restart(tmp_path: Path):
                 "top_n": 50,
             },
             headers=headers,
+            # The first query after a restart opens the indexes and loads models: slow on a loaded machine.
+            timeout=60,
         ).json()
         chunk_ids = [s["chunk_id"] for s in r["sources"]]
         assert len(chunk_ids) == len(set(chunk_ids)) > 0
