@@ -8,9 +8,6 @@ from pathlib import Path
 import httpx
 import typer
 from rich.console import Console
-from rich.table import Table
-
-from hearth.cli.main import app
 
 console = Console()
 
@@ -41,25 +38,3 @@ def fail_with(response: httpx.Response) -> None:
         message = response.text[:300]
     typer.secho(f"error {response.status_code}: {message}", fg="red", err=True)
     raise typer.Exit(1)
-
-
-@app.command()
-def models(url: str | None = URL_OPTION, api_key: str | None = KEY_OPTION) -> None:
-    """List the model aliases the server offers and where each is deployed."""
-    base, headers = endpoint(url, api_key)
-    try:
-        response = httpx.get(f"{base}/v1/models", headers=headers, timeout=30)
-    except httpx.TransportError as exc:
-        typer.secho(f"cannot reach {base}: {exc}", fg="red", err=True)
-        raise typer.Exit(1) from None
-    if response.status_code != 200:
-        fail_with(response)
-    table = Table("alias", "kind", "deployments", "description")
-    for card in response.json()["data"]:
-        table.add_row(
-            card["id"],
-            card.get("kind", ""),
-            ", ".join(card.get("deployments", [])),
-            card.get("description", ""),
-        )
-    console.print(table)

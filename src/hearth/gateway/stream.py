@@ -11,6 +11,7 @@ import anyio
 
 from hearth.gateway.backends.base import BackendError
 from hearth.gateway.deployment import Deployment
+from hearth.gateway.router import Served
 
 # (status, ttft seconds or None, prompt tokens, completion tokens) → accounting
 Finish = Callable[[int, float | None, int, int], None]
@@ -25,8 +26,13 @@ class ChatStream:
         first: dict[str, Any] | None,
         started: float,
         on_finish: Finish,
+        *,
+        served: Served | None = None,
     ) -> None:
         self.deployment = deployment
+        # Routing ends at the first chunk, so this names the deployment that produces the whole stream:
+        # a failure after it ends the stream with an error event, never with another deployment's text.
+        self.served = served or Served(deployment.key)
         self._release = release
         self._upstream = upstream
         self._first = first

@@ -136,6 +136,8 @@ class LlamaCppBackend:
         self.threads = max(1, threads)
         self.model_name = model_name or DEFAULT_MODEL_NAME
         self.last_stats: GenerationStats | None = None
+        self.model_path: Path | None = Path(config.model_path) if config.model_path else None
+        self.gguf_name: str | None = None  # the GGUF's own general.name, once loaded
         self._llm: Any = None
         self._formatter: Any = None
         self._vocab: Any = None
@@ -174,6 +176,7 @@ class LlamaCppBackend:
             from llama_cpp.llama_chat_format import CHATML_CHAT_TEMPLATE, Jinja2ChatFormatter
 
             path = Path(self.config.model_path) if self.config.model_path else default_model_path()
+            self.model_path = path
             with plain_cpu_buffers():
                 llm = llama_cpp.Llama(
                     model_path=str(path),
@@ -182,6 +185,7 @@ class LlamaCppBackend:
                     n_threads_batch=self.threads,
                     verbose=False,
                 )
+            self.gguf_name = llm.metadata.get("general.name") or path.stem
             eos = llm.token_eos()
             # Our own formatter from the GGUF's template, used both to measure the prompt and (as the
             # chat handler) to generate, so the count is exactly what the model will read.
