@@ -179,7 +179,9 @@ def validate_models(raw: dict[str, Any], source: str) -> ModelsConfig:
 
 def describe_error(exc: ValidationError) -> str:
     """pydantic's first error as "key.path: what is wrong; fix: what to write"."""
-    error = exc.errors()[0]
+    # A misspelt key shows up twice, as an unknown key and as a missing one: name the typo first.
+    errors = sorted(exc.errors(), key=lambda e: e.get("type") == "missing")
+    error = errors[0]
     loc = [str(p) for p in error.get("loc", ())]
     # A tagged error from a model validator reports the model's path; drop pydantic's internal labels.
     path = ".".join(p for p in loc if not p.startswith("function-")) or "(top level)"

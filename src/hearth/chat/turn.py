@@ -76,6 +76,10 @@ class Turn:
             "user_message_id": self.user_message_id,
             "assistant_message_id": self.assistant_message_id,
             "model": self.model,
+            # Which deployment answers (it produced the first chunk, so it produces the whole reply) and,
+            # when it is not the alias's primary, why: `hearth chat` prints a notice.
+            "deployment": self.stream.served.deployment,
+            "fallback": self.stream.served.fallback,
             "rag": self.rag,
             "collection": self.collection,
             "sources": self.sources,

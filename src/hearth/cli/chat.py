@@ -11,6 +11,7 @@ import typer
 
 from hearth.cli.client_commands import KEY_OPTION, URL_OPTION, endpoint, fail_with
 from hearth.cli.main import app
+from hearth.cli.models import fallback_notice
 
 HELP = """commands:
   /rag on|off        use your documents (RAG) for the next messages
@@ -99,9 +100,11 @@ def _print_reply(events: Iterator[dict[str, Any]]) -> None:
         kind = event["type"]
         if kind == "delta":
             typer.echo(event["content"], nl=False)
-        elif kind == "start" and event.get("rag"):
-            count = len(event.get("sources") or [])
-            typer.secho(f"[{count} sources from {event.get('collection')}]", fg="cyan")
+        elif kind == "start":
+            fallback_notice(event)
+            if event.get("rag"):
+                count = len(event.get("sources") or [])
+                typer.secho(f"[{count} sources from {event.get('collection')}]", fg="cyan")
         elif kind == "message":
             typer.echo()
             for i, source in enumerate(event["assistant"]["metadata"].get("rag_sources") or [], 1):
@@ -167,6 +170,7 @@ def _one_shot_v1(client: httpx.Client, body: dict[str, Any]) -> None:
         if response.status_code != 200:
             response.read()
             fail_with(response)
+        fallback_notice(response.headers)
         for line in response.iter_lines():
             if not line.startswith("data: ") or line == "data: [DONE]":
                 continue
