@@ -23,6 +23,7 @@ app.add_typer(models_app, name="models")
 
 WHAT = typer.Argument(..., help="backend or alias", metavar="backend|alias")
 NAME = typer.Argument(..., help="The backend's or alias's name.")
+_SECTIONS = {"backend": "backends", "alias": "aliases"}
 DEPLOY_HELP = (
     "BACKEND or BACKEND/MODEL (the upstream's model name); repeat it: the first is the primary, the next "
     "ones are fallbacks in order."
@@ -186,7 +187,7 @@ def add(
         threads=threads, n_ctx=n_ctx, kind=kind or ("chat" if what == "alias" else None),
         description=description, deploy=deploy, timeout=timeout, max_retries=max_retries,
     )  # fmt: skip
-    _call(url, api_key, "POST", f"/api/admin/models/{what}s", json={"name": name, **spec})
+    _call(url, api_key, "POST", f"/api/admin/models/{_SECTIONS[what]}", json={"name": name, **spec})
     typer.secho(f"{what} {name} added (stored: it survives restarts)", fg="green")
 
 
@@ -217,7 +218,7 @@ def set_(
     )  # fmt: skip
     if not spec:
         raise typer.BadParameter("nothing to change: give at least one option", param_hint="options")
-    _call(url, api_key, "PATCH", f"/api/admin/models/{what}s/{name}", json=spec)
+    _call(url, api_key, "PATCH", f"/api/admin/models/{_SECTIONS[what]}/{name}", json=spec)
     typer.secho(f"{what} {name} changed", fg="green")
 
 
@@ -228,5 +229,5 @@ def remove(
     """Remove an alias, or a backend no alias uses (admin)."""
     if what not in ("backend", "alias"):
         raise typer.BadParameter("say backend or alias", param_hint="WHAT")
-    _call(url, api_key, "DELETE", f"/api/admin/models/{what}s/{name}")
+    _call(url, api_key, "DELETE", f"/api/admin/models/{_SECTIONS[what]}/{name}")
     typer.secho(f"{what} {name} removed", fg="green")

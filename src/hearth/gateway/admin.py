@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from pathlib import Path
 from typing import Any, Literal
 
 from sqlalchemy import select
@@ -158,6 +159,17 @@ class ModelAdmin:
             raise HearthError(
                 422, _relative(str(exc), section, name), code="invalid_model_config", param=section
             ) from None
+        for key in ("model_path", "tokenizer_path"):
+            # A backend no alias uses yet is not started, so check its files now rather than on first use.
+            path = (spec or {}).get(key) if section == "backends" else None
+            if path and not await asyncio.to_thread(Path(path).exists):
+                raise HearthError(
+                    422,
+                    f"backends.{name}.{key}: {path} does not exist on the server; fix: give the path of the "
+                    "file on the machine Hearth runs on",
+                    code="invalid_model_config",
+                    param=key,
+                )
         async with self.db.transaction() as s:
             row = await s.get(ModelOverride, (section, name))
             if row is None:
