@@ -22,6 +22,7 @@ class Behaviour:
     stream_chunks: int = 5
     chunk_delay: float = 0.0
     reply: str = "hello from upstream"
+    stream_text: str | None = None  # when set, streams send this text in 8-character pieces (not tok0 tok1…)
     retry_after: str = "0"
     hold: threading.Event | None = None  # when given, every answer waits until it is set
 
@@ -33,6 +34,7 @@ class Stats:
     bodies: list[dict] = field(default_factory=list)
     active_streams: int = 0
     completed_streams: int = 0
+    sent_pieces: int = 0
 
 
 class _Protocol(asyncio.Protocol):
@@ -239,7 +241,12 @@ class FakeOpenAI:
                     }
                 )
             )
-            for i in range(b.stream_chunks):
+            pieces = (
+                [b.stream_text[i : i + 8] for i in range(0, len(b.stream_text), 8)]
+                if b.stream_text is not None
+                else [f"tok{i} " for i in range(b.stream_chunks)]
+            )
+            for piece in pieces:
                 if transport.is_closing():
                     return
                 if b.chunk_delay:
@@ -248,12 +255,11 @@ class FakeOpenAI:
                     orjson.dumps(
                         {
                             **base,
-                            "choices": [
-                                {"index": 0, "delta": {"content": f"tok{i} "}, "finish_reason": None}
-                            ],
+                            "choices": [{"index": 0, "delta": {"content": piece}, "finish_reason": None}],
                         }
                     )
                 )
+                self.stats.sent_pieces += 1
             send(orjson.dumps({**base, "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}))
             if (body.get("stream_options") or {}).get("include_usage"):
                 send(

@@ -38,6 +38,11 @@ class BackendConfig(BaseModel):
     model_path: str | None = None
     n_ctx: int = 4096
     threads: int | None = None
+    # llama_cpp: penalty on recently generated tokens (1.0: off), unless a request sets repetition_penalty;
+    # a 135M model otherwise repeats one line until max_tokens.
+    repeat_penalty: float = Field(1.1, ge=1.0, le=2.0)
+    # chat backends: end a reply that repeats one piece of text back to back (gateway.loops).
+    stop_loops: bool = True
     # onnx_embedding / cross_encoder
     tokenizer_path: str | None = None
     max_length: int = 256

@@ -27,6 +27,7 @@ from hearth.gateway.backends.base import (
 from hearth.gateway.catalogue import alias_card, alias_status
 from hearth.gateway.deployment import Deployment
 from hearth.gateway.events import InferenceCompleted, InferenceFailed
+from hearth.gateway.loops import trim_loop
 from hearth.gateway.registry import build_aliases, build_backends
 from hearth.gateway.router import Alias, Routed, Router, Served
 from hearth.gateway.speech import SpeechStream
@@ -212,6 +213,8 @@ class Gateway:
         started = time.perf_counter()
         routed = await self._route(alias, lambda d: d.backend.chat(body, d.model), caller, started)
         response = routed.result
+        if self._watch_loops(routed.deployment):
+            _stop_loops(response)
         usage = response.get("usage") or {}
         self._completed(
             alias,
@@ -246,7 +249,22 @@ class Gateway:
                 alias, deployment, caller, started, ttft, prompt_tokens, completion_tokens, status
             )
 
-        return ChatStream(deployment, routed.release, stream, first, started, finish, served=_served(routed))
+        return ChatStream(
+            deployment,
+            routed.release,
+            stream,
+            first,
+            started,
+            finish,
+            served=_served(routed),
+            watch_loops=self._watch_loops(deployment),
+        )
+
+    def _watch_loops(self, deployment: Deployment) -> bool:
+        """Whether the gateway stops this deployment's looping replies (embedded engines stop their own)."""
+        config = self.config.backends.get(deployment.config.backend)
+        own = getattr(deployment.backend, "detects_loops", False)
+        return bool(config is not None and config.stop_loops and not own)
 
     # -- embeddings and rerank --------------------------------------------------------------------------
 
@@ -394,6 +412,19 @@ class Gateway:
             for group in alias.groups
             for d in group
         }
+
+
+def _stop_loops(response: dict[str, Any]) -> None:
+    """Cut a whole reply that repeats itself after the first repeat, and say so (`stop_reason`)."""
+    for choice in response.get("choices") or ():
+        message = choice.get("message") or {}
+        content = message.get("content")
+        if isinstance(content, str):
+            trimmed, looped = trim_loop(content)
+            if looped:
+                message["content"] = trimmed
+                choice["finish_reason"] = "stop"
+                choice["stop_reason"] = "repetition"
 
 
 def _served(routed: Routed[Any]) -> Served:
