@@ -105,10 +105,17 @@ def _print_reply(events: Iterator[dict[str, Any]]) -> None:
             if event.get("rag"):
                 count = len(event.get("sources") or [])
                 typer.secho(f"[{count} sources from {event.get('collection')}]", fg="cyan")
+        elif kind == "extractive_fallback":
+            typer.echo()
+            typer.secho(
+                f"(not grounded in the sources: {event['reason']}; from the sources instead:)", fg="yellow"
+            )
+            typer.echo(event["content"], nl=False)
         elif kind == "message":
             typer.echo()
             for i, source in enumerate(event["assistant"]["metadata"].get("rag_sources") or [], 1):
-                typer.secho(f"  [{i}] {source.get('title') or source.get('document_id')}", fg="cyan")
+                name = source.get("file") or source.get("title") or source.get("document_id")
+                typer.secho(f"  [{i}] {name}", fg="cyan")
         elif kind == "title":
             typer.secho(f"(conversation: {event['title']})", fg="bright_black")
         elif kind == "error":
