@@ -184,6 +184,17 @@ def test_the_embedded_model_always_answers_with_citations(tmp_path):
     with run_hearth(tmp_path, _config(None)) as hearth:
         _load(hearth)
         result = _query(hearth, max_tokens=80).json()
+        # The model behind the alias is named, and said plainly to be a demo model.
+        card = httpx.get(f"{hearth.v1}/models/chat", headers=hearth.headers()).json()
+        (llm,) = card["deployment_details"]
+        assert "SmolLM2" in llm["model"] and llm["engine"] == "llama.cpp (embedded)" and llm["demo"] is True
+        assert "135M" in card["note"] and "hearth models add backend" in card["note"]
+        embedder = httpx.get(f"{hearth.v1}/models/embedder", headers=hearth.headers()).json()
+        assert "all-MiniLM-L6-v2" in embedder["deployment_details"][0]["model"] and "note" not in embedder
+        listing = CliRunner().invoke(
+            cli, ["models", "--url", hearth.url, "--api-key", hearth.admin_key], env={"COLUMNS": "250"}
+        )
+        assert listing.exit_code == 0 and "135M-parameter demo model" in listing.output
     # Grounded or not, the answer cites its sources by number, and each citation names its file.
     assert result["answer_mode"] in ("generated", "extractive_fallback")
     assert result["citations"] and all(

@@ -276,7 +276,13 @@ class Turns:
                     ),
                     turn.caller,
                 )
-            raw = (response.get("choices") or [{}])[0].get("message", {}).get("content")
+            choice = (response.get("choices") or [{}])[0]
+            # A reply cut short for looping is no title, whatever is left of it.
+            raw = (
+                None
+                if choice.get("stop_reason") == "repetition"
+                else choice.get("message", {}).get("content")
+            )
         except (HearthError, TimeoutError) as exc:
             log.info("title generation failed, keeping the fallback: %s", exc)
         title = titles.clean_title(raw)

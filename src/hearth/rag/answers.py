@@ -105,7 +105,7 @@ class Answers:
         """Retrieve, rerank and (with `generate`) answer with citations that all map to returned sources."""
         result, caller = await self._retrieve(question)
         started = None
-        extra: dict[str, Any] = {}
+        extra: dict[str, Any] = {"answer": None}
         if generate:
             started = time.perf_counter()
             body = self._body(question["query"], result.sources, max_tokens, temperature)
