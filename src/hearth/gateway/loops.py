@@ -50,7 +50,7 @@ class LoopDetector:
 
     def _check(self) -> None:
         text = self.text
-        for unit in range(MIN_UNIT, min(MAX_UNIT, len(text) // MIN_REPEATS) + 1):
+        for unit in _candidate_units(text):
             span = max(unit * MIN_REPEATS, MIN_SPAN)
             if span > len(text):
                 break
@@ -69,6 +69,20 @@ class LoopDetector:
                 return
 
 
+def _candidate_units(text: str) -> list[int]:
+    """Unit lengths worth checking, shortest first: those at which the text's last MIN_UNIT characters
+    occur once more, one unit earlier (found with str.rfind, so ordinary text costs a few microseconds)."""
+    size = len(text)
+    tail = text[-MIN_UNIT:]
+    low = max(0, size - MIN_UNIT - min(MAX_UNIT, size // MIN_REPEATS))
+    end = size - MIN_UNIT  # an occurrence must start at least one whole unit before the tail does
+    units = []
+    while (found := text.rfind(tail, low, end)) >= 0:
+        units.append(size - MIN_UNIT - found)
+        end = found + MIN_UNIT - 1  # next: an occurrence starting before this one
+    return units
+
+
 def _shortest_period(unit: str) -> int:
     for period in range(1, MIN_UNIT):
         if unit[period:] == unit[:-period]:
@@ -77,11 +91,10 @@ def _shortest_period(unit: str) -> int:
 
 
 def trim_loop(text: str) -> tuple[str, bool]:
-    """A whole answer cut after the first occurrence of the unit it loops on, and whether it looped."""
+    """A whole answer cut after the first occurrence of the unit it loops on, and whether it looped. One
+    check of its end: a looping generation runs on until max_tokens, so its loop is where it stops."""
     detector = LoopDetector()
-    for start in range(0, len(text), CHECK_EVERY):
-        if detector.feed(text[start : start + CHECK_EVERY]):
-            return text[: detector.keep].rstrip(), True
+    detector.text, detector.seen = text[-WINDOW:], len(text)
     if detector.finish():
         return text[: detector.keep].rstrip(), True
     return text, False
