@@ -201,3 +201,23 @@ def test_cli_add_set_remove(tmp_path, upstreams):
         result = run(cli, ["models", "remove", "backend", "ollama", *args])
         assert result.exit_code == 0, result.output
         assert _chat(hearth, "chat").headers["x-hearth-deployment"] == "up0/m0"
+
+
+def test_another_server_on_the_same_database_follows_the_changes(tmp_path, upstreams):
+    a, b = upstreams
+    config = remote_config((a.url, {}))
+    with (
+        run_hearth(tmp_path, config, models_sync_seconds=0.2) as first,
+        run_hearth(tmp_path, config, models_sync_seconds=0.2) as second,
+    ):
+        url = f"{first.url}/api/admin/models"
+        body = {"name": "second", "type": "openai", "base_url": b.url}
+        assert httpx.post(f"{url}/backends", json=body, headers=first.headers()).status_code == 201
+        alias = {"name": "smart", "kind": "chat", "deployments": [{"backend": "second", "model": "big"}]}
+        assert httpx.post(f"{url}/aliases", json=alias, headers=first.headers()).status_code == 201
+
+        # A worker or replica that shares the database serves the change within a sync period.
+        wait_until(lambda: _chat(second, "smart").status_code == 200, 20, what="the other server serves it")
+        assert _chat(second, "smart").headers["x-hearth-deployment"] == "second/big"
+        assert httpx.delete(f"{url}/aliases/smart", headers=first.headers()).status_code == 204
+        wait_until(lambda: _chat(second, "smart").status_code == 404, 20, what="the other server drops it")

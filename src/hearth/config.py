@@ -258,6 +258,9 @@ class Settings(BaseSettings):
     # default: two outbox writes per request cost ~10% of gateway throughput. The usage ledger does not need
     # them: the gateway always publishes one InferenceUsage per key and alias every few seconds.
     gateway_events: bool = False
+    # How often a server looks for model changes that another worker or replica stored (/api/admin/models);
+    # 0: only at start-up.
+    models_sync_seconds: float = 5.0
     # Retention sweeper period; 0 disables the background loop (tests call run_once with their own clock).
     retention_sweep_seconds: float = 60.0
 

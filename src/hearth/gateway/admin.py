@@ -25,6 +25,7 @@ from hearth.gateway.models import ModelOverride
 from hearth.gateway.ports import AliasRegistry
 from hearth.platform.db import Database
 from hearth.platform.errors import HearthError, not_found
+from hearth.platform.kit.tasks import cancelled
 from hearth.platform.kit.time import utcnow
 
 log = logging.getLogger("hearth.gateway")
@@ -33,20 +34,47 @@ SOURCE = "model changes stored by admins (table model_overrides)"
 
 
 class ModelAdmin:
-    def __init__(self, *, db: Database, bus: EventBus, registry: AliasRegistry) -> None:
+    def __init__(
+        self, *, db: Database, bus: EventBus, registry: AliasRegistry, sync_seconds: float = 5.0
+    ) -> None:
         self.db = db
         self.bus = bus
         self.registry = registry
+        self.sync_seconds = sync_seconds
         self.changed: dict[tuple[str, str], bool] = {}  # (section, name) → True: set, False: removed
         self._lock = asyncio.Lock()
+        self._applied: frozenset[tuple[str, str, Any]] = frozenset()  # the stored rows this process serves
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        """Follow changes other processes store (another worker or replica on the same database): they
+        are applied here within `sync_seconds` (0: only at start-up)."""
+        if self._task is None and self.sync_seconds > 0:
+            self._task = asyncio.create_task(self._follow(), name="model-admin-sync")
+
+    async def stop(self) -> None:
+        self._task = await cancelled(self._task)
+
+    async def _follow(self) -> None:
+        while True:
+            await asyncio.sleep(self.sync_seconds)
+            try:
+                async with self._lock:
+                    await self.apply_stored()
+            except Exception:  # the database may be away for a moment: try again next time
+                log.exception("model changes not synchronised")
 
     async def apply_stored(self) -> None:
-        """Apply the stored changes over the catalogue loaded from hearth.yaml (at start-up). A change that
-        no longer fits the file (say, an alias whose backend the file dropped) is skipped with a warning."""
+        """Apply the stored changes over the catalogue served now: at start-up (over hearth.yaml), then
+        whenever another process stored one. A change that no longer fits the file (say, an alias whose
+        backend the file dropped) is skipped with a warning. Rows are latest-per-name, so applying them all
+        again changes only what changed."""
         async with self.db.sessions() as s:
             rows = (await s.execute(select(ModelOverride).order_by(ModelOverride.updated_at))).scalars().all()
-        if not rows:
+        seen = frozenset((r.section, r.name, r.updated_at) for r in rows)
+        if seen == self._applied:
             return
+        self._applied = seen
         raw = _raw(self.registry.config)
         for row in rows:
             attempt = _with(raw, row.section, row.name, row.spec)
@@ -57,8 +85,11 @@ class ModelAdmin:
                 continue
             raw = attempt
             self.changed[(row.section, row.name)] = row.spec is not None
+        models = validate_models(raw, SOURCE)
+        if models == self.registry.config:
+            return  # this process made these changes itself
         try:
-            await self.registry.reconfigure(validate_models(raw, SOURCE))
+            await self.registry.reconfigure(models)
         except ValueError as exc:
             log.error("stored model changes not applied", extra={"error": str(exc)})
             return
@@ -182,6 +213,7 @@ class ModelAdmin:
             except ValueError as exc:
                 raise HearthError(422, str(exc), code="backend_failed", param=section) from None
         self.changed[(section, name)] = spec is not None
+        self._applied = frozenset()  # the next sync reads the rows again (and finds nothing new to serve)
 
     def _entry(self, section: Section, name: str) -> dict[str, Any]:
         items = self.catalogue()[section]

@@ -11,10 +11,20 @@ from hearth.platform.core import Context, Platform
 
 
 async def start(platform: Platform) -> ModelAdmin:
-    admin = ModelAdmin(db=platform.db, bus=platform.bus, registry=platform.ports.require(ports.ALIASES))
+    admin = ModelAdmin(
+        db=platform.db,
+        bus=platform.bus,
+        registry=platform.ports.require(ports.ALIASES),
+        sync_seconds=platform.settings.models_sync_seconds,
+    )
     await admin.apply_stored()
+    admin.start()
     platform.ports.provide(ports.SERVICE, admin)
     return admin
 
 
-CONTEXT = Context(name="models", start=start, routers=(router,))
+async def stop(admin: ModelAdmin) -> None:
+    await admin.stop()
+
+
+CONTEXT = Context(name="models", start=start, stop=stop, routers=(router,))
