@@ -9,6 +9,7 @@ from typing import Any
 import httpx
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from hearth.cli.client_commands import KEY_OPTION, URL_OPTION, endpoint, fail_with
@@ -68,7 +69,7 @@ def _health(health: dict[str, Any]) -> str:
     if status == "cooling_down":
         detail = f"cooling down {health.get('cooldown_seconds_left', 0):.0f}s"
     error = health.get("last_error")
-    return f"[red]{detail}[/]" + (f": {error}" if error else "")
+    return f"[red]{detail}[/]" + (f": {escape(error)}" if error else "")
 
 
 @models_app.callback(invoke_without_command=True)
@@ -85,18 +86,22 @@ def models(ctx: typer.Context, url: str | None = URL_OPTION, api_key: str | None
             model = d.get("model", "")
             engine = d.get("engine", "")
             health = _health(d.get("health") or {})
-            lines.append(f"{d['deployment']}: {model} · {engine} · {health}")
+            lines.append(f"{escape(d['deployment'])}: {escape(model)} · {engine} · {health}")
         if card.get("note"):
             notes.add(card["note"])
-        serving = card.get("serving") or "[red]none[/]"
+        serving = escape(card["serving"]) if card.get("serving") else "[red]none[/]"
         if card.get("status") == "degraded":
             serving += " [yellow](fallback)[/]"
         table.add_row(
-            card["id"], card.get("kind", ""), serving, "\n".join(lines), card.get("description", "")
+            escape(card["id"]),
+            card.get("kind", ""),
+            serving,
+            "\n".join(lines),
+            escape(card.get("description", "")),
         )
     console.print(table)
     for note in sorted(notes):
-        console.print(f"[yellow]Note:[/] {note}", highlight=False)
+        console.print(f"[yellow]Note:[/] {escape(note)}", highlight=False)
 
 
 def _deployments(deploy: list[str], timeout: float | None, max_retries: int | None) -> list[dict[str, Any]]:

