@@ -237,3 +237,20 @@ def test_cli_notice_is_quiet_when_the_primary_answers(tmp_path, upstreams):
         )
         assert result.exit_code == 0, result.output
         assert "fallback" not in result.output
+
+
+def test_a_bad_environment_variable_stops_serve_with_one_line(tmp_path):
+    env = {**os.environ, "HEARTH_PORT": "eighty", "HEARTH_DATA_DIR": str(tmp_path / "data")}
+    proc = subprocess.run(
+        [sys.executable, "-m", "hearth", "serve"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=tmp_path,
+    )
+    assert proc.returncode == 2
+    (line,) = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert line.startswith("hearth: configuration error: environment variable HEARTH_PORT:")
+    assert "'eighty'" in line and "integer" in line
+    assert not (tmp_path / "data").exists()  # nothing was created before the check
