@@ -22,7 +22,7 @@ class Behaviour:
     stream_chunks: int = 5
     chunk_delay: float = 0.0
     reply: str = "hello from upstream"
-    stream_reply: str | None = None  # when set, streamed in 8-character pieces instead of "tok0 tok1 …"
+    stream_text: str | None = None  # when set, streams send this text in 8-character pieces (not tok0 tok1…)
     retry_after: str = "0"
     hold: threading.Event | None = None  # when given, every answer waits until it is set
     refuse_input: str | None = None  # embedding requests with an input containing this text get a 400
@@ -35,6 +35,7 @@ class Stats:
     bodies: list[dict] = field(default_factory=list)
     active_streams: int = 0
     completed_streams: int = 0
+    sent_pieces: int = 0
 
 
 class _Protocol(asyncio.Protocol):
@@ -245,10 +246,11 @@ class FakeOpenAI:
                     }
                 )
             )
-            if b.stream_reply is not None:
-                pieces = [b.stream_reply[i : i + 8] for i in range(0, len(b.stream_reply), 8)]
-            else:
-                pieces = [f"tok{i} " for i in range(b.stream_chunks)]
+            pieces = (
+                [b.stream_text[i : i + 8] for i in range(0, len(b.stream_text), 8)]
+                if b.stream_text is not None
+                else [f"tok{i} " for i in range(b.stream_chunks)]
+            )
             for piece in pieces:
                 if b.chunk_delay:
                     await asyncio.sleep(b.chunk_delay)
@@ -262,6 +264,7 @@ class FakeOpenAI:
                         }
                     )
                 )
+                self.stats.sent_pieces += 1
             send(orjson.dumps({**base, "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}))
             if (body.get("stream_options") or {}).get("include_usage"):
                 send(

@@ -41,7 +41,9 @@ QRELS = "1 1 1\n2 2 2\n2 3 -1\n"
 
 @pytest.fixture(scope="module")
 def upstream():
-    server = FakeOpenAI(Behaviour(reply="Flutter is an oscillation [1], see also [7] and [1, 9].")).start()
+    server = FakeOpenAI(
+        Behaviour(reply="Flutter couples aerodynamics with elastic modes [1], see also [7] and [1, 9].")
+    ).start()
     yield server
     server.stop()
 
@@ -186,7 +188,8 @@ def test_answers_cite_only_returned_sources_and_stream(hearth):
     body = {"collection": "cite", "query": "what is flutter", "top_n": 2}
     result = httpx.post(f"{hearth.url}/api/rag/query", json=body, headers=h).json()
     # The upstream cited [7] and [9], which do not exist: they are dropped, [1] kept.
-    assert result["answer"] == "Flutter is an oscillation [1], see also and [1]."
+    assert result["answer"] == "Flutter couples aerodynamics with elastic modes [1], see also and [1]."
+    assert result["answer_mode"] == "generated" and result["citations"][0]["file"] == "d0.txt"
     assert len(result["sources"]) == 2 and result["latency_ms"]["generate"] > 0
 
     with httpx.stream("POST", f"{hearth.url}/api/rag/query", json={**body, "stream": True}, headers=h) as r:
@@ -196,7 +199,10 @@ def test_answers_cite_only_returned_sources_and_stream(hearth):
     payloads = [orjson.loads(e[6:]) for e in events if e.startswith("data:")]
     assert names[0] == "sources" and names[-1] == "done" and "delta" in names
     assert len(payloads[0]["sources"]) == 2
-    assert payloads[-1]["answer"].startswith("tok0") and payloads[-1]["latency_ms"]["generate"] > 0
+    assert payloads[1]["delta"].startswith("tok0") and payloads[-1]["latency_ms"]["generate"] > 0
+    # "tok0 tok1 …" cites nothing: the final answer is the sources' own sentence instead.
+    assert payloads[-1]["answer_mode"] == "extractive_fallback"
+    assert payloads[-1]["answer"] == "Flutter couples aerodynamics with elastic modes. [1]"
 
 
 def test_cli_ingest_ask_load_and_eval(hearth, tmp_path: Path):

@@ -137,7 +137,7 @@ def test_chat_streams_an_embedded_model_reply_and_keeps_it(admin_page: Page) -> 
 
 def test_stop_cuts_a_streaming_reply(admin_page: Page, server: tuple[RunningHearth, FakeOpenAI]) -> None:
     _, upstream = server
-    upstream.behaviour.stream_reply = "Once upon a time " * 40
+    upstream.behaviour.stream_text = "Once upon a time " * 40
     upstream.behaviour.chunk_delay = 0.15
     try:
         page = admin_page
@@ -167,7 +167,7 @@ def test_stop_cuts_a_streaming_reply(admin_page: Page, server: tuple[RunningHear
         stored = page.locator("article.msg-assistant").last
         expect(stored).to_contain_text("Stopped before the end.")
     finally:
-        upstream.behaviour.stream_reply = None
+        upstream.behaviour.stream_text = None
         upstream.behaviour.chunk_delay = 0.0
 
 
@@ -266,7 +266,7 @@ def test_rag_answer_with_citations_markdown_and_a_source_dialog(
         headers=hearth.headers(),
     ).raise_for_status()
     _wait_all_indexed(hearth, "pets")
-    upstream.behaviour.stream_reply = (
+    upstream.behaviour.stream_text = (
         "You may keep **one cat** [1].\n\n"
         "| pet | allowed |\n|---|---|\n| cat | yes |\n\n"
         "```\nconsent = True\n```\n"
@@ -293,7 +293,7 @@ def test_rag_answer_with_citations_markdown_and_a_source_dialog(
         expect(dialog).to_be_hidden()
         expect(reply.locator(".sources")).to_contain_text("Pet rules")
     finally:
-        upstream.behaviour.stream_reply = None
+        upstream.behaviour.stream_text = None
 
 
 def _wait_all_indexed(hearth: RunningHearth, collection: str) -> None:
@@ -317,7 +317,7 @@ def test_markdown_and_titles_cannot_inject_script(
         headers=hearth.headers(),
     ).raise_for_status()
     _wait_all_indexed(hearth, "tricks")
-    upstream.behaviour.stream_reply = (
+    upstream.behaviour.stream_text = (
         "Hi <script>window.__xss='answer'</script><img src=x onerror=\"window.__xss='img'\"> "
         "[click me](javascript:window.__xss='link') <a href=\"javascript:window.__xss='a'\">raw</a> "
         "<iframe src=\"javascript:window.__xss='frame'\"></iframe> see [1]."
@@ -346,7 +346,7 @@ def test_markdown_and_titles_cannot_inject_script(
         expect(page.locator("h1")).to_have_text(XSS_TITLE)
         assert page.evaluate("window.__xss") is None
     finally:
-        upstream.behaviour.stream_reply = None
+        upstream.behaviour.stream_text = None
 
 
 def test_admin_creates_and_revokes_a_key(admin_page: Page, server: tuple[RunningHearth, FakeOpenAI]) -> None:

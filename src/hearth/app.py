@@ -23,6 +23,10 @@ log = logging.getLogger("hearth")
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
     configure_logging(settings.log_level)
+    # Read the model catalogue now: a mistake in it stops start-up here, as one ConfigError line naming the
+    # file, the key path and the fix (`hearth serve` prints it), not as a traceback inside the server.
+    settings.models  # noqa: B018
+    log.info("model catalogue loaded", extra={"config_file": str(settings.models_file or "none (built-in)")})
     contexts = load_contexts()
 
     @asynccontextmanager
@@ -35,7 +39,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         gc.collect()
         gc.freeze()
         log.info(
-            "hearth ready", extra={"database": platform.db.engine.url.render_as_string(hide_password=True)}
+            "hearth ready",
+            extra={
+                "database": platform.db.engine.url.render_as_string(hide_password=True),
+                "config_file": str(settings.models_file or "none (built-in models only)"),
+                "aliases": len(platform.gateway.aliases),
+            },
         )
         try:
             yield

@@ -7,13 +7,22 @@ the YAML falls back to `defaults.yaml` shipped in the package, so a bare machine
 
 from __future__ import annotations
 
+import difflib
 import os
 from functools import cached_property
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    AliasChoices,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from hearth.home import default_config_file, hearth_home
@@ -21,6 +30,10 @@ from hearth.home import default_config_file, hearth_home
 DEFAULTS_FILE = Path(__file__).with_name("defaults.yaml")
 
 Priority = Literal["standard", "premium"]
+
+
+class ConfigError(ValueError):
+    """A mistake in the configuration, told in one line: the file, the key path and the fix."""
 
 
 class BackendConfig(BaseModel):
@@ -35,6 +48,11 @@ class BackendConfig(BaseModel):
     model_path: str | None = None
     n_ctx: int = 4096
     threads: int | None = None
+    # llama_cpp: penalty on recently generated tokens (1.0: off), unless a request sets repetition_penalty;
+    # a 135M model otherwise repeats one line until max_tokens.
+    repeat_penalty: float = Field(1.1, ge=1.0, le=2.0)
+    # chat backends: end a reply that repeats one piece of text back to back (gateway.loops).
+    stop_loops: bool = True
     # onnx_embedding / cross_encoder
     tokenizer_path: str | None = None
     max_length: int = 256
@@ -57,6 +75,21 @@ class BackendConfig(BaseModel):
         # `env:NAME` keeps secrets out of the YAML file.
         if value and value.startswith("env:"):
             return os.environ.get(value[4:], "")
+        return value
+
+    @field_validator("base_url")
+    @classmethod
+    def _check_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return value
+        from urllib.parse import urlsplit
+
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(
+                f"{value!r} is not an http(s) URL; write it like http://127.0.0.1:11434/v1 (the part before "
+                "/chat/completions)"
+            )
         return value
 
     @model_validator(mode="after")
@@ -101,34 +134,113 @@ class ModelsConfig(BaseModel):
 
     @model_validator(mode="after")
     def _check_refs(self) -> ModelsConfig:
+        names = sorted(self.backends)
         for name, alias in self.aliases.items():
-            for dep in alias.deployments:
+            for i, dep in enumerate(alias.deployments):
                 if dep.backend not in self.backends:
-                    raise ValueError(f"alias {name!r} uses unknown backend {dep.backend!r}")
+                    raise ValueError(
+                        f"aliases.{name}.deployments.{i}.backend: unknown backend {dep.backend!r}; fix: "
+                        + _suggest(dep.backend, names).replace("valid keys", "backends")
+                    )
         for name, backend in self.backends.items():
             if backend.embedder and backend.embedder not in self.backends:
-                raise ValueError(f"backend {name!r} uses unknown embedder {backend.embedder!r}")
+                raise ValueError(
+                    f"backends.{name}.embedder: unknown backend {backend.embedder!r}; fix: "
+                    + _suggest(backend.embedder, names).replace("valid keys", "backends")
+                )
         return self
 
 
-def load_models_config(path: Path | None) -> ModelsConfig:
-    """Merge the package defaults with the user's YAML: user backends and aliases win by name.
+def load_models_raw(path: Path | None) -> dict[str, Any]:
+    """The package defaults merged with the user's YAML, unvalidated: user backends and aliases win by name.
     `include_defaults: false` in the YAML drops the built-in embedded catalogue (a pure proxy)."""
     user: dict[str, Any] = {}
     if path is not None and path.exists():
-        user = yaml.safe_load(path.read_text()) or {}
+        try:
+            user = yaml.safe_load(path.read_text()) or {}
+        except yaml.YAMLError as exc:
+            mark = getattr(exc, "problem_mark", None)
+            where = f" line {mark.line + 1}, column {mark.column + 1}:" if mark is not None else ""
+            problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+            raise ConfigError(
+                f"{path}:{where} not valid YAML ({problem}); fix: check the indentation and the quotes there"
+            ) from None
         if not isinstance(user, dict):
-            raise ValueError(f"{path}: expected a mapping at the top level")
+            raise ConfigError(f"{path}: expected a mapping (backends:, aliases:) at the top level")
     merged: dict[str, Any] = {"backends": {}, "aliases": {}}
     if user.pop("include_defaults", True):
         merged = yaml.safe_load(DEFAULTS_FILE.read_text())
     if user:
         unknown = set(user) - {"backends", "aliases"}
         if unknown:
-            raise ValueError(f"{path}: unknown top-level keys {sorted(unknown)}")
+            key = sorted(unknown)[0]
+            fix = _suggest(key, ["backends", "aliases", "include_defaults"])
+            raise ConfigError(f"{path}: {key}: unknown top-level key; fix: {fix}")
         for section in ("backends", "aliases"):
-            merged.setdefault(section, {}).update(user.get(section) or {})
-    return ModelsConfig.model_validate(merged)
+            value = user.get(section) or {}
+            if not isinstance(value, dict):
+                raise ConfigError(f"{path}: {section}: expected a mapping of names to settings")
+            merged.setdefault(section, {}).update(value)
+    return merged
+
+
+def validate_models(raw: dict[str, Any], source: str) -> ModelsConfig:
+    """A catalogue from plain data; a ConfigError names `source`, the key path and the fix."""
+    try:
+        return ModelsConfig.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError(f"{source}: {describe_error(exc)}") from None
+
+
+def describe_error(exc: ValidationError) -> str:
+    """pydantic's first error as "key.path: what is wrong; fix: what to write"."""
+    # A misspelt key shows up twice, as an unknown key and as a missing one: name the typo first.
+    errors = sorted(exc.errors(), key=lambda e: e.get("type") == "missing")
+    error = errors[0]
+    loc = [str(p) for p in error.get("loc", ())]
+    # A tagged error from a model validator reports the model's path; drop pydantic's internal labels.
+    path = ".".join(p for p in loc if not p.startswith("function-")) or "(top level)"
+    kind = error.get("type", "")
+    message = str(error.get("msg", "invalid")).removeprefix("Value error, ")
+    if kind == "extra_forbidden":
+        model = _model_at(loc[:-1])
+        fix = _suggest(loc[-1], sorted(model.model_fields) if model else [])
+        return f"{path}: unknown key; fix: {fix}"
+    if kind == "literal_error":
+        expected = (error.get("ctx") or {}).get("expected", "")
+        return f"{path}: {error.get('input')!r} is not allowed; fix: use one of {expected}"
+    if kind == "missing":
+        return f"{path}: missing; fix: add {loc[-1]}: <value>"
+    if kind.endswith("_type") or kind.endswith("_parsing"):
+        return f"{path}: {message} (got {error.get('input')!r}); fix: write a value of that type"
+    if not loc:  # a check across the catalogue: its message names the key path itself
+        return message
+    return f"{path}: {message}"
+
+
+def _model_at(loc: list[str]) -> type[BaseModel] | None:
+    """The settings model at a key path such as ["aliases", "chat", "deployments", "0"]."""
+    if not loc:
+        return ModelsConfig
+    section = {"backends": BackendConfig, "aliases": AliasConfig}.get(loc[0])
+    if section is None or len(loc) < 2:
+        return None
+    if len(loc) == 2:
+        return section
+    if loc[0] == "aliases" and loc[2] == "deployments" and len(loc) == 4:
+        return DeploymentConfig
+    return None
+
+
+def _suggest(key: str, valid: list[str]) -> str:
+    close = difflib.get_close_matches(key, valid, n=1)
+    hint = f"did you mean {close[0]!r}? " if close else ""
+    return f"{hint}valid keys: {', '.join(valid)}" if valid else "remove it"
+
+
+def load_models_config(path: Path | None) -> ModelsConfig:
+    """The catalogue from the package defaults and the user's YAML (see load_models_raw)."""
+    return validate_models(load_models_raw(path), str(path) if path is not None else str(DEFAULTS_FILE))
 
 
 class Settings(BaseSettings):
@@ -164,6 +276,9 @@ class Settings(BaseSettings):
     # default: two outbox writes per request cost ~10% of gateway throughput. The usage ledger does not need
     # them: the gateway always publishes one InferenceUsage per key and alias every few seconds.
     gateway_events: bool = False
+    # How often a server looks for model changes that another worker or replica stored (/api/admin/models);
+    # 0: only at start-up.
+    models_sync_seconds: float = 5.0
     # Retention sweeper period; 0 disables the background loop (tests call run_once with their own clock).
     retention_sweep_seconds: float = 60.0
 
@@ -241,10 +356,18 @@ class Settings(BaseSettings):
         return f"sqlite+aiosqlite:///{(self.data_dir / 'hearth.db').resolve()}"
 
     @cached_property
-    def models(self) -> ModelsConfig:
+    def models_file(self) -> Path | None:
+        """The YAML file the model catalogue is read from (None: the built-in defaults only)."""
         path = self.config_file
         if path is None:
             path = default_config_file(self.data_dir)
         if path is not None and not path.exists():
-            raise FileNotFoundError(f"HEARTH_CONFIG_FILE points at {path}, which does not exist")
-        return load_models_config(path)
+            raise ConfigError(
+                f"{path}: no such file (HEARTH_CONFIG_FILE); fix: point HEARTH_CONFIG_FILE at your "
+                "hearth.yaml or unset it to use the built-in models"
+            )
+        return path.resolve() if path is not None else None
+
+    @cached_property
+    def models(self) -> ModelsConfig:
+        return load_models_config(self.models_file)

@@ -4,6 +4,7 @@ from hearth.audit.models import AuditEntry
 from hearth.auth.models import ApiKey, User, WebSession
 from hearth.chat.models import Conversation, Message, PreferencesRow, SessionRow
 from hearth.events.models import ConsumedEvent, OutboxEvent
+from hearth.gateway.models import ModelOverride
 from hearth.planner.models import BenchmarkRow, CatalogModel, GpuProfile
 from hearth.rag.models import Collection, CollectionShare, Document, IngestJob
 from hearth.usage.models import UsageDay
@@ -22,6 +23,7 @@ __all__ = [
     "GpuProfile",
     "IngestJob",
     "Message",
+    "ModelOverride",
     "OutboxEvent",
     "PreferencesRow",
     "SessionRow",

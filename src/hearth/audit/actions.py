@@ -8,6 +8,7 @@ from typing import Any
 
 from hearth.auth.events import KeyCreated, KeyRevoked, UserCreated, UserDisabled, UserEnabled
 from hearth.events.schemas import Event
+from hearth.gateway.events import ModelAliasChanged, ModelBackendChanged
 from hearth.planner.events import PlanDeployed
 from hearth.rag.events import CollectionShared, CollectionUnshared
 
@@ -47,6 +48,12 @@ def _deploy(e: PlanDeployed, action: str, _: Names) -> Action:
     return Action(action, None, f"{e.namespace}/{e.name}", {k: getattr(e, k) for k in keep})
 
 
+def _model(e: ModelBackendChanged | ModelAliasChanged, action: str, _: Names) -> Action:
+    if isinstance(e, ModelBackendChanged):
+        return Action(f"backend.{e.change}", e.actor, e.name, {"type": e.type, "url": e.url})
+    return Action(f"alias.{e.change}", e.actor, e.name, {"kind": e.kind, "deployments": e.deployments})
+
+
 _ACTIONS: dict[type[Event], tuple[Callable[[Any, str, Names], Action], str]] = {
     UserCreated: (_user, "user.created"),
     UserDisabled: (_user, "user.disabled"),
@@ -56,10 +63,19 @@ _ACTIONS: dict[type[Event], tuple[Callable[[Any, str, Names], Action], str]] = {
     CollectionShared: (_share, "collection.shared"),
     CollectionUnshared: (_share, "collection.unshared"),
     PlanDeployed: (_deploy, "plan.deployed"),
+    ModelBackendChanged: (_model, "backend"),
+    ModelAliasChanged: (_model, "alias"),
 }
 
 AUDITED = tuple(_ACTIONS)  # the event classes the audit log consumes
-ACTIONS = tuple(sorted(action for _, action in _ACTIONS.values()))
+_CHANGES = ("added", "changed", "removed")
+ACTIONS = tuple(
+    sorted(
+        f"{action}.{change}" if cls in (ModelBackendChanged, ModelAliasChanged) else action
+        for cls, (_, action) in _ACTIONS.items()
+        for change in (_CHANGES if cls in (ModelBackendChanged, ModelAliasChanged) else ("",))
+    )
+)
 
 
 def user_ids(event: Event) -> set[str]:

@@ -14,6 +14,8 @@ from hearth.gateway.service import Caller
 from hearth.gateway.stream import ChatStream
 from hearth.platform.db import new_id
 from hearth.platform.errors import HearthError
+from hearth.rag.ports import Retriever
+from hearth.rag.schemas import RagSource
 
 if TYPE_CHECKING:
     from hearth.chat.turns import Turns
@@ -43,6 +45,7 @@ class Turn:
         sources: list[dict[str, Any]],
         session_id: str | None,
         stream: ChatStream,
+        found: list[RagSource] | None = None,
     ) -> None:
         self.service = service
         self.user_id = user_id
@@ -57,6 +60,7 @@ class Turn:
         self.rag = rag
         self.collection = collection
         self.sources = sources
+        self.found = found or []  # the retrieved passages themselves, to check the answer against
         self.session_id = session_id
         self.stream = stream
         self.user_message_id = new_id()
@@ -66,16 +70,23 @@ class Turn:
         self.usage_estimated = True
         self.ttft_ms: float | None = None
         self.stored: dict[str, Any] | None = None
+        self.final_text: str | None = None  # what to store instead of the streamed text (extractive answer)
+        self.answer_meta: dict[str, Any] = {}  # answer_mode, answer_note, citations (RAG turns)
         self._storing = False
 
     async def events(self) -> AsyncIterator[dict[str, Any]]:
-        """start → delta… → message (both stored) → title (first exchange) → done; or error."""
+        """start → delta… → extractive_fallback (a RAG answer not grounded in its sources) → message (both
+        stored) → title (first exchange) → done; or error."""
         yield {
             "type": "start",
             "conversation_id": self.conversation_id,
             "user_message_id": self.user_message_id,
             "assistant_message_id": self.assistant_message_id,
             "model": self.model,
+            # Which deployment answers (it produced the first chunk, so it produces the whole reply) and,
+            # when it is not the alias's primary, why: `hearth chat` prints a notice.
+            "deployment": self.stream.served.deployment,
+            "fallback": self.stream.served.fallback,
             "rag": self.rag,
             "collection": self.collection,
             "sources": self.sources,
@@ -98,6 +109,10 @@ class Turn:
                     if self.usage_estimated:  # one streamed piece is one token for llama.cpp and vLLM
                         self.usage = (self.usage[0], self.usage[1] + 1)
                     yield {"type": "delta", "content": text}
+        if error is None and self.rag and self.found and self.service.retriever is not None:
+            replaced = self._check_answer(self.service.retriever)
+            if replaced is not None:
+                yield replaced
         stored = await self.finish(
             status="interrupted" if error else "complete", reason="upstream_error" if error else None
         )
@@ -121,6 +136,26 @@ class Turn:
                 yield {"type": "title", "conversation_id": self.conversation_id, "title": title}
         yield {"type": "done"}
 
+    def _check_answer(self, retriever: Retriever) -> dict[str, Any] | None:
+        """Check the streamed RAG answer against its sources. When it is not grounded, the sources' best
+        sentences (cited) are stored instead, and the event returned tells the client to show them."""
+        result = retriever.check_answer(question=self.content, answer="".join(self.parts), sources=self.found)
+        self.answer_meta = {
+            "answer_mode": result["answer_mode"],
+            "answer_note": result["answer_note"],
+            "citations": result["citations"],
+        }
+        if result["answer_mode"] != "extractive_fallback":
+            return None
+        self.answer_meta["generated_text"] = "".join(self.parts)
+        self.final_text = result["answer"]
+        return {
+            "type": "extractive_fallback",
+            "content": result["answer"],
+            "reason": result["answer_note"],
+            "citations": result["citations"],
+        }
+
     async def finish(self, *, status: str, reason: str | None) -> dict[str, Any] | None:
         """Stop the model and store both messages, once; shielded so a disconnect cannot cut it short."""
         if self._storing:
@@ -129,8 +164,9 @@ class Turn:
         with anyio.CancelScope(shield=True):
             await self.stream.aclose()
             try:
+                text = self.final_text if self.final_text is not None else "".join(self.parts)
                 self.stored = await self.service.store_turn(
-                    turn=self, text="".join(self.parts), status=status, reason=reason
+                    turn=self, text=text, status=status, reason=reason
                 )
             except HearthError as exc:  # e.g. the conversation was deleted while the reply streamed
                 log.warning("chat turn not stored: %s", exc.message)

@@ -97,6 +97,7 @@ class Turns:
                 history = _within(past, self.settings.chat_history_chars)
 
         sources: list[dict[str, Any]] = []
+        found: list[RagSource] = []
         prompt: list[dict[str, Any]]
         if rag:
             if not collection:
@@ -105,7 +106,8 @@ class Turns:
                     "PUT /api/me/preferences",
                     param="collection",
                 )
-            prompt, sources = await self._rag_prompt(user_id, collection, content, history)
+            prompt, found = await self._rag_prompt(user_id, collection, content, history)
+            sources = [_source(s) for s in found]
         else:
             prompt = [*history, {"role": "user", "content": content}]
         if self.settings.chat_system_prompt and not any(m["role"] == "system" for m in prompt):
@@ -135,13 +137,14 @@ class Turns:
             rag=rag,
             collection=collection if rag else None,
             sources=sources,
+            found=found,
             session_id=request.session_id,
             stream=stream,
         )
 
     async def _rag_prompt(
         self, user_id: str, collection: str, question: str, history: list[dict[str, str]]
-    ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    ) -> tuple[list[dict[str, Any]], list[RagSource]]:
         if self.retriever is None:
             raise HearthError(503, "RAG is not available on this server", code="rag_unavailable")
         found = await self.retriever.retrieve(user_id=user_id, collection=collection, query=question)
@@ -149,7 +152,7 @@ class Turns:
         # The RAG system prompt leads; earlier turns follow; the question with its context comes last.
         system = [m for m in messages if m.get("role") == "system"]
         rest = [m for m in messages if m.get("role") != "system"]
-        return [*system, *history, *rest], [_source(s) for s in found]
+        return [*system, *history, *rest], found
 
     async def store_turn(self, *, turn: Turn, text: str, status: str, reason: str | None) -> dict[str, Any]:
         """Store the user's message and the (whole or partial) reply in one transaction, with events."""
@@ -165,6 +168,8 @@ class Turns:
             "latency_ms": latency_ms,
             "ttft_ms": turn.ttft_ms,
             "rag_sources": turn.sources,
+            "deployment_fallback": turn.stream.served.fallback,
+            **turn.answer_meta,
         }
         if turn.usage_estimated:
             assistant_meta["tokens_estimated"] = True
@@ -271,7 +276,13 @@ class Turns:
                     ),
                     turn.caller,
                 )
-            raw = (response.get("choices") or [{}])[0].get("message", {}).get("content")
+            choice = (response.get("choices") or [{}])[0]
+            # A reply cut short for looping is no title, whatever is left of it.
+            raw = (
+                None
+                if choice.get("stop_reason") == "repetition"
+                else choice.get("message", {}).get("content")
+            )
         except (HearthError, TimeoutError) as exc:
             log.info("title generation failed, keeping the fallback: %s", exc)
         title = titles.clean_title(raw)
@@ -313,6 +324,7 @@ def _source(source: RagSource) -> dict[str, Any]:
     return {
         "chunk_id": source.chunk_id,
         "document_id": source.document_id,
+        "file": source.metadata.get("source"),  # the document's file name (or URL / id it was ingested as)
         "title": source.title,
         "score": source.score,
         "rerank_score": source.rerank_score,

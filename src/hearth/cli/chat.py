@@ -11,6 +11,7 @@ import typer
 
 from hearth.cli.http import KEY_OPTION, URL_OPTION, endpoint, fail_with, unreachable
 from hearth.cli.main import app
+from hearth.cli.models import fallback_notice
 
 HELP = """commands:
   /rag on|off        use your documents (RAG) for the next messages
@@ -102,7 +103,9 @@ class Conversation:
         lines = []
         for document_id, numbers in by_document.items():
             first = sources[numbers[0] - 1]
-            lines.append((numbers, first.get("source") or self._document_name(document_id, first)))
+            lines.append(
+                (numbers, first.get("file") or first.get("source") or self._document_name(document_id, first))
+            )
         return lines
 
     def _document_name(self, document_id: str, source: dict[str, Any]) -> str:
@@ -134,9 +137,17 @@ def _print_reply(conversation: Conversation, events: Iterator[dict[str, Any]]) -
         kind = event["type"]
         if kind == "delta":
             typer.echo(event["content"], nl=False)
-        elif kind == "start" and event.get("rag"):
-            count = len(event.get("sources") or [])
-            typer.secho(f"[{count} sources from {event.get('collection')}]", fg="cyan")
+        elif kind == "start":
+            fallback_notice(event)
+            if event.get("rag"):
+                count = len(event.get("sources") or [])
+                typer.secho(f"[{count} sources from {event.get('collection')}]", fg="cyan")
+        elif kind == "extractive_fallback":
+            typer.echo()
+            typer.secho(
+                f"(not grounded in the sources: {event['reason']}; from the sources instead:)", fg="yellow"
+            )
+            typer.echo(event["content"], nl=False)
         elif kind == "message":
             typer.echo()
             sources = event["assistant"]["metadata"].get("rag_sources") or []
@@ -234,6 +245,7 @@ def _one_shot_v1(client: httpx.Client, body: dict[str, Any]) -> None:
         if response.status_code != 200:
             response.read()
             fail_with(response)
+        fallback_notice(response.headers)
         for line in response.iter_lines():
             if not line.startswith("data: ") or line == "data: [DONE]":
                 continue

@@ -16,6 +16,7 @@ from rich.table import Table
 from hearth.cli.client_commands import KEY_OPTION, URL_OPTION, console, endpoint, fail_with
 from hearth.cli.http import unreachable
 from hearth.cli.main import app
+from hearth.cli.models import fallback_notice
 from hearth.cli.users import print_table
 from hearth.rag import evaluation
 from hearth.rag.extract import content_type_for
@@ -217,6 +218,14 @@ def ask(
         "max_tokens": max_tokens,
     }
     result = client.request("POST", "/api/rag/query", json=body).json()
+    fallback_notice(result)
+    if result.get("answer_mode") == "extractive_fallback":
+        typer.secho(
+            f"(the model's answer was not grounded in the sources: {result.get('answer_note')}; "
+            "here are the sources' best sentences instead)",
+            fg="yellow",
+            err=True,
+        )
     if result["answer"] is not None:
         console.print(result["answer"], markup=False, highlight=False)
         console.print()

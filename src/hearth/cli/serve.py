@@ -4,10 +4,35 @@ from __future__ import annotations
 
 import os
 import signal
+from typing import Any
 
 import typer
 
 from hearth.cli.main import app
+
+
+def checked_settings() -> Any:
+    """Settings whose model catalogue is valid, or one readable line and exit code 2: a mistake in
+    hearth.yaml or a HEARTH_* variable names the file (or variable), the key path and the fix."""
+    from pydantic import ValidationError
+
+    from hearth.config import ConfigError, Settings, describe_error
+
+    try:
+        settings = Settings()
+        settings.models  # noqa: B018 (loads and validates the catalogue now, not inside the server)
+    except ConfigError as exc:
+        typer.secho(f"hearth: configuration error: {exc}", fg="red", err=True)
+        raise typer.Exit(2) from None
+    except ValidationError as exc:  # a HEARTH_* variable: its name is the first part of the key path
+        variable, _, problem = describe_error(exc).partition(": ")
+        typer.secho(
+            f"hearth: configuration error: environment variable HEARTH_{variable.upper()}: {problem}",
+            fg="red",
+            err=True,
+        )
+        raise typer.Exit(2) from None
+    return settings
 
 
 @app.command()
@@ -23,12 +48,11 @@ def serve(
 
     from hearth import home
     from hearth.auth.service import AuthService
-    from hearth.config import Settings
     from hearth.platform.db import Database
     from hearth.platform.migrate import upgrade
 
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-    settings = Settings()
+    settings = checked_settings()
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     upgrade(settings.resolved_database_url)
 

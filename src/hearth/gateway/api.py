@@ -14,6 +14,8 @@ from pydantic import BaseModel, ValidationError
 from starlette.responses import Response
 
 from hearth.auth.deps import CurrentUser
+from hearth.gateway.catalogue import alias_card
+from hearth.gateway.router import Alias
 from hearth.gateway.schemas import (
     ChatCompletion,
     ChatCompletionRequest,
@@ -33,8 +35,8 @@ router = APIRouter(prefix="/v1", tags=["openai"])
 M = TypeVar("M", bound=BaseModel)
 
 
-def _json(data: Any, status: int = 200) -> Response:
-    return Response(orjson.dumps(data), status_code=status, media_type="application/json")
+def _json(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    return Response(orjson.dumps(data), status_code=status, media_type="application/json", headers=headers)
 
 
 async def _parse(request: Request, model: type[M]) -> tuple[dict[str, Any], M]:
@@ -64,7 +66,8 @@ Gw = Annotated[Gateway, Depends(_gateway)]
 
 @router.get("/models", response_model=ModelList)
 async def list_models(_: CurrentUser, gateway: Gw) -> Response:
-    return _json({"object": "list", "data": [_model_card(a) for a in gateway.aliases.values()]})
+    """The aliases, each with its deployments' real models, engines, health and the one serving now."""
+    return _json({"object": "list", "data": gateway.describe()})
 
 
 @router.get("/models/{model_id:path}", response_model=ModelCard)
@@ -74,19 +77,11 @@ async def get_model(model_id: str, _: CurrentUser, gateway: Gw) -> Response:
         raise HearthError(
             404, f"The model '{model_id}' does not exist.", param="model", code="model_not_found"
         )
-    return _json(_model_card(alias))
+    return _json(_model_card(gateway, alias))
 
 
-def _model_card(alias: Any) -> dict[str, Any]:
-    return {
-        "id": alias.name,
-        "object": "model",
-        "created": 0,
-        "owned_by": "hearth",
-        "kind": alias.kind,
-        "description": alias.description,
-        "deployments": [d.key for group in alias.groups for d in group],
-    }
+def _model_card(gateway: Gateway, alias: Alias) -> dict[str, Any]:
+    return alias_card(alias, gateway.config.backends, gateway.serving(alias))
 
 
 @router.post(
@@ -99,11 +94,15 @@ async def chat_completions(request: Request, principal: CurrentUser, gateway: Gw
     body, parsed = await _parse(request, ChatCompletionRequest)
     caller = metered_caller(request.app, principal)
     if not parsed.stream:
-        return _json(await gateway.chat(body, caller))
+        response, served = await gateway.chat_served(body, caller)
+        return _json(response, headers=served.headers())
     stream = await gateway.chat_stream(body, caller)
     # Closed however the response ends, even when the client hangs up before the first chunk is read, so
-    # its deployment slot is never leaked.
-    return SSEResponse(data_frames(stream, end=b"[DONE]"), on_close=stream.aclose)
+    # its deployment slot is never leaked. The headers name the deployment that produced the first chunk,
+    # which produces the whole stream (routing ends there; see docs/gateway.md "Fallback headers").
+    response = SSEResponse(data_frames(stream, end=b"[DONE]"), on_close=stream.aclose)
+    response.headers.update(stream.served.headers())
+    return response
 
 
 # Inputs past these are refused (400), not embedded: an embedding model reads a bounded window (the
@@ -161,7 +160,9 @@ async def embeddings(request: Request, principal: CurrentUser, gateway: Gw) -> R
             encoded = vector.tolist() if isinstance(vector, np.ndarray) else vector
         data.append({"object": "embedding", "index": i, "embedding": encoded})
     usage = {"prompt_tokens": result.prompt_tokens, "total_tokens": result.prompt_tokens}
-    return _json({"object": "list", "data": data, "model": parsed.model, "usage": usage})
+    return _json(
+        {"object": "list", "data": data, "model": parsed.model, "usage": usage}, headers=_served(result)
+    )
 
 
 @router.post(
@@ -192,5 +193,10 @@ async def rerank(request: Request, principal: CurrentUser, gateway: Gw) -> Respo
             "results": results,
             "usage": usage,
             "created": int(time.time()),
-        }
+        },
+        headers=_served(result),
     )
+
+
+def _served(result: Any) -> dict[str, str] | None:
+    return result.served.headers() if result.served is not None else None

@@ -62,3 +62,25 @@ class InferenceUsage(Event):
     failures: int  # calls that ended in an error answer
     prompt_tokens: int
     completion_tokens: int
+
+
+class _ModelsEvent(Event):
+    """Admin changes to the model catalogue (`/api/admin/models`): audited."""
+
+    context: ClassVar[str] = "models"
+
+
+class ModelBackendChanged(_ModelsEvent):
+    name: str
+    change: str  # added | changed | removed
+    type: str | None = None  # the backend type; None when removed
+    url: str | None = None  # an OpenAI-compatible backend's base_url (never its key)
+    actor: str | None = None  # the admin's username
+
+
+class ModelAliasChanged(_ModelsEvent):
+    name: str
+    change: str  # added | changed | removed
+    kind: str | None = None
+    deployments: list[str] = []  # "backend" or "backend/model", in the order they are tried
+    actor: str | None = None

@@ -45,8 +45,12 @@ def build_backend(
     raise ValueError(f"unknown backend type {config.type!r}")
 
 
-def build_backends(models: ModelsConfig, *, llm_threads: int) -> dict[str, Backend]:
-    """Backends that some alias uses, plus the embedders they depend on; dependencies first."""
+def build_backends(
+    models: ModelsConfig, *, llm_threads: int, reuse: dict[str, Backend] | None = None
+) -> dict[str, Backend]:
+    """Backends that some alias uses, plus the embedders they depend on; dependencies first. Those in
+    `reuse` (running, with the same configuration) are taken as they are."""
+    reuse = reuse or {}
     needed = {d.backend for a in models.aliases.values() for d in a.deployments}
     for name in list(needed):
         if models.backends[name].embedder:
@@ -54,14 +58,26 @@ def build_backends(models: ModelsConfig, *, llm_threads: int) -> dict[str, Backe
     ordered = sorted(needed, key=lambda n: models.backends[n].type == "embedding_rerank")
     built: dict[str, Backend] = {}
     for name in ordered:
-        built[name] = build_backend(name, models.backends[name], built, llm_threads=llm_threads)
+        config = models.backends[name]
+        # A reranker over a rebuilt embedder must be rebuilt too: it holds the embedder object.
+        keep = name in reuse and not (
+            config.embedder and built.get(config.embedder) is not reuse.get(config.embedder)
+        )
+        built[name] = reuse[name] if keep else build_backend(name, config, built, llm_threads=llm_threads)
     return built
 
 
-def build_aliases(models: ModelsConfig, backends: dict[str, Backend]) -> dict[str, Alias]:
+def build_aliases(
+    models: ModelsConfig,
+    backends: dict[str, Backend],
+    *,
+    previous: dict[tuple[Backend, str | None], Deployment] | None = None,
+) -> dict[str, Alias]:
     """Aliases with their deployments. A (backend, model) pair is one deployment shared by every alias that
     names it, so its health and its slots are shared too; an engine with a limit of its own (an embedded
-    LLM) shares one set of slots across all its deployments."""
+    LLM) shares one set of slots across all its deployments. A deployment in `previous` (the same backend
+    object, model and settings) is kept, with its health and slots, so a change elsewhere resets nothing."""
+    previous = previous or {}
     deployments: dict[tuple[str, str | None], Deployment] = {}
     engine_limiters: dict[str, PriorityLimiter] = {}
     aliases: dict[str, Alias] = {}
@@ -71,10 +87,17 @@ def build_aliases(models: ModelsConfig, backends: dict[str, Backend]) -> dict[st
             backend = backends[dep_cfg.backend]
             key = (dep_cfg.backend, dep_cfg.model)
             deployment = deployments.get(key)
+            old = previous.get((backend, dep_cfg.model))
+            if deployment is None and old is not None and old.config == dep_cfg:
+                deployment = deployments[key] = old
+                if backend.max_concurrency is not None:
+                    engine_limiters.setdefault(dep_cfg.backend, old.limiter)
             if deployment is None:
                 if backend.max_concurrency is not None:
+                    # The engine's slots outlive a change of its deployments: it still runs one at a time.
+                    shared = next((d.limiter for d in previous.values() if d.backend is backend), None)
                     limiter = engine_limiters.setdefault(
-                        dep_cfg.backend, PriorityLimiter(backend.max_concurrency)
+                        dep_cfg.backend, shared or PriorityLimiter(backend.max_concurrency)
                     )
                 else:
                     limiter = PriorityLimiter(dep_cfg.max_concurrency)

@@ -32,11 +32,34 @@ class Alias:
     groups: list[list[Deployment]]  # by ascending priority; members of a group share load
 
 
+@dataclass(frozen=True, slots=True)
+class Served:
+    """Which deployment answered a call and, when it was not one of the alias's primaries, why: sent to
+    clients as the `x-hearth-deployment` and `x-hearth-fallback` headers."""
+
+    deployment: str
+    fallback: str | None = None  # None: a primary answered; else what happened to the primaries
+
+    def headers(self) -> dict[str, str]:
+        headers = {"x-hearth-deployment": _header_value(self.deployment)}
+        headers["x-hearth-fallback"] = "true" if self.fallback else "false"
+        if self.fallback:
+            headers["x-hearth-fallback-reason"] = _header_value(self.fallback)
+        return headers
+
+
+def _header_value(text: str, limit: int = 300) -> str:
+    # Header values are Latin-1 on the wire and must not break the line: keep printable ASCII.
+    clean = "".join(c if " " <= c <= "~" else " " for c in text)
+    return clean if len(clean) <= limit else clean[: limit - 3] + "..."
+
+
 @dataclass
 class Routed(Generic[T]):
     result: T
     deployment: Deployment
     release: Callable[[], None]  # frees the slot; already called unless hold=True
+    served: Served | None = None
 
 
 class Router:
@@ -61,7 +84,7 @@ class Router:
             )
         return alias
 
-    def _plan(self, alias: Alias) -> list[Deployment]:
+    def plan(self, alias: Alias) -> list[Deployment]:
         """Deployments in the order to try: healthy ones by group and load; cooling ones last, as a
         last resort, soonest-recovering first, so a lone deployment is still probed after a blip."""
         now = time.monotonic()
@@ -89,7 +112,7 @@ class Router:
         slot stays taken after success (for streams) and the caller must call `release`."""
         errors: list[str] = []
         retry_after_hint: float | None = None
-        for deployment in self._plan(alias):
+        for deployment in self.plan(alias):
             cfg = deployment.config
             for attempt in range(cfg.max_retries + 1):
                 try:
@@ -126,7 +149,17 @@ class Router:
                     metrics.ATTEMPTS.labels(deployment.key, "ok").inc()
                     if not hold:
                         release()
-                    return Routed(result, deployment, release)
+                    served = Served(deployment.key, _fallback_reason(alias, deployment, errors))
+                    if served.fallback:
+                        log.warning(
+                            "fallback answered",
+                            extra={
+                                "alias": alias.name,
+                                "deployment": deployment.key,
+                                "reason": served.fallback,
+                            },
+                        )
+                    return Routed(result, deployment, release, served)
 
                 errors.append(f"{deployment.key}: {error}")
                 log.warning(
@@ -154,6 +187,23 @@ class Router:
             code="no_deployment_available",
             headers=headers,
         )
+
+
+def _fallback_reason(alias: Alias, served_by: Deployment, errors: list[str]) -> str | None:
+    """None when a primary (a member of the alias's first priority group) answered; else why none did:
+    the errors of this call, or the cooldown that made routing skip the primaries without trying them."""
+    primaries = alias.groups[0] if alias.groups else []
+    if served_by in primaries:
+        return None
+    if errors:
+        return "; ".join(errors[-3:])
+    now = time.monotonic()
+    skipped = [
+        f"{d.key} cooling down for {d.cooldown_until - now:.0f}s after: {d.last_error or 'errors'}"
+        for d in primaries
+        if d.cooling(now)
+    ]
+    return "; ".join(skipped) or "the primary deployments were busy"
 
 
 def _backoff(attempt: int, retry_after: float | None) -> float:

@@ -24,10 +24,12 @@ from hearth.gateway.backends.base import (
     TranscriptionRequest,
     Warmable,
 )
+from hearth.gateway.catalogue import alias_card, alias_status
 from hearth.gateway.deployment import Deployment
 from hearth.gateway.events import InferenceCompleted, InferenceFailed
+from hearth.gateway.loops import trim_loop
 from hearth.gateway.registry import build_aliases, build_backends
-from hearth.gateway.router import Alias, Routed, Router
+from hearth.gateway.router import Alias, Routed, Router, Served
 from hearth.gateway.speech import SpeechStream
 from hearth.gateway.stream import ChatStream
 from hearth.gateway.telemetry import EventBatcher
@@ -83,11 +85,14 @@ class Gateway:
     def __init__(
         self, models: ModelsConfig, *, llm_threads: int = 1, bus: Any = None, request_events: bool = False
     ) -> None:
+        self.config = models
+        self.llm_threads = llm_threads
         self.backends: dict[str, Backend] = build_backends(models, llm_threads=llm_threads)
         self.router = Router(build_aliases(models, self.backends))
         # With a bus, usage is always published (summed); per-request events only with `request_events`.
         self.events = EventBatcher(bus, per_request=request_events) if bus is not None else None
         self.ready = False
+        self._reconfiguring = asyncio.Lock()
 
     @property
     def aliases(self) -> dict[str, Alias]:
@@ -104,33 +109,75 @@ class Gateway:
         """Route `name` to the OpenAI-compatible server at base_url (its own backend `alias-<name>`)."""
         if self.has_alias(name):
             raise ValueError(f"alias {name!r} already exists in the gateway")
+        raw = self.config.model_dump(exclude_unset=True)
         backend_name = f"alias-{name}"
-        models = ModelsConfig.model_validate(
-            {
-                "backends": {backend_name: {"type": "openai", "base_url": base_url}},
-                "aliases": {
-                    name: {
-                        "kind": kind,
-                        "description": description,
-                        "deployments": [{"backend": backend_name, "model": model}],
-                    }
-                },
-            }
-        )
-        backends = build_backends(models, llm_threads=1)
-        await asyncio.gather(*(b.start() for b in backends.values()))
-        self.backends.update(backends)
-        self.router.aliases.update(build_aliases(models, backends))
+        raw.setdefault("backends", {})[backend_name] = {"type": "openai", "base_url": base_url}
+        raw.setdefault("aliases", {})[name] = {
+            "kind": kind,
+            "description": description,
+            "deployments": [{"backend": backend_name, "model": model}],
+        }
+        await self.reconfigure(ModelsConfig.model_validate(raw))
 
     async def remove_alias(self, name: str) -> None:
-        alias = self.router.aliases.pop(name, None)
-        if alias is None:
+        if name not in self.router.aliases:
             return
-        still_used = {id(d.backend) for a in self.router.aliases.values() for g in a.groups for d in g}
-        for backend_name, backend in list(self.backends.items()):
-            if id(backend) not in still_used and any(d.backend is backend for g in alias.groups for d in g):
-                del self.backends[backend_name]
-                await backend.close()
+        raw = self.config.model_dump(exclude_unset=True)
+        raw.get("aliases", {}).pop(name, None)
+        raw.get("backends", {}).pop(f"alias-{name}", None)  # the backend add_alias made for it
+        await self.reconfigure(ModelsConfig.model_validate(raw))
+
+    async def reconfigure(self, models: ModelsConfig) -> None:
+        """Serve `models` from now on. Backends whose configuration did not change keep running (a loaded
+        model is not loaded again), and so do deployments, with their health and slots; new backends start
+        before anything is swapped, so a backend that cannot start (ValueError) leaves the gateway as it was.
+        Requests in flight finish on the objects they started with; backends no longer used are closed."""
+        async with self._reconfiguring:
+            old_backends = self.backends
+            reuse = {
+                name: backend
+                for name, backend in old_backends.items()
+                if name in models.backends and models.backends[name] == self.config.backends.get(name)
+            }
+            backends = build_backends(models, llm_threads=self.llm_threads, reuse=reuse)
+            fresh = [b for name, b in backends.items() if reuse.get(name) is not b]
+            results = await asyncio.gather(*(b.start() for b in fresh), return_exceptions=True)
+            failed = [(b, r) for b, r in zip(fresh, results, strict=True) if isinstance(r, BaseException)]
+            if failed:
+                await asyncio.gather(*(b.close() for b in fresh), return_exceptions=True)
+                backend, error = failed[0]
+                message = error.message if isinstance(error, BackendError) else str(error)
+                raise ValueError(f"backend {backend.name!r} cannot start: {message}")
+            previous = {(d.backend, d.model): d for a in self.aliases.values() for g in a.groups for d in g}
+            self.router.aliases = build_aliases(models, backends, previous=previous)
+            self.backends = backends
+            self.config = models
+            kept = {id(b) for b in backends.values()}
+            gone = [b for b in old_backends.values() if id(b) not in kept]
+            await asyncio.gather(*(b.close() for b in gone), return_exceptions=True)
+
+    def describe(self) -> list[dict[str, Any]]:
+        return [alias_card(a, self.config.backends, self.serving(a)) for a in self.aliases.values()]
+
+    def troubled_aliases(self) -> dict[str, dict[str, Any]]:
+        """Aliases that are degraded (a primary cooling down or failing) or down (every deployment cooling
+        down): their status, why, and the deployment that serves them now."""
+        out: dict[str, dict[str, Any]] = {}
+        for alias in self.aliases.values():
+            status, detail = alias_status(alias)
+            if status != "ok":
+                serving = self.serving(alias)
+                out[alias.name] = {
+                    "status": status,
+                    "detail": detail,
+                    "serving": serving.key if serving is not None else None,
+                }
+        return out
+
+    def serving(self, alias: Alias) -> Deployment | None:
+        """The deployment a request for `alias` would try first right now."""
+        plan = self.router.plan(alias)
+        return plan[0] if plan else None
 
     def warm_up(self, alias_name: str) -> None:
         """Start loading the lazily loaded models behind `alias_name` in the background."""
@@ -156,11 +203,19 @@ class Gateway:
 
     async def chat(self, body: dict[str, Any], caller: Caller = SYSTEM) -> dict[str, Any]:
         """A whole chat completion for `body["model"]` (an alias)."""
+        return (await self.chat_served(body, caller))[0]
+
+    async def chat_served(
+        self, body: dict[str, Any], caller: Caller = SYSTEM
+    ) -> tuple[dict[str, Any], Served]:
+        """A whole chat completion, and which deployment answered it (a fallback or not)."""
         alias = self.router.get(body["model"], "chat")
         started = time.perf_counter()
         routed = await self._route(alias, lambda d: d.backend.chat(body, d.model), caller, started)
         response = routed.result
         response["model"] = body["model"]  # the alias asked for, as in streamed chunks
+        if self._watch_loops(routed.deployment):
+            _stop_loops(response)
         usage = response.get("usage") or {}
         self._completed(
             alias,
@@ -171,7 +226,7 @@ class Gateway:
             int(usage.get("prompt_tokens") or 0),
             int(usage.get("completion_tokens") or 0),
         )
-        return response
+        return response, _served(routed)
 
     async def chat_stream(self, body: dict[str, Any], caller: Caller = SYSTEM) -> ChatStream:
         """Open a streamed chat completion. Routing (retries, fallback) happens before this returns, so a
@@ -195,7 +250,23 @@ class Gateway:
                 alias, deployment, caller, started, ttft, prompt_tokens, completion_tokens, status
             )
 
-        return ChatStream(deployment, routed.release, stream, first, started, finish, model=body["model"])
+        return ChatStream(
+            deployment,
+            routed.release,
+            stream,
+            first,
+            started,
+            finish,
+            model=body["model"],
+            served=_served(routed),
+            watch_loops=self._watch_loops(deployment),
+        )
+
+    def _watch_loops(self, deployment: Deployment) -> bool:
+        """Whether the gateway stops this deployment's looping replies (embedded engines stop their own)."""
+        config = self.config.backends.get(deployment.config.backend)
+        own = getattr(deployment.backend, "detects_loops", False)
+        return bool(config is not None and config.stop_loops and not own)
 
     # -- embeddings and rerank --------------------------------------------------------------------------
 
@@ -205,6 +276,7 @@ class Gateway:
         started = time.perf_counter()
         routed = await self._route(alias, lambda d: d.backend.embed(texts, d.model), caller, started)
         self._completed(alias, routed.deployment, caller, started, None, routed.result.prompt_tokens, 0)
+        routed.result.served = _served(routed)
         return routed.result
 
     async def rerank(
@@ -217,6 +289,7 @@ class Gateway:
             alias, lambda d: d.backend.rerank(query, documents, d.model), caller, started
         )
         self._completed(alias, routed.deployment, caller, started, None, routed.result.prompt_tokens, 0)
+        routed.result.served = _served(routed)
         return routed.result
 
     # -- speech -----------------------------------------------------------------------------------------
@@ -341,6 +414,23 @@ class Gateway:
             for group in alias.groups
             for d in group
         }
+
+
+def _stop_loops(response: dict[str, Any]) -> None:
+    """Cut a whole reply that repeats itself after the first repeat, and say so (`stop_reason`)."""
+    for choice in response.get("choices") or ():
+        message = choice.get("message") or {}
+        content = message.get("content")
+        if isinstance(content, str):
+            trimmed, looped = trim_loop(content)
+            if looped:
+                message["content"] = trimmed
+                choice["finish_reason"] = "stop"
+                choice["stop_reason"] = "repetition"
+
+
+def _served(routed: Routed[Any]) -> Served:
+    return routed.served or Served(routed.deployment.key)
 
 
 def _code(exc: BackendError) -> str:

@@ -3,6 +3,7 @@ finished, failed, abandoned by the client midway, or dropped before the first ch
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any
@@ -11,6 +12,11 @@ import anyio
 
 from hearth.gateway.backends.base import BackendError
 from hearth.gateway.deployment import Deployment
+from hearth.gateway.loops import LoopDetector
+from hearth.gateway.router import Served
+
+log = logging.getLogger("hearth.gateway")
+_LOOP_STOP = {"index": 0, "delta": {}, "logprobs": None, "finish_reason": "stop", "stop_reason": "repetition"}
 
 # (status, ttft seconds or None, prompt tokens, completion tokens) → accounting
 Finish = Callable[[int, float | None, int, int], None]
@@ -25,10 +31,16 @@ class ChatStream:
         first: dict[str, Any] | None,
         started: float,
         on_finish: Finish,
+        *,
         model: str | None = None,
+        served: Served | None = None,
+        watch_loops: bool = False,
     ) -> None:
         self.deployment = deployment
         self._model = model  # the alias the client asked for: chunks carry it, not the upstream's name
+        # Routing ends at the first chunk, so this names the deployment that produces the whole stream:
+        # a failure after it ends the stream with an error event, never with another deployment's text.
+        self.served = served or Served(deployment.key)
         self._release = release
         self._upstream = upstream
         self._first = first
@@ -38,6 +50,7 @@ class ChatStream:
         self._tokens = (0, 0)
         self._completed = False
         self._finished = False
+        self._loops = LoopDetector() if watch_loops else None
         self._chunks = self._relay()
 
     def __aiter__(self) -> ChatStream:
@@ -66,6 +79,12 @@ class ChatStream:
                     if self._model is not None and "model" in chunk:
                         chunk["model"] = self._model
                     yield chunk
+                if self._loops is not None and self._looping(chunk):
+                    # The upstream repeats itself: end the reply here (closing the upstream stops it).
+                    log.warning("looping reply stopped", extra={"deployment": self.deployment.key})
+                    yield {**chunk, "choices": [_LOOP_STOP]}
+                    self._completed = True
+                    return
                 chunk = await anext(self._upstream, None)
             self._completed = True
         except BackendError as exc:
@@ -81,6 +100,15 @@ class ChatStream:
             }
         finally:
             await self._finish()
+
+    def _looping(self, chunk: dict[str, Any]) -> bool:
+        loops = self._loops
+        assert loops is not None
+        for choice in chunk.get("choices") or ():
+            text = (choice.get("delta") or {}).get("content")
+            if text and loops.feed(text):
+                return True
+        return False
 
     async def _finish(self) -> None:
         if self._finished:

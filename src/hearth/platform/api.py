@@ -41,9 +41,22 @@ async def readyz(request: Request) -> JSONResponse:
         checks["database"] = f"error: {type(exc).__name__}"
     checks["models"] = "ok" if platform.gateway.ready else "loading"
     ready = all(v == "ok" for v in checks.values())
-    return JSONResponse(
-        {"status": "ready" if ready else "not ready", "checks": checks}, status_code=200 if ready else 503
-    )
+    # Aliases whose primary deployment is cooling down or failing: reported, but the server stays ready
+    # while any alias can answer (taking it out of a load balancer would not bring a shared upstream back).
+    troubled = platform.gateway.troubled_aliases()
+    body: dict[str, Any] = {"status": "ready" if ready else "not ready", "checks": checks}
+    if troubled:
+        body["aliases"] = troubled
+        if (
+            ready
+            and len(troubled) == len(platform.gateway.aliases)
+            and all(t["status"] == "down" for t in troubled.values())
+        ):
+            ready = False
+            body["status"] = "not ready"
+        elif ready:
+            body["status"] = "degraded"
+    return JSONResponse(body, status_code=200 if ready else 503)
 
 
 @router.get(

@@ -30,6 +30,7 @@ from hearth.platform.ports import Ports
 from hearth.platform.retention import RetentionSweeper
 
 CONTEXT_MODULES = (
+    "hearth.gateway.wiring",  # first: the model changes admins stored apply before any context calls a model
     "hearth.rag.wiring",
     "hearth.chat.wiring",
     "hearth.voice.wiring",

@@ -10,7 +10,7 @@ from typing import Any, Unpack
 
 from hearth.events.bus import EventBus
 from hearth.gateway.service import Caller, Gateway
-from hearth.rag import events
+from hearth.rag import events, grounding
 from hearth.rag.config import RagConfig
 from hearth.rag.schemas import QueryResponse, RagSource
 from hearth.rag.search import Question, Search, SearchResult, ms
@@ -74,6 +74,19 @@ class CitationFilter:
         return fix_citations(rest, self.count)
 
 
+def checked(question: str, text: str, sources: list[RagSource]) -> dict[str, Any]:
+    """A generated answer with its citations repaired, checked for groundedness (an extractive answer
+    replaces it when it fails), with the file name of each source it cites."""
+    answer = fix_citations(text.strip(), len(sources))
+    result = grounding.ground(question, answer, sources)
+    return {
+        "answer": result.answer,
+        "answer_mode": result.mode,
+        "answer_note": result.reason,
+        "citations": grounding.citations(result.answer, sources),
+    }
+
+
 class Answers:
     def __init__(self, *, bus: EventBus, gateway: Gateway, search: Search, config: RagConfig) -> None:
         self.bus = bus
@@ -91,21 +104,25 @@ class Answers:
     ) -> QueryResponse:
         """Retrieve, rerank and (with `generate`) answer with citations that all map to returned sources."""
         result, caller = await self._retrieve(question)
-        answer, started = None, None
+        started = None
+        extra: dict[str, Any] = {"answer": None}
         if generate:
             started = time.perf_counter()
             body = self._body(question["query"], result.sources, max_tokens, temperature)
-            response = await self.gateway.chat(body, caller)
+            response, served = await self.gateway.chat_served(body, caller)
             text = response["choices"][0]["message"].get("content") or ""
-            answer = fix_citations(text.strip(), len(result.sources))
+            extra = checked(question["query"], text, result.sources)
+            extra |= {"deployment": served.deployment, "fallback": served.fallback}
         latency = await self._answered(question["user_id"], result, started)
-        return QueryResponse(answer=answer, sources=result.sources, mode=result.mode, latency_ms=latency)
+        return QueryResponse(sources=result.sources, mode=result.mode, latency_ms=latency, **extra)
 
     async def query_stream(
         self, *, max_tokens: int = 512, temperature: float = 0.2, **question: Unpack[Question]
     ) -> tuple[SearchResult, AsyncIterator[dict[str, Any]]]:
         """Retrieval first (errors raise before any byte is sent), then an iterator of answer events:
-        {"delta": text}… and finally {"answer", "latency_ms"}."""
+        {"delta": text}… and finally {"answer", "latency_ms", "answer_mode", "answer_note", "citations",
+        "deployment", "fallback"}. When the streamed answer fails the groundedness check, the final
+        "answer" is the extractive one (answer_mode "extractive_fallback"), not the deltas' text."""
         result, caller = await self._retrieve(question)
         user_id, query = question["user_id"], question["query"]
         started = time.perf_counter()
@@ -128,9 +145,12 @@ class Answers:
             finally:
                 await stream.aclose()
             latency = await self._answered(user_id, result, started)
+            served = stream.served
             yield {
-                "answer": fix_citations("".join(parts).strip(), len(result.sources)),
+                **checked(query, "".join(parts), result.sources),
                 "latency_ms": latency,
+                "deployment": served.deployment,
+                "fallback": served.fallback,
             }
 
         return result, answer_events()

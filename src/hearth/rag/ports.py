@@ -32,6 +32,12 @@ class Retriever(Protocol):
         """OpenAI chat messages that answer `question` from numbered `sources`."""
         ...
 
+    def check_answer(self, *, question: str, answer: str, sources: list[RagSource]) -> dict[str, Any]:
+        """The answer to keep, checked against `sources`: {"answer", "answer_mode" ("generated" or
+        "extractive_fallback" when the generated one was not grounded), "answer_note" (why), "citations"
+        (each cited [n] with its file name)}."""
+        ...
+
 
 RETRIEVER: Port[Retriever] = Port("rag.retriever")
 SERVICE: Port[RagService] = Port("rag.service")

@@ -180,3 +180,10 @@ class QueryResponse(BaseModel):
     sources: list[RagSource]
     mode: Mode
     latency_ms: dict[str, float]  # embed, search, rerank, generate, total
+    # generated: the model's answer; extractive_fallback: it was not grounded in the sources (answer_note
+    # says why), so the answer is the sources' best sentences; None: no answer was asked for.
+    answer_mode: Literal["generated", "extractive_fallback"] | None = None
+    answer_note: str | None = None
+    citations: list[dict[str, Any]] = []  # {n, file, title, document_id, chunk_id, page?} per cited [n]
+    deployment: str | None = None  # the model deployment that generated (x-hearth-deployment)
+    fallback: str | None = None  # why a fallback deployment generated, when one did

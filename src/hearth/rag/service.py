@@ -7,17 +7,20 @@ data it reads. Ingestion and the version swap that keeps queries consistent are 
 
 from __future__ import annotations
 
+from typing import Any
+
 from hearth.auth.ports import UserDirectory
 from hearth.events.bus import EventBus
 from hearth.gateway.service import Gateway
 from hearth.platform.db import Database
-from hearth.rag.answers import Answers, answer_messages
+from hearth.rag.answers import Answers, answer_messages, checked
 from hearth.rag.chunking import WordPieceCounter
 from hearth.rag.collections import Collections
 from hearth.rag.config import RagConfig
 from hearth.rag.documents import Documents
 from hearth.rag.indexes import Indexes
 from hearth.rag.keyword import KeywordIndex
+from hearth.rag.schemas import RagSource
 from hearth.rag.search import Search, SearchResult
 from hearth.rag.stores import VectorStore
 from hearth.rag.uploads import FileUpload
@@ -30,6 +33,10 @@ class RagService:
     """Implements `hearth.rag.ports.Retriever` for chat and voice; the rest is for rag's routes and CLI."""
 
     answer_messages = staticmethod(answer_messages)
+
+    @staticmethod
+    def check_answer(*, question: str, answer: str, sources: list[RagSource]) -> dict[str, Any]:
+        return checked(question, answer, sources)
 
     def __init__(
         self,

@@ -44,6 +44,7 @@ class EmbeddingResult:
     vectors: list[list[float]]
     prompt_tokens: int
     model: str
+    served: Any = None  # gateway.router.Served, set by the gateway: which deployment answered
 
 
 @dataclass
@@ -51,6 +52,7 @@ class RerankResult:
     scores: list[float]  # one per input document, in input order
     prompt_tokens: int
     model: str
+    served: Any = None  # gateway.router.Served, set by the gateway
 
 
 @runtime_checkable

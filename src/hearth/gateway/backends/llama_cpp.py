@@ -22,6 +22,7 @@ from typing import Any
 from hearth.config import BackendConfig
 from hearth.gateway.backends.base import BackendError, RequestTooLarge
 from hearth.gateway.backends.onnx_embedding import package_dir
+from hearth.gateway.loops import LoopDetector
 
 DEFAULT_MODEL_NAME = "smollm2-135m-instruct"
 _LOCK_POLL_S = 0.05  # how often a queued request checks whether its client went away
@@ -49,6 +50,12 @@ class _Job:
     last_token: int | None = None
     finish_reason: str = "stop"
     completion_tokens: int = 0
+    loops: LoopDetector | None = None  # set when loop detection is on: stops a repeating generation
+
+
+def _stop_fields(job: _Job) -> dict[str, Any]:
+    # vLLM's `stop_reason` field says what stopped a reply; here, a loop cut short.
+    return {"stop_reason": "repetition"} if job.loops is not None and job.loops.looped else {}
 
 
 def default_model_path() -> Path:
@@ -127,6 +134,7 @@ class LlamaCppBackend:
     """A `ChatBackend` over a GGUF model run by llama-cpp-python."""
 
     max_concurrency: int | None = 1
+    detects_loops = True  # stops looping generations itself (the gateway need not watch its streams)
 
     def __init__(
         self, name: str, config: BackendConfig, *, threads: int = 1, model_name: str | None = None
@@ -136,6 +144,8 @@ class LlamaCppBackend:
         self.threads = max(1, threads)
         self.model_name = model_name or DEFAULT_MODEL_NAME
         self.last_stats: GenerationStats | None = None
+        self.model_path: Path | None = Path(config.model_path) if config.model_path else None
+        self.gguf_name: str | None = None  # the GGUF's own general.name, once loaded
         self._llm: Any = None
         self._formatter: Any = None
         self._vocab: Any = None
@@ -174,6 +184,7 @@ class LlamaCppBackend:
             from llama_cpp.llama_chat_format import CHATML_CHAT_TEMPLATE, Jinja2ChatFormatter
 
             path = Path(self.config.model_path) if self.config.model_path else default_model_path()
+            self.model_path = path
             with plain_cpu_buffers():
                 llm = llama_cpp.Llama(
                     model_path=str(path),
@@ -182,6 +193,7 @@ class LlamaCppBackend:
                     n_threads_batch=self.threads,
                     verbose=False,
                 )
+            self.gguf_name = llm.metadata.get("general.name") or path.stem
             eos = llm.token_eos()
             # Our own formatter from the GGUF's template, used both to measure the prompt and (as the
             # chat handler) to generate, so the count is exactly what the model will read.
@@ -246,6 +258,9 @@ class LlamaCppBackend:
         finally:
             await texts.aclose()
         job = job_box[0]
+        content = "".join(parts)
+        if job.loops is not None and job.loops.looped:
+            content = content[: job.loops.keep].rstrip()  # the answer up to its first repeat
         return {
             "id": f"chatcmpl-{uuid.uuid4().hex}",
             "object": "chat.completion",
@@ -254,9 +269,10 @@ class LlamaCppBackend:
             "choices": [
                 {
                     "index": 0,
-                    "message": {"role": "assistant", "content": "".join(parts)},
+                    "message": {"role": "assistant", "content": content},
                     "logprobs": None,
                     "finish_reason": job.finish_reason,
+                    **_stop_fields(job),
                 }
             ],
             "usage": _usage(job),
@@ -271,8 +287,8 @@ class LlamaCppBackend:
             "model": model or self.model_name,
         }
 
-        def chunk(delta: dict[str, Any], finish_reason: str | None = None) -> dict[str, Any]:
-            choice = {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish_reason}
+        def chunk(delta: dict[str, Any], finish_reason: str | None = None, **extra: Any) -> dict[str, Any]:
+            choice = {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish_reason, **extra}
             return {**base, "choices": [choice]}
 
         job_box: list[_Job] = []
@@ -288,7 +304,7 @@ class LlamaCppBackend:
         finally:
             await texts.aclose()
         job = job_box[0]
-        yield chunk({}, job.finish_reason)
+        yield chunk({}, job.finish_reason, **_stop_fields(job))
         if include_usage:
             yield {**base, "choices": [], "usage": _usage(job)}
 
@@ -377,6 +393,7 @@ class LlamaCppBackend:
             "temperature": _number(body, "temperature", 1.0),
             "top_p": _number(body, "top_p", 1.0),
             "presence_penalty": _number(body, "presence_penalty", 0.0),
+            "repeat_penalty": _number(body, "repetition_penalty", self.config.repeat_penalty),
             "frequency_penalty": _number(body, "frequency_penalty", 0.0),
             "stop": [stop] if isinstance(stop, str) else (stop or []),
             # llama-cpp-python reuses one fixed seed when none is given; a fresh one keeps sampling random.
@@ -386,7 +403,8 @@ class LlamaCppBackend:
         response_format = body.get("response_format")
         if isinstance(response_format, dict) and response_format.get("type") == "json_object":
             kwargs["response_format"] = response_format
-        return _Job(kwargs=kwargs, prompt_tokens=prompt_tokens)
+        loops = LoopDetector() if self.config.stop_loops else None
+        return _Job(kwargs=kwargs, prompt_tokens=prompt_tokens, loops=loops)
 
     def _run(self, job: _Job, emit: Callable[[tuple[str, Any]], None]) -> None:
         """Worker thread: wait for the model, generate, pass text on; stop when the job is cancelled."""
@@ -414,6 +432,9 @@ class LlamaCppBackend:
                         text = choice["delta"].get("content")
                         if text:
                             emit(("text", text))
+                            if job.loops is not None and job.loops.feed(text):
+                                job.finish_reason = "stop"  # repeating itself: more would say nothing new
+                                break
                         if choice.get("finish_reason"):
                             job.finish_reason = choice["finish_reason"]
                 finally:
