@@ -77,7 +77,9 @@ def test_fallback_is_visible_in_headers_models_readyz_and_cli(tmp_path, upstream
     a.behaviour.mode = "error500"
     with run_hearth(tmp_path, _config(a.url, b.url)) as hearth:
         r = httpx.post(f"{hearth.v1}/chat/completions", json=CHAT, headers=hearth.headers())
-        assert r.status_code == 200 and r.json()["model"] == "up1"
+        assert (
+            r.status_code == 200 and r.json()["model"] == CHAT["model"]
+        )  # the alias asked for; who answered: the headers
         assert r.headers["x-hearth-deployment"] == "up1/m1"
         assert r.headers["x-hearth-fallback"] == "true"
         assert "up0/m0" in r.headers["x-hearth-fallback-reason"]  # the failure that caused it

@@ -62,7 +62,8 @@ def test_add_change_remove_persist_and_audit(tmp_path, upstreams):
         )
         assert r.status_code == 201, r.text
         answer = _chat(hearth, "smart")
-        assert answer.status_code == 200 and answer.json()["model"] == "up1"  # served by the new backend
+        assert answer.status_code == 200
+        assert answer.headers["x-hearth-deployment"] == "second/big"  # the new backend served
         assert b.stats.bodies[-1]["model"] == "big"
 
         # Change: the existing chat alias gets the new backend as its primary, the old one as fallback.
