@@ -107,6 +107,12 @@ def main() -> None:
     parser.add_argument("--qrels", type=Path, default=CRANFIELD / "cranqrel")
     parser.add_argument("--format", default="smart", help="smart or beir")
     parser.add_argument("--before", type=Path, help="another checkout's src folder, measured beside this one")
+    parser.add_argument(
+        "--data", type=Path, help="a data directory this bench loaded before (kept): skip the load"
+    )
+    parser.add_argument(
+        "--before-queries", type=int, default=0, help="send only the first N queries to --before (0: all)"
+    )
     args = parser.parse_args()
     if not args.corpus.exists():
         fallback = Path("/work/shared/data/cranfield")
@@ -119,21 +125,23 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
-        data = work / "data"
+        data = args.data or work / "data"
         servers: dict[str, tuple[subprocess.Popen, str]] = {}
         try:
             servers["now"] = start(work, data, ROOT / "src", worker=True)
             url = servers["now"][1]
             key = (data / "admin-key.txt").read_text().strip()
-            started = time.perf_counter()
-            load_args = ["rag", "load", str(args.corpus), "--collection", "bench", "--format", args.format]
-            subprocess.run(
-                [sys.executable, "-m", "hearth", *load_args, "--url", url, "--api-key", key],
-                env=dict(os.environ, PYTHONPATH=str(ROOT / "src")),
-                check=True,
-                stdout=subprocess.DEVNULL,
-            )
-            print(f"loaded {args.corpus} through `hearth rag load` in {time.perf_counter() - started:.0f} s")
+            if args.data is None:
+                started = time.perf_counter()
+                load = ["rag", "load", str(args.corpus), "--collection", "bench", "--format", args.format]
+                subprocess.run(
+                    [sys.executable, "-m", "hearth", *load, "--url", url, "--api-key", key],
+                    env=dict(os.environ, PYTHONPATH=str(ROOT / "src")),
+                    check=True,
+                    stdout=subprocess.DEVNULL,
+                )
+                spent = time.perf_counter() - started
+                print(f"loaded {args.corpus} through `hearth rag load` in {spent:.0f} s")
             if args.before:
                 servers["before"] = start(work, data, args.before, worker=False)
             clients = {
@@ -147,8 +155,10 @@ def main() -> None:
                     q = {"collection": "bench", "query": "warm up", "generate": False, **body}
                     client.post("/api/rag/query", json=q).raise_for_status()
             load = os.getloadavg()[0]
-            for qid, text in judged.items():
+            for turn, (qid, text) in enumerate(judged.items()):
                 for name, client in clients.items():
+                    if name == "before" and args.before_queries and turn >= args.before_queries:
+                        continue
                     for row, body in ROWS.items():
                         request = {"collection": "bench", "query": text, "generate": False, **body}
                         t = time.perf_counter()
@@ -164,13 +174,21 @@ def main() -> None:
                 f"{args.corpus.name}: {len(judged)} judged queries, load average {load:.1f} before, "
                 f"{os.getloadavg()[0]:.1f} after"
             )
+            if args.before_queries and "before" in clients:
+                print(f"before: the first {args.before_queries} queries only ('now, same': now on those)")
+                clients = {"now": clients["now"], "now, same": clients["now"], "before": clients["before"]}
+                for row in ROWS:
+                    first = list(runs[("before", row)])
+                    runs[("now, same", row)] = {q: runs[("now", row)][q] for q in first}
+                    times[("now, same", row)] = times[("now", row)][: len(first)]
             header = "| request | " + " | ".join(f"{n}: nDCG@10 | {n}: query p50" for n in clients) + " |"
             print(header)
             print("|---" * (1 + 2 * len(clients)) + "|")
             for row in ROWS:
                 cells = []
                 for name in clients:
-                    score = evaluation.score(runs[(name, row)], qrels).ndcg10
+                    judged_here = {q: qrels[q] for q in runs[(name, row)]}
+                    score = evaluation.score(runs[(name, row)], judged_here).ndcg10
                     cells += [f"{score:.4f}", f"{statistics.median(times[(name, row)]):.1f} ms"]
                 print(f"| {row} | " + " | ".join(cells) + " |")
         finally:
