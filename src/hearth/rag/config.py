@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from hearth.rag import rerank as rerank_defaults
 from hearth.rag.schemas import Mode
 
 
@@ -24,6 +25,10 @@ class RagConfig:
     worker_batch: int = 256
     embedder: str = "embedder"
     reranker: str = "reranker"
+    # True when the `reranker` alias routes to no model but the embedding reranker (the default catalogue):
+    # `rerank: true` then runs the built-in reranker (rag/rerank.py) instead of a gateway call.
+    builtin_rerank: bool = True
+    rerank_depth: int = rerank_defaults.DEPTH
     chat_model: str = "chat"
 
     @property

@@ -3,6 +3,8 @@ metrics nDCG@10 (linear gains, as trec_eval and BEIR compute it), Recall@100 and
 
 SMART (Cranfield): `.I`/`.T`/`.W` records; `cranqrel` numbers queries 1..n in file order (not by the `.I`
 ids of `cran.qry`) and grades relevance 1 (complete answer) to 4, with -1 for "not relevant": gain = 5 - code.
+The other SMART collections (CISI, CACM, MED, NPL) list only relevant pairs, four columns a line
+(`qid doc 0 0.000000`): each listed pair has gain 1. Their query ids run 1..n in file order too.
 """
 
 from __future__ import annotations
@@ -90,7 +92,10 @@ def load_qrels(path: Path, fmt: str) -> dict[str, dict[str, float]]:
         parts = line.split()
         if not parts:
             continue
-        if fmt == "smart":
+        if fmt == "smart" and len(parts) >= 4:
+            # CISI, CACM, MED, NPL: "qid doc 0 0.000000", where every listed pair is relevant.
+            qid, doc, gain = parts[0], parts[1], 1.0
+        elif fmt == "smart":
             qid, doc, code = parts[0], parts[1], int(parts[2]) if len(parts) > 2 else 1
             gain = 5 - code if 1 <= code <= 4 else 0
         elif fmt == "trec":

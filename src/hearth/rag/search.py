@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from hearth.gateway.service import Caller, Gateway
 from hearth.platform.db import Database
 from hearth.platform.errors import bad_request
-from hearth.rag import fusion, retrieval
+from hearth.rag import fusion, rerank, retrieval
 from hearth.rag.active import active, activity, sqlite_active, sqlite_file
 from hearth.rag.config import RagConfig
 from hearth.rag.indexes import Indexes
@@ -67,6 +67,7 @@ class _Stage:
     top_k: int
     depth: int  # candidates per retriever
     allowed: set[str] | None  # documents a filter lets through; None: all
+    keep: int | None = None  # with the built-in rerank: how many of the reranked top_k to return
 
 
 class Search:
@@ -114,7 +115,13 @@ class Search:
         rerank: bool = True,
         caller: Caller | None = None,
     ) -> SearchResult:
-        """Retrieve top_k candidates (dense, sparse or hybrid), rerank them and keep top_n."""
+        """Retrieve top_k candidates (dense, sparse or hybrid), rerank them and keep top_n.
+
+        With no reranking model configured, `rerank` is the built-in reranker (`rag/rerank.py`): it
+        re-scores at least `config.rerank_depth` fused candidates inside the search stage from their stored
+        vectors, so a small top_k does not cut what it can bring up, and nothing is embedded but the query.
+        With a model behind the `reranker` alias (a cross-encoder, a remote `/v1/rerank`), the top_k
+        candidates' texts are sent to it."""
         mode = mode or self.config.default_mode
         if mode not in ("dense", "sparse", "hybrid"):
             raise bad_request(f"unknown mode {mode!r}: use dense, sparse or hybrid", param="mode")
@@ -132,9 +139,19 @@ class Search:
             vector = np.asarray((await self.gateway.embed(self.config.embedder, [query], caller)).vectors[0])
             latency["embed"] = ms(t)
         t = time.perf_counter()
-        sources = await self.search_stage(found.id, query, vector, mode=mode, top_k=top_k, allowed=allowed)
-        latency["search"] = ms(t)
-        if rerank and sources:
+        builtin = rerank and self.config.builtin_rerank
+        sources = await self.search_stage(
+            found.id,
+            query,
+            vector,
+            mode=mode,
+            top_k=max(top_k, self.config.rerank_depth) if builtin else top_k,
+            allowed=allowed,
+            keep=top_n if builtin else None,
+            timings=latency,
+        )
+        latency["search"] = round(ms(t) - latency["rerank"], 3)
+        if rerank and not builtin and sources:
             t = time.perf_counter()
             result = await self.gateway.rerank(self.config.reranker, query, [s.text for s in sources], caller)
             for source, score in zip(sources, result.scores, strict=True):
@@ -153,10 +170,15 @@ class Search:
         mode: str,
         top_k: int,
         allowed: set[str] | None = None,
+        keep: int | None = None,
+        timings: dict[str, float] | None = None,
     ) -> list[RagSource]:
         """Index lookups, fusion, pseudo-relevance feedback (hybrid), the active-version check and the
         payloads: the measured search stage. It runs over keyword-index rows in one worker thread
-        (`retrieval.search_rows`), and by chunk ids only when the index lacks a dense candidate."""
+        (`retrieval.search_rows`), and by chunk ids only when the index lacks a dense candidate.
+
+        With `keep`, the top_k candidates go through the built-in reranker (`rag/rerank.py`) in the same
+        thread and the best `keep` are returned; its time is added to `timings["rerank"]`."""
         depth = max(self.config.candidates, top_k)
         fresh, index = self.keywords.current(collection_id)
         if not fresh:
@@ -164,15 +186,22 @@ class Search:
             # the event loop, and have the vector store open the collection again to see those writes.
             self.store.refresh(collection_id)
             index = await asyncio.to_thread(self.keywords.load, collection_id)
-        stage = _Stage(collection_id, query, vector, mode, top_k, depth, allowed)
+        stage = _Stage(collection_id, query, vector, mode, top_k, depth, allowed, keep)
+        spent: dict[str, float] = {"rerank": 0.0}
         if index is not None:
-            sources = await asyncio.to_thread(self._search_rows, stage, index, asyncio.get_running_loop())
-            if sources is not None:
-                return sources
-        return await self._search_hits(stage, index)
+            sources = await asyncio.to_thread(
+                self._search_rows, stage, index, asyncio.get_running_loop(), spent
+            )
+            if sources is None:
+                sources = await self._search_hits(stage, index, spent)
+        else:
+            sources = await self._search_hits(stage, index, spent)
+        if timings is not None:
+            timings["rerank"] = timings.get("rerank", 0.0) + spent["rerank"]
+        return sources
 
     def _search_rows(
-        self, stage: _Stage, index: Index, loop: asyncio.AbstractEventLoop
+        self, stage: _Stage, index: Index, loop: asyncio.AbstractEventLoop, spent: dict[str, float]
     ) -> list[RagSource] | None:
         """The search stage over the keyword index's rows (blocking; None: a dense candidate it lacks)."""
         collection_id, vector = stage.collection_id, stage.vector
@@ -207,10 +236,23 @@ class Search:
         )
         if found is None:
             return None
-        payloads = index.payloads(found.rows) if found.rows else []
-        return [_source(p, score, found.sources) for p, score in zip(payloads, found.scores, strict=True)]
+        rows, scores, reranked = found.rows, found.scores, None
+        if stage.keep is not None and rows:
+            t = time.perf_counter()
+            vectors = index.vectors[rows] if index.vectors is not None else None
+            new = rerank.rerank(np.asarray(scores), vectors, [index.document_ids[r] for r in rows])
+            order = np.argsort(-new, kind="stable")[: stage.keep].tolist()
+            rows, scores, reranked = [rows[i] for i in order], [scores[i] for i in order], new[order].tolist()
+            spent["rerank"] = ms(t)
+        payloads = index.payloads(rows) if rows else []
+        sources = [_source(p, score, found.sources) for p, score in zip(payloads, scores, strict=True)]
+        for source, value in zip(sources, reranked or [], strict=False):
+            source.rerank_score = round(value, 6)
+        return sources
 
-    async def _search_hits(self, stage: _Stage, index: Index | None) -> list[RagSource]:
+    async def _search_hits(
+        self, stage: _Stage, index: Index | None, spent: dict[str, float]
+    ) -> list[RagSource]:
         """The search stage by chunk ids, for when the keyword index lacks a dense candidate: another process
         wrote chunks and is rebuilding it. Dense candidates are named by the vector store; no feedback."""
         collection_id, query, vector, mode = stage.collection_id, stage.query, stage.vector, stage.mode
@@ -232,11 +274,25 @@ class Search:
             )
         current, names = await active(self.db, collection_id, {h.document_id for h in ranked})
         hits = [h for h in ranked if current.get(h.document_id) == h.version][:top_k]
+        reranked: list[float] = []
+        if stage.keep is not None and hits:
+            # No stored vectors on this path (the index lacks some candidates): one chunk per document
+            # first, without score regularisation.
+            t = time.perf_counter()
+            new = rerank.rerank(np.asarray([h.score for h in hits]), None, [h.document_id for h in hits])
+            order = np.argsort(-new, kind="stable")[: stage.keep].tolist()
+            hits, reranked = [hits[i] for i in order], new[order].tolist()
+            spent["rerank"] = ms(t)
         payloads = index.payloads_of([h.chunk_id for h in hits]) if index is not None else {}
         missing = [h.chunk_id for h in hits if h.chunk_id not in payloads]
         if missing:
             payloads.update(await asyncio.to_thread(self.store.fetch, collection_id, missing))
-        return [_source(payloads[h.chunk_id], h.score, names) for h in hits if h.chunk_id in payloads]
+        sources = []
+        for hit, value in zip(hits, reranked or [None] * len(hits), strict=True):
+            if hit.chunk_id in payloads:
+                sources.append(_source(payloads[hit.chunk_id], hit.score, names))
+                sources[-1].rerank_score = round(value, 6) if value is not None else None
+        return sources
 
     async def _filtered(self, session: AsyncSession, collection_id: str, filters: dict[str, Any]) -> set[str]:
         """Ids of the collection's documents whose fields or metadata match every filter (a list: any of)."""

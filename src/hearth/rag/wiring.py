@@ -24,6 +24,17 @@ def make_store(settings: Settings) -> VectorStore:
     return LanceStore(settings.data_dir / "rag" / "lancedb", ann_threshold=settings.rag_ann_threshold)
 
 
+def builtin_rerank(settings: Settings, alias: str = "reranker") -> bool:
+    """Whether `rerank: true` runs the built-in reranker: the alias is missing, or every deployment of it is
+    an `embedding_rerank` backend (cosine of the same embedder's vectors, which the built-in one reads from
+    the index instead of embedding every candidate again). Any other backend is a model worth calling."""
+    models = settings.models
+    found = models.aliases.get(alias)
+    if found is None:
+        return True
+    return all(models.backends[d.backend].type == "embedding_rerank" for d in found.deployments)
+
+
 def rag_config(settings: Settings) -> RagConfig:
     return RagConfig(
         data_dir=settings.data_dir,
@@ -38,6 +49,7 @@ def rag_config(settings: Settings) -> RagConfig:
         feedback_terms=settings.rag_feedback_terms,
         embed_batch=settings.rag_embed_batch,
         worker_batch=settings.rag_worker_batch,
+        builtin_rerank=builtin_rerank(settings),
     )
 
 
