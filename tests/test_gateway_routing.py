@@ -248,11 +248,12 @@ def test_client_disconnect_mid_stream_frees_the_slot(tmp_path, upstreams):
                     break  # hang up after a couple of tokens
         wait_until(lambda: a.stats.active_streams == 0, 5, what="upstream stream closed")
         assert a.stats.completed_streams == 0  # the upstream stream was dropped, not finished
+        [deployment] = hearth.app.state.platform.gateway.aliases["chat"].groups[0]
+        wait_until(lambda: deployment.load == 0, 5, what="the deployment's only slot free")
         a.behaviour.stream_chunks = 2
         a.behaviour.chunk_delay = 0
-        started = time.monotonic()
         r = httpx.post(f"{hearth.v1}/chat/completions", json=CHAT, headers=hearth.headers(), timeout=10)
-        assert r.status_code == 200 and time.monotonic() - started < 2  # the slot was free
+        assert r.status_code == 200
 
 
 def test_per_key_request_rate_limit(tmp_path, upstreams):
