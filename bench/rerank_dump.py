@@ -5,7 +5,8 @@ is sent as the default request (`rerank` on, `top_n` 10) with the reranker's dep
 reranker's inputs are recorded instead of changing its output: the fused scores (after feedback), the stored
 unit vectors and document ids of the candidates, and the query vector.
 
-    .venv/bin/python bench/rerank_dump.py OUT.npz [--corpus …] [--queries …] [--qrels …] [--part]
+    .venv/bin/python bench/rerank_dump.py OUT.pkl [--corpus …] [--queries …] [--qrels …] [--part]
+        [--variants fusion|feedback|all]
 
 `--part` uses the 289-document part of Cranfield that tests/test_rag_rerank.py checks.
 """
@@ -92,13 +93,20 @@ async def dump(args: argparse.Namespace, work: Path) -> dict:
     search.rerank.rerank = record_rerank  # type: ignore[assignment]
     search.retrieval.search_rows = record_rows  # type: ignore[assignment]
     out: dict = {"qrels": {q: qrels[q] for q in queries}, "variants": {}}
-    variants = [(config.sparse_weight, config.feedback, config.feedback_terms)]
-    if args.variants:  # fusion and feedback settings, on the same index
-        variants += [(w, f, t) for w in (0.2, 0.3, 0.4, 0.5) for f in (0, 3, 5, 10) for t in (10,)]
-        variants += [(0.3, 3, 5), (0.3, 3, 20)]
+    # (sparse_weight, feedback, feedback_terms, Rocchio share kept, expansion weight, candidates)
+    default = (config.sparse_weight, config.feedback, config.feedback_terms)
+    default += (retrieval.ROCCHIO, retrieval.EXPANSION_WEIGHT, config.candidates)
+    variants = [default]
+    if args.variants in ("all", "fusion"):  # fusion and feedback settings, on the same index
+        variants += [(w, f, 10, 0.5, 0.5, 100) for w in (0.2, 0.3, 0.4, 0.5) for f in (0, 3, 5, 10)]
+        variants += [(0.3, 3, 5, 0.5, 0.5, 100), (0.3, 3, 20, 0.5, 0.5, 100)]
+    if args.variants in ("all", "feedback"):
+        variants += [(0.3, 3, 10, r, e, 100) for r in (0.3, 0.5, 0.7) for e in (0.3, 0.5, 0.7)]
+        variants += [(0.3, 3, 10, 0.5, 0.5, c) for c in (50, 200)]
     try:
         for variant in dict.fromkeys(variants):
-            config.sparse_weight, config.feedback, config.feedback_terms = variant
+            config.sparse_weight, config.feedback, config.feedback_terms = variant[:3]
+            retrieval.ROCCHIO, retrieval.EXPANSION_WEIGHT, config.candidates = variant[3:]
             runs = out["variants"][variant] = {}
             for qid, text in queries.items():
                 seen.clear()
@@ -125,7 +133,9 @@ def main() -> None:
     parser.add_argument("--qrels", type=Path, default=CRANFIELD / "cranqrel")
     parser.add_argument("--format", default="smart")
     parser.add_argument("--part", action="store_true")
-    parser.add_argument("--variants", action="store_true", help="also other fusion and feedback settings")
+    parser.add_argument(
+        "--variants", choices=("none", "fusion", "feedback", "all"), default="none", help="other settings too"
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         out = asyncio.run(dump(args, Path(tmp)))

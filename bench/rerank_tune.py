@@ -4,6 +4,7 @@ nDCG@10 is computed as the default request sees it: the reranked first `top_n` (
 documents in rank order (`evaluation.documents_in_order`), against the qrels.
 
     .venv/bin/python bench/rerank_tune.py cran.pkl cisi.pkl part.pkl
+    .venv/bin/python bench/rerank_tune.py --variants cran.pkl part.pkl   (dumps made with --variants)
 """
 
 from __future__ import annotations
@@ -131,7 +132,7 @@ def variants(paths: list[str], knobs: list[Knobs]) -> None:
         rows = [[round(fusion_deep(s), 4) for s in sets]] + [
             [round(x, 4) for x in score(sets, k)] for k in knobs
         ]
-        print("sparse_weight, feedback, terms", variant, *rows)
+        print("(sparse_weight, feedback, terms, Rocchio, expansion, candidates)", variant, *rows)
 
 
 if __name__ == "__main__":
