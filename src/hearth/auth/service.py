@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable, Collection
 from contextvars import ContextVar
 from pathlib import Path
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING
 
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
@@ -23,7 +23,6 @@ from hearth.auth.models import ApiKey, User
 from hearth.auth.principal import Principal
 from hearth.auth.schemas import KeyOut
 from hearth.auth.web_sessions import WebSessions
-from hearth.config import Priority
 from hearth.platform.db import Database, utcnow
 from hearth.platform.errors import HearthError, bad_request
 from hearth.platform.kit.repository import in_chunks, or_404
@@ -262,15 +261,7 @@ class AuthService:
         if row is not None:
             key, user = row[0], row[1]
             if key.revoked_at is None and not user.disabled:
-                principal = Principal(
-                    user_id=user.id,
-                    username=user.username,
-                    role=user.role,
-                    key_id=key.id,
-                    priority=cast(Priority, key.priority),
-                    rpm_limit=key.rpm_limit,
-                    tpm_limit=key.tpm_limit,
-                )
+                principal = Principal.of_key(user, key)
         if generation == self._generation:
             self._remember(digest, principal)
         return principal

@@ -14,14 +14,13 @@ import hashlib
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING
 
 from sqlalchemy import delete, select, update
 
 from hearth.auth.models import ApiKey, User, WebSession
 from hearth.auth.passwords import hash_password, needs_rehash, verify_password
 from hearth.auth.principal import Principal
-from hearth.config import Priority
 from hearth.platform.db import Database, utcnow
 from hearth.platform.errors import HearthError
 from hearth.platform.kit.repository import or_404
@@ -97,15 +96,7 @@ class WebSessions:
         if web.key_id is not None:
             if key is None or key.revoked_at is not None:
                 return None
-            principal = Principal(
-                user_id=user.id,
-                username=user.username,
-                role=user.role,
-                key_id=key.id,
-                priority=cast(Priority, key.priority),
-                rpm_limit=key.rpm_limit,
-                tpm_limit=key.tpm_limit,
-            )
+            principal = Principal.of_key(user, key)
         else:
             principal = Principal(
                 user_id=user.id,

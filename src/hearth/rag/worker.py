@@ -19,10 +19,12 @@ import math
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
 import numpy as np
 from sqlalchemy import func, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from hearth.events.bus import EventBus
 from hearth.gateway.service import Gateway
@@ -495,47 +497,17 @@ class IngestWorker:
         """A failed attempt: the jobs that still run go back to pending for another attempt after a pause
         (the reason shown meanwhile), or are failed with the reason once out of attempts. Jobs already
         indexed, failed or deleted are left alone."""
-        running = ("extracting", "embedding")
         now = utcnow()
         failed: list[IngestJob] = []
         async with self.db.transaction() as session:
             for job in jobs:
                 if job.attempts >= _MAX_ATTEMPTS:
                     error = f"{reason} (gave up after {job.attempts} attempts)"
-                    changed = await session.execute(
-                        update(IngestJob)
-                        .where(IngestJob.id == job.id, IngestJob.status.in_(running))
-                        .values(status="failed", error=error, updated_at=now)
-                    )
-                    if changed.rowcount:
-                        await session.execute(
-                            update(Document)
-                            .where(Document.id == job.document_id, Document.job_id == job.id)
-                            .values(status="failed", error=error, updated_at=now)
-                        )
-                        await self.bus.publish(
-                            events.DocumentIngestionFailed(
-                                document_id=job.document_id,
-                                collection_id=job.collection_id,
-                                job_id=job.id,
-                                reason=error,
-                            ),
-                            session=session,
-                        )
+                    if await self._settle(session, job, "failed", error, now, only_running=True):
                         failed.append(job)
                     continue
                 error = f"attempt {job.attempts} of {_MAX_ATTEMPTS} failed, retrying: {reason}"
-                changed = await session.execute(
-                    update(IngestJob)
-                    .where(IngestJob.id == job.id, IngestJob.status.in_(running))
-                    .values(status="pending", error=error, updated_at=now)
-                )
-                if changed.rowcount:
-                    await session.execute(
-                        update(Document)
-                        .where(Document.id == job.document_id, Document.job_id == job.id)
-                        .values(status="pending", error=error, updated_at=now)
-                    )
+                if await self._settle(session, job, "pending", error, now, only_running=True):
                     pause = _RETRY_PAUSE * 2 ** (job.attempts - 1)
                     self._not_before[job.id] = time.monotonic() + pause
         for job in failed:
@@ -544,25 +516,42 @@ class IngestWorker:
             log.warning("ingestion attempt failed", extra={"jobs": [j.id for j in jobs], "reason": reason})
         self._progress.set()
 
-    async def _fail(self, job: IngestJob, reason: str) -> None:
-        async with self.db.transaction() as session:
-            now = utcnow()
-            await session.execute(
-                update(IngestJob)
-                .where(IngestJob.id == job.id)
-                .values(status="failed", error=reason, updated_at=now)
-            )
-            await session.execute(
-                update(Document)
-                .where(Document.id == job.document_id, Document.job_id == job.id)
-                .values(status="failed", error=reason, updated_at=now)
-            )
+    async def _settle(
+        self,
+        session: AsyncSession,
+        job: IngestJob,
+        status: str,
+        error: str,
+        now: datetime,
+        *,
+        only_running: bool = False,
+    ) -> bool:
+        """Set a job, and its document while the document still points at it, to `status` with `error`; a
+        failure is published as an event in the same transaction. With `only_running`, a job that is no longer
+        extracting or embedding (indexed, failed, deleted meanwhile) is left alone and False returned."""
+        query = update(IngestJob).where(IngestJob.id == job.id)
+        if only_running:
+            query = query.where(IngestJob.status.in_(("extracting", "embedding")))
+        changed = await session.execute(query.values(status=status, error=error, updated_at=now))
+        if only_running and not changed.rowcount:
+            return False
+        await session.execute(
+            update(Document)
+            .where(Document.id == job.document_id, Document.job_id == job.id)
+            .values(status=status, error=error, updated_at=now)
+        )
+        if status == "failed":
             await self.bus.publish(
                 events.DocumentIngestionFailed(
-                    document_id=job.document_id, collection_id=job.collection_id, job_id=job.id, reason=reason
+                    document_id=job.document_id, collection_id=job.collection_id, job_id=job.id, reason=error
                 ),
                 session=session,
             )
+        return True
+
+    async def _fail(self, job: IngestJob, reason: str) -> None:
+        async with self.db.transaction() as session:
+            await self._settle(session, job, "failed", reason, utcnow())
         await asyncio.to_thread(Path(job.upload_path).unlink, missing_ok=True)
         self._progress.set()
 
