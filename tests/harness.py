@@ -148,3 +148,21 @@ def remote_config(
         "backends": backends,
         "aliases": {alias: {"kind": kind, "deployments": deployments}},
     }
+
+
+def rag_config(chat_url: str) -> dict[str, Any]:
+    """A catalogue for RAG tests, no defaults: `chat` on the upstream at `chat_url` (model m0), the embedded
+    MiniLM as `embedder`, and the embedding reranker over it as `reranker`."""
+    return {
+        "include_defaults": False,
+        "backends": {
+            "up0": {"type": "openai", "base_url": chat_url},
+            "local-embed": {"type": "onnx_embedding"},
+            "local-rerank": {"type": "embedding_rerank", "embedder": "local-embed"},
+        },
+        "aliases": {
+            "chat": {"kind": "chat", "deployments": [{"backend": "up0", "model": "m0"}]},
+            "embedder": {"kind": "embedding", "deployments": [{"backend": "local-embed"}]},
+            "reranker": {"kind": "rerank", "deployments": [{"backend": "local-rerank"}]},
+        },
+    }

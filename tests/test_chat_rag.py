@@ -8,7 +8,7 @@ import orjson
 import pytest
 
 from tests.fake_openai import FakeOpenAI
-from tests.harness import run_hearth
+from tests.harness import rag_config, run_hearth
 from tests.helpers import wait_until
 
 
@@ -16,19 +16,7 @@ from tests.helpers import wait_until
 def hearth(tmp_path_factory):  # type: ignore[no-untyped-def]
     upstream = FakeOpenAI().start()
     upstream.behaviour.stream_chunks = 3
-    config = {
-        "include_defaults": False,
-        "backends": {
-            "up0": {"type": "openai", "base_url": upstream.url},
-            "local-embed": {"type": "onnx_embedding"},
-            "local-rerank": {"type": "embedding_rerank", "embedder": "local-embed"},
-        },
-        "aliases": {
-            "chat": {"kind": "chat", "deployments": [{"backend": "up0", "model": "m0"}]},
-            "embedder": {"kind": "embedding", "deployments": [{"backend": "local-embed"}]},
-            "reranker": {"kind": "rerank", "deployments": [{"backend": "local-rerank"}]},
-        },
-    }
+    config = rag_config(upstream.url)
     with run_hearth(tmp_path_factory.mktemp("chatrag"), config) as server:
         server.upstream = upstream  # type: ignore[attr-defined]
         yield server

@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 
 from hearth.cli.main import app as cli
 from tests.fake_openai import FakeOpenAI
-from tests.harness import run_hearth
+from tests.harness import rag_config, run_hearth
 
 LONG = " ".join(
     f"Gardening note {i}: tomatoes need full sun, deep watering twice a week and a stake to climb."
@@ -23,19 +23,7 @@ LONG = " ".join(
 def hearth(tmp_path_factory):  # type: ignore[no-untyped-def]
     upstream = FakeOpenAI().start()
     upstream.behaviour.stream_chunks = 3
-    config = {
-        "include_defaults": False,
-        "backends": {
-            "up0": {"type": "openai", "base_url": upstream.url},
-            "local-embed": {"type": "onnx_embedding"},
-            "local-rerank": {"type": "embedding_rerank", "embedder": "local-embed"},
-        },
-        "aliases": {
-            "chat": {"kind": "chat", "deployments": [{"backend": "up0", "model": "m0"}]},
-            "embedder": {"kind": "embedding", "deployments": [{"backend": "local-embed"}]},
-            "reranker": {"kind": "rerank", "deployments": [{"backend": "local-rerank"}]},
-        },
-    }
+    config = rag_config(upstream.url)
     with run_hearth(tmp_path_factory.mktemp("clicommands"), config) as server:
         yield server
     upstream.stop()
