@@ -189,24 +189,24 @@ async def document(document_id: str, request: Request) -> Response:
     return page(request, "document.html", active=active, title=found.title or "Document", document=found)
 
 
-@router.get("/admin/keys")
-async def admin_keys(request: Request) -> Response:
+async def admin_page(request: Request, template: str, title: str) -> Response:
+    """An admin screen: sign-in page when signed out, 403 page for a user who is not an admin."""
     active = await web.current_session(request)
     if active is None:
         return web.to_login(request)
     if not active.principal.is_admin:
         return forbidden(request, active)
-    return page(request, "admin_keys.html", active=active, title="API keys")
+    return page(request, template, active=active, title=title)
+
+
+@router.get("/admin/keys")
+async def admin_keys(request: Request) -> Response:
+    return await admin_page(request, "admin_keys.html", "API keys")
 
 
 @router.get("/admin/users")
 async def admin_users(request: Request) -> Response:
-    active = await web.current_session(request)
-    if active is None:
-        return web.to_login(request)
-    if not active.principal.is_admin:
-        return forbidden(request, active)
-    return page(request, "admin_users.html", active=active, title="Users")
+    return await admin_page(request, "admin_users.html", "Users")
 
 
 @router.get("/account")
