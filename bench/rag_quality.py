@@ -35,21 +35,12 @@ from typing import Any
 import httpx
 import yaml
 
-from hearth.rag import evaluation
-
 ROOT = Path(__file__).resolve().parents[1]
-CRANFIELD = ROOT.parent / "shared" / "data" / "cranfield"
-EMBED_ONLY = {
-    "include_defaults": False,
-    "backends": {
-        "local-embed": {"type": "onnx_embedding"},
-        "local-rerank": {"type": "embedding_rerank", "embedder": "local-embed"},
-    },
-    "aliases": {
-        "embedder": {"kind": "embedding", "deployments": [{"backend": "local-embed"}]},
-        "reranker": {"kind": "rerank", "deployments": [{"backend": "local-rerank"}]},
-    },
-}
+sys.path.insert(0, str(ROOT))
+
+from bench.rag import CRANFIELD, EMBED_ONLY  # noqa: E402
+from hearth.rag import evaluation  # noqa: E402
+
 ROWS: dict[str, dict[str, Any]] = {
     "defaults (rerank on, top_k 10, top_n 10)": {"top_n": 10},
     "rerank off, top_k 10": {"top_k": 10, "top_n": 10, "rerank": False},

@@ -35,7 +35,7 @@ from hearth.rag.models import Document
 from hearth.rag.schemas import TextDocument
 from hearth.rag.service import RagConfig, RagService
 
-CRANFIELD = Path("/work/shared/data/cranfield")
+CRANFIELD = Path(__file__).resolve().parents[2] / "shared" / "data" / "cranfield"  # as bench/rag.py
 EMBED_ONLY = {
     "backends": {"local-embed": {"type": "onnx_embedding"}},
     "aliases": {"embedder": {"kind": "embedding", "deployments": [{"backend": "local-embed"}]}},
