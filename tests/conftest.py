@@ -13,6 +13,7 @@ import pytest
 
 from hearth.platform.db import Database
 from hearth.platform.migrate import upgrade
+from tests.fake_openai import FakeOpenAI
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
@@ -74,3 +75,12 @@ async def prefix() -> AsyncIterator[str]:
                     await js.delete_stream(info.config.name)
             await asyncio.sleep(0.05)
         await nc.close()
+
+
+@pytest.fixture
+def upstreams() -> Iterator[list[FakeOpenAI]]:
+    """Two fake OpenAI-compatible servers on loopback, answering as models up0 and up1."""
+    servers = [FakeOpenAI(model=f"up{i}").start() for i in range(2)]
+    yield servers
+    for s in servers:
+        s.stop()

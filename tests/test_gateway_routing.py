@@ -9,23 +9,13 @@ import time
 
 import httpx
 import orjson
-import pytest
 
 from hearth.auth.service import AuthService
 from hearth.platform.db import Database
-from tests.fake_openai import FakeOpenAI
 from tests.harness import free_port, remote_config, run_hearth
 from tests.helpers import wait_for, wait_until
 
 CHAT = {"model": "chat", "messages": [{"role": "user", "content": "hi"}]}
-
-
-@pytest.fixture
-def upstreams():
-    servers = [FakeOpenAI(model=f"up{i}").start() for i in range(2)]
-    yield servers
-    for s in servers:
-        s.stop()
 
 
 def slots(gateway) -> tuple[int, int]:

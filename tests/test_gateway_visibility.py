@@ -16,19 +16,10 @@ import yaml
 from typer.testing import CliRunner
 
 from hearth.cli.main import app as cli
-from tests.fake_openai import FakeOpenAI
 from tests.harness import free_port, run_hearth
 from tests.helpers import wait_until
 
 CHAT = {"model": "chat", "messages": [{"role": "user", "content": "hi"}]}
-
-
-@pytest.fixture
-def upstreams():
-    servers = [FakeOpenAI(model=f"up{i}").start() for i in range(2)]
-    yield servers
-    for s in servers:
-        s.stop()
 
 
 def _config(primary: str, fallback: str) -> dict:

@@ -12,17 +12,8 @@ from typer.testing import CliRunner
 from hearth.auth.service import AuthService
 from hearth.cli.main import app as cli
 from hearth.platform.db import Database
-from tests.fake_openai import FakeOpenAI
 from tests.harness import remote_config, run_hearth
 from tests.helpers import wait_until
-
-
-@pytest.fixture
-def upstreams():
-    servers = [FakeOpenAI(model=f"up{i}").start() for i in range(2)]
-    yield servers
-    for s in servers:
-        s.stop()
 
 
 def _user_key(hearth) -> str:
