@@ -113,6 +113,28 @@ def test_predict_answers_and_errors(hearth, user_key) -> None:  # type: ignore[n
         assert error["message"] and (code is None or error["code"] == code)
 
 
+def test_fp16_is_the_16_bit_class_of_a_bf16_checkpoint(hearth, user_key) -> None:  # type: ignore[no-untyped-def]
+    """Users write fp16 and mean an unquantized deployment: planned as the catalog's bf16, saying so."""
+    base = {
+        "model_id": "meta-llama/Llama-3.1-8B-Instruct",
+        "gpu": "H100-80GB",
+        "gpu_count": 1,
+        "prompt_tokens": 512,
+        "output_tokens": 256,
+        "concurrency": 16,
+    }
+    as_bf16 = post(hearth, "/predict", {**base, "quantization": "bf16"}, user_key)
+    as_fp16 = post(hearth, "/predict", {**base, "quantization": "fp16"}, user_key)
+    assert as_bf16.status_code == 200 and as_fp16.status_code == 200, as_fp16.text
+    fp16 = as_fp16.json()
+    assert fp16["quantization"] == "bf16"
+    assert any("fp16 and bf16 are one 16-bit class" in note for note in fp16["notes"])
+    assert fp16["itl_ms_p50"] == as_bf16.json()["itl_ms_p50"]
+    # A real mismatch is still refused with the choices.
+    bad = post(hearth, "/predict", {**base, "quantization": "int8"}, user_key)
+    assert bad.status_code == 400 and "choose one of" in bad.json()["error"]["message"]
+
+
 def test_plan_from_text_and_what_if(hearth, user_key) -> None:  # type: ignore[no-untyped-def]
     r = post(hearth, "/intent", {"text": "a chatbot for 5,000 employees", "use_model": False}, user_key)
     spec = r.json()["spec"]

@@ -394,7 +394,9 @@ def predict(
     model_id: str = typer.Option(
         ..., "--model", help="Catalog model id, e.g. meta-llama/Llama-3.1-8B-Instruct."
     ),
-    quantization: str = typer.Option("bf16", "--quant", help="bf16, fp8 or int4-awq."),
+    quantization: str = typer.Option(
+        "bf16", "--quant", help="bf16 (fp16 means the same 16-bit class), fp8 or int4-awq."
+    ),
     gpu: str = typer.Option(..., help="GPU profile, e.g. H100-80GB (see `hearth plan gpus`)."),
     gpus: int = typer.Option(1, "--gpus", help="GPUs per replica (tensor parallel size)."),
     prompt_tokens: int = typer.Option(512, "--prompt", help="Prompt tokens."),

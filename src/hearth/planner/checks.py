@@ -8,6 +8,21 @@ from hearth.planner.predictor import Point, Predictor
 from hearth.planner.schemas import PredictRequest
 from hearth.platform.errors import HearthError, bad_request, not_found
 
+SIXTEEN_BIT = ("bf16", "fp16")
+
+
+def sixteen_bit(quantizations: list[str] | tuple[str, ...], asked: str) -> tuple[str, str | None]:
+    """fp16 and bf16 are one 16-bit class: a user who writes either means an unquantized deployment.
+
+    Returns the catalog's spelling for `asked` and a note saying so when it differs (else `asked`, None)."""
+    if asked in SIXTEEN_BIT and asked not in quantizations:
+        other = next((q for q in SIXTEEN_BIT if q in quantizations), None)
+        if other is not None:
+            return other, (
+                f"{asked} and {other} are one 16-bit class: planned with the catalog's {other} checkpoint"
+            )
+    return asked, None
+
 
 def check_point(predictor: Predictor, request: PredictRequest) -> None:
     """Unknown model, GPU or quantization, or a configuration that cannot run: a 4xx that says why."""

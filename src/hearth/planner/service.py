@@ -13,7 +13,7 @@ from hearth.gateway.ports import AliasRegistry
 from hearth.planner import deploying
 from hearth.planner import manifests as mf
 from hearth.planner.accuracy import expected_error, held_out_error
-from hearth.planner.checks import capacity, check_point
+from hearth.planner.checks import capacity, check_point, sixteen_bit
 from hearth.planner.intent import extract_intent
 from hearth.planner.knowledge import (
     add_benchmark_rows,
@@ -86,6 +86,10 @@ class PlannerService:
     async def predict(self, *, request: PredictRequest) -> PredictResponse:
         """TTFT/ITL/E2E, throughput, source and confidence for one configuration and load."""
         predictor = await self.predictor()
+        note = None
+        if (model := predictor.models.get(request.model_id)) is not None:
+            quantization, note = sixteen_bit(model.quantizations, request.quantization)
+            request = request.model_copy(update={"quantization": quantization})
         check_point(predictor, request)
         point = Point(
             request.model_id,
@@ -127,7 +131,7 @@ class PlannerService:
             running_sequences=pred.batch,
             saturated=pred.saturated,
             rows_used=pred.rows_used,
-            notes=pred.notes,
+            notes=[note, *pred.notes] if note else pred.notes,
         )
 
     async def extract(self, *, text: str, caller: Caller, use_model: bool = True) -> IntentResponse:
@@ -184,6 +188,8 @@ class PlannerService:
             )
         if gpu is None:
             raise not_found(f"unknown GPU {option.gpu!r}", param="option.gpu", code="unknown_gpu")
+        quantization, _ = sixteen_bit(model.quantizations, option.quantization)
+        option = option.model_copy(update={"quantization": quantization})
         if option.quantization not in model.quantizations:
             raise bad_request(
                 f"{model.id} has no {option.quantization} checkpoint", param="option.quantization"
