@@ -5,10 +5,14 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+import yaml
 from pydantic import ValidationError
 
 from hearth.config import Settings
@@ -56,3 +60,67 @@ def check_hearth_env(env: dict[str, str | None], where: str, tmp_path: Path) -> 
         return Settings(data_dir=tmp_path, **literal)
     except ValidationError as exc:
         raise AssertionError(f"{where}: a HEARTH_* value is invalid: {exc}") from None
+
+
+# ---- rendered Kubernetes manifests (deploy/k8s) ----------------------------------------------------------
+
+K8S = DEPLOY / "k8s"
+OVERLAYS = ("embedded", "scale-out", "gpu-inference")
+# Every folder with a kustomization.yaml is rendered and validated, the base included.
+KUSTOMIZATIONS = sorted(p.parent.relative_to(K8S).as_posix() for p in K8S.rglob("kustomization.yaml"))
+
+
+def render(folder: Path) -> list[dict[str, Any]]:
+    """`kubectl kustomize folder`, as objects."""
+    result = subprocess.run(
+        [tool("kubectl"), "kustomize", str(folder)], capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0, f"kubectl kustomize {folder}: {result.stderr}"
+    return [doc for doc in yaml.safe_load_all(result.stdout) if doc]
+
+
+_rendered: dict[str, list[dict[str, Any]]] = {}
+
+
+def rendered(name: str) -> list[dict[str, Any]]:
+    """A folder under deploy/k8s, rendered once per test session."""
+    if name not in _rendered:
+        _rendered[name] = render(K8S / name)
+    return _rendered[name]
+
+
+def overlay(name: str) -> list[dict[str, Any]]:
+    return rendered(f"overlays/{name}")
+
+
+def find(objects: list[dict[str, Any]], kind: str, name: str | None = None) -> list[dict[str, Any]]:
+    return [o for o in objects if o["kind"] == kind and (name is None or o["metadata"]["name"] == name)]
+
+
+def one(objects: list[dict[str, Any]], kind: str, name: str) -> dict[str, Any]:
+    found = find(objects, kind, name)
+    assert len(found) == 1, f"expected one {kind}/{name}, found {len(found)}"
+    return found[0]
+
+
+def pod_specs(objects: list[dict[str, Any]]) -> Iterator[tuple[dict[str, Any], dict[str, Any]]]:
+    for o in objects:
+        if o["kind"] in ("Deployment", "StatefulSet", "DaemonSet", "Job"):
+            yield o, o["spec"]["template"]
+
+
+def container(deployment: dict[str, Any], name: str) -> dict[str, Any]:
+    (found,) = [c for c in deployment["spec"]["template"]["spec"]["containers"] if c["name"] == name]
+    return found
+
+
+def env_of(c: dict[str, Any]) -> dict[str, Any]:
+    return {e["name"]: e.get("value", e.get("valueFrom")) for e in c.get("env", [])}
+
+
+def selects(selector: dict[str, str], labels: dict[str, str]) -> bool:
+    return bool(selector) and all(labels.get(k) == v for k, v in selector.items())
+
+
+def spec_labels(deployment: dict[str, Any]) -> dict[str, str]:
+    return deployment["spec"]["template"]["metadata"]["labels"]

@@ -224,3 +224,12 @@ def test_compose_hearth_settings_are_real_and_point_at_the_services(tmp_path: Pa
         spec["services"]["qdrant"]["environment"]["QDRANT__SERVICE__API_KEY"]
     )
     assert env["HEARTH_HOME"] in {v.split(":")[1] for v in spec["services"]["hearth"]["volumes"]}
+
+
+def test_compose_qdrant_server_matches_the_client() -> None:
+    """qdrant-client warns about, and may fail on, a server more than one minor version away."""
+    image = compose()["services"]["qdrant"]["image"]
+    server = re.fullmatch(r"qdrant/qdrant:v(\d+)\.(\d+)\.\d+", image)
+    client = re.search(r'"qdrant-client==(\d+)\.(\d+)\.', (ROOT / "pyproject.toml").read_text())
+    assert server and client, image
+    assert server.group(1) == client.group(1) and abs(int(server.group(2)) - int(client.group(2))) <= 1

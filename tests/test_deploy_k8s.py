@@ -7,82 +7,32 @@ referenced, never shipped, and docs/deploy.md names each one. No API server runs
 
 from __future__ import annotations
 
-import json
 import shutil
-import subprocess
-import threading
-import uuid
-from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
 from urllib.parse import urlsplit
 
-import httpx
 import pytest
 import yaml
 
 from hearth.config import load_models_config
 from hearth.planner import manifests
-from tests.deploy_helpers import DEPLOY, ROOT, check_hearth_env, tool
-from tests.serve_helpers import hearth_serve
-
-K8S = DEPLOY / "k8s"
-OVERLAYS = ("embedded", "scale-out", "gpu-inference")
-# Every folder with a kustomization.yaml is rendered and validated, the base included.
-KUSTOMIZATIONS = sorted(p.parent.relative_to(K8S).as_posix() for p in K8S.rglob("kustomization.yaml"))
-HEARTH_HOME = "/var/lib/hearth"
-
-
-def render(folder: Path) -> list[dict[str, Any]]:
-    result = subprocess.run(
-        [tool("kubectl"), "kustomize", str(folder)], capture_output=True, text=True, timeout=120
-    )
-    assert result.returncode == 0, f"kubectl kustomize {folder}: {result.stderr}"
-    return [doc for doc in yaml.safe_load_all(result.stdout) if doc]
-
-
-_rendered: dict[str, list[dict[str, Any]]] = {}
-
-
-def rendered(name: str) -> list[dict[str, Any]]:
-    if name not in _rendered:
-        _rendered[name] = render(K8S / name)
-    return _rendered[name]
-
-
-def overlay(name: str) -> list[dict[str, Any]]:
-    return rendered(f"overlays/{name}")
-
-
-def find(objects: list[dict[str, Any]], kind: str, name: str | None = None) -> list[dict[str, Any]]:
-    return [o for o in objects if o["kind"] == kind and (name is None or o["metadata"]["name"] == name)]
-
-
-def one(objects: list[dict[str, Any]], kind: str, name: str) -> dict[str, Any]:
-    found = find(objects, kind, name)
-    assert len(found) == 1, f"expected one {kind}/{name}, found {len(found)}"
-    return found[0]
-
-
-def pod_specs(objects: list[dict[str, Any]]) -> Iterator[tuple[dict[str, Any], dict[str, Any]]]:
-    for o in objects:
-        if o["kind"] in ("Deployment", "StatefulSet", "DaemonSet", "Job"):
-            yield o, o["spec"]["template"]
-
-
-def container(deployment: dict[str, Any], name: str) -> dict[str, Any]:
-    (found,) = [c for c in deployment["spec"]["template"]["spec"]["containers"] if c["name"] == name]
-    return found
-
-
-def env_of(c: dict[str, Any]) -> dict[str, Any]:
-    return {e["name"]: e.get("value", e.get("valueFrom")) for e in c.get("env", [])}
-
-
-def selects(selector: dict[str, str], labels: dict[str, str]) -> bool:
-    return bool(selector) and all(labels.get(k) == v for k, v in selector.items())
-
+from tests.deploy_helpers import (
+    K8S,
+    KUSTOMIZATIONS,
+    OVERLAYS,
+    ROOT,
+    check_hearth_env,
+    container,
+    env_of,
+    find,
+    one,
+    overlay,
+    pod_specs,
+    render,
+    rendered,
+    selects,
+    spec_labels,
+)
 
 # ---- rendering and schemas -------------------------------------------------------------------------------
 
@@ -259,10 +209,6 @@ def test_scale_out_uses_external_servers_from_a_secret_and_spreads_replicas() ->
     assert {53, 5432, 6379, 4222, 6333} <= egress
 
 
-def spec_labels(deployment: dict[str, Any]) -> dict[str, str]:
-    return deployment["spec"]["template"]["metadata"]["labels"]
-
-
 def test_gpu_tier_routes_chat_to_vllm_on_a_gpu_node(tmp_path: Path) -> None:
     """Hearth's `chat` goes first to a URL that is the vllm Service, on the port that reaches vLLM's
     container, under the model name vLLM serves, with the key vLLM checks; vLLM lands on a GPU node."""
@@ -326,99 +272,3 @@ def test_secrets_are_referenced_not_shipped_and_documented(name: str) -> None:
                 if isinstance(value, dict) and "secretKeyRef" in value:
                     ref = value["secretKeyRef"]
                     assert ref["name"] in docs and ref["key"] in docs, f"docs/deploy.md: {ref}"
-
-
-# ---- the GPU overlay's configuration, served for real --------------------------------------------------
-
-
-class FakeVllm(ThreadingHTTPServer):
-    """vLLM's OpenAI server as Hearth sees it: /v1/chat/completions, refused (401) without the API key it
-    was started with, and a 404 for a model name it does not serve."""
-
-    def __init__(self, api_key: str, served_model: str) -> None:
-        self.api_key, self.served_model, self.seen = api_key, served_model, []
-        super().__init__(("127.0.0.1", 0), _VllmHandler)
-        threading.Thread(target=self.serve_forever, daemon=True).start()
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.server_address[1]}"
-
-
-class _VllmHandler(BaseHTTPRequestHandler):
-    server: FakeVllm
-
-    def do_POST(self) -> None:
-        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-        self.server.seen.append((self.path, self.headers.get("Authorization"), body.get("model")))
-        if self.headers.get("Authorization") != f"Bearer {self.server.api_key}":
-            return self._send(401, {"error": "Unauthorized"})
-        if self.path != "/v1/chat/completions" or body.get("model") != self.server.served_model:
-            return self._send(404, {"error": {"message": "model not found", "type": "NotFoundError"}})
-        message = {"role": "assistant", "content": "served by the GPU tier"}
-        return self._send(
-            200,
-            {
-                "id": "cmpl-1",
-                "object": "chat.completion",
-                "created": 0,
-                "model": self.server.served_model,
-                "choices": [{"index": 0, "message": message, "finish_reason": "stop"}],
-                "usage": {"prompt_tokens": 3, "completion_tokens": 5, "total_tokens": 8},
-            },
-        )
-
-    def _send(self, status: int, payload: dict[str, Any]) -> None:
-        data = json.dumps(payload).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-    def log_message(self, *args: Any) -> None:  # quiet
-        pass
-
-
-def test_gpu_overlay_config_serves_chat_through_vllm(tmp_path: Path) -> None:
-    """`hearth serve` with the GPU overlay's hearth.yaml and the pod's environment (paths moved into a temp
-    folder, the Service's name resolved to a loopback stand-in for vLLM, the Secret's value filled in):
-    the probe routes answer 200, and `chat` is answered by vLLM under its served name, with its key."""
-    objects = overlay("gpu-inference")
-    server = container(one(objects, "Deployment", "vllm"), "vllm")
-    served = dict(a.removeprefix("--").split("=", 1) for a in server["args"])["served-model-name"]
-    fake = FakeVllm(api_key="k-" + uuid.uuid4().hex, served_model=served)
-    try:
-        configmap = [
-            c for c in find(objects, "ConfigMap") if c["metadata"]["name"].startswith("hearth-config")
-        ]
-        raw = yaml.safe_load(configmap[0]["data"]["hearth.yaml"])
-        service = urlsplit(raw["backends"]["vllm"]["base_url"])
-        # What cluster DNS does for http://vllm:8000: here the stand-in's loopback address.
-        raw["backends"]["vllm"]["base_url"] = service._replace(netloc=fake.url.split("//")[1]).geturl()
-        catalogue = tmp_path / "hearth.yaml"
-        catalogue.write_text(yaml.safe_dump(raw))
-
-        hearth = container(one(objects, "Deployment", "hearth"), "hearth")
-        env = {k: v for k, v in env_of(hearth).items() if isinstance(v, str)}
-        for name in ("HEARTH_HOME", "HEARTH_HOST", "HEARTH_PORT"):
-            env.pop(name)  # the test's own home and port
-        env.update(HEARTH_CONFIG_FILE=str(catalogue), VLLM_API_KEY=fake.api_key)
-        home = tmp_path / "home"
-        home.mkdir()
-        with hearth_serve(home, **env) as url:
-            for probe in ("startupProbe", "livenessProbe", "readinessProbe"):
-                assert httpx.get(url + hearth[probe]["httpGet"]["path"], timeout=10).status_code == 200
-            key = (home / "admin-key.txt").read_text().strip()
-            r = httpx.post(
-                f"{url}/v1/chat/completions",
-                json={"model": "chat", "messages": [{"role": "user", "content": "hi"}]},
-                headers={"Authorization": f"Bearer {key}"},
-                timeout=60,
-            )
-        assert r.status_code == 200, r.text
-        assert r.json()["choices"][0]["message"]["content"] == "served by the GPU tier"
-        assert fake.seen == [("/v1/chat/completions", f"Bearer {fake.api_key}", served)]
-    finally:
-        fake.shutdown()
-        fake.server_close()
