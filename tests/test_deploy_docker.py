@@ -233,3 +233,10 @@ def test_compose_qdrant_server_matches_the_client() -> None:
     client = re.search(r'"qdrant-client==(\d+)\.(\d+)\.', (ROOT / "pyproject.toml").read_text())
     assert server and client, image
     assert server.group(1) == client.group(1) and abs(int(server.group(2)) - int(client.group(2))) <= 1
+
+
+def test_compose_hearth_runs_hardened() -> None:
+    hearth = compose()["services"]["hearth"]
+    assert hearth["read_only"] is True and "/tmp" in hearth["tmpfs"]
+    assert hearth["cap_drop"] == ["ALL"] and "no-new-privileges:true" in hearth["security_opt"]
+    assert hearth["ports"] == ["127.0.0.1:8080:8080"]  # loopback unless the operator says otherwise
