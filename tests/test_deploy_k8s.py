@@ -272,3 +272,12 @@ def test_secrets_are_referenced_not_shipped_and_documented(name: str) -> None:
                 if isinstance(value, dict) and "secretKeyRef" in value:
                     ref = value["secretKeyRef"]
                     assert ref["name"] in docs and ref["key"] in docs, f"docs/deploy.md: {ref}"
+
+
+@pytest.mark.parametrize("name", OVERLAYS)
+def test_hearth_pods_stop_gracefully(name: str) -> None:
+    """A stopping pod first leaves the Service's endpoints (preStop), then drains within the grace period."""
+    deployment = one(overlay(name), "Deployment", "hearth")
+    spec = deployment["spec"]["template"]["spec"]
+    wait = container(deployment, "hearth")["lifecycle"]["preStop"]["sleep"]["seconds"]
+    assert 0 < wait < spec["terminationGracePeriodSeconds"] - 30  # 30 s: the server's own drain and grace
