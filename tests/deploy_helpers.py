@@ -66,8 +66,13 @@ def check_hearth_env(env: dict[str, str | None], where: str, tmp_path: Path) -> 
 
 K8S = DEPLOY / "k8s"
 OVERLAYS = ("embedded", "scale-out", "gpu-inference")
-# Every folder with a kustomization.yaml is rendered and validated, the base included.
-KUSTOMIZATIONS = sorted(p.parent.relative_to(K8S).as_posix() for p in K8S.rglob("kustomization.yaml"))
+# Every folder with a kustomization.yaml is rendered and validated, the base included; components render
+# only inside an overlay (components/gpu-inference in overlays/gpu-inference).
+KUSTOMIZATIONS = sorted(
+    p.parent.relative_to(K8S).as_posix()
+    for p in K8S.rglob("kustomization.yaml")
+    if yaml.safe_load(p.read_text()).get("kind") != "Component"
+)
 
 
 def render(folder: Path) -> list[dict[str, Any]]:
@@ -124,3 +129,9 @@ def selects(selector: dict[str, str], labels: dict[str, str]) -> bool:
 
 def spec_labels(deployment: dict[str, Any]) -> dict[str, str]:
     return deployment["spec"]["template"]["metadata"]["labels"]
+
+
+def hearth_config(objects: list[dict[str, Any]]) -> dict[str, Any]:
+    """The ConfigMap that holds hearth.yaml (its name carries a hash of its content)."""
+    (found,) = [c for c in find(objects, "ConfigMap") if c["metadata"]["name"].startswith("hearth-config")]
+    return found

@@ -25,6 +25,7 @@ from tests.deploy_helpers import (
     container,
     env_of,
     find,
+    hearth_config,
     one,
     overlay,
     pod_specs,
@@ -226,10 +227,9 @@ def test_gpu_tier_routes_chat_to_vllm_on_a_gpu_node(tmp_path: Path) -> None:
     )
 
     # Routing: hearth.yaml's first chat deployment → the vllm Service → the vLLM container.
-    configmap = [c for c in find(objects, "ConfigMap") if c["metadata"]["name"].startswith("hearth-config")]
-    assert len(configmap) == 1
+    configmap = hearth_config(objects)
     path = tmp_path / "hearth.yaml"
-    path.write_text(configmap[0]["data"]["hearth.yaml"])
+    path.write_text(configmap["data"]["hearth.yaml"])
     models = load_models_config(path)
     first = models.aliases["chat"].deployments[0]
     backend = models.backends[first.backend]
@@ -244,7 +244,7 @@ def test_gpu_tier_routes_chat_to_vllm_on_a_gpu_node(tmp_path: Path) -> None:
     assert int(args["port"]) == container_port
     assert args["served-model-name"] == first.model
     # The key: Hearth reads it from the env variable its hearth.yaml names; both pods take the same Secret.
-    raw = yaml.safe_load(configmap[0]["data"]["hearth.yaml"])
+    raw = yaml.safe_load(configmap["data"]["hearth.yaml"])
     variable = raw["backends"][first.backend]["api_key"].removeprefix("env:")
     assert env_of(container(hearth, "hearth"))[variable] == env_of(server)["VLLM_API_KEY"]
     # Time-slicing: two pods share a GPU's memory, so vLLM takes under half of it.
@@ -281,3 +281,26 @@ def test_hearth_pods_stop_gracefully(name: str) -> None:
     spec = deployment["spec"]["template"]["spec"]
     wait = container(deployment, "hearth")["lifecycle"]["preStop"]["sleep"]["seconds"]
     assert 0 < wait < spec["terminationGracePeriodSeconds"] - 30  # 30 s: the server's own drain and grace
+
+
+def test_gpu_component_composes_with_scale_out(tmp_path: Path) -> None:
+    """components/gpu-inference added to the scale-out overlay, as docs/deploy.md says: every replica gets the
+    catalogue that routes `chat` to vLLM and the key, next to the external servers' settings."""
+    copy = tmp_path / "k8s"
+    shutil.copytree(K8S, copy)
+    combined = copy / "overlays" / "scale-out-gpu"
+    combined.mkdir()
+    (combined / "kustomization.yaml").write_text(
+        "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\n"
+        "resources: [../scale-out]\ncomponents: [../../components/gpu-inference]\n"
+    )
+    objects = render(combined)
+    manifests.validate(objects)
+    env = env_of(container(one(objects, "Deployment", "hearth"), "hearth"))
+    assert env["VLLM_API_KEY"]["secretKeyRef"]["name"] == "vllm"
+    assert env["HEARTH_DATABASE_URL"]["secretKeyRef"]["name"] == "hearth-external"
+    configmap = hearth_config(objects)
+    catalogue = tmp_path / "hearth.yaml"
+    catalogue.write_text(configmap["data"]["hearth.yaml"])
+    assert load_models_config(catalogue).aliases["chat"].deployments[0].backend == "vllm"
+    assert one(objects, "Deployment", "vllm")["metadata"]["namespace"] == "hearth"

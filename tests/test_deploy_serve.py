@@ -22,7 +22,7 @@ import httpx
 import pytest
 import yaml
 
-from tests.deploy_helpers import DEPLOY, container, env_of, find, one, overlay
+from tests.deploy_helpers import DEPLOY, container, env_of, hearth_config, one, overlay
 from tests.serve_helpers import hearth_serve
 
 
@@ -108,9 +108,7 @@ def health_checks(port: int) -> list[list[str]]:
 
 def test_gpu_overlay_config_serves_chat_through_vllm(tmp_path: Path, fake_vllm: FakeVllm) -> None:
     objects = overlay("gpu-inference")
-    (configmap,) = [
-        c for c in find(objects, "ConfigMap") if c["metadata"]["name"].startswith("hearth-config")
-    ]
+    configmap = hearth_config(objects)
     raw = yaml.safe_load(configmap["data"]["hearth.yaml"])
     service = urlsplit(raw["backends"]["vllm"]["base_url"])
     raw["backends"]["vllm"]["base_url"] = service._replace(netloc=fake_vllm.address).geturl()  # cluster DNS
