@@ -18,7 +18,7 @@ from urllib.parse import urlsplit
 import pytest
 import yaml
 
-from tests.deploy_helpers import DEPLOY, ROOT, check_hearth_env, tool
+from tests.deploy_helpers import DEPLOY, ROOT, check_hearth_env, setting_names, tool
 
 DOCKERFILE = DEPLOY / "docker" / "Dockerfile"
 COMPOSE = DEPLOY / "compose" / "compose.yaml"
@@ -189,6 +189,7 @@ def test_compose_services_wait_for_healthy_dependencies() -> None:
 
 def test_compose_hearth_settings_are_real_and_point_at_the_services(tmp_path: Path) -> None:
     spec = compose()
+    known = setting_names()
     env: dict[str, str] = spec["services"]["hearth"]["environment"]
     required = set(re.findall(r"\$\{(\w+):\?", COMPOSE.read_text()))
     example = dict(
@@ -197,6 +198,9 @@ def test_compose_hearth_settings_are_real_and_point_at_the_services(tmp_path: Pa
         if line and not line.startswith("#")
     )
     assert required <= set(example), "deploy/compose/env.example must list every required variable"
+    for name, service in spec["services"].items():
+        unknown = [v for v in service.get("environment", {}) if v.startswith("HEARTH_") and v not in known]
+        assert not unknown, f"compose service {name}: {unknown} are not Hearth settings"
 
     def interpolate(value: str) -> str:  # what compose does with ${NAME:?…} and ${NAME:-default}
         value = re.sub(r"\$\{(\w+):\?[^}]*\}", lambda m: example[m.group(1)], value)

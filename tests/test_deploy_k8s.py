@@ -32,6 +32,7 @@ from tests.deploy_helpers import (
     render,
     rendered,
     selects,
+    setting_names,
     spec_labels,
 )
 
@@ -170,6 +171,15 @@ def test_hearth_pod_settings_and_catalogue_load(name: str, tmp_path: Path) -> No
     catalogue.write_text(configmap["data"][config_path.name])
     models = load_models_config(catalogue)
     assert {"chat", "embedder", "reranker", "stt", "tts"} <= set(models.aliases)
+
+
+@pytest.mark.parametrize("name", KUSTOMIZATIONS)
+def test_every_hearth_variable_in_any_container_is_a_setting(name: str) -> None:
+    known = setting_names()
+    for workload, template in pod_specs(rendered(name)):
+        for c in (*template["spec"].get("initContainers", []), *template["spec"]["containers"]):
+            unknown = [v for v in env_of(c) if v.startswith("HEARTH_") and v not in known]
+            assert not unknown, f"{workload['metadata']['name']}/{c['name']}: {unknown} are not settings"
 
 
 def test_embedded_is_one_pod_on_sqlite_and_lancedb() -> None:
