@@ -105,16 +105,18 @@ def main() -> None:
     started = time.perf_counter()
     report = held_out_error(predictor)
     print(
-        f"\nerror on held-out rows (|predicted / measured − 1|), computed in "
+        f"\nerror on held-out online rows (|predicted / measured − 1|), computed in "
         f"{(time.perf_counter() - started):.1f} s:"
     )
-    for mode, metrics in report.items():
-        for metric, m in metrics.items():
+    for mode, part in report.items():
+        for metric, m in part["overall"].items():
             print(
-                f"  {mode:<16} {metric:<20} rows {m['rows']:>3}  median {m['median_pct']:5.1f} %  "
-                f"mean {m['mean_pct']:5.1f} %"
+                f"  {mode:<28} {metric:<20} rows {m['rows']:>3}  MAPE {m['mape_pct']:5.1f} %  "
+                f"median {m['median_pct']:5.1f} %"
             )
-
+        for source, metrics in part["per_source"].items():
+            for metric, m in metrics.items():
+                print(f"    {source[:58]:<58} {metric:<20} rows {m['rows']:>3}  MAPE {m['mape_pct']:5.1f} %")
 
 if __name__ == "__main__":
     main()

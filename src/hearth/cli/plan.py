@@ -459,33 +459,61 @@ def _fmt(value: float | None) -> str:
 
 @plan_app.command()
 def calibrate(as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
-    """Fit the performance model on the benchmark rows; print efficiencies and the error on held-out rows."""
+    """Fit the engine model on the benchmark rows; print the fitted efficiencies and overheads, and the error
+    on held-out online rows (leave one source / configuration / row out), per metric and per source."""
     report = _run(lambda svc: svc.calibration())
     if as_json:
         typer.echo(json.dumps(report, indent=2, default=str))
         return
-    console.print(f"rows: {report['rows']} ({report['rows_used_for_fit']} on catalog models and GPUs)")
-    table = Table("GPU", "bandwidth eff.", "compute eff.", "step overhead ms", "request overhead ms")
+    console.print(
+        f"rows: {report['rows']} ({report['rows_used_for_fit']} on catalog models and GPUs, "
+        f"{report['online_rows']} online); KV capacity scale (measured ÷ computed): {report['kv_scale']:.2f}"
+    )
+    table = Table(
+        "GPU",
+        "BW eff.",
+        "FLOP eff.",
+        "FP8 BW eff.",
+        "FP8 FLOP eff.",
+        "FP8 decode ×",
+        "step ms",
+        "per-seq µs",
+        "request ms",
+        "front-end ms/stream",
+        "all-reduce µs",
+    )
     for name, t in [("all (prior)", report["global"]), *report["per_gpu"].items()]:
         table.add_row(
             name,
             f"{t['bandwidth_efficiency']:.2f}",
             f"{t['compute_efficiency']:.2f}",
+            f"{t['fp8_bandwidth_efficiency']:.2f}",
+            f"{t['fp8_compute_efficiency']:.2f}",
+            f"{t['fp8_decode_speedup']:.2f}",
             f"{t['step_overhead_ms']:.2f}",
+            f"{t['per_sequence_step_overhead_us']:.1f}",
             f"{t['request_overhead_ms']:.1f}",
+            f"{t['frontend_per_stream_ms']:.2f}",
+            f"{t['allreduce_call_us']:.1f}",
         )
     console.print(table)
     err = Table(
         "held out",
+        "source",
         "metric",
         "rows",
-        "median |error| %",
-        "mean |error| %",
-        title="Error on rows held out of the calibration",
+        "MAPE %",
+        "median %",
+        title="Error on online rows held out of the calibration (mean / median absolute % error)",
     )
-    for mode, metrics in report["held_out_error"].items():
-        for metric, m in metrics.items():
-            err.add_row(mode, metric, str(m["rows"]), f"{m['median_pct']:.1f}", f"{m['mean_pct']:.1f}")
+    for mode, part in report["held_out_error"].items():
+        for metric, m in part["overall"].items():
+            err.add_row(mode, "all", metric, str(m["rows"]), f"{m['mape_pct']:.1f}", f"{m['median_pct']:.1f}")
+        for source, metrics in part["per_source"].items():
+            for metric, m in metrics.items():
+                err.add_row(
+                    "", source[:60], metric, str(m["rows"]), f"{m['mape_pct']:.1f}", f"{m['median_pct']:.1f}"
+                )
     console.print(err)
 
 

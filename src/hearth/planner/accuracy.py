@@ -1,40 +1,62 @@
-"""The performance model's error on benchmark rows held out from its calibration: reported by the calibration
-route and the planner bench, and attached to predictions as their expected error."""
+"""The performance model's error on online benchmark rows held out from its calibration: reported by the
+calibration route, `hearth plan calibrate` and the planner bench, and attached to predictions as their expected
+error.
+
+Three hold-outs, each judged on the online rows only (offline rows inform the ceiling, not the verdict):
+- leave one source out: every publication's rows left out of the fit at once (and of the local correction),
+  then predicted: the error on an engine, lab and method the planner has never seen;
+- leave one configuration out: every (model, quantization, GPU, count) group left out at once: the error on a
+  configuration nobody benchmarked, the other rows of its source still calibrating;
+- leave one row out: a single point left out, its sweep still correcting it (predictions near measured rows).
+Errors are mean absolute percentage errors (MAPE) per metric, with the median beside them, overall and per
+source."""
 
 from __future__ import annotations
 
 import hashlib
 import json
 from collections import defaultdict
+from collections.abc import Callable, Hashable
 from typing import Any
 
 import numpy as np
 
+from hearth.planner.fitting import Observation, is_offline
 from hearth.planner.predictor import Point, Predictor
 from hearth.planner.schemas import BenchmarkRowIn
 
 _ROW_FIELDS = tuple(BenchmarkRowIn.model_fields)
-_OBSERVED = ("ttft_ms_p50", "itl_ms_p50", "e2e_ms_p50", "output_tokens_per_s")
-_ERROR_CACHE: dict[str, dict[str, float]] = {}
+# The metrics judged, and the prediction attribute each is compared with.
+METRICS = {"ttft_ms_p50": "ttft_ms_p50", "itl_ms_p50": "itl_ms_p50", "output_tokens_per_s": "output_tokens_per_s"}
+HOLD_OUTS: dict[str, Callable[[int, Observation], Hashable]] = {
+    "leave_one_source_out": lambda i, o: o.row.source,
+    "leave_one_configuration_out": lambda i, o: o.group,
+    "leave_one_row_out": lambda i, o: i,
+}
+_ERROR_CACHE: dict[str, dict[str, dict[str, float]]] = {}
+
+
+def _summary(values: list[float]) -> dict[str, float]:
+    return {
+        "rows": len(values),
+        "mape_pct": round(float(np.mean(values)), 1),
+        "median_pct": round(float(np.median(values)), 1),
+    }
 
 
 def held_out_error(predictor: Predictor) -> dict[str, Any]:
-    """Median and mean absolute percentage error on held-out rows: each row left out of the fit and of the
-    local correction (`with_neighbours`), and each (model, quantization, GPU, count) group left out whole
-    (`model_only`, the error on a configuration nobody benchmarked)."""
+    """Per hold-out: MAPE (and median) per metric over all online rows, and per source."""
     report: dict[str, Any] = {}
-    for mode in ("with_neighbours", "model_only"):
+    online = [(i, o) for i, o in enumerate(predictor.obs) if not is_offline(o.row)]
+    for name, key_of in HOLD_OUTS.items():
         errors: dict[str, list[float]] = defaultdict(list)
-        subs: dict[Any, Predictor] = {}  # one fit per held-out group in model_only mode
-        for i, o in enumerate(predictor.obs):
-            key = i if mode == "with_neighbours" else o.group
+        by_source: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
+        subs: dict[Hashable, Predictor] = {}
+        for i, o in online:
+            key = key_of(i, o)
             sub = subs.get(key)
             if sub is None:
-                keep = [
-                    x
-                    for j, x in enumerate(predictor.obs)
-                    if (j != i if mode == "with_neighbours" else x.group != o.group)
-                ]
+                keep = [x for j, x in enumerate(predictor.obs) if key_of(j, x) != key]
                 sub = subs[key] = Predictor.on_observations(predictor.models, predictor.gpus, keep)
             r = o.row
             load = (r.concurrency, r.request_rate)
@@ -45,32 +67,31 @@ def held_out_error(predictor: Predictor) -> dict[str, Any]:
                 o.model, r.quantization, o.gpu, r.gpu_count, r.prompt_tokens, r.output_tokens, *load
             )
             pred = sub.corrected(point, lat, True)
-            for metric in _OBSERVED:
-                observed, predicted = getattr(r, metric), getattr(pred, metric)
+            for metric, attr in METRICS.items():
+                observed, predicted = getattr(r, metric), getattr(pred, attr)
                 if observed and predicted:
-                    errors[metric].append(abs(predicted / float(observed) - 1.0) * 100.0)
-        report[mode] = {
-            m: {"rows": len(v), "median_pct": float(np.median(v)), "mean_pct": float(np.mean(v))}
-            for m, v in sorted(errors.items())
+                    e = abs(predicted / float(observed) - 1.0) * 100.0
+                    errors[metric].append(e)
+                    by_source[r.source][metric].append(e)
+        report[name] = {
+            "overall": {m: _summary(v) for m, v in sorted(errors.items())},
+            "per_source": {
+                s: {m: _summary(v) for m, v in sorted(ms.items())} for s, ms in sorted(by_source.items())
+            },
         }
     return report
 
 
-def expected_error(predictor: Predictor) -> dict[str, float]:
-    """Median held-out error of ITL-type predictions (the figure that sizes the plan), per kind; cached per
-    distinct set of rows, since every process starts from the same seed rows."""
+def expected_error(predictor: Predictor) -> dict[str, dict[str, float]]:
+    """MAPE per metric per hold-out (what `Predictor.corrected` attaches to its answers); cached per distinct
+    set of rows, since every process starts from the same seed rows."""
     text = sorted(json.dumps({k: getattr(r, k) for k in _ROW_FIELDS}, default=str) for r in predictor.rows)
     key = hashlib.sha256("\n".join(text).encode()).hexdigest()
     if key in _ERROR_CACHE:
         return _ERROR_CACHE[key]
     report = held_out_error(predictor)
-    out = {}
-    for mode in ("with_neighbours", "model_only"):
-        metrics = report.get(mode, {})
-        values = [
-            m["median_pct"] for name, m in metrics.items() if name in ("output_tokens_per_s", "itl_ms_p50")
-        ]
-        if values:
-            out[mode] = round(max(values), 1)
+    out = {
+        name: {m: s["mape_pct"] for m, s in part["overall"].items()} for name, part in report.items()
+    }
     _ERROR_CACHE[key] = out
     return out

@@ -1,31 +1,67 @@
-"""Calibration: per-GPU efficiencies θ fitted on benchmark rows by regularised least squares, and the
-p95/p50 tail ratios, both from the rows the catalog describes (`Observation`s)."""
+"""Calibration: the engine model's efficiencies θ fitted on benchmark rows by regularised least squares, the
+KV-capacity scale the engines were measured to hold, and the p95/p50 tail ratios, all from the rows the catalog
+describes (`Observation`s).
+
+θ has eight entries (`THETA_NAMES`): bandwidth and compute inverse efficiencies for 16-bit and for FP8 kernels
+(so FP8's speed-up is the measured one, not the nominal 2×), the host's overhead per step, per request and per
+running sequence per step, and the latency of one tensor-parallel all-reduce call (TP's measured cost).
+
+Online rows (streaming clients at a load) are what the model is fitted on; offline rows (every request queued
+at once) only inform the ceiling: their throughput enters with a small weight."""
 
 from __future__ import annotations
 
 import math
 from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from typing import Any
 
 import numpy as np
 
 from hearth.planner import perf
 from hearth.planner.catalog import GpuSpec, ModelSpec
-from hearth.planner.perf import DEFAULT_THETA, Configs, Tails
+from hearth.planner.perf import Configs, Tails
 
+THETA_NAMES = ("bw", "bw_fp8", "c", "c_fp8", "o", "r", "s", "ar", "q")
+# Typical values: 70 % of peak bandwidth and 45 % of peak FLOPs for 16-bit kernels; FP8 kernels reach a smaller
+# share of their doubled peak (a prior only: the fit moves it where FP8 rows exist). Host: 0.6 ms per step,
+# 15 ms per request, 20 µs per running sequence per step; 10 µs per all-reduce call (NVLink); 1 ms of the API
+# server's time per other stream before a new request is scheduled.
+DEFAULT_THETA = (1 / 0.70, 1.4 / 0.70, 1 / 0.45, 1.6 / 0.45, 0.6e-3, 15e-3, 20e-6, 10e-6, 1e-3)
 # Offline throughput runs (every request queued at once) run at the engine's largest batch.
 SATURATED_MAX_SEQS = 1024
 # … and give the KV cache more of the memory: the TensorRT-LLM overview's runs use 0.95 "in many cases".
 SATURATED_MEMORY_FRACTION = 0.95
 # Nobody reads HBM above ~85 % of its peak or multiplies above ~80 % of peak FLOPs in serving.
-THETA_BOUNDS = ((1 / 0.85, 4.0), (1 / 0.8, 8.0), (0.0, 0.02), (0.0, 0.5))
-# Weight of the prior per parameter (θ_bw, θ_c, θ_o, θ_r), in units of one row's squared relative error.
-# θ_o (fixed time per step) is nearly collinear with θ_bw (the weights' read time is the same every step), so
-# the data barely separate them: its prior is firm. The others are identified by the rows and held loosely.
-GLOBAL_PRIOR_WEIGHT = (0.1, 0.1, 3.0, 0.1)  # toward the typical values, for the fit over all GPUs
-GPU_PRIOR_WEIGHT = (0.3, 0.3, 3.0, 0.3)  # toward the global fit, for one GPU's rows
+THETA_BOUNDS = (
+    (1 / 0.85, 4.0),
+    (1 / 0.85, 6.0),
+    (1 / 0.8, 8.0),
+    (1 / 0.8, 12.0),
+    (0.0, 0.02),
+    (0.0, 0.5),
+    (0.0, 1e-3),
+    (0.0, 1e-4),
+    (0.0, 0.05),
+)
+# Weight of the prior per parameter, in units of one row's squared relative error. θ_o (fixed time per step)
+# is nearly collinear with θ_bw (the weights' read time is the same every step) and θ_s with the KV-cache read
+# (both grow with the batch): their priors are firm. The others are identified by the rows and held loosely.
+GLOBAL_PRIOR_WEIGHT = (0.1, 0.1, 0.1, 0.1, 3.0, 0.03, 1.0, 0.1, 0.03)  # toward typical values, all GPUs together
+GPU_PRIOR_WEIGHT = (0.3, 0.3, 0.3, 0.3, 3.0, 0.1, 1.0, 0.3, 0.1)  # toward the global fit, for one GPU's rows
+# Offline rows only inform the ceiling: their equations weigh this much against an online row's.
+OFFLINE_WEIGHT = 0.25
+# TTFT rows whose predicted queueing is more than this share of the measurement calibrate the KV scale (the
+# batch limit), not θ: their linear part is a small difference of large numbers.
+QUEUE_SHARE_FOR_THETA = 0.5
+KV_SCALE_GRID = np.geomspace(0.6, 1.6, 41)
+KV_SCALE_PRIOR_WEIGHT = 2.0  # on log(κ)², against the sum of squared log errors of the online rows
+
+
+def is_fp8(quantization: str) -> bool:
+    """Whether the quantization runs FP8 kernels (its own efficiencies)."""
+    return perf.QUANTIZATIONS[quantization][1] == "fp8"
 
 
 def configs_for(
@@ -34,8 +70,10 @@ def configs_for(
     gpus: Sequence[GpuSpec],
     tps: Sequence[int],
     thetas: Sequence[Sequence[float]],
+    kv_scale: float = 1.0,
 ) -> Configs:
-    """A Configs array from parallel sequences of catalog entries."""
+    """A Configs array from parallel sequences of catalog entries; θ as 8-tuples (`THETA_NAMES`)."""
+    fp8 = [is_fp8(q) for q in quants]
     return Configs.of(
         params=[m.params_b * 1e9 for m in models],
         active=[m.active_params_b * 1e9 for m in models],
@@ -50,10 +88,14 @@ def configs_for(
         memory=[g.memory_gb * 1e9 for g in gpus],
         link=[g.interconnect_gbs * 1e9 for g in gpus],
         tp=list(tps),
-        theta_bw=[t[0] for t in thetas],
-        theta_c=[t[1] for t in thetas],
-        theta_o=[t[2] for t in thetas],
-        theta_r=[t[3] for t in thetas],
+        theta_bw=[t[1] if f else t[0] for t, f in zip(thetas, fp8, strict=True)],
+        theta_c=[t[3] if f else t[2] for t, f in zip(thetas, fp8, strict=True)],
+        theta_o=[t[4] for t in thetas],
+        theta_r=[t[5] for t in thetas],
+        theta_s=[t[6] for t in thetas],
+        theta_ar=[t[7] for t in thetas],
+        theta_q=[t[8] for t in thetas],
+        kv_scale=kv_scale,
     )
 
 
@@ -67,8 +109,13 @@ class Observation:
     group: tuple[str, str, str, int]
 
 
+def is_offline(row: Any) -> bool:
+    """An offline (maximum-throughput) row: marked so, or stored without any load."""
+    return getattr(row, "mode", None) == "offline" or (row.concurrency is None and row.request_rate is None)
+
+
 def latency_at(
-    obs: list[Observation], thetas: Sequence[Sequence[float]], tails: Tails = Tails()
+    obs: list[Observation], thetas: Sequence[Sequence[float]], tails: Tails = Tails(), kv_scale: float = 1.0
 ) -> tuple[Configs, perf.Latency]:
     """The model's figures at every observation's point, in one vectorised call."""
     c = configs_for(
@@ -77,18 +124,17 @@ def latency_at(
         [o.gpu for o in obs],
         [o.row.gpu_count for o in obs],
         thetas,
+        kv_scale,
     )
     p = np.array([float(o.row.prompt_tokens) for o in obs])
     n = np.array([float(o.row.output_tokens) for o in obs])
     conc = np.array([o.row.concurrency or 0.0 for o in obs])
-    saturated_run = np.array([o.row.concurrency is None and o.row.request_rate is None for o in obs])
+    saturated_run = np.array([is_offline(o.row) and o.row.request_rate is None for o in obs])
     seqs = np.where(saturated_run, SATURATED_MAX_SEQS, 256.0)
     mem = np.where(saturated_run, SATURATED_MEMORY_FRACTION, 0.9)
     limit = np.maximum(perf.max_batch(c, p + n, seqs, mem), 1.0)
-    conc = np.where(saturated_run, limit, conc)
-    lat = perf.closed_loop(
-        c, p, n, np.maximum(conc, 1.0), max_num_seqs=seqs, gpu_memory_utilization=mem, tails=tails
-    )
+    conc = np.where(saturated_run, limit, np.maximum(conc, 1.0))
+    lat = perf.closed_loop(c, p, n, conc, max_num_seqs=seqs, gpu_memory_utilization=mem, tails=tails)
     rated = np.array([o.row.request_rate is not None for o in obs])
     if rated.any():
         idx = np.flatnonzero(rated)
@@ -100,56 +146,83 @@ def latency_at(
     return c, lat
 
 
+def _route(fp8: bool, bandwidth: float, compute: float) -> tuple[float, float, float, float]:
+    """Coefficients of (θ_bw, θ_bw_fp8, θ_c, θ_c_fp8): 16-bit work on the first pair, FP8 on the second."""
+    return (0.0, bandwidth, 0.0, compute) if fp8 else (bandwidth, 0.0, compute, 0.0)
+
+
 def _equations(
-    obs: list[Observation], theta: dict[str, tuple[float, ...]], default: tuple[float, ...]
-) -> list[tuple[str, np.ndarray, float]]:
-    """(gpu, coefficients on θ, target seconds) per observation; queueing offsets use the current θ."""
+    obs: list[Observation], theta: dict[str, tuple[float, ...]], default: tuple[float, ...], kv_scale: float
+) -> list[tuple[str, np.ndarray, float, float]]:
+    """(gpu, coefficients on θ, target seconds, weight) per measured ITL/TTFT; queueing at the current θ."""
     if not obs:
         return []
-    c, lat = latency_at(obs, [theta.get(o.gpu.name, default) for o in obs])
+    c, lat = latency_at(obs, [theta.get(o.gpu.name, default) for o in obs], kv_scale=kv_scale)
     p = np.array([float(o.row.prompt_tokens) for o in obs])
     n = np.array([float(o.row.output_tokens) for o in obs])
     batch = np.maximum(lat.batch, 1.0)
-    mem, comp, _ = perf.decode_features(c, batch, p + n / 2.0)
+    others = batch - 1.0
+    ctx = p + n / 2.0
+    mem, comp, _ = perf.decode_features(c, batch, ctx)
     pf_mem, pf_comp = perf.prefill_features(c, p)
     arrivals = batch / np.maximum(n, 1.0)
-    comm = perf.allreduce_time(c, batch + arrivals * p)
-    pf_comm = perf.allreduce_time(c, p)
-    # TTFT = prefill + θ_r + half a step (all linear in θ) + queueing (not: taken at the current θ).
-    queueing = lat.ttft_p50 - perf.prefill_time(c, p) - c.theta_r - lat.itl_p50 / 2.0
+    calls = perf.allreduce_calls(c)
+    transfer = perf.allreduce_transfer(c, batch + arrivals * p)
+    chunks = perf.prefill_chunks(p, others, perf.DEFAULT_MAX_BATCHED_TOKENS)
+    kv_mem = others * ctx * perf.kv_bytes_per_token(c) / c.bandwidth
+    dec_comp = 2.0 * c.active * others / (c.tp * c.flops)
+    pf_transfer = perf.allreduce_transfer(c, p + chunks * others)
+    # TTFT = loaded prefill + front-end wait + θ_r + half a step (all linear in θ) + queueing (not: taken at
+    # the current θ).
+    loaded = perf.prefill_time(c, p, others, ctx) + c.theta_q * others
+    queueing = lat.ttft_p50 - loaded - c.theta_r - lat.itl_p50 / 2.0
     out = []
     for i, o in enumerate(obs):
         r = o.row
+        fp8 = is_fp8(r.quantization)
+        offline = is_offline(r)
         itl_obs = None
         if r.itl_ms_p50:
             itl_obs = r.itl_ms_p50 / 1e3
-        elif r.output_tokens_per_s and r.concurrency is None and r.request_rate is None:
+        elif r.output_tokens_per_s and offline and r.request_rate is None:
             itl_obs = batch[i] / r.output_tokens_per_s
+        step = np.array(
+            [*_route(fp8, mem[i], comp[i] + arrivals[i] * pf_comp[i]), 1.0, 0.0, batch[i], calls[i], 0.0]
+        )
+        weight = OFFLINE_WEIGHT if offline else 1.0
         if itl_obs:
-            a = np.array([mem[i], comp[i] + arrivals[i] * pf_comp[i], 1.0, 0.0])
-            out.append((o.gpu.name, a, float(itl_obs - comm[i])))
-        if r.ttft_ms_p50:
-            a = np.array(
-                [pf_mem[i] + 0.5 * mem[i], pf_comp[i] + 0.5 * (comp[i] + arrivals[i] * pf_comp[i]), 0.5, 1.0]
+            out.append((o.gpu.name, step, float(itl_obs - transfer[i]), weight))
+        if r.ttft_ms_p50 and queueing[i] < QUEUE_SHARE_FOR_THETA * r.ttft_ms_p50 / 1e3:
+            k = chunks[i]
+            prefill = np.array(
+                [
+                    *_route(fp8, k * (pf_mem[i] + kv_mem[i]), k * dec_comp[i] + pf_comp[i]),
+                    k,
+                    1.0,
+                    k * others[i],
+                    k * calls[i],
+                    others[i],
+                ]
             )
-            target = r.ttft_ms_p50 / 1e3 - queueing[i] - pf_comm[i] - 0.5 * comm[i]
-            out.append((o.gpu.name, a, float(target)))
+            target = r.ttft_ms_p50 / 1e3 - queueing[i] - pf_transfer[i] - 0.5 * transfer[i]
+            out.append((o.gpu.name, prefill + 0.5 * step, float(target), weight))
     return out
 
 
 def _solve(
-    equations: list[tuple[np.ndarray, float]], prior: Sequence[float], weights: Sequence[float]
+    equations: list[tuple[np.ndarray, float, float]], prior: Sequence[float], weights: Sequence[float]
 ) -> tuple[float, ...]:
     """Least squares on relative errors, with each θ_j pulled toward prior_j (ridge on θ_j / prior_j − 1)."""
     rows, targets = [], []
-    for a, y in equations:
+    for a, y, w in equations:
         if y <= 0:
             continue
-        rows.append(a / y)
-        targets.append(1.0)
+        rows.append(a / y * math.sqrt(w))
+        targets.append(math.sqrt(w))
+    size = len(prior)
     for j, (p0, weight) in enumerate(zip(prior, weights, strict=True)):
         scale = p0 if p0 > 0 else 1e-3
-        e = np.zeros(4)
+        e = np.zeros(size)
         e[j] = math.sqrt(weight) / scale
         rows.append(e)
         targets.append(math.sqrt(weight) * p0 / scale)
@@ -157,29 +230,91 @@ def _solve(
     return tuple(float(np.clip(t, lo, hi)) for t, (lo, hi) in zip(theta, THETA_BOUNDS, strict=True))
 
 
-def fit_thetas(
-    obs: list[Observation], iterations: int = 6
-) -> tuple[tuple[float, ...], dict[str, tuple[float, ...]]]:
-    """θ for all GPUs together (prior: typical efficiencies) and per GPU (prior: the global θ).
+@dataclass
+class Fit:
+    """What calibration produced: θ for all GPUs and per GPU, and the KV-capacity scale."""
+
+    global_theta: tuple[float, ...]
+    per_gpu: dict[str, tuple[float, ...]]
+    kv_scale: float
+
+
+def fit(obs: list[Observation], iterations: int = 6) -> Fit:
+    """θ for all GPUs together (prior: typical efficiencies), per GPU (prior: the global θ), and κ.
 
     The queueing part of TTFT is not linear in θ: it is taken at the previous iterate, and iterates are damped
-    (half old, half new) so the fixed point converges instead of oscillating."""
+    (half old, half new) so the fixed point converges instead of oscillating. κ (what the KV cache holds ÷ what
+    the memory arithmetic says) is chosen on a grid by the online rows' log errors, so rows at and beyond the
+    batch limit (TTFT growing by whole request times) set the limit."""
     global_theta: tuple[float, ...] = DEFAULT_THETA
     per_gpu: dict[str, tuple[float, ...]] = {}
-    for _ in range(iterations):
-        eqs = _equations(obs, per_gpu, global_theta)
+    kv_scale = 1.0
+    for iteration in range(iterations):
+        eqs = _equations(obs, per_gpu, global_theta, kv_scale)
         if not eqs:
-            return DEFAULT_THETA, {}
-        new_global = _solve([(a, y) for _, a, y in eqs], DEFAULT_THETA, GLOBAL_PRIOR_WEIGHT)
+            return Fit(DEFAULT_THETA, {}, 1.0)
+        new_global = _solve([(a, y, w) for _, a, y, w in eqs], DEFAULT_THETA, GLOBAL_PRIOR_WEIGHT)
         global_theta = _damp(global_theta, new_global)
-        by_gpu: dict[str, list[tuple[np.ndarray, float]]] = defaultdict(list)
-        for gpu, a, y in eqs:
-            by_gpu[gpu].append((a, y))
+        by_gpu: dict[str, list[tuple[np.ndarray, float, float]]] = defaultdict(list)
+        for gpu, a, y, w in eqs:
+            by_gpu[gpu].append((a, y, w))
         per_gpu = {
             gpu: _damp(per_gpu.get(gpu, global_theta), _solve(e, global_theta, GPU_PRIOR_WEIGHT))
             for gpu, e in by_gpu.items()
         }
-    return global_theta, per_gpu
+        if iteration >= iterations - 3:  # once θ has settled
+            kv_scale = fit_kv_scale(obs, per_gpu, global_theta)
+    return Fit(global_theta, per_gpu, kv_scale)
+
+
+def fit_kv_scale(
+    obs: list[Observation], per_gpu: dict[str, tuple[float, ...]], global_theta: tuple[float, ...]
+) -> float:
+    """κ on a grid: the least squared log error of TTFT and throughput over the online rows, plus a prior."""
+    online = [o for o in obs if not is_offline(o.row) and o.row.concurrency]
+    if not online:
+        return 1.0
+    ttft_obs = np.array([o.row.ttft_ms_p50 or np.nan for o in online]) / 1e3
+    tps_obs = np.array([o.row.output_tokens_per_s or np.nan for o in online])
+    c = configs_for(
+        [o.model for o in online],
+        [o.row.quantization for o in online],
+        [o.gpu for o in online],
+        [o.row.gpu_count for o in online],
+        [per_gpu.get(o.gpu.name, global_theta) for o in online],
+    )
+    # Every κ of the grid at every row, in one vectorised call.
+    k, g = len(online), len(KV_SCALE_GRID)
+    grid = replace(c.take(np.tile(np.arange(k), g)), kv_scale=np.repeat(KV_SCALE_GRID, k))
+    p = np.tile([float(o.row.prompt_tokens) for o in online], g)
+    n = np.tile([float(o.row.output_tokens) for o in online], g)
+    conc = np.tile([float(o.row.concurrency) for o in online], g)
+    lat = perf.closed_loop(grid, p, n, conc)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        e1 = np.log(lat.ttft_p50.reshape(g, k) / ttft_obs)
+        e2 = np.log(lat.output_tokens_per_s.reshape(g, k) / tps_obs)
+    loss = np.nansum(np.square(e1), axis=1) + np.nansum(np.square(e2), axis=1)
+    loss = loss + KV_SCALE_PRIOR_WEIGHT * np.square(np.log(KV_SCALE_GRID))
+    return float(KV_SCALE_GRID[int(np.argmin(loss))])
+
+
+def describe_theta(theta: Sequence[float]) -> dict[str, float]:
+    """θ in the units people read: efficiencies as shares of peak, overheads in ms, the FP8 speed-ups."""
+    t = dict(zip(THETA_NAMES, theta, strict=True))
+    return {
+        "bandwidth_efficiency": round(1 / t["bw"], 4),
+        "compute_efficiency": round(1 / t["c"], 4),
+        "fp8_bandwidth_efficiency": round(1 / t["bw_fp8"], 4),
+        "fp8_compute_efficiency": round(1 / t["c_fp8"], 4),
+        # Time per byte-of-16-bit-weights read in FP8 vs 16-bit: 2.0 would be the nominal halving.
+        "fp8_decode_speedup": round(2.0 * t["bw"] / t["bw_fp8"], 3),
+        "fp8_prefill_speedup": round(2.0 * t["c"] / t["c_fp8"], 3),
+        "step_overhead_ms": round(t["o"] * 1e3, 4),
+        "request_overhead_ms": round(t["r"] * 1e3, 3),
+        "per_sequence_step_overhead_us": round(t["s"] * 1e6, 2),
+        "allreduce_call_us": round(t["ar"] * 1e6, 2),
+        "frontend_per_stream_ms": round(t["q"] * 1e3, 3),
+    }
 
 
 def _damp(old: tuple[float, ...], new: tuple[float, ...]) -> tuple[float, ...]:

@@ -11,7 +11,14 @@ from typing import Any
 from sqlalchemy import func, select
 
 from hearth.events.bus import EventBus
-from hearth.planner.catalog import GpuSpec, ModelSpec, seed_benchmarks, seed_gpus, seed_models
+from hearth.planner.catalog import (
+    DESCRIPTIVE_FIELDS,
+    GpuSpec,
+    ModelSpec,
+    seed_benchmarks,
+    seed_gpus,
+    seed_models,
+)
 from hearth.planner.events import BenchmarkRowsAdded
 from hearth.planner.models import BenchmarkRow, CatalogModel, GpuProfile
 from hearth.planner.schemas import BenchmarkRowIn, BenchmarkRowOut
@@ -42,16 +49,20 @@ async def seed_knowledge_base(*, db: Database) -> None:
             )
         for g in seed_gpus():
             await session.merge(GpuProfile(**asdict(g)))
-        known = set(
-            (
-                await session.execute(select(BenchmarkRow.seed_key).where(BenchmarkRow.seed_key.is_not(None)))
-            ).scalars()
-        )
-        session.add_all(
-            BenchmarkRow(**row.model_dump(), seed_key=key)
-            for key, row in seed_benchmarks()
-            if key not in known
-        )
+        stored = {
+            r.seed_key: r
+            for r in (
+                await session.scalars(select(BenchmarkRow).where(BenchmarkRow.seed_key.is_not(None)))
+            ).all()
+        }
+        for key, row in seed_benchmarks():
+            existing = stored.get(key)
+            if existing is None:
+                session.add(BenchmarkRow(**row.model_dump(), seed_key=key))
+                continue
+            for name in DESCRIPTIVE_FIELDS:  # refresh what the data file now says about a known row
+                if getattr(existing, name) != getattr(row, name):
+                    setattr(existing, name, getattr(row, name))
 
 
 async def list_models(*, db: Database) -> list[ModelSpec]:

@@ -84,5 +84,8 @@ class BenchmarkRow(TimestampMixin, Base):
     kind: Mapped[str] = mapped_column(String(16), nullable=False)  # measured | estimated | synthetic
     hardware_label: Mapped[str | None] = mapped_column(Text, nullable=True)
     endpoint: Mapped[str | None] = mapped_column(Text, nullable=True)
+    mode: Mapped[str] = mapped_column(String(16), nullable=False, default="online", server_default="online")
+    engine: Mapped[str | None] = mapped_column(Text, nullable=True)
+    method: Mapped[str | None] = mapped_column(Text, nullable=True)
     # Rows seeded from the package's data file carry a stable key so a restart never inserts them twice.
     seed_key: Mapped[str | None] = mapped_column(String(64), nullable=True, unique=True)

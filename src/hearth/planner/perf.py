@@ -13,14 +13,24 @@ The model, per replica of `tp` GPUs (tensor parallel):
   cache) plus its matmul FLOPs: t_dec = θ_bw·bytes/BW + θ_c·2·N_active·B/FLOPs + θ_o + all-reduce time;
 - a prefill of P tokens is bound by compute: θ_c·(2·N_active·P + causal attention FLOPs)/FLOPs plus one
   weight read;
-- chunked prefill mixes new prompts into decode steps: in steady state B/O new requests start per step, so
-  each   step also carries (B/O)·P prompt tokens of compute: ITL = t_dec + (B/O)·t_prefill_compute;
-- tensor parallelism costs two all-reduces of the activations per layer per step (latency α plus a ring
-  all-reduce over the interconnect);
+- the engine, not only the GPU: every step (iteration of the scheduler) carries the running sequences' decode
+  tokens plus chunks of new prompts, at most `max_num_batched_tokens` tokens in all (chunked prefill: vLLM's
+  --max-num-batched-tokens, TensorRT-LLM's max_num_tokens; decode tokens are scheduled first). In steady state
+  B/O new requests start per step, so each step also carries (B/O)·P prompt tokens of compute:
+  ITL = t_dec + (B/O)·t_prefill_compute; each step also costs the host a fixed θ_o (scheduling, launching)
+  plus θ_s per running sequence (sampling, detokenising, streaming);
+- a new prompt's prefill runs in ⌈P ÷ (budget − B)⌉ steps, each of which also carries the B running
+  sequences' decode (weight read, their KV cache, their host overhead): TTFT grows with the running batch;
+- the API server serves every stream: a new request waits θ_q per other running stream before its prefill
+  is scheduled (measured: TTFT grows with concurrency long before the GPU is busy, most on small models);
+- tensor parallelism costs two all-reduces of the activations per layer per step: θ_ar per call (fitted: the
+  measured cost of TP, not the nominal split) plus a ring transfer over the interconnect;
 - queueing: TTFT waits for the step in flight (half a step on average) and for the prefills ahead of it
-  (M/D/1 on the prefill work: W = ρs/(2(1−ρ))); requests beyond the batch limit wait for a free slot.
-θ = (θ_bw, θ_c, θ_o, θ_r) are the inverse efficiencies and fixed overheads, fitted on benchmark rows
-(`hearth.planner.calibrate`); the defaults are typical values (70 % of peak bandwidth, 45 % of peak FLOPs).
+  (M/D/1 on the prefill work: W = ρs/(2(1−ρ))); clients beyond the batch limit (max_num_seqs, or what the
+  KV cache holds) wait for a running request to finish: whole request times (Little's law on the line).
+θ = (θ_bw, θ_c, θ_o, θ_r, θ_s, θ_ar, θ_q) are the inverse efficiencies and overheads, fitted on benchmark rows
+(`hearth.planner.fitting`; θ_bw and θ_c separately for FP8 and 16-bit, so FP8's speed-up is the measured one);
+`kv_scale` scales the KV capacity to what engines were measured to hold. The defaults are typical values.
 """
 
 from __future__ import annotations
@@ -44,7 +54,11 @@ VLLM_QUANTIZATION = {"bf16": None, "fp16": None, "fp8": "fp8", "int8": None, "in
 
 RUNTIME_RESERVE_BYTES = 2.5e9  # CUDA context, activations, CUDA graphs per GPU (vLLM reports ~1.5-3 GB)
 ALLREDUCE_LATENCY_S = 10e-6  # per all-reduce call (NCCL small-message latency over NVLink; PCIe is higher)
-DEFAULT_THETA = (1 / 0.70, 1 / 0.45, 0.6e-3, 15e-3)  # θ_bw, θ_c, θ_o (s per step), θ_r (s per request)
+DEFAULT_SEQ_OVERHEAD_S = 20e-6  # θ_s: host time per running sequence per step (sampling, detokenising)
+DEFAULT_FRONTEND_S = 1e-3  # θ_q: a new request's wait in the API server per other stream it is serving
+# Tokens one scheduler step may carry (vLLM's --max-num-batched-tokens default for the OpenAI server on
+# data-centre GPUs, TensorRT-LLM's max_num_tokens default): longer prompts are prefilled in chunks.
+DEFAULT_MAX_BATCHED_TOKENS = 8192
 
 
 @dataclass(frozen=True)
@@ -68,9 +82,17 @@ class Configs:
     theta_c: np.ndarray
     theta_o: np.ndarray
     theta_r: np.ndarray
+    theta_s: np.ndarray  # host seconds per running sequence per step
+    theta_ar: np.ndarray  # seconds per all-reduce call (latency; the transfer is computed)
+    theta_q: np.ndarray  # front-end seconds a new request waits per other running sequence (streams served)
+    kv_scale: np.ndarray  # KV capacity measured ÷ computed (engines' memory accounting differs)
 
     @classmethod
     def of(cls, **values: object) -> Configs:
+        values.setdefault("theta_s", DEFAULT_SEQ_OVERHEAD_S)
+        values.setdefault("theta_ar", ALLREDUCE_LATENCY_S)
+        values.setdefault("theta_q", DEFAULT_FRONTEND_S)
+        values.setdefault("kv_scale", 1.0)
         arrays = {k: np.atleast_1d(np.asarray(v, dtype=float)) for k, v in values.items()}
         size = max(a.size for a in arrays.values())
         return cls(**{k: np.broadcast_to(a, (size,)).copy() for k, a in arrays.items()})
@@ -96,7 +118,7 @@ def kv_bytes_per_token(c: Configs) -> np.ndarray:
 def kv_capacity_tokens(c: Configs, gpu_memory_utilization: float = 0.9) -> np.ndarray:
     """Tokens of KV cache the replica holds (0 when the weights do not fit)."""
     free = c.memory * gpu_memory_utilization - weight_bytes(c) / c.tp - RUNTIME_RESERVE_BYTES
-    return np.maximum(0.0, free) / kv_bytes_per_token(c)
+    return np.maximum(0.0, free) / kv_bytes_per_token(c) * c.kv_scale
 
 
 def max_batch(
@@ -106,11 +128,20 @@ def max_batch(
     return np.minimum(max_num_seqs, np.floor(kv_capacity_tokens(c, gpu_memory_utilization) / seq_tokens))
 
 
-def allreduce_time(c: Configs, tokens: np.ndarray | float) -> np.ndarray:
-    """Two ring all-reduces of the activations per layer (attention and MLP outputs); zero without TP."""
+def allreduce_calls(c: Configs) -> np.ndarray:
+    """All-reduce calls per forward pass: two per layer (attention and MLP outputs); none without TP."""
+    return np.where(c.tp > 1, 2.0 * c.layers, 0.0)
+
+
+def allreduce_transfer(c: Configs, tokens: np.ndarray | float) -> np.ndarray:
+    """Peak-rate seconds of the ring transfers of one forward pass over `tokens` tokens."""
     size = tokens * c.hidden * 2.0
-    per_call = ALLREDUCE_LATENCY_S + 2.0 * (c.tp - 1) / c.tp * size / c.link
-    return np.where(c.tp > 1, 2.0 * c.layers * per_call, 0.0)
+    return allreduce_calls(c) * 2.0 * (c.tp - 1) / c.tp * size / c.link
+
+
+def allreduce_time(c: Configs, tokens: np.ndarray | float) -> np.ndarray:
+    """Two ring all-reduces of the activations per layer: θ_ar per call plus the transfer; zero without TP."""
+    return allreduce_calls(c) * c.theta_ar + allreduce_transfer(c, tokens)
 
 
 def prefill_flops(c: Configs, prompt: np.ndarray | float) -> np.ndarray:
@@ -136,7 +167,8 @@ def prefill_features(c: Configs, prompt: np.ndarray | float) -> tuple[np.ndarray
 def step_time(
     c: Configs, batch: np.ndarray, prompt: np.ndarray | float, output: np.ndarray | float
 ) -> np.ndarray:
-    """Mean inter-token latency at batch B in steady state: a decode step plus the prompts mixed into it."""
+    """Mean inter-token latency at batch B in steady state: a decode step, the prompts mixed into it, and the
+    host's per-step and per-sequence overhead."""
     context = prompt + output / 2.0
     mem, comp, one = decode_features(c, batch, context)
     _, pf_comp = prefill_features(c, prompt)
@@ -145,14 +177,39 @@ def step_time(
         c.theta_bw * mem
         + c.theta_c * (comp + arrivals_per_step * pf_comp)
         + c.theta_o * one
+        + c.theta_s * batch
         + allreduce_time(c, batch + arrivals_per_step * prompt)
     )
 
 
-def prefill_time(c: Configs, prompt: np.ndarray | float) -> np.ndarray:
-    """Seconds of GPU work one request's prefill takes, alone."""
-    mem, comp = prefill_features(c, prompt)
-    return c.theta_bw * mem + c.theta_c * comp + allreduce_time(c, prompt)
+def prefill_chunks(
+    prompt: np.ndarray | float, running: np.ndarray | float, budget: np.ndarray | float
+) -> np.ndarray:
+    """Steps a prompt's prefill takes: the running sequences' decode tokens take the step's token budget
+    first, the prompt gets the rest (at least an eighth of it: the scheduler never starves prefill)."""
+    room = np.maximum(np.asarray(budget, dtype=float) - running, np.asarray(budget, dtype=float) / 8.0)
+    return np.maximum(1.0, np.ceil(np.asarray(prompt, dtype=float) / room))
+
+
+def prefill_time(
+    c: Configs,
+    prompt: np.ndarray | float,
+    running: np.ndarray | float = 0.0,
+    context: np.ndarray | float = 0.0,
+    budget: np.ndarray | float = DEFAULT_MAX_BATCHED_TOKENS,
+) -> np.ndarray:
+    """Seconds from a prompt's first chunk to its last, alongside `running` sequences of `context` tokens.
+
+    Each of its steps reads the weights, runs the running sequences' decode (their KV cache, their FLOPs, their
+    host overhead) and the step's fixed overhead; the prompt's own compute is spread over the chunks. Alone
+    (running = 0) and within the budget, this is one weight read plus the prompt's compute."""
+    chunks = prefill_chunks(prompt, running, budget)
+    pf_mem, pf_comp = prefill_features(c, prompt)
+    kv_mem = running * context * kv_bytes_per_token(c) / c.bandwidth
+    dec_comp = 2.0 * c.active * running / (c.tp * c.flops)
+    per_step = c.theta_bw * (pf_mem + kv_mem) + c.theta_c * dec_comp + c.theta_o + c.theta_s * running
+    comm = chunks * allreduce_calls(c) * c.theta_ar + allreduce_transfer(c, prompt + chunks * running)
+    return chunks * per_step + c.theta_c * pf_comp + comm
 
 
 @dataclass
@@ -187,8 +244,9 @@ def closed_loop(
     output: np.ndarray | float,
     concurrency: np.ndarray | float,
     *,
-    max_num_seqs: float = 256,
-    gpu_memory_utilization: float = 0.9,
+    max_num_seqs: float | np.ndarray = 256,
+    gpu_memory_utilization: float | np.ndarray = 0.9,
+    max_num_batched_tokens: float | np.ndarray = DEFAULT_MAX_BATCHED_TOKENS,
     tails: Tails = Tails(),
     iterations: int = 6,
 ) -> Latency:
@@ -198,13 +256,16 @@ def closed_loop(
     concurrency = np.asarray(concurrency, dtype=float)
     limit = max_batch(c, prompt + output, max_num_seqs, gpu_memory_utilization)
     batch = np.maximum(np.minimum(concurrency, limit), 0.0)
-    itl = step_time(c, np.maximum(batch, 1.0), prompt, output)
-    service = prefill_time(c, prompt) + c.theta_r
+    running = np.maximum(batch, 1.0)
+    itl = step_time(c, running, prompt, output)
+    work = prefill_time(c, prompt)  # the GPU work a prefill adds: what queued prompts wait for
+    service = _loaded_prefill(c, prompt, output, running, max_num_batched_tokens) + c.theta_r
     in_service = service + itl / 2.0 + (output - 1.0) * itl
     rate = batch / in_service
+    wait = np.zeros_like(in_service)
     for _ in range(iterations):
-        rho = np.minimum(rate * service, 0.95)
-        wait = rho * service / (2.0 * (1.0 - rho))
+        rho = np.minimum(rate * work, 0.95)
+        wait = rho * work / (2.0 * (1.0 - rho))
         in_service = service + itl / 2.0 + wait + (output - 1.0) * itl
         rate = batch / in_service
     # Clients beyond the batch limit queue for a slot: Little's law on the waiting line.
@@ -224,14 +285,25 @@ def closed_loop(
     )
 
 
+def _loaded_prefill(
+    c: Configs, prompt: np.ndarray, output: np.ndarray, running: np.ndarray, budget: float | np.ndarray
+) -> np.ndarray:
+    """A newcomer's time to its first token but the host's per-request overhead θ_r: its prefill alongside the
+    other running − 1 sequences (mid-way through their outputs), and the API server's time for their streams
+    before it gets to the new request (θ_q per stream: tokenising, detokenising, sending)."""
+    others = running - 1.0
+    return prefill_time(c, prompt, others, prompt + output / 2.0, budget) + c.theta_q * others
+
+
 def open_loop(
     c: Configs,
     prompt: np.ndarray | float,
     output: np.ndarray | float,
     rate: np.ndarray | float,
     *,
-    max_num_seqs: float = 256,
-    gpu_memory_utilization: float = 0.9,
+    max_num_seqs: float | np.ndarray = 256,
+    gpu_memory_utilization: float | np.ndarray = 0.9,
+    max_num_batched_tokens: float | np.ndarray = DEFAULT_MAX_BATCHED_TOKENS,
     tails: Tails = Tails(),
     iterations: int = 30,
 ) -> Latency:
@@ -240,22 +312,22 @@ def open_loop(
     output = np.asarray(output, dtype=float)
     rate = np.asarray(rate, dtype=float) + np.zeros(len(c))
     limit = max_batch(c, prompt + output, max_num_seqs, gpu_memory_utilization)
-    service = prefill_time(c, prompt) + c.theta_r
+    work = prefill_time(c, prompt)
+    rho = np.minimum(rate * work, 0.95)
+    wait = rho * work / (2.0 * (1.0 - rho))
     batch = np.ones(len(c))
     # Little's law: running sequences = rate × time in service; damped fixed point (time grows with batch).
     for _ in range(iterations):
         itl = step_time(c, batch, prompt, output)
-        rho = np.minimum(rate * service, 0.95)
-        wait = rho * service / (2.0 * (1.0 - rho))
+        service = _loaded_prefill(c, prompt, output, batch, max_num_batched_tokens) + c.theta_r
         in_service = service + wait + output * itl
         batch = np.clip(0.5 * batch + 0.5 * rate * in_service, 1.0, np.maximum(limit, 1.0))
     itl = step_time(c, batch, prompt, output)
-    rho = np.minimum(rate * service, 0.95)
-    wait = rho * service / (2.0 * (1.0 - rho))
-    capacity = np.maximum(limit, 1.0) / (
-        service + wait + output * step_time(c, np.maximum(limit, 1.0), prompt, output)
-    )
-    saturated = (limit < 1) | (rate >= capacity) | (rate * service >= 0.95)
+    service = _loaded_prefill(c, prompt, output, batch, max_num_batched_tokens) + c.theta_r
+    full = np.maximum(limit, 1.0)
+    full_service = _loaded_prefill(c, prompt, output, full, max_num_batched_tokens) + c.theta_r
+    capacity = full / (full_service + wait + output * step_time(c, full, prompt, output))
+    saturated = (limit < 1) | (rate >= capacity) | (rate * work >= 0.95)
     return _figures(
         c, prompt, output, batch, itl, service, wait, np.zeros(len(c)), rate, tails, saturated=saturated
     )

@@ -26,8 +26,8 @@ from hearth.planner.fitting import (
     SATURATED_MEMORY_FRACTION,
     Observation,
     configs_for,
+    fit,
     fit_tails,
-    fit_thetas,
     latency_at,
 )
 from hearth.planner.perf import Configs
@@ -61,6 +61,10 @@ class Prediction:
     confidence: str  # high | medium | low
     expected_error_pct: float | None
     batch: float | None = None
+    # Mean held-out error per metric (TTFT, ITL, output tokens/s) of this kind of prediction, and which
+    # hold-out it comes from (leave one row / configuration / source out).
+    expected_error_by_metric: dict[str, float] = field(default_factory=dict)
+    error_basis: str | None = None
     saturated: bool = False
     rows_used: list[str] = field(default_factory=list)  # sources of the rows behind the figure
     notes: list[str] = field(default_factory=list)
@@ -101,21 +105,34 @@ class Predictor:
         return predictor
 
     def _calibrate(self, obs: list[Observation]) -> None:
-        self.global_theta, self.theta = fit_thetas(obs)
+        result = fit(obs)
+        self.global_theta, self.theta, self.kv_scale = result.global_theta, result.per_gpu, result.kv_scale
         self.tails = fit_tails(obs)
         self.residuals = self._residuals(obs)
-        # Median held-out error per kind of prediction, set by whoever computed it (accuracy.expected_error).
-        self.expected_error: dict[str, float] = {}
+        # Which publications calibrated what: θ of a GPU comes from its rows, the global θ from all of them.
+        by_gpu: dict[str, set[str]] = defaultdict(set)
+        for o in obs:
+            by_gpu[o.gpu.name].add(o.row.source)
+        self.sources_by_gpu = {g: sorted(s) for g, s in by_gpu.items()}
+        self.sources_all = sorted({o.row.source for o in obs})
+        # Held-out error per kind of prediction and metric, set by whoever computed it (accuracy.expected_error).
+        self.expected_error: dict[str, dict[str, float]] = {}
 
     # -- θ per GPU ----------------------------------------------------------------------------------------
 
-    def theta_for(self, gpu: str) -> tuple[float, float, float, float]:
+    def theta_for(self, gpu: str) -> tuple[float, ...]:
         return self.theta.get(gpu, self.global_theta)
 
     def configs(
         self, models: Sequence[ModelSpec], quants: Sequence[str], gpus: Sequence[GpuSpec], tps: Sequence[int]
     ) -> Configs:
-        return configs_for(models, quants, gpus, tps, [self.theta_for(g.name) for g in gpus])
+        return configs_for(
+            models, quants, gpus, tps, [self.theta_for(g.name) for g in gpus], kv_scale=self.kv_scale
+        )
+
+    def calibration_sources(self, gpu: str) -> list[str]:
+        """The sources whose rows set the efficiencies a prediction on `gpu` uses."""
+        return self.sources_by_gpu.get(gpu) or self.sources_all
 
     # -- residuals of rows against the model -------------------------------------------------------------
 
@@ -126,7 +143,7 @@ class Predictor:
         out: dict[tuple[str, str], list[tuple[np.ndarray, str, float, str]]] = defaultdict(list)
         if not obs:
             return out
-        _, lat = latency_at(obs, [self.theta_for(o.gpu.name) for o in obs], self.tails)
+        _, lat = latency_at(obs, [self.theta_for(o.gpu.name) for o in obs], self.tails, self.kv_scale)
         for i, o in enumerate(obs):
             one = perf.Latency(**{f.name: getattr(lat, f.name)[i : i + 1] for f in fields(lat)})
             pos = _position(
@@ -312,12 +329,25 @@ class Predictor:
             rate *= old / e2e50 if e2e50 > 0 else 1.0
         saturated = bool(lat.saturated[0])
         if weight >= 1.0:
-            confidence, err = "medium", self.expected_error.get("with_neighbours")
+            confidence, basis = "medium", "leave_one_row_out"
+        elif p.gpu in self.sources_by_gpu:
+            confidence, basis = "low", "leave_one_configuration_out"
         else:
-            confidence, err = "low", self.expected_error.get("model_only")
+            confidence, basis = "low", "leave_one_source_out"
+        by_metric = dict(self.expected_error.get(basis, {}))
+        err = round(max(by_metric.values()), 1) if by_metric else None
+        # Truthful provenance: the nearby rows that corrected the figure, then every source that calibrated the
+        # efficiencies used here (this GPU's rows, or all rows when the GPU has none).
+        used = list(sources)
+        used += [s for s in self.calibration_sources(p.gpu) if s not in used]
         notes = []
+        if p.gpu not in self.sources_by_gpu:
+            notes.append(f"no benchmark rows on {p.gpu}: efficiencies from the fit over all GPUs' rows")
         if saturated:
-            notes.append("the load exceeds what this configuration serves: requests queue without bound")
+            notes.append(
+                "the clients exceed the batch this configuration holds: the rest wait for a slot "
+                "(TTFT grows by whole request times)"
+            )
         return Prediction(
             ttft_ms_p50=ttft50 * 1e3,
             ttft_ms_p95=ttft95 * 1e3,
@@ -332,8 +362,10 @@ class Predictor:
             expected_error_pct=err,
             batch=batch,
             saturated=saturated,
-            rows_used=sources,
+            rows_used=used,
             notes=notes,
+            expected_error_by_metric=by_metric,
+            error_basis=basis,
         )
 
     def _rows_only(self, p: Point, row: Any | None) -> Prediction:
@@ -433,6 +465,8 @@ def _overlay(pred: Prediction, row: Any) -> None:
     pred.source = row.kind
     pred.confidence = "high" if row.kind == "measured" else "medium"
     pred.expected_error_pct = None
+    pred.expected_error_by_metric = {}
+    pred.error_basis = None
     pred.rows_used = [row.source]
     given = [n for n in ("ttft_ms_p50", "itl_ms_p50", "e2e_ms_p50", "output_tokens_per_s") if getattr(row, n)]
     pred.notes.append(

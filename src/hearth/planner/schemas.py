@@ -12,6 +12,8 @@ from hearth.platform.kit.repository import MAX_SQL_INT
 from hearth.platform.kit.schemas import ORMModel
 
 RowKind = Literal["measured", "estimated", "synthetic"]
+# online: streaming clients at a concurrency or rate (a deployed service); offline: every request queued at once.
+RowMode = Literal["online", "offline"]
 
 
 class BenchmarkRowIn(BaseModel):
@@ -42,6 +44,9 @@ class BenchmarkRowIn(BaseModel):
     kind: RowKind
     hardware_label: str | None = None  # free text for own runs, e.g. "2-core CPU, SmolLM2 Q4_1"
     endpoint: str | None = None  # the URL an own run measured
+    mode: RowMode = "online"
+    engine: str | None = None  # serving engine and version, e.g. "vLLM v0.23.0"
+    method: str | None = None  # how the load was generated, e.g. "closed-loop sweep, vllm bench serve"
 
 
 # -- knowledge base -----------------------------------------------------------------------------------------
@@ -122,7 +127,12 @@ class PredictResponse(BaseModel):
     requests_per_s: float | None
     source: str  # measured | estimated | synthetic (an exact row) | model | rows
     confidence: str  # high | medium | low
-    expected_error_pct: float | None  # median error of this kind of prediction on held-out rows
+    # The largest mean absolute % error, over TTFT, ITL and output tokens/s, of this kind of prediction on held-out
+    # online rows (`expected_error_by_metric` has each; `error_basis` says which hold-out: a row, a whole
+    # configuration or a whole source left out). None for an exact measured row.
+    expected_error_pct: float | None
+    expected_error_by_metric: dict[str, float] = {}
+    error_basis: str | None = None
     running_sequences: float | None
     saturated: bool
     rows_used: list[str]

@@ -13,6 +13,7 @@ from hearth.gateway.ports import AliasRegistry
 from hearth.planner import deploying
 from hearth.planner import manifests as mf
 from hearth.planner.accuracy import expected_error, held_out_error
+from hearth.planner.fitting import describe_theta, is_offline
 from hearth.planner.checks import capacity, check_point, sixteen_bit
 from hearth.planner.intent import extract_intent
 from hearth.planner.knowledge import (
@@ -128,6 +129,8 @@ class PlannerService:
             source=pred.source,
             confidence=pred.confidence,
             expected_error_pct=pred.expected_error_pct,
+            expected_error_by_metric=pred.expected_error_by_metric,
+            error_basis=pred.error_basis,
             running_sequences=pred.batch,
             saturated=pred.saturated,
             rows_used=pred.rows_used,
@@ -159,20 +162,18 @@ class PlannerService:
         )
 
     async def calibration(self) -> dict[str, Any]:
-        """The fitted efficiencies per GPU and the model's error on held-out rows."""
+        """The fitted engine model (efficiencies per GPU, FP8 and TP costs as measured, the KV-capacity scale)
+        and its error on held-out online rows: per metric, per hold-out, per source."""
         predictor = await self.predictor()
         report = await asyncio.to_thread(held_out_error, predictor)
-        names = ("bandwidth_efficiency", "compute_efficiency", "step_overhead_ms", "request_overhead_ms")
-
-        def describe(theta: tuple[float, ...]) -> dict[str, float]:
-            values = (1 / theta[0], 1 / theta[1], theta[2] * 1e3, theta[3] * 1e3)
-            return {n: round(v, 4) for n, v in zip(names, values, strict=True)}
-
         return {
             "rows": len(predictor.rows),
             "rows_used_for_fit": len(predictor.obs),
-            "global": describe(predictor.global_theta),
-            "per_gpu": {g: describe(t) for g, t in sorted(predictor.theta.items())},
+            "online_rows": sum(1 for o in predictor.obs if not is_offline(o.row)),
+            "sources": predictor.sources_all,
+            "global": describe_theta(predictor.global_theta),
+            "per_gpu": {g: describe_theta(t) for g, t in sorted(predictor.theta.items())},
+            "kv_scale": round(predictor.kv_scale, 3),
             "tails": asdict(predictor.tails),
             "held_out_error": report,
         }
