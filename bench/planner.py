@@ -118,5 +118,6 @@ def main() -> None:
             for metric, m in metrics.items():
                 print(f"    {source[:58]:<58} {metric:<20} rows {m['rows']:>3}  MAPE {m['mape_pct']:5.1f} %")
 
+
 if __name__ == "__main__":
     main()

@@ -16,7 +16,7 @@ LLAMA_70B = {"params": 70.6e9, "active": 70.6e9, "layers": 80, "hidden": 8192, "
 
 
 def cfg(
-        model=LLAMA_8B,
+    model=LLAMA_8B,
     gpu=H100,
     *,
     tp=1,

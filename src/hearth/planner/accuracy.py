@@ -1,6 +1,6 @@
 """The performance model's error on online benchmark rows held out from its calibration: reported by the
-calibration route, `hearth plan calibrate` and the planner bench, and attached to predictions as their expected
-error.
+calibration route, `hearth plan calibrate` and the planner bench, and attached to predictions as their
+expected error.
 
 Three hold-outs, each judged on the online rows only (offline rows inform the ceiling, not the verdict):
 - leave one source out: every publication's rows left out of the fit at once (and of the local correction),
@@ -27,7 +27,11 @@ from hearth.planner.schemas import BenchmarkRowIn
 
 _ROW_FIELDS = tuple(BenchmarkRowIn.model_fields)
 # The metrics judged, and the prediction attribute each is compared with.
-METRICS = {"ttft_ms_p50": "ttft_ms_p50", "itl_ms_p50": "itl_ms_p50", "output_tokens_per_s": "output_tokens_per_s"}
+METRICS = {
+    "ttft_ms_p50": "ttft_ms_p50",
+    "itl_ms_p50": "itl_ms_p50",
+    "output_tokens_per_s": "output_tokens_per_s",
+}
 HOLD_OUTS: dict[str, Callable[[int, Observation], Hashable]] = {
     "leave_one_source_out": lambda i, o: o.row.source,
     "leave_one_configuration_out": lambda i, o: o.group,
@@ -90,8 +94,6 @@ def expected_error(predictor: Predictor) -> dict[str, dict[str, float]]:
     if key in _ERROR_CACHE:
         return _ERROR_CACHE[key]
     report = held_out_error(predictor)
-    out = {
-        name: {m: s["mape_pct"] for m, s in part["overall"].items()} for name, part in report.items()
-    }
+    out = {name: {m: s["mape_pct"] for m, s in part["overall"].items()} for name, part in report.items()}
     _ERROR_CACHE[key] = out
     return out

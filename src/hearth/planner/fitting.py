@@ -1,6 +1,6 @@
-"""Calibration: the engine model's efficiencies θ fitted on benchmark rows by regularised least squares, the
-KV-capacity scale the engines were measured to hold, and the p95/p50 tail ratios, all from the rows the catalog
-describes (`Observation`s).
+"""Calibration: the engine model's efficiencies θ fitted on benchmark rows by regularised least squares,
+the KV-capacity scale the engines were measured to hold, and the p95/p50 tail ratios, all from the rows the
+catalog describes (`Observation`s).
 
 θ has eight entries (`THETA_NAMES`): bandwidth and compute inverse efficiencies for 16-bit and for FP8 kernels
 (so FP8's speed-up is the measured one, not the nominal 2×), the host's overhead per step, per request and per
@@ -24,10 +24,10 @@ from hearth.planner.catalog import GpuSpec, ModelSpec
 from hearth.planner.perf import Configs, Tails
 
 THETA_NAMES = ("bw", "bw_fp8", "c", "c_fp8", "o", "r", "s", "ar", "q")
-# Typical values: 70 % of peak bandwidth and 45 % of peak FLOPs for 16-bit kernels; FP8 kernels reach a smaller
-# share of their doubled peak (a prior only: the fit moves it where FP8 rows exist). Host: 0.6 ms per step,
-# 15 ms per request, 20 µs per running sequence per step; 10 µs per all-reduce call (NVLink); 1 ms of the API
-# server's time per other stream before a new request is scheduled.
+# Typical values: 70 % of peak bandwidth and 45 % of peak FLOPs for 16-bit kernels; FP8 kernels reach a
+# smaller share of their doubled peak (a prior only: the fit moves it where FP8 rows exist). Host: 0.6 ms per
+# step, 15 ms per request, 20 µs per running sequence per step; 10 µs per all-reduce call (NVLink); 1 ms of
+# the API server's time per other stream before a new request is scheduled.
 DEFAULT_THETA = (1 / 0.70, 1.4 / 0.70, 1 / 0.45, 1.6 / 0.45, 0.6e-3, 15e-3, 20e-6, 10e-6, 1e-3)
 # Offline throughput runs (every request queued at once) run at the engine's largest batch.
 SATURATED_MAX_SEQS = 1024
@@ -48,8 +48,9 @@ THETA_BOUNDS = (
 # Weight of the prior per parameter, in units of one row's squared relative error. θ_o (fixed time per step)
 # is nearly collinear with θ_bw (the weights' read time is the same every step) and θ_s with the KV-cache read
 # (both grow with the batch): their priors are firm. The others are identified by the rows and held loosely.
-GLOBAL_PRIOR_WEIGHT = (0.1, 0.1, 0.1, 0.1, 3.0, 0.03, 1.0, 0.1, 0.03)  # toward typical values, all GPUs together
-GPU_PRIOR_WEIGHT = (0.3, 0.3, 0.3, 0.3, 3.0, 0.1, 1.0, 0.3, 0.1)  # toward the global fit, for one GPU's rows
+# All GPUs together, toward the typical values; then one GPU's rows, toward the global fit.
+GLOBAL_PRIOR_WEIGHT = (0.1, 0.1, 0.1, 0.1, 3.0, 0.03, 1.0, 0.1, 0.03)
+GPU_PRIOR_WEIGHT = (0.3, 0.3, 0.3, 0.3, 3.0, 0.1, 1.0, 0.3, 0.1)
 # Offline rows only inform the ceiling: their equations weigh this much against an online row's.
 OFFLINE_WEIGHT = 0.25
 # TTFT rows whose predicted queueing is more than this share of the measurement calibrate the KV scale (the
@@ -242,10 +243,10 @@ class Fit:
 def fit(obs: list[Observation], iterations: int = 6) -> Fit:
     """θ for all GPUs together (prior: typical efficiencies), per GPU (prior: the global θ), and κ.
 
-    The queueing part of TTFT is not linear in θ: it is taken at the previous iterate, and iterates are damped
-    (half old, half new) so the fixed point converges instead of oscillating. κ (what the KV cache holds ÷ what
-    the memory arithmetic says) is chosen on a grid by the online rows' log errors, so rows at and beyond the
-    batch limit (TTFT growing by whole request times) set the limit."""
+    The queueing part of TTFT is not linear in θ: it is taken at the previous iterate, and iterates are
+    damped (half old, half new) so the fixed point converges instead of oscillating. κ (what the KV cache
+    holds ÷ what the memory arithmetic says) is chosen on a grid by the online rows' log errors, so rows at
+    and beyond the batch limit (TTFT growing by whole request times) set the limit."""
     global_theta: tuple[float, ...] = DEFAULT_THETA
     per_gpu: dict[str, tuple[float, ...]] = {}
     kv_scale = 1.0

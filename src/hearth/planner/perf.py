@@ -200,9 +200,9 @@ def prefill_time(
 ) -> np.ndarray:
     """Seconds from a prompt's first chunk to its last, alongside `running` sequences of `context` tokens.
 
-    Each of its steps reads the weights, runs the running sequences' decode (their KV cache, their FLOPs, their
-    host overhead) and the step's fixed overhead; the prompt's own compute is spread over the chunks. Alone
-    (running = 0) and within the budget, this is one weight read plus the prompt's compute."""
+    Each of its steps reads the weights, runs the running sequences' decode (their KV cache, their FLOPs,
+    their host overhead) and the step's fixed overhead; the prompt's own compute is spread over the chunks.
+    Alone (running = 0) and within the budget, this is one weight read plus the prompt's compute."""
     chunks = prefill_chunks(prompt, running, budget)
     pf_mem, pf_comp = prefill_features(c, prompt)
     kv_mem = running * context * kv_bytes_per_token(c) / c.bandwidth

@@ -115,7 +115,8 @@ class Predictor:
             by_gpu[o.gpu.name].add(o.row.source)
         self.sources_by_gpu = {g: sorted(s) for g, s in by_gpu.items()}
         self.sources_all = sorted({o.row.source for o in obs})
-        # Held-out error per kind of prediction and metric, set by whoever computed it (accuracy.expected_error).
+        # Held-out error per kind of prediction and metric, set by whoever computed it
+        # (accuracy.expected_error).
         self.expected_error: dict[str, dict[str, float]] = {}
 
     # -- θ per GPU ----------------------------------------------------------------------------------------
@@ -336,8 +337,8 @@ class Predictor:
             confidence, basis = "low", "leave_one_source_out"
         by_metric = dict(self.expected_error.get(basis, {}))
         err = round(max(by_metric.values()), 1) if by_metric else None
-        # Truthful provenance: the nearby rows that corrected the figure, then every source that calibrated the
-        # efficiencies used here (this GPU's rows, or all rows when the GPU has none).
+        # Truthful provenance: the nearby rows that corrected the figure, then every source that calibrated
+        # the efficiencies used here (this GPU's rows, or all rows when the GPU has none).
         used = list(sources)
         used += [s for s in self.calibration_sources(p.gpu) if s not in used]
         notes = []

@@ -12,7 +12,8 @@ from hearth.platform.kit.repository import MAX_SQL_INT
 from hearth.platform.kit.schemas import ORMModel
 
 RowKind = Literal["measured", "estimated", "synthetic"]
-# online: streaming clients at a concurrency or rate (a deployed service); offline: every request queued at once.
+# online: streaming clients at a concurrency or rate (a deployed service); offline: every request queued at
+# once (maximum throughput).
 RowMode = Literal["online", "offline"]
 
 
@@ -127,9 +128,9 @@ class PredictResponse(BaseModel):
     requests_per_s: float | None
     source: str  # measured | estimated | synthetic (an exact row) | model | rows
     confidence: str  # high | medium | low
-    # The largest mean absolute % error, over TTFT, ITL and output tokens/s, of this kind of prediction on held-out
-    # online rows (`expected_error_by_metric` has each; `error_basis` says which hold-out: a row, a whole
-    # configuration or a whole source left out). None for an exact measured row.
+    # The largest mean absolute % error, over TTFT, ITL and output tokens/s, of this kind of prediction on
+    # held-out online rows (`expected_error_by_metric` has each; `error_basis` says which hold-out: a row, a
+    # whole configuration or a whole source left out). None for an exact measured row.
     expected_error_pct: float | None
     expected_error_by_metric: dict[str, float] = {}
     error_basis: str | None = None

@@ -13,8 +13,8 @@ from hearth.gateway.ports import AliasRegistry
 from hearth.planner import deploying
 from hearth.planner import manifests as mf
 from hearth.planner.accuracy import expected_error, held_out_error
-from hearth.planner.fitting import describe_theta, is_offline
 from hearth.planner.checks import capacity, check_point, sixteen_bit
+from hearth.planner.fitting import describe_theta, is_offline
 from hearth.planner.intent import extract_intent
 from hearth.planner.knowledge import (
     add_benchmark_rows,

@@ -1,5 +1,5 @@
-"""planner: benchmark rows say whether they are online (serving) or offline (max throughput), and name the engine
-and the method that measured them
+"""planner: benchmark rows say whether they are online (serving) or offline (max throughput), and name
+the engine and the method that measured them
 
 Revision ID: 0016
 Revises: 0008
