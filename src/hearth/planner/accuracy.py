@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from hearth.planner.fitting import Observation, is_offline
+from hearth.planner.fitting import Observation, engine_kind, is_offline
 from hearth.planner.predictor import Point, Predictor
 from hearth.planner.schemas import BenchmarkRowIn
 
@@ -64,11 +64,26 @@ def held_out_error(predictor: Predictor) -> dict[str, Any]:
                 sub = subs[key] = Predictor.on_observations(predictor.models, predictor.gpus, keep)
             r = o.row
             load = (r.concurrency, r.request_rate)
+            engine = engine_kind(getattr(r, "engine", None))
             point = Point(
-                r.model_id, r.quantization, r.gpu, r.gpu_count, r.prompt_tokens, r.output_tokens, *load
+                r.model_id,
+                r.quantization,
+                r.gpu,
+                r.gpu_count,
+                r.prompt_tokens,
+                r.output_tokens,
+                *load,
+                engine,
             )
             lat = sub.model_latency(
-                o.model, r.quantization, o.gpu, r.gpu_count, r.prompt_tokens, r.output_tokens, *load
+                o.model,
+                r.quantization,
+                o.gpu,
+                r.gpu_count,
+                r.prompt_tokens,
+                r.output_tokens,
+                *load,
+                engine=engine,
             )
             pred = sub.corrected(point, lat, True)
             for metric, attr in METRICS.items():

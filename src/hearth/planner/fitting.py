@@ -60,6 +60,15 @@ KV_SCALE_GRID = np.geomspace(0.6, 1.6, 41)
 KV_SCALE_PRIOR_WEIGHT = 2.0  # on log(κ)², against the sum of squared log errors of the online rows
 
 
+ENGINES = ("vllm", "tensorrt-llm")
+
+
+def engine_kind(engine: str | None) -> str:
+    """Which memory accounting a row's engine uses: TensorRT-LLM (NIM runs it) or vLLM (the default)."""
+    text = (engine or "").lower()
+    return "tensorrt-llm" if any(k in text for k in ("tensorrt", "trt-llm", "nim")) else "vllm"
+
+
 def is_fp8(quantization: str) -> bool:
     """Whether the quantization runs FP8 kernels (its own efficiencies)."""
     return perf.QUANTIZATIONS[quantization][1] == "fp8"
@@ -72,8 +81,10 @@ def configs_for(
     tps: Sequence[int],
     thetas: Sequence[Sequence[float]],
     kv_scale: float = 1.0,
+    engines: Sequence[str] | None = None,
 ) -> Configs:
-    """A Configs array from parallel sequences of catalog entries; θ as 8-tuples (`THETA_NAMES`)."""
+    """A Configs array from parallel sequences of catalog entries; θ as tuples (`THETA_NAMES`); engines as
+    `ENGINES` (vLLM when not given)."""
     fp8 = [is_fp8(q) for q in quants]
     return Configs.of(
         params=[m.params_b * 1e9 for m in models],
@@ -97,6 +108,7 @@ def configs_for(
         theta_ar=[t[7] for t in thetas],
         theta_q=[t[8] for t in thetas],
         kv_scale=kv_scale,
+        kv_of_free=[1.0 if e == "tensorrt-llm" else 0.0 for e in (engines or ["vllm"] * len(models))],
     )
 
 
@@ -126,6 +138,7 @@ def latency_at(
         [o.row.gpu_count for o in obs],
         thetas,
         kv_scale,
+        [engine_kind(getattr(o.row, "engine", None)) for o in obs],
     )
     p = np.array([float(o.row.prompt_tokens) for o in obs])
     n = np.array([float(o.row.output_tokens) for o in obs])
@@ -165,18 +178,19 @@ def _equations(
     others = batch - 1.0
     ctx = p + n / 2.0
     mem, comp, _ = perf.decode_features(c, batch, ctx)
-    pf_mem, pf_comp = perf.prefill_features(c, p)
+    chunks = perf.prefill_chunks(p, others, perf.DEFAULT_MAX_BATCHED_TOKENS)
+    pf_mem, pf_comp = perf.prefill_features(c, p, chunks)
+    half = perf.in_flight(batch) * 0.5
     arrivals = batch / np.maximum(n, 1.0)
     calls = perf.allreduce_calls(c)
     transfer = perf.allreduce_transfer(c, batch + arrivals * p)
-    chunks = perf.prefill_chunks(p, others, perf.DEFAULT_MAX_BATCHED_TOKENS)
     kv_mem = others * ctx * perf.kv_bytes_per_token(c) / c.bandwidth
     dec_comp = 2.0 * c.active * others / (c.tp * c.flops)
     pf_transfer = perf.allreduce_transfer(c, p + chunks * others)
     # TTFT = loaded prefill + front-end wait + θ_r + half a step (all linear in θ) + queueing (not: taken at
     # the current θ).
     loaded = perf.prefill_time(c, p, others, ctx) + c.theta_q * others
-    queueing = lat.ttft_p50 - loaded - c.theta_r - lat.itl_p50 / 2.0
+    queueing = lat.ttft_p50 - loaded - c.theta_r - half * lat.itl_p50
     out = []
     for i, o in enumerate(obs):
         r = o.row
@@ -205,8 +219,8 @@ def _equations(
                     others[i],
                 ]
             )
-            target = r.ttft_ms_p50 / 1e3 - queueing[i] - pf_transfer[i] - 0.5 * transfer[i]
-            out.append((o.gpu.name, prefill + 0.5 * step, float(target), weight))
+            target = r.ttft_ms_p50 / 1e3 - queueing[i] - pf_transfer[i] - half[i] * transfer[i]
+            out.append((o.gpu.name, prefill + half[i] * step, float(target), weight))
     return out
 
 
@@ -283,6 +297,7 @@ def fit_kv_scale(
         [o.gpu for o in online],
         [o.row.gpu_count for o in online],
         [per_gpu.get(o.gpu.name, global_theta) for o in online],
+        engines=[engine_kind(getattr(o.row, "engine", None)) for o in online],
     )
     # Every κ of the grid at every row, in one vectorised call.
     k, g = len(online), len(KV_SCALE_GRID)

@@ -25,9 +25,10 @@ The model, per replica of `tp` GPUs (tensor parallel):
   is scheduled (measured: TTFT grows with concurrency long before the GPU is busy, most on small models);
 - tensor parallelism costs two all-reduces of the activations per layer per step: θ_ar per call (fitted: the
   measured cost of TP, not the nominal split) plus a ring transfer over the interconnect;
-- queueing: TTFT waits for the step in flight (half a step on average) and for the prefills ahead of it
-  (M/D/1 on the prefill work: W = ρs/(2(1−ρ))); clients beyond the batch limit (max_num_seqs, or what the
-  KV cache holds) wait for a running request to finish: whole request times (Little's law on the line).
+- queueing: TTFT waits for the step in flight (half a step on average, when other sequences run) and for
+  the prefills ahead of it (M/D/1 on the prefill work: W = ρs/(2(1−ρ))); clients beyond the batch limit
+  (max_num_seqs, or what the KV cache holds) wait for a running request to finish: whole request times
+  (Little's law on the line).
 θ = (θ_bw, θ_c, θ_o, θ_r, θ_s, θ_ar, θ_q) are the inverse efficiencies and overheads, fitted on benchmark rows
 (`hearth.planner.fitting`; θ_bw and θ_c separately for FP8 and 16-bit, so FP8's speed-up is the measured one);
 `kv_scale` scales the KV capacity to what engines were measured to hold. The defaults are typical values.
@@ -85,7 +86,11 @@ class Configs:
     theta_s: np.ndarray  # host seconds per running sequence per step
     theta_ar: np.ndarray  # seconds per all-reduce call (latency; the transfer is computed)
     theta_q: np.ndarray  # front-end seconds a new request waits per other running sequence (streams served)
-    kv_scale: np.ndarray  # KV capacity measured ÷ computed (engines' memory accounting differs)
+    kv_scale: np.ndarray  # KV capacity measured ÷ computed (fitted on rows at the batch limit)
+    # 1 where the engine gives the KV cache a fraction of the memory left after the weights (TensorRT-LLM's
+    # kv_cache_free_gpu_memory_fraction), 0 where it is a fraction of all memory (vLLM's
+    # gpu_memory_utilization).
+    kv_of_free: np.ndarray
 
     @classmethod
     def of(cls, **values: object) -> Configs:
@@ -93,6 +98,7 @@ class Configs:
         values.setdefault("theta_ar", ALLREDUCE_LATENCY_S)
         values.setdefault("theta_q", DEFAULT_FRONTEND_S)
         values.setdefault("kv_scale", 1.0)
+        values.setdefault("kv_of_free", 0.0)
         arrays = {k: np.atleast_1d(np.asarray(v, dtype=float)) for k, v in values.items()}
         size = max(a.size for a in arrays.values())
         return cls(**{k: np.broadcast_to(a, (size,)).copy() for k, a in arrays.items()})
@@ -117,7 +123,10 @@ def kv_bytes_per_token(c: Configs) -> np.ndarray:
 
 def kv_capacity_tokens(c: Configs, gpu_memory_utilization: float = 0.9) -> np.ndarray:
     """Tokens of KV cache the replica holds (0 when the weights do not fit)."""
-    free = c.memory * gpu_memory_utilization - weight_bytes(c) / c.tp - RUNTIME_RESERVE_BYTES
+    left = c.memory - weight_bytes(c) / c.tp - RUNTIME_RESERVE_BYTES
+    free = np.where(
+        c.kv_of_free > 0, gpu_memory_utilization * left, left - (1 - gpu_memory_utilization) * c.memory
+    )
     return np.maximum(0.0, free) / kv_bytes_per_token(c) * c.kv_scale
 
 
@@ -157,11 +166,16 @@ def decode_features(c: Configs, batch: np.ndarray, context: np.ndarray | float) 
     return mem, comp, np.ones_like(mem)
 
 
-def prefill_features(c: Configs, prompt: np.ndarray | float) -> tuple[np.ndarray, ...]:
-    """Peak-rate seconds of one request's prefill: (memory, compute)."""
+def prefill_features(
+    c: Configs, prompt: np.ndarray | float, chunks: np.ndarray | float = 1.0
+) -> tuple[np.ndarray, ...]:
+    """Peak-rate seconds of one request's prefill: (memory per chunk, compute).
+
+    A chunk's weight read overlaps its matmuls: the read counts in the share it is of the chunk's work,
+    mem²/(mem + compute per chunk): all of it for a few tokens (memory-bound), almost none for thousands."""
     mem = weight_bytes(c) / c.tp / c.bandwidth
     comp = prefill_flops(c, prompt) / (c.tp * c.flops)
-    return mem, comp
+    return mem * mem / (mem + comp / chunks), comp
 
 
 def step_time(
@@ -202,9 +216,10 @@ def prefill_time(
 
     Each of its steps reads the weights, runs the running sequences' decode (their KV cache, their FLOPs,
     their host overhead) and the step's fixed overhead; the prompt's own compute is spread over the chunks.
-    Alone (running = 0) and within the budget, this is one weight read plus the prompt's compute."""
+    Alone (running = 0) and within the budget, this is the prompt's compute plus the part of one weight read
+    that its matmuls do not hide."""
     chunks = prefill_chunks(prompt, running, budget)
-    pf_mem, pf_comp = prefill_features(c, prompt)
+    pf_mem, pf_comp = prefill_features(c, prompt, chunks)
     kv_mem = running * context * kv_bytes_per_token(c) / c.bandwidth
     dec_comp = 2.0 * c.active * running / (c.tp * c.flops)
     per_step = c.theta_bw * (pf_mem + kv_mem) + c.theta_c * dec_comp + c.theta_o + c.theta_s * running
@@ -260,13 +275,13 @@ def closed_loop(
     itl = step_time(c, running, prompt, output)
     work = prefill_time(c, prompt)  # the GPU work a prefill adds: what queued prompts wait for
     service = _loaded_prefill(c, prompt, output, running, max_num_batched_tokens) + c.theta_r
-    in_service = service + itl / 2.0 + (output - 1.0) * itl
+    in_service = service + in_flight(running) * itl / 2.0 + (output - 1.0) * itl
     rate = batch / in_service
     wait = np.zeros_like(in_service)
     for _ in range(iterations):
         rho = np.minimum(rate * work, 0.95)
         wait = rho * work / (2.0 * (1.0 - rho))
-        in_service = service + itl / 2.0 + wait + (output - 1.0) * itl
+        in_service = service + in_flight(running) * itl / 2.0 + wait + (output - 1.0) * itl
         rate = batch / in_service
     # Clients beyond the batch limit queue for a slot: Little's law on the waiting line.
     slot_wait = np.maximum(concurrency - batch, 0.0) / np.maximum(rate, 1e-12)
@@ -283,6 +298,13 @@ def closed_loop(
         tails,
         saturated=(limit < 1) | (concurrency > limit),
     )
+
+
+def in_flight(running: np.ndarray | float) -> np.ndarray:
+    """Share of arrivals that find a step in flight and wait half of it on average: none when the request
+    runs alone (closed loop at concurrency 1: the engine is idle when it arrives), (B − 1)/B otherwise."""
+    running = np.maximum(np.asarray(running, dtype=float), 1.0)
+    return (running - 1.0) / running
 
 
 def _loaded_prefill(
@@ -347,7 +369,7 @@ def _figures(
     *,
     saturated: np.ndarray,
 ) -> Latency:
-    ttft = service + itl / 2.0 + wait + slot_wait
+    ttft = service + in_flight(np.maximum(batch, 1.0)) * itl / 2.0 + wait + slot_wait
     prefill_share = np.minimum(1.0, batch / np.maximum(output, 1.0))
     itl_p95 = itl * (1.0 + tails.itl_base + tails.itl_slope * prefill_share)
     ttft_p95 = ttft * tails.ttft

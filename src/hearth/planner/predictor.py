@@ -45,6 +45,7 @@ class Point:
     output_tokens: int
     concurrency: float | None = None
     request_rate: float | None = None
+    engine: str = "vllm"  # vllm | tensorrt-llm: how the engine sizes its KV cache
 
 
 @dataclass
@@ -125,10 +126,15 @@ class Predictor:
         return self.theta.get(gpu, self.global_theta)
 
     def configs(
-        self, models: Sequence[ModelSpec], quants: Sequence[str], gpus: Sequence[GpuSpec], tps: Sequence[int]
+        self,
+        models: Sequence[ModelSpec],
+        quants: Sequence[str],
+        gpus: Sequence[GpuSpec],
+        tps: Sequence[int],
+        engines: Sequence[str] | None = None,
     ) -> Configs:
         return configs_for(
-            models, quants, gpus, tps, [self.theta_for(g.name) for g in gpus], kv_scale=self.kv_scale
+            models, quants, gpus, tps, [self.theta_for(g.name) for g in gpus], self.kv_scale, engines
         )
 
     def calibration_sources(self, gpu: str) -> list[str]:
@@ -243,9 +249,10 @@ class Predictor:
         rate: float | None,
         *,
         max_num_seqs: float | None = None,
+        engine: str = "vllm",
     ) -> perf.Latency:
         """The calibrated analytic model's figures for one configuration at one load (no row corrections)."""
-        c = self.configs([model], [quant], [gpu], [count])
+        c = self.configs([model], [quant], [gpu], [count], [engine])
         if rate is not None:
             return perf.open_loop(c, prompt, output, rate, max_num_seqs=max_num_seqs or 256, tails=self.tails)
         if concurrency is None:  # offline throughput: as many as fit
@@ -301,6 +308,7 @@ class Predictor:
             p.concurrency,
             p.request_rate,
             max_num_seqs=max_num_seqs,
+            engine=p.engine,
         )
         pred = self.corrected(p, lat, use_rows)
         if row is not None:

@@ -107,6 +107,9 @@ class PredictRequest(BaseModel):
     concurrency: float | None = Field(None, gt=0, le=100_000)
     request_rate: float | None = Field(None, gt=0, le=1_000_000)
     max_num_seqs: int | None = Field(None, ge=1, le=65_536)
+    # The serving engine: how it sizes the KV cache (vLLM: a fraction of all GPU memory; TensorRT-LLM, as in
+    # NVIDIA NIM: a fraction of what the weights leave), which sets the batch limit. The planner deploys vLLM.
+    engine: Literal["vllm", "tensorrt-llm"] = "vllm"
 
 
 class PredictResponse(BaseModel):
@@ -118,6 +121,7 @@ class PredictResponse(BaseModel):
     output_tokens: int
     concurrency: float | None
     request_rate: float | None
+    engine: str = "vllm"
     ttft_ms_p50: float | None
     ttft_ms_p95: float | None
     itl_ms_p50: float | None

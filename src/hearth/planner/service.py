@@ -101,6 +101,7 @@ class PlannerService:
             request.output_tokens,
             request.concurrency,
             request.request_rate,
+            request.engine,
         )
         try:
             pred = predictor.predict(point, max_num_seqs=request.max_num_seqs)
