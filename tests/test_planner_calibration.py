@@ -11,9 +11,9 @@ import pytest
 from hearth.config import Settings
 from hearth.events.bus import EventBus
 from hearth.planner import perf
-from hearth.planner.accuracy import held_out_error
+from hearth.planner.accuracy import expected_error, held_out_error
 from hearth.planner.catalog import seed_benchmarks, seed_gpus, seed_models
-from hearth.planner.fitting import DEFAULT_THETA
+from hearth.planner.fitting import DEFAULT_THETA, describe_theta, engine_kind
 from hearth.planner.knowledge import list_benchmark_rows, list_gpus, list_models, seed_knowledge_base
 from hearth.planner.predictor import Point, Predictor, configs_for
 from hearth.planner.schemas import BenchmarkRowIn, PredictRequest
@@ -305,3 +305,57 @@ async def test_predict_rejects_what_cannot_run(database) -> None:  # type: ignor
         request=PredictRequest(**{**base, "gpu": "H100-80GB", "gpu_count": 4, "request_rate": 2})
     )
     assert ok.source == "model" and not ok.saturated and np.isfinite(ok.e2e_ms_p95)
+
+
+def test_online_knowledge_base_is_kept_apart_from_offline_tables() -> None:
+    online = [r for r in SEED_ROWS if r.mode == "online"]
+    offline = [r for r in SEED_ROWS if r.mode == "offline"]
+    assert len(online) == 16 and len(offline) == 40
+    # Every row says where it comes from, which engine and version served it, and how it was measured.
+    assert all(r.source_url and r.engine and r.method for r in SEED_ROWS)
+    assert all(r.concurrency for r in online) and not any(r.concurrency for r in offline)
+    assert {engine_kind(r.engine) for r in online} == {"vllm", "tensorrt-llm"}
+    # The NIM sweep: TTFT jumps by whole request times once the batch is full (concurrency 100–250).
+    nim = sorted(
+        (r.concurrency, r.ttft_ms_p50) for r in online if "NIM" in r.source and r.prompt_tokens == 5000
+    )
+    assert nim[3] == (50, 834.51) and nim[-1] == (250, 88605.32)
+
+
+def test_fp8_and_16_bit_use_their_own_fitted_efficiencies() -> None:
+    theta = (1.3, 1.9, 2.0, 3.1, 0.6e-3, 0.02, 20e-6, 10e-6, 1e-3)
+    llama = MODELS["meta-llama/Llama-3.1-8B-Instruct"]
+    h100 = GPUS["H100-80GB"]
+    c = configs_for([llama, llama, llama], ["bf16", "fp16", "fp8"], [h100] * 3, [1, 1, 1], [theta] * 3)
+    assert c.theta_bw.tolist() == [1.3, 1.3, 1.9] and c.theta_c.tolist() == [2.0, 2.0, 3.1]
+    # FP8 halves the bytes but its kernels reached 1.3/1.9 of the 16-bit efficiency: a 1.37× decode speed-up.
+    assert describe_theta(theta)["fp8_decode_speedup"] == pytest.approx(2 * 1.3 / 1.9, abs=1e-3)
+
+
+def test_predictions_name_the_sources_that_informed_them_and_their_error() -> None:
+    predictor = Predictor(MODELS.values(), GPUS.values(), SEED_ROWS)
+    predictor.expected_error = expected_error(predictor)
+    # A GPU with no rows at all: the efficiencies come from the fit over every GPU's rows, so every source
+    # informed it, and the error is that of a source never seen (leave one source out).
+    pred = predictor.predict(Point(QWEN_7B, "bf16", "L40S-48GB", 1, 512, 256, concurrency=8))
+    assert pred.source == "model" and pred.error_basis == "leave_one_source_out"
+    assert sorted(pred.rows_used) == sorted({r.source for r in SEED_ROWS})
+    assert any("no benchmark rows on L40S-48GB" in n for n in pred.notes)
+    assert pred.expected_error_by_metric == expected_error(predictor)["leave_one_source_out"]
+    assert pred.expected_error_pct == max(pred.expected_error_by_metric.values())
+    # A GPU with rows, another model: its own GPU's sources only, and the leave-one-configuration-out error.
+    h100 = predictor.predict(Point(QWEN_7B, "bf16", "H100-80GB", 1, 512, 256, concurrency=8))
+    assert h100.error_basis == "leave_one_configuration_out"
+    assert sorted(h100.rows_used) == sorted({r.source for r in SEED_ROWS if r.gpu == "H100-80GB"})
+
+
+def test_engine_accounting_sets_the_batch_limit_of_the_nim_sweep() -> None:
+    predictor = Predictor(MODELS.values(), GPUS.values(), SEED_ROWS)
+    point = Point("meta-llama/Llama-3.3-70B-Instruct", "fp8", "H100-80GB", 2, 5000, 500, concurrency=250)
+    trt = predictor.predict(dataclasses.replace(point, engine="tensorrt-llm"), use_rows=False)
+    vllm = predictor.predict(point, use_rows=False)
+    assert trt.saturated and vllm.saturated
+    assert trt.batch > vllm.batch  # TensorRT-LLM gives the cache 0.9 of what the weights leave
+    # Beyond the limit TTFT grows by whole request times: within 15 % of the measured 88.6 s.
+    assert trt.ttft_ms_p50 == pytest.approx(88605.32, rel=0.15)
+    assert trt.output_tokens_per_s == pytest.approx(920.12, rel=0.1)

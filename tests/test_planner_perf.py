@@ -37,6 +37,7 @@ def cfg(
         theta_r=theta[3],
         theta_s=theta[4] if len(theta) > 4 else 0.0,
         theta_ar=theta[5] if len(theta) > 5 else perf.ALLREDUCE_LATENCY_S,
+        theta_q=theta[6] if len(theta) > 6 else 0.0,
         kv_scale=kv_scale,
     )
 
@@ -165,3 +166,79 @@ def test_fp8_halves_weight_bytes_and_doubles_peak_compute() -> None:
         perf.step_time(fp8, np.array([1.0]), 512, 256)[0]
         < 0.55 * perf.step_time(bf16, np.array([1.0]), 512, 256)[0]
     )
+
+
+# -- the engine terms (issue 14): each against a hand-computed case -----------------------------------
+
+
+def test_per_sequence_host_overhead_adds_per_running_sequence() -> None:
+    base = perf.step_time(cfg(), np.array([8.0]), 512, 256)[0]
+    with_s = perf.step_time(cfg(theta=(1.0, 1.0, 0.0, 0.0, 50e-6)), np.array([8.0]), 512, 256)[0]
+    assert with_s - base == pytest.approx(8 * 50e-6)  # θ_s × B: 0.4 ms at batch 8
+
+
+def test_prefill_chunks_share_the_token_budget_with_decode() -> None:
+    # 20,000 prompt tokens, 8,192 per step, 192 running decodes take their tokens first: 8,000 left per step.
+    assert perf.prefill_chunks(20_000, 192, 8192) == 3
+    assert perf.prefill_chunks(8_000, 192, 8192) == 1
+    assert perf.prefill_chunks(8_001, 192, 8192) == 2
+    # A budget crowded by decodes still gives prefill an eighth of it (1,024 tokens): 5,000 → 5 steps.
+    assert perf.prefill_chunks(5_000, 8_000, 8192) == 5
+
+
+def test_loaded_prefill_carries_the_running_batch() -> None:
+    c = cfg(theta=(1.0, 1.0, 1e-3, 0.0, 20e-6))
+    alone = perf.prefill_time(c, 1024)[0]
+    comp = perf.prefill_flops(c, 1024)[0] / 989e12
+    mem = 16.06e9 / 3.35e12
+    assert alone == pytest.approx(comp + mem * mem / (mem + comp) + 1e-3)  # one step: its overhead θ_o
+    # Alongside 31 running sequences of 1,152 tokens: the step also reads their KV cache, runs their decode
+    # FLOPs and pays their host overhead (one chunk: 1,024 + 31 tokens fit the 8,192 budget).
+    loaded = perf.prefill_time(c, 1024, 31, 1152)[0]
+    extra = 31 * 1152 * 131072 / 3.35e12 + 2 * 8.03e9 * 31 / 989e12 + 31 * 20e-6
+    assert loaded - alone == pytest.approx(extra)  # ≈ 1.40 + 0.50 + 0.62 ms
+    # A 20,000-token prompt beside 192 sequences runs in 3 chunks: three steps' fixed costs.
+    three = perf.prefill_time(c, 20_000, 192, 100)[0]
+    comp20 = perf.prefill_flops(c, 20_000)[0] / 989e12
+    per_step = mem * mem / (mem + comp20 / 3) + 192 * 100 * 131072 / 3.35e12 + 2 * 8.03e9 * 192 / 989e12
+    assert three == pytest.approx(comp20 + 3 * (per_step + 1e-3 + 192 * 20e-6))
+
+
+def test_frontend_wait_per_stream_and_idle_engine_in_ttft() -> None:
+    # θ_q = 2 ms per other stream: at concurrency 16 a newcomer waits 15 × 2 ms before its prefill.
+    c0 = cfg(theta=(1.0, 1.0, 0.0, 0.01, 0.0, 0.0, 0.0))
+    cq = cfg(theta=(1.0, 1.0, 0.0, 0.01, 0.0, 0.0, 2e-3))
+    a = perf.closed_loop(c0, 512, 256, np.array([1.0, 16.0]))
+    b = perf.closed_loop(cq, 512, 256, np.array([1.0, 16.0]))
+    assert b.ttft_p50[0] == pytest.approx(a.ttft_p50[0])  # alone: nobody else to serve
+    # (The queueing on prefills shifts a little with the slower rate, hence the tolerance.)
+    assert b.ttft_p50[1] - a.ttft_p50[1] == pytest.approx(15 * 2e-3, rel=0.02)
+    # Half a step in flight is waited for only when other sequences run: (B − 1)/B of arrivals.
+    assert perf.in_flight(1.0) == 0.0 and perf.in_flight(4.0) == pytest.approx(0.75)
+
+
+def test_allreduce_latency_per_call_is_the_measured_tp_cost() -> None:
+    two = cfg(LLAMA_70B, tp=2, bytes_per_param=1.0, kv_bytes=1.0, theta=(1.0, 1.0, 0.0, 0.0, 0.0, 25e-6))
+    # 2 all-reduces × 80 layers, each 25 µs plus a ring transfer of B × 8,192 × 2 bytes at 450 GB/s (half of
+    # it crosses the link with 2 GPUs): at batch 1, 160 × (25 µs + 16,384 / 450e9 s) ≈ 4.01 ms.
+    assert perf.allreduce_time(two, 1.0)[0] == pytest.approx(160 * (25e-6 + 16384 / 450e9))
+    assert perf.allreduce_time(cfg(), 1.0)[0] == 0.0  # no TP, no all-reduce
+
+
+def test_kv_capacity_by_engine_accounting_and_fitted_scale() -> None:
+    # Llama-3.3-70B FP8 on 2× H100: 35.3 GB of weights per GPU, 81,920 bytes of FP8 KV per token per GPU.
+    args = {"tp": 2, "bytes_per_param": 1.0, "kv_bytes": 1.0}
+    vllm = Configs.of(**{**vars_of(cfg(LLAMA_70B, **args))})
+    trt = Configs.of(**{**vars_of(cfg(LLAMA_70B, **args)), "kv_of_free": 1.0})
+    left = 80e9 - 35.3e9 - perf.RUNTIME_RESERVE_BYTES
+    # vLLM: 0.9 of all memory minus the weights; TensorRT-LLM: 0.9 of what the weights leave.
+    assert perf.kv_capacity_tokens(vllm)[0] == pytest.approx((left - 0.1 * 80e9) / 81920)
+    assert perf.kv_capacity_tokens(trt)[0] == pytest.approx(0.9 * left / 81920)
+    # 34.2 GB → 417,000 tokens → 75 sequences of 5,500; 38.0 GB → 463,600 tokens → 84 (NIM held ~87).
+    assert perf.max_batch(vllm, 5500)[0] == 75 and perf.max_batch(trt, 5500)[0] == 84
+    scaled = Configs.of(**{**vars_of(cfg(LLAMA_70B, **args)), "kv_scale": 1.1})
+    assert perf.kv_capacity_tokens(scaled)[0] == pytest.approx(1.1 * perf.kv_capacity_tokens(vllm)[0])
+
+
+def vars_of(c: Configs) -> dict[str, float]:
+    return {f: float(getattr(c, f)[0]) for f in c.__dataclass_fields__}
