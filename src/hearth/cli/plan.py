@@ -403,9 +403,15 @@ def predict(
     output_tokens: int = typer.Option(256, "--output", help="Output tokens."),
     concurrency: float | None = typer.Option(None, help="Concurrent requests (closed loop)."),
     rate: float | None = typer.Option(None, help="Requests/s (open loop, Poisson)."),
+    engine: str = typer.Option(
+        "vllm",
+        help="Serving engine: vllm (what the planner deploys) or tensorrt-llm (as in NVIDIA NIM); it sets "
+        "how much memory the KV cache gets, so the batch limit.",
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
-    """Predict TTFT, ITL, E2E (p50, p95), tokens/s and requests/s for one configuration and load."""
+    """Predict TTFT, ITL, E2E (p50, p95), tokens/s and requests/s for one configuration and load, with the
+    expected error (held-out MAPE per metric) and the sources that informed it."""
     from pydantic import ValidationError
 
     from hearth.planner.schemas import PredictRequest
@@ -421,6 +427,7 @@ def predict(
             output_tokens=output_tokens,
             concurrency=concurrency,
             request_rate=rate,
+            engine=engine,
         )
         result = _run(lambda svc: svc.predict(request=request))
     except (HearthError, ValidationError) as exc:
@@ -449,6 +456,11 @@ def predict(
     )
     err = f", expected error ~{result.expected_error_pct:g} %" if result.expected_error_pct else ""
     console.print(f"source: {result.source}, confidence: {result.confidence}{err}")
+    if result.expected_error_by_metric:
+        per = ", ".join(f"{m} {v:g} %" for m, v in result.expected_error_by_metric.items())
+        console.print(f"held-out error ({result.error_basis}): {per}")
+    for used in result.rows_used:
+        console.print(f"informed by: {used}")
     for note in result.notes:
         console.print(f"note: {note}")
 
