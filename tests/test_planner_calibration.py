@@ -359,3 +359,20 @@ def test_engine_accounting_sets_the_batch_limit_of_the_nim_sweep() -> None:
     # Beyond the limit TTFT grows by whole request times: within 15 % of the measured 88.6 s.
     assert trt.ttft_ms_p50 == pytest.approx(88605.32, rel=0.15)
     assert trt.output_tokens_per_s == pytest.approx(920.12, rel=0.1)
+
+
+async def test_seeding_refreshes_mode_engine_and_method_of_known_rows(database) -> None:  # type: ignore[no-untyped-def]
+    # A database seeded before rows had a mode, engine and method (migration 0016 marked the loadless ones
+    # offline) gets them from the data file on the next start, without duplicating any row.
+    from sqlalchemy import update
+
+    from hearth.planner.models import BenchmarkRow
+
+    await seed_knowledge_base(db=database)
+    async with database.transaction() as session:
+        await session.execute(update(BenchmarkRow).values(engine=None, method=None, mode="online"))
+    await seed_knowledge_base(db=database)
+    rows = await list_benchmark_rows(db=database, limit=10_000)
+    assert len(rows) == len(SEED_ROWS)
+    assert all(r.engine and r.method for r in rows)
+    assert sum(r.mode == "offline" for r in rows) == 40
