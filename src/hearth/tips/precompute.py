@@ -1,0 +1,292 @@
+"""Pre-compute: run an agent over users in batches and store one snippet per user in `agent_outputs`.
+
+Per batch of users a handful of statements, whatever the batch size: the profile rows, the active contexts,
+the granted consents, one query per input kind, then one DELETE and one multi-row INSERT of the outputs.
+Agent functions are pure (see `agentkit`), so the rest is Python over rows already in memory."""
+
+from __future__ import annotations
+
+import logging
+import time as clock
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import delete, func, insert, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from hearth.events.bus import EventBus
+from hearth.platform.db import Database, new_id, utcnow
+from hearth.platform.kit.time import as_utc
+from hearth.tips.agentkit import AgentInput, AgentResult, Event, Feedback, Task
+from hearth.tips.eligibility import why_not
+from hearth.tips.events import AgentOutputsComputed
+from hearth.tips.locks import AgentLocks
+from hearth.tips.manifest import Agent, Registry
+from hearth.tips.models import (
+    AgentOutput,
+    AgentRun,
+    TipFeedback,
+    TipsConsent,
+    TipsContext,
+    TipScore,
+    TipsPreferences,
+    TipsSignal,
+)
+from hearth.tips.profile import Snapshot
+from hearth.tips.schemas import Preferences
+
+log = logging.getLogger("hearth.tips")
+BATCH = 500  # users per batch: one IN (...) under every database's bound-parameter cap
+HISTORY = timedelta(days=30)  # how far back tip.feedback and task.completed inputs reach
+
+
+@dataclass
+class RunResult:
+    agent_id: str
+    agent_version: str
+    users: int = 0  # eligible users the agent ran for
+    written: int = 0  # outputs stored (an agent may have nothing to say)
+    errors: int = 0  # users whose run raised or returned output its schema refuses
+    seconds: float = 0.0
+
+
+class Precompute:
+    def __init__(self, db: Database, bus: EventBus, registry: Registry, locks: AgentLocks) -> None:
+        self.db = db
+        self.bus = bus
+        self.registry = registry
+        self.locks = locks
+
+    async def drop_stale_versions(self) -> int:
+        """Delete outputs written by another version of each agent (a new version invalidates them)."""
+        deleted = 0
+        async with self.db.transaction() as s:
+            for agent in self.registry:
+                result = await s.execute(
+                    delete(AgentOutput).where(
+                        AgentOutput.agent_id == agent.id, AgentOutput.agent_version != agent.manifest.version
+                    )
+                )
+                deleted += int(result.rowcount or 0)  # type: ignore[attr-defined]
+        return deleted
+
+    async def run_due(self, now: datetime | None = None) -> list[RunResult]:
+        """Run every agent whose schedule says so, over all users; agents another process is running are
+        skipped (it holds their lock)."""
+        results = []
+        for agent in self.registry:
+            if agent.manifest.enabled:
+                result = await self.run(agent, now=now, only_if_due=True)
+                if result is not None:
+                    results.append(result)
+        return results
+
+    async def run(
+        self,
+        agent: Agent,
+        *,
+        user_ids: list[str] | None = None,
+        now: datetime | None = None,
+        only_if_due: bool = False,
+    ) -> RunResult | None:
+        """Run `agent` for `user_ids` (None: every tips user). A pass over everyone gives up at once when
+        another process holds the agent's lock; a pass for given users waits for it."""
+        async with self.locks.hold(agent.id, wait=user_ids is not None) as held:
+            if not held:
+                return None
+            now = now or utcnow()
+            if only_if_due and not await self._due(agent, now):
+                return None
+            return await self._run_locked(agent, user_ids, now)
+
+    async def _due(self, agent: Agent, now: datetime) -> bool:
+        async with self.db.sessions() as s:
+            last = await s.scalar(
+                select(func.max(AgentRun.started_at)).where(
+                    AgentRun.agent_id == agent.id,
+                    AgentRun.scope == "all",
+                    AgentRun.agent_version == agent.manifest.version,
+                )
+            )
+        if last is None:
+            return True
+        return as_utc(last) + timedelta(minutes=agent.manifest.schedule.every_minutes) <= now
+
+    async def _run_locked(self, agent: Agent, user_ids: list[str] | None, now: datetime) -> RunResult:
+        started = clock.perf_counter()
+        result = RunResult(agent.id, agent.manifest.version)
+        run = AgentRun(
+            id=new_id(),
+            agent_id=agent.id,
+            agent_version=agent.manifest.version,
+            scope="all" if user_ids is None else (user_ids[0] if len(user_ids) == 1 else "some"),
+            started_at=now,
+        )
+        async with self.db.transaction() as s:
+            s.add(run)
+        if user_ids is None:
+            after = ""
+            while True:
+                async with self.db.sessions() as s:
+                    batch = list(
+                        await s.scalars(
+                            select(TipsPreferences.user_id)
+                            .where(TipsPreferences.user_id > after)
+                            .order_by(TipsPreferences.user_id)
+                            .limit(BATCH)
+                        )
+                    )
+                if not batch:
+                    break
+                await self._batch(agent, batch, now, result)
+                after = batch[-1]
+        else:
+            for i in range(0, len(user_ids), BATCH):
+                await self._batch(agent, user_ids[i : i + BATCH], now, result)
+        result.seconds = clock.perf_counter() - started
+        async with self.db.transaction() as s:
+            row = await s.get(AgentRun, run.id)
+            if row is not None:
+                row.finished_at = utcnow()
+                row.users, row.written, row.errors = result.users, result.written, result.errors
+            await self.bus.publish(
+                AgentOutputsComputed(
+                    agent_id=agent.id,
+                    agent_version=agent.manifest.version,
+                    users=result.users,
+                    written=result.written,
+                    errors=result.errors,
+                ),
+                session=s,
+            )
+        return result
+
+    async def _batch(self, agent: Agent, user_ids: list[str], now: datetime, result: RunResult) -> None:
+        async with self.db.transaction() as s:
+            snaps = await snapshots(s, user_ids, agent.manifest.consents)
+            eligible = [u for u in user_ids if why_not(agent, snaps[u]) is None]
+            inputs = await load_inputs(s, eligible, agent.manifest.inputs, now)
+            rows: list[dict[str, Any]] = []
+            expires = now + timedelta(minutes=agent.manifest.ttl_minutes)
+            for user_id in eligible:
+                snap = snaps[user_id]
+                start, end = snap.work_hours
+                inp = AgentInput(
+                    user_id=user_id,
+                    now=now,
+                    timezone=snap.timezone,
+                    work_start=start,
+                    work_end=end,
+                    signals={kind: inputs[kind].get(user_id, []) for kind in agent.manifest.inputs},
+                )
+                try:
+                    out = agent.run(inp)
+                    if out is not None and not isinstance(out, AgentResult):
+                        raise TypeError(f"returned {type(out).__name__}, not AgentResult")
+                    if out is not None and not agent.validator.is_valid(out.data):
+                        error = next(iter(agent.validator.iter_errors(out.data)))
+                        raise ValueError(f"output does not match output_schema: {error.message}")
+                except Exception as exc:  # one user's bad data must not stop the batch
+                    result.errors += 1
+                    log.warning("tips agent %s failed for user %s: %s", agent.id, user_id, exc)
+                    continue
+                if out is None or not out.lines:
+                    continue
+                rows.append(
+                    {
+                        "id": new_id(),
+                        "user_id": user_id,
+                        "agent_id": agent.id,
+                        "agent_version": agent.manifest.version,
+                        "priority": float(agent.manifest.priority if out.priority is None else out.priority),
+                        "lines": [{"text": ln.text, "ref": ln.ref, "title": ln.title} for ln in out.lines],
+                        "data": out.data,
+                        "computed_at": now,
+                        "expires_at": expires,
+                    }
+                )
+            await s.execute(
+                delete(AgentOutput).where(AgentOutput.agent_id == agent.id, AgentOutput.user_id.in_(user_ids))
+            )
+            if rows:
+                await s.execute(insert(AgentOutput), rows)
+        result.users += len(eligible)
+        result.written += len(rows)
+
+
+async def snapshots(s: AsyncSession, user_ids: list[str], consents: list[str]) -> dict[str, Snapshot]:
+    """The profile snapshots of these users in three statements (consents: only the keys asked about)."""
+    prefs = {
+        r.user_id: r
+        for r in await s.scalars(select(TipsPreferences).where(TipsPreferences.user_id.in_(user_ids)))
+    }
+    active = dict(
+        (
+            await s.execute(
+                select(TipsContext.user_id, TipsContext.name).where(
+                    TipsContext.user_id.in_(user_ids), TipsContext.active.is_(True)
+                )
+            )
+        ).all()
+    )
+    granted: dict[str, set[str]] = defaultdict(set)
+    if consents:
+        rows = await s.execute(
+            select(TipsConsent.user_id, TipsConsent.key).where(
+                TipsConsent.user_id.in_(user_ids),
+                TipsConsent.key.in_(consents),
+                TipsConsent.granted.is_(True),
+            )
+        )
+        for user_id, key in rows.all():
+            granted[user_id].add(key)
+    out = {}
+    for user_id in user_ids:
+        row = prefs.get(user_id)
+        p = Preferences.model_validate(row) if row is not None else Preferences()
+        out[user_id] = Snapshot(p, active.get(user_id), frozenset(granted.get(user_id, ())))
+    return out
+
+
+async def load_inputs(
+    s: AsyncSession, user_ids: list[str], kinds: list[str], now: datetime
+) -> dict[str, dict[str, list[Any]]]:
+    """The signals of `kinds` for these users, one statement per kind: {kind: {user_id: [signal, …]}}."""
+    out: dict[str, dict[str, list[Any]]] = {kind: defaultdict(list) for kind in kinds}
+    if not user_ids:
+        return out
+    since = now - HISTORY
+    for kind in kinds:
+        bucket = out[kind]
+        if kind == "tip.feedback":
+            rows = await s.execute(
+                select(
+                    TipFeedback.user_id, TipFeedback.action, TipFeedback.created_at, TipScore.subject_title
+                )
+                .join(TipScore, TipScore.id == TipFeedback.tip_id)
+                .where(TipFeedback.user_id.in_(user_ids), TipFeedback.created_at >= since)
+            )
+            for user_id, action, at, subject in rows.all():
+                bucket[user_id].append(Feedback(action, at, subject))
+            continue
+        stmt = select(
+            TipsSignal.user_id,
+            TipsSignal.connector_id,
+            TipsSignal.external_id,
+            TipsSignal.title,
+            TipsSignal.project,
+            TipsSignal.due_at,
+            TipsSignal.at,
+            TipsSignal.priority,
+        ).where(TipsSignal.user_id.in_(user_ids), TipsSignal.kind == kind)
+        if kind == "task.completed":
+            stmt = stmt.where(TipsSignal.at >= since)
+        for user_id, connector_id, ext, title, project, due_at, at, priority in (await s.execute(stmt)).all():
+            ref = f"{connector_id}:{ext}"
+            if kind == "calendar.event":
+                bucket[user_id].append(Event(ref, title, at, due_at))
+            else:
+                bucket[user_id].append(Task(ref, title, project, due_at, at, priority))
+    return out
