@@ -87,6 +87,7 @@ class Connectors:
                     id=new_id(), user_id=user_id, provider=body.kind, secret=self.vault.seal(body.token)
                 )
                 s.add(credential)
+                await s.flush()  # before the connector that references it
                 credential_id = credential.id
             row = TipsConnector(
                 id=new_id(),
