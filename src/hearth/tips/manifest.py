@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import fastjsonschema
 import jsonschema
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -63,7 +64,7 @@ class Manifest(BaseModel):
     @classmethod
     def _valid_schema(cls, value: dict[str, Any]) -> dict[str, Any]:
         try:
-            jsonschema.Draft202012Validator.check_schema(value)
+            jsonschema.Draft7Validator.check_schema(value)
         except jsonschema.SchemaError as exc:
             where = "/".join(str(p) for p in exc.path)
             raise ValueError(
@@ -87,7 +88,7 @@ class Agent:
 
     manifest: Manifest
     run: Callable[[Any], Any]
-    validator: jsonschema.Draft202012Validator
+    validate: Callable[[Any], Any]  # raises fastjsonschema.JsonSchemaValueException for a bad output
     source: Path
 
     @property
@@ -120,7 +121,11 @@ def load_manifest(path: Path) -> Agent:
     fn = getattr(module, manifest.function, None)
     if not callable(fn):
         raise ManifestError(f"{path}: function: {module_path.name} has no function {manifest.function!r}")
-    return Agent(manifest, fn, jsonschema.Draft202012Validator(manifest.output_schema), path)
+    try:
+        validate = fastjsonschema.compile(manifest.output_schema)
+    except fastjsonschema.JsonSchemaDefinitionException as exc:
+        raise ManifestError(f"{path}: output_schema: cannot be compiled ({exc})") from None
+    return Agent(manifest, fn, validate, path)
 
 
 class Registry:

@@ -53,7 +53,10 @@ class RunResult:
 
 
 class Precompute:
-    def __init__(self, db: Database, bus: EventBus, registry: Registry, locks: AgentLocks) -> None:
+    def __init__(
+        self, db: Database, bus: EventBus, registry: Registry, locks: AgentLocks, *, batch_size: int = BATCH
+    ) -> None:
+        self.batch_size = batch_size
         self.db = db
         self.bus = bus
         self.registry = registry
@@ -135,7 +138,7 @@ class Precompute:
                             select(TipsPreferences.user_id)
                             .where(TipsPreferences.user_id > after)
                             .order_by(TipsPreferences.user_id)
-                            .limit(BATCH)
+                            .limit(self.batch_size)
                         )
                     )
                 if not batch:
@@ -143,8 +146,8 @@ class Precompute:
                 await self._batch(agent, batch, now, result)
                 after = batch[-1]
         else:
-            for i in range(0, len(user_ids), BATCH):
-                await self._batch(agent, user_ids[i : i + BATCH], now, result)
+            for i in range(0, len(user_ids), self.batch_size):
+                await self._batch(agent, user_ids[i : i + self.batch_size], now, result)
         result.seconds = clock.perf_counter() - started
         async with self.db.transaction() as s:
             row = await s.get(AgentRun, run.id)
@@ -185,9 +188,8 @@ class Precompute:
                     out = agent.run(inp)
                     if out is not None and not isinstance(out, AgentResult):
                         raise TypeError(f"returned {type(out).__name__}, not AgentResult")
-                    if out is not None and not agent.validator.is_valid(out.data):
-                        error = next(iter(agent.validator.iter_errors(out.data)))
-                        raise ValueError(f"output does not match output_schema: {error.message}")
+                    if out is not None:
+                        agent.validate(out.data)  # raises when the output breaks the manifest's schema
                 except Exception as exc:  # one user's bad data must not stop the batch
                     result.errors += 1
                     log.warning("tips agent %s failed for user %s: %s", agent.id, user_id, exc)
@@ -211,17 +213,28 @@ class Precompute:
                 delete(AgentOutput).where(AgentOutput.agent_id == agent.id, AgentOutput.user_id.in_(user_ids))
             )
             if rows:
-                await s.execute(insert(AgentOutput), rows)
+                await s.execute(insert(AgentOutput.__table__), rows)  # Core executemany: no ORM bookkeeping
         result.users += len(eligible)
         result.written += len(rows)
 
 
+_PREF_FIELDS = (
+    "tone",
+    "tip_length",
+    "language",
+    "timezone",
+    "work_start",
+    "work_end",
+    "channels",
+    "disabled_agents",
+)
+
+
 async def snapshots(s: AsyncSession, user_ids: list[str], consents: list[str]) -> dict[str, Snapshot]:
     """The profile snapshots of these users in three statements (consents: only the keys asked about)."""
-    prefs = {
-        r.user_id: r
-        for r in await s.scalars(select(TipsPreferences).where(TipsPreferences.user_id.in_(user_ids)))
-    }
+    p = TipsPreferences
+    columns = [getattr(p, name) for name in ("user_id", *_PREF_FIELDS)]
+    prefs = {row[0]: row for row in (await s.execute(select(*columns).where(p.user_id.in_(user_ids)))).all()}
     active = dict(
         (
             await s.execute(
@@ -245,8 +258,13 @@ async def snapshots(s: AsyncSession, user_ids: list[str], consents: list[str]) -
     out = {}
     for user_id in user_ids:
         row = prefs.get(user_id)
-        p = Preferences.model_validate(row) if row is not None else Preferences()
-        out[user_id] = Snapshot(p, active.get(user_id), frozenset(granted.get(user_id, ())))
+        # Stored values were validated on the way in: build the model without validating again (hot loop).
+        prefs_ = (
+            Preferences.model_construct(**dict(zip(_PREF_FIELDS, row[1:], strict=True)))
+            if row
+            else Preferences()
+        )
+        out[user_id] = Snapshot(prefs_, active.get(user_id), frozenset(granted.get(user_id, ())))
     return out
 
 
