@@ -17,6 +17,7 @@ from hearth.platform.db import Database, new_id
 from hearth.tips import privacy
 from hearth.tips.manifest import BUILTIN_DIR, ManifestError, Registry
 from hearth.tips.models import AgentOutput, TipsConnector, TipsConsent, TipsSignal
+from hearth.tips.orchestrator import Orchestrator
 from hearth.tips.profile import ensure_profile
 from hearth.tips.schemas import ConnectorIn, PreferencesUpdate
 from hearth.tips.wiring import CONTEXT
@@ -216,12 +217,11 @@ async def test_a_new_agent_version_invalidates_old_outputs(database, tmp_path) -
     (user,) = await add_users(database, 1)
     await world.profile.get(user_id=user)
     await world.precompute.run(world.registry.get("time-of-day"), user_ids=[user])  # type: ignore[arg-type]
-    bumped = GOOD.replace(
-        "id: overdue-tasks", "id: time-of-day"
-    )  # any manifest will do for the row's version
-    assert bumped
+    # As if written by the agent's previous version: the next tip ignores it, start-up deletes it.
     async with database.transaction() as s:
         await s.execute(text("UPDATE agent_outputs SET agent_version = '0'"))
+    orchestrator = Orchestrator(database, world.bus, None, world.registry, world.precompute, world.profile)  # type: ignore[arg-type]
+    assert (await orchestrator.assemble(user, datetime.now(UTC))).snippets == []
     assert await world.precompute.drop_stale_versions() == 1
     assert await _outputs(database, "time-of-day") == set()
 
