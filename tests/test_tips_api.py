@@ -4,6 +4,7 @@ the deterministic fallback, done at the source, dismiss, expiry, the judge, and 
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
@@ -204,3 +205,33 @@ def test_profile_routes_and_bad_input(world) -> None:  # type: ignore[no-untyped
         assert response.status_code == 422, (body, response.text)
     assert eve.http.post("/connectors/nope/sync").status_code == 404
     assert eve.http.delete("/profile/contexts/nowhere").status_code == 404
+
+
+def test_cli_commands(world) -> None:  # type: ignore[no-untyped-def]
+    from typer.testing import CliRunner
+
+    from hearth.cli.main import app as cli
+
+    hearth, _, todoist = world
+    key = new_user_key(hearth, "fay")
+
+    def run(*args: str) -> str:
+        result = CliRunner().invoke(cli, ["tips", *args, "--url", hearth.url, "--api-key", key])
+        assert result.exit_code == 0, result.output
+        return result.output
+
+    assert "tasks.read: granted" in run("profile", "consent", "tasks.read", "grant")
+    assert "timezone: Europe/Berlin" in run("profile", "set", "--timezone", "Europe/Berlin")
+    assert "connected todoist" in run("connect", "todoist", "--token", todoist.state.token)
+    synced = run("sync")
+    assert "ok" in synced and "task.open" in synced and todoist.state.token not in synced
+    out = run("next")
+    assert "agents overdue-tasks" in out and "fallback: off-format: echoes the prompt" in out
+    tip_id = re.search(r"id ([0-9a-f]{32})", out).group(1)  # type: ignore[union-attr]
+    assert "snooze" in run("feedback", tip_id, "snooze", "--until", "2h")
+    assert "no: needs consent history.read" in run("agents")
+    assert "active context: none" in run("profile", "activate", "none")
+    bad = CliRunner().invoke(
+        cli, ["tips", "feedback", tip_id, "snooze", "--url", hearth.url, "--api-key", key]
+    )
+    assert bad.exit_code == 1 and "snooze needs until" in bad.output
