@@ -6,8 +6,10 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+import orjson
 from sqlalchemy import select
 
+from hearth.events.models import OutboxEvent
 from hearth.tips.models import TipsCredential
 from hearth.tips.schemas import ConnectorIn
 from tests.fake_todoist import task
@@ -113,6 +115,18 @@ async def test_a_failing_connector_does_not_stop_the_others(database, tmp_path) 
         state.garbage = False
         healed = await world.connectors.sync(user_id=user, connector_id=bad.id)
         assert healed.status == "ok" and healed.failures == 0 and healed.last_error is None
+
+        # Every fetch told the bus: one SignalsReceived per kind; each failure a ConnectorFailed.
+        async with database.sessions() as s:
+            rows = (
+                await s.execute(
+                    select(OutboxEvent.type, OutboxEvent.payload).where(OutboxEvent.context == "tips")
+                )
+            ).all()
+        kinds = [orjson.loads(p)["kind"] for t, p in rows if t == "SignalsReceived"]
+        assert kinds.count("calendar.event") == 2 and kinds.count("project") == 1
+        failed = sum(t == "ConnectorFailed" for t, _ in rows)
+        assert failed == 3 * 2  # the garbage, the wrong token and the missing file, in both passes
     finally:
         todoist.stop()
 
@@ -132,3 +146,19 @@ async def test_markdown_done_ticks_the_box(database, tmp_path) -> None:  # type:
     assert lines[4] == "* [ ] Fix the bike 📅 2099-01-01"  # the others untouched
     synced = await world.connectors.sync(user_id=user, connector_id=md.id)
     assert synced.signals == {"task.open": 1, "task.completed": 2}
+
+
+async def test_the_scheduler_syncs_due_connectors_and_runs_due_agents(database, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from hearth.tips.models import AgentOutput
+    from hearth.tips.scheduler import Scheduler
+
+    world = build(database, tmp_path)
+    (user,) = await add_users(database, 1)
+    (world.files / "tasks.md").write_text(MARKDOWN)
+    await world.profile.set_consent(user_id=user, key="tasks.read", granted=True)
+    md = await world.connectors.add(user_id=user, body=ConnectorIn(kind="markdown", path="tasks.md"))
+    await Scheduler(world.connectors, world.precompute, tick_seconds=0).tick()
+    assert (await world.connectors.get(user_id=user, connector_id=md.id)).status == "ok"
+    async with database.sessions() as s:
+        agents = set(await s.scalars(select(AgentOutput.agent_id).where(AgentOutput.user_id == user)))
+    assert agents == {"overdue-tasks", "focus-area", "momentum", "time-of-day"}
