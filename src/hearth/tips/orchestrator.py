@@ -91,9 +91,8 @@ class Orchestrator:
                     )
                 )
             )
-        for agent in self.registry:
-            if agent.id not in fresh and why_not(agent, snap) is None:
-                await self.precompute.run(agent, user_ids=[user_id], now=now)
+        missing = [a for a in self.registry if a.id not in fresh and why_not(a, snap) is None]
+        await self.precompute.run_for(missing, [user_id], now)
 
     async def assemble(self, user_id: str, now: datetime) -> Assembled:
         """Profile + eligible fresh snippets (without blocked tasks) → the prompt. Reads only: fast."""

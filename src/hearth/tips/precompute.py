@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import time as clock
 from collections import defaultdict
+from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -76,15 +77,19 @@ class Precompute:
         return deleted
 
     async def run_due(self, now: datetime | None = None) -> list[RunResult]:
-        """Run every agent whose schedule says so, over all users; agents another process is running are
-        skipped (it holds their lock)."""
-        results = []
-        for agent in self.registry:
-            if agent.manifest.enabled:
-                result = await self.run(agent, now=now, only_if_due=True)
-                if result is not None:
-                    results.append(result)
-        return results
+        """Run every agent whose schedule says so, over all users, in one pass (the due agents share each
+        batch's reads and writes); agents another process is running are skipped (it holds their lock)."""
+        now = now or utcnow()
+        async with AsyncExitStack() as stack:
+            due = []
+            for agent in self.registry:
+                if (
+                    agent.manifest.enabled
+                    and await stack.enter_async_context(self.locks.hold(agent.id, wait=False))
+                    and await self._due(agent, now)
+                ):
+                    due.append(agent)
+            return await self._run_locked(due, None, now) if due else []
 
     async def run(
         self,
@@ -102,7 +107,19 @@ class Precompute:
             now = now or utcnow()
             if only_if_due and not await self._due(agent, now):
                 return None
-            return await self._run_locked(agent, user_ids, now)
+            return (await self._run_locked([agent], user_ids, now))[0]
+
+    async def run_for(
+        self, agents: list[Agent], user_ids: list[str], now: datetime | None = None
+    ) -> list[RunResult]:
+        """Run `agents` for these users in one pass, waiting for each agent's lock (taken in id order, so two
+        waiting passes cannot deadlock)."""
+        if not agents:
+            return []
+        async with AsyncExitStack() as stack:
+            for agent in sorted(agents, key=lambda a: a.id):
+                await stack.enter_async_context(self.locks.hold(agent.id, wait=True))
+            return await self._run_locked(agents, user_ids, now or utcnow())
 
     async def _due(self, agent: Agent, now: datetime) -> bool:
         async with self.db.sessions() as s:
@@ -117,18 +134,19 @@ class Precompute:
             return True
         return as_utc(last) + timedelta(minutes=agent.manifest.schedule.every_minutes) <= now
 
-    async def _run_locked(self, agent: Agent, user_ids: list[str] | None, now: datetime) -> RunResult:
-        started = clock.perf_counter()
-        result = RunResult(agent.id, agent.manifest.version)
-        run = AgentRun(
-            id=new_id(),
-            agent_id=agent.id,
-            agent_version=agent.manifest.version,
-            scope="all" if user_ids is None else (user_ids[0] if len(user_ids) == 1 else "some"),
-            started_at=now,
-        )
+    async def _run_locked(
+        self, agents: list[Agent], user_ids: list[str] | None, now: datetime
+    ) -> list[RunResult]:
+        results = {a.id: RunResult(a.id, a.manifest.version) for a in agents}
+        scope = "all" if user_ids is None else (user_ids[0] if len(user_ids) == 1 else "some")
+        runs = {
+            a.id: AgentRun(
+                id=new_id(), agent_id=a.id, agent_version=a.manifest.version, scope=scope, started_at=now
+            )
+            for a in agents
+        }
         async with self.db.transaction() as s:
-            s.add(run)
+            s.add_all(runs.values())
         if user_ids is None:
             after = ""
             while True:
@@ -143,79 +161,108 @@ class Precompute:
                     )
                 if not batch:
                     break
-                await self._batch(agent, batch, now, result)
+                await self._batch(agents, batch, now, results)
                 after = batch[-1]
         else:
             for i in range(0, len(user_ids), self.batch_size):
-                await self._batch(agent, user_ids[i : i + self.batch_size], now, result)
-        result.seconds = clock.perf_counter() - started
+                await self._batch(agents, user_ids[i : i + self.batch_size], now, results)
         async with self.db.transaction() as s:
-            row = await s.get(AgentRun, run.id)
-            if row is not None:
-                row.finished_at = utcnow()
-                row.users, row.written, row.errors = result.users, result.written, result.errors
-            await self.bus.publish(
-                AgentOutputsComputed(
-                    agent_id=agent.id,
-                    agent_version=agent.manifest.version,
-                    users=result.users,
-                    written=result.written,
-                    errors=result.errors,
-                ),
+            finished = utcnow()
+            for agent_id, run in runs.items():
+                row = await s.get(AgentRun, run.id)
+                result = results[agent_id]
+                if row is not None:
+                    row.finished_at = finished
+                    row.users, row.written, row.errors = result.users, result.written, result.errors
+            await self.bus.publish_many(
+                [
+                    AgentOutputsComputed(
+                        agent_id=r.agent_id,
+                        agent_version=r.agent_version,
+                        users=r.users,
+                        written=r.written,
+                        errors=r.errors,
+                    )
+                    for r in results.values()
+                ],
                 session=s,
             )
-        return result
+        return list(results.values())
 
-    async def _batch(self, agent: Agent, user_ids: list[str], now: datetime, result: RunResult) -> None:
+    async def _batch(
+        self, agents: list[Agent], user_ids: list[str], now: datetime, results: dict[str, RunResult]
+    ) -> None:
+        """One batch of users for every agent of the pass: the reads once, then one DELETE and one INSERT."""
+        consents = sorted({key for a in agents for key in a.manifest.consents})
+        kinds = sorted({kind for a in agents for kind in a.manifest.inputs})
         async with self.db.transaction() as s:
-            snaps = await snapshots(s, user_ids, agent.manifest.consents)
-            eligible = [u for u in user_ids if why_not(agent, snaps[u]) is None]
-            inputs = await load_inputs(s, eligible, agent.manifest.inputs, now)
+            snaps = await snapshots(s, user_ids, consents)
+            eligible = {a.id: [u for u in user_ids if why_not(a, snaps[u]) is None] for a in agents}
+            readers = {u for a in agents if a.manifest.inputs for u in eligible[a.id]}
+            inputs = await load_inputs(s, [u for u in user_ids if u in readers], kinds, now)
             rows: list[dict[str, Any]] = []
-            expires = now + timedelta(minutes=agent.manifest.ttl_minutes)
-            for user_id in eligible:
-                snap = snaps[user_id]
-                start, end = snap.work_hours
-                inp = AgentInput(
-                    user_id=user_id,
-                    now=now,
-                    timezone=snap.timezone,
-                    work_start=start,
-                    work_end=end,
-                    signals={kind: inputs[kind].get(user_id, []) for kind in agent.manifest.inputs},
-                )
-                try:
-                    out = agent.run(inp)
-                    if out is not None and not isinstance(out, AgentResult):
-                        raise TypeError(f"returned {type(out).__name__}, not AgentResult")
-                    if out is not None:
-                        agent.validate(out.data)  # raises when the output breaks the manifest's schema
-                except Exception as exc:  # one user's bad data must not stop the batch
-                    result.errors += 1
-                    log.warning("tips agent %s failed for user %s: %s", agent.id, user_id, exc)
-                    continue
-                if out is None or not out.lines:
-                    continue
-                rows.append(
-                    {
-                        "id": new_id(),
-                        "user_id": user_id,
-                        "agent_id": agent.id,
-                        "agent_version": agent.manifest.version,
-                        "priority": float(agent.manifest.priority if out.priority is None else out.priority),
-                        "lines": [{"text": ln.text, "ref": ln.ref, "title": ln.title} for ln in out.lines],
-                        "data": out.data,
-                        "computed_at": now,
-                        "expires_at": expires,
-                    }
-                )
+            for agent in agents:
+                started = clock.perf_counter()
+                rows.extend(self._outputs(agent, eligible[agent.id], snaps, inputs, now, results[agent.id]))
+                results[agent.id].seconds += clock.perf_counter() - started  # the agent's own work
             await s.execute(
-                delete(AgentOutput).where(AgentOutput.agent_id == agent.id, AgentOutput.user_id.in_(user_ids))
+                delete(AgentOutput).where(
+                    AgentOutput.agent_id.in_([a.id for a in agents]), AgentOutput.user_id.in_(user_ids)
+                )
             )
             if rows:
                 await s.execute(insert(AgentOutput.__table__), rows)  # Core executemany: no ORM bookkeeping
-        result.users += len(eligible)
+
+    def _outputs(
+        self,
+        agent: Agent,
+        users: list[str],
+        snaps: dict[str, Snapshot],
+        inputs: dict[str, dict[str, list[Any]]],
+        now: datetime,
+        result: RunResult,
+    ) -> list[dict[str, Any]]:
+        rows: list[dict[str, Any]] = []
+        expires = now + timedelta(minutes=agent.manifest.ttl_minutes)
+        for user_id in users:
+            snap = snaps[user_id]
+            start, end = snap.work_hours
+            inp = AgentInput(
+                user_id=user_id,
+                now=now,
+                timezone=snap.timezone,
+                work_start=start,
+                work_end=end,
+                signals={kind: inputs[kind].get(user_id, []) for kind in agent.manifest.inputs},
+            )
+            try:
+                out = agent.run(inp)
+                if out is not None and not isinstance(out, AgentResult):
+                    raise TypeError(f"returned {type(out).__name__}, not AgentResult")
+                if out is not None:
+                    agent.validate(out.data)  # raises when the output breaks the manifest's schema
+            except Exception as exc:  # one user's bad data must not stop the batch
+                result.errors += 1
+                log.warning("tips agent %s failed for user %s: %s", agent.id, user_id, exc)
+                continue
+            if out is None or not out.lines:
+                continue
+            rows.append(
+                {
+                    "id": new_id(),
+                    "user_id": user_id,
+                    "agent_id": agent.id,
+                    "agent_version": agent.manifest.version,
+                    "priority": float(agent.manifest.priority if out.priority is None else out.priority),
+                    "lines": [{"text": ln.text, "ref": ln.ref, "title": ln.title} for ln in out.lines],
+                    "data": out.data,
+                    "computed_at": now,
+                    "expires_at": expires,
+                }
+            )
+        result.users += len(users)
         result.written += len(rows)
+        return rows
 
 
 _PREF_FIELDS = (
