@@ -29,14 +29,11 @@ from hearth.tips.models import (
     AgentOutput,
     AgentRun,
     TipFeedback,
-    TipsConsent,
-    TipsContext,
     TipScore,
     TipsPreferences,
     TipsSignal,
 )
-from hearth.tips.profile import Snapshot
-from hearth.tips.schemas import Preferences
+from hearth.tips.profile import Snapshot, snapshots
 
 log = logging.getLogger("hearth.tips")
 BATCH = 500  # users per batch: one IN (...) under every database's bound-parameter cap
@@ -263,56 +260,6 @@ class Precompute:
         result.users += len(users)
         result.written += len(rows)
         return rows
-
-
-_PREF_FIELDS = (
-    "tone",
-    "tip_length",
-    "language",
-    "timezone",
-    "work_start",
-    "work_end",
-    "channels",
-    "disabled_agents",
-)
-
-
-async def snapshots(s: AsyncSession, user_ids: list[str], consents: list[str]) -> dict[str, Snapshot]:
-    """The profile snapshots of these users in three statements (consents: only the keys asked about)."""
-    p = TipsPreferences
-    columns = [getattr(p, name) for name in ("user_id", *_PREF_FIELDS)]
-    prefs = {row[0]: row for row in (await s.execute(select(*columns).where(p.user_id.in_(user_ids)))).all()}
-    active = dict(
-        (
-            await s.execute(
-                select(TipsContext.user_id, TipsContext.name).where(
-                    TipsContext.user_id.in_(user_ids), TipsContext.active.is_(True)
-                )
-            )
-        ).all()
-    )
-    granted: dict[str, set[str]] = defaultdict(set)
-    if consents:
-        rows = await s.execute(
-            select(TipsConsent.user_id, TipsConsent.key).where(
-                TipsConsent.user_id.in_(user_ids),
-                TipsConsent.key.in_(consents),
-                TipsConsent.granted.is_(True),
-            )
-        )
-        for user_id, key in rows.all():
-            granted[user_id].add(key)
-    out = {}
-    for user_id in user_ids:
-        row = prefs.get(user_id)
-        # Stored values were validated on the way in: build the model without validating again (hot loop).
-        prefs_ = (
-            Preferences.model_construct(**dict(zip(_PREF_FIELDS, row[1:], strict=True)))
-            if row
-            else Preferences()
-        )
-        out[user_id] = Snapshot(prefs_, active.get(user_id), frozenset(granted.get(user_id, ())))
-    return out
 
 
 async def load_inputs(

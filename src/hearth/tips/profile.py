@@ -4,6 +4,7 @@ every agent that needs it, so no later prompt can use them."""
 
 from __future__ import annotations
 
+from collections import defaultdict
 from dataclasses import dataclass
 from datetime import time
 from zoneinfo import ZoneInfo
@@ -57,6 +58,56 @@ async def ensure_profile(session: AsyncSession, user_id: str) -> None:
     await session.execute(insert(TipsPreferences).values(**values).on_conflict_do_nothing())
 
 
+_PREF_FIELDS = (
+    "tone",
+    "tip_length",
+    "language",
+    "timezone",
+    "work_start",
+    "work_end",
+    "channels",
+    "disabled_agents",
+)
+
+
+async def snapshots(s: AsyncSession, user_ids: list[str], consents: list[str]) -> dict[str, Snapshot]:
+    """The profile snapshots of these users in three statements (consents: only the keys asked about)."""
+    p = TipsPreferences
+    columns = [getattr(p, name) for name in ("user_id", *_PREF_FIELDS)]
+    prefs = {row[0]: row for row in (await s.execute(select(*columns).where(p.user_id.in_(user_ids)))).all()}
+    active = dict(
+        (
+            await s.execute(
+                select(TipsContext.user_id, TipsContext.name).where(
+                    TipsContext.user_id.in_(user_ids), TipsContext.active.is_(True)
+                )
+            )
+        ).all()
+    )
+    granted: dict[str, set[str]] = defaultdict(set)
+    if consents:
+        rows = await s.execute(
+            select(TipsConsent.user_id, TipsConsent.key).where(
+                TipsConsent.user_id.in_(user_ids),
+                TipsConsent.key.in_(consents),
+                TipsConsent.granted.is_(True),
+            )
+        )
+        for user_id, key in rows.all():
+            granted[user_id].add(key)
+    out = {}
+    for user_id in user_ids:
+        row = prefs.get(user_id)
+        # Stored values were validated on the way in: build the model without validating again (hot loop).
+        prefs_ = (
+            Preferences.model_construct(**dict(zip(_PREF_FIELDS, row[1:], strict=True)))
+            if row
+            else Preferences()
+        )
+        out[user_id] = Snapshot(prefs_, active.get(user_id), frozenset(granted.get(user_id, ())))
+    return out
+
+
 def unknown_consent(key: str) -> HearthError:
     return not_found(f"no consent {key!r}; known: {', '.join(CONSENTS)}", param="key", code="unknown_consent")
 
@@ -68,15 +119,9 @@ class ProfileService:
         self.registry = registry
 
     async def snapshot(self, session: AsyncSession, user_id: str) -> Snapshot:
-        row = await session.get(TipsPreferences, user_id)
-        prefs = Preferences.model_validate(row) if row else Preferences()
-        active = await session.scalar(
-            select(TipsContext.name).where(TipsContext.user_id == user_id, TipsContext.active.is_(True))
-        )
-        granted = await session.scalars(
-            select(TipsConsent.key).where(TipsConsent.user_id == user_id, TipsConsent.granted.is_(True))
-        )
-        return Snapshot(prefs, active, frozenset(granted.all()))
+        """The user's snapshot with every consent the registry's agents need."""
+        keys = sorted({key for agent in self.registry for key in agent.manifest.consents})
+        return (await snapshots(session, [user_id], keys))[user_id]
 
     async def get(self, *, user_id: str) -> Profile:
         async with self.db.transaction() as s:
