@@ -264,7 +264,7 @@ def main() -> None:
     args = parser.parse_args()
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     with tempfile.TemporaryDirectory() as tmp:
-        for backend in args.db.split(","):
+        for backend in filter(None, args.db.split(",")):  # --db "": only the tips/next part
             if backend == "sqlite":
                 url = f"sqlite+aiosqlite:///{Path(tmp) / 'bench.db'}"
                 schema = None
