@@ -242,6 +242,7 @@ async def test_one_run_per_agent_at_a_time_across_processes(database, tmp_path) 
         async with first.precompute.locks.hold(agent.id, wait=True) as held:
             assert held
             assert await second.precompute.run(agent) is None  # skipped: another run holds the lock
+            assert await second.precompute.run_for([agent], [user], wait=False) == []  # a tip does not wait
             waiting = asyncio.create_task(second.precompute.run(agent, user_ids=[user]))
             await asyncio.sleep(0.3)
             assert not waiting.done()  # waits for the lock rather than running alongside

@@ -79,7 +79,7 @@ class Orchestrator:
     # -- assembly -----------------------------------------------------------------------------------------
 
     async def refresh(self, user_id: str, now: datetime) -> None:
-        """Run, for this user, the eligible agents that have no fresh output (waits on each agent's lock)."""
+        """Run, for this user, the eligible agents that have no fresh output and no run in progress."""
         async with self.db.transaction() as s:
             await ensure_profile(s, user_id)
         async with self.db.sessions() as s:
@@ -92,7 +92,9 @@ class Orchestrator:
                 )
             )
         missing = [a for a in self.registry if a.id not in fresh and why_not(a, snap) is None]
-        await self.precompute.run_for(missing, [user_id], now)
+        # Without waiting: an agent in the middle of a scheduled pass over every user is left out of this
+        # tip rather than holding the request for the whole pass (its output is there for the next one).
+        await self.precompute.run_for(missing, [user_id], now, wait=False)
 
     async def assemble(self, user_id: str, now: datetime) -> Assembled:
         """Profile + eligible fresh snippets (without blocked tasks) → the prompt. Reads only: fast."""

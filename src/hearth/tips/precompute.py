@@ -107,16 +107,17 @@ class Precompute:
             return (await self._run_locked([agent], user_ids, now))[0]
 
     async def run_for(
-        self, agents: list[Agent], user_ids: list[str], now: datetime | None = None
+        self, agents: list[Agent], user_ids: list[str], now: datetime | None = None, *, wait: bool = True
     ) -> list[RunResult]:
-        """Run `agents` for these users in one pass, waiting for each agent's lock (taken in id order, so two
-        waiting passes cannot deadlock)."""
-        if not agents:
-            return []
+        """Run `agents` for these users in one pass. With `wait`, waits for each agent's lock (taken in id
+        order, so two waiting passes cannot deadlock); without, leaves out the agents another run holds."""
         async with AsyncExitStack() as stack:
-            for agent in sorted(agents, key=lambda a: a.id):
-                await stack.enter_async_context(self.locks.hold(agent.id, wait=True))
-            return await self._run_locked(agents, user_ids, now or utcnow())
+            held = [
+                agent
+                for agent in sorted(agents, key=lambda a: a.id)
+                if await stack.enter_async_context(self.locks.hold(agent.id, wait=wait))
+            ]
+            return await self._run_locked(held, user_ids, now or utcnow()) if held else []
 
     async def _due(self, agent: Agent, now: datetime) -> bool:
         async with self.db.sessions() as s:
