@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import time
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import and_, delete, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -71,19 +71,17 @@ _PREF_FIELDS = (
 
 
 async def snapshots(s: AsyncSession, user_ids: list[str], consents: list[str]) -> dict[str, Snapshot]:
-    """The profile snapshots of these users in three statements (consents: only the keys asked about)."""
-    p = TipsPreferences
+    """The profile snapshots of these users in two statements (consents: only the keys asked about)."""
+    p, c = TipsPreferences, TipsContext
     columns = [getattr(p, name) for name in ("user_id", *_PREF_FIELDS)]
-    prefs = {row[0]: row for row in (await s.execute(select(*columns).where(p.user_id.in_(user_ids)))).all()}
-    active = dict(
-        (
-            await s.execute(
-                select(TipsContext.user_id, TipsContext.name).where(
-                    TipsContext.user_id.in_(user_ids), TipsContext.active.is_(True)
-                )
-            )
-        ).all()
+    # The active context rides along (a context exists only for users with a profile row).
+    stmt = (
+        select(*columns, c.name)
+        .select_from(p)
+        .outerjoin(c, and_(c.user_id == p.user_id, c.active.is_(True)))
+        .where(p.user_id.in_(user_ids))
     )
+    prefs = {row[0]: row for row in (await s.execute(stmt)).all()}
     granted: dict[str, set[str]] = defaultdict(set)
     if consents:
         rows = await s.execute(
@@ -100,11 +98,11 @@ async def snapshots(s: AsyncSession, user_ids: list[str], consents: list[str]) -
         row = prefs.get(user_id)
         # Stored values were validated on the way in: build the model without validating again (hot loop).
         prefs_ = (
-            Preferences.model_construct(**dict(zip(_PREF_FIELDS, row[1:], strict=True)))
+            Preferences.model_construct(**dict(zip(_PREF_FIELDS, row[1:-1], strict=True)))
             if row
             else Preferences()
         )
-        out[user_id] = Snapshot(prefs_, active.get(user_id), frozenset(granted.get(user_id, ())))
+        out[user_id] = Snapshot(prefs_, row[-1] if row else None, frozenset(granted.get(user_id, ())))
     return out
 
 
