@@ -344,6 +344,22 @@ class Settings(BaseSettings):
     # Folder of KServe CRDs the manifests are validated against (default: the copy shipped in the package).
     planner_kserve_crds: Path | None = None
 
+    # --- tips (issue 15): add tips settings below this line ---
+    # The token vault's key (Fernet key or passphrase); unset: a key file generated in the home (mode 0600).
+    secret_key: str | None = Field(None, repr=False)
+    tips_agent_dirs: tuple[
+        Path, ...
+    ] = ()  # extra folders of agent manifests (YAML + .py), beside the built-ins
+    tips_model: str = "tip-generator"  # the alias that writes tips
+    tips_judge_model: str = "judge"  # the alias that grades candidates when more than one is asked for
+    tips_tip_ttl_minutes: float = Field(240, gt=0)  # a tip takes feedback until then
+    tips_tick_seconds: float = 60.0  # scheduler period (connector syncs, agent pre-compute); 0: off
+    tips_sync_minutes: float = Field(15, gt=0)  # a connector's sync period
+    tips_retry_seconds: float = Field(60, ge=0)  # first wait after a failed sync (doubles per failure)
+    tips_http_backoff_seconds: float = Field(1.0, ge=0)  # first wait after a 429/5xx inside one fetch
+    tips_todoist_url: str = "https://api.todoist.com"
+    tips_files_dir: Path | None = None  # local Markdown/.ics sources live here (default <home>/tips)
+
     @cached_property
     def resolved_database_url(self) -> str:
         if self.database_url:

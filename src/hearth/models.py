@@ -7,10 +7,25 @@ from hearth.events.models import ConsumedEvent, OutboxEvent
 from hearth.gateway.models import ModelOverride
 from hearth.planner.models import BenchmarkRow, CatalogModel, GpuProfile
 from hearth.rag.models import Collection, CollectionShare, Document, IngestJob
+from hearth.tips.models import (
+    AgentOutput,
+    AgentRun,
+    TipFeedback,
+    TipsConnector,
+    TipsConsent,
+    TipsConsentLog,
+    TipsContext,
+    TipScore,
+    TipsCredential,
+    TipsPreferences,
+    TipsSignal,
+)
 from hearth.usage.models import UsageDay
 from hearth.voice.models import VoiceRequest, VoiceResponse
 
 __all__ = [
+    "AgentOutput",
+    "AgentRun",
     "ApiKey",
     "AuditEntry",
     "BenchmarkRow",
@@ -27,6 +42,15 @@ __all__ = [
     "OutboxEvent",
     "PreferencesRow",
     "SessionRow",
+    "TipFeedback",
+    "TipScore",
+    "TipsConnector",
+    "TipsConsent",
+    "TipsConsentLog",
+    "TipsContext",
+    "TipsCredential",
+    "TipsPreferences",
+    "TipsSignal",
     "UsageDay",
     "User",
     "VoiceRequest",

@@ -46,5 +46,6 @@ from hearth.cli import (  # noqa: E402,F401
     rag,  # hearth ingest, ask, rag …
     reports,  # hearth usage, audit
     serve,  # hearth serve
+    tips,  # hearth tips …
     voice,  # hearth transcribe, speak, voice
 )

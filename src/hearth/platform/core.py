@@ -38,6 +38,7 @@ CONTEXT_MODULES = (
     "hearth.bench.wiring",
     "hearth.usage.wiring",
     "hearth.audit.wiring",
+    "hearth.tips.wiring",
     "hearth.web.wiring",  # last: its pages use the services of the contexts above
 )
 

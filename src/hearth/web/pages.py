@@ -174,6 +174,14 @@ async def documents(request: Request) -> Response:
     return page(request, "documents.html", active=active, title="Documents")
 
 
+@router.get("/tips")
+async def tips(request: Request) -> Response:
+    active = await web.current_session(request)
+    if active is None:
+        return web.to_login(request)
+    return page(request, "tips.html", active=active, title="Tips")
+
+
 @router.get("/documents/{document_id}")
 async def document(document_id: str, request: Request) -> Response:
     active = await web.current_session(request)

@@ -1,0 +1,1 @@
+"""Connectors' sources: each turns one outside system into signals (see `base.Source`)."""
