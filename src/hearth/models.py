@@ -2,6 +2,7 @@
 
 from hearth.audit.models import AuditEntry
 from hearth.auth.models import ApiKey, User, WebSession
+from hearth.bench.models import BenchRun
 from hearth.chat.models import Conversation, Message, PreferencesRow, SessionRow
 from hearth.events.models import ConsumedEvent, OutboxEvent
 from hearth.gateway.models import ModelOverride
@@ -13,6 +14,7 @@ from hearth.voice.models import VoiceRequest, VoiceResponse
 __all__ = [
     "ApiKey",
     "AuditEntry",
+    "BenchRun",
     "BenchmarkRow",
     "CatalogModel",
     "Collection",
