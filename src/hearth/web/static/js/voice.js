@@ -75,7 +75,7 @@ function newTurn() {
     latency,
   );
   $("turns").prepend(li);
-  return { li, you, reply, latency, clips: 0, seconds: 0, endAt: 0, firstSound: 0, done: false };
+  return { li, you, reply, latency, stages: null, clips: 0, seconds: 0, endAt: 0, firstSound: 0, done: false };
 }
 
 function finish(t, status) {
@@ -85,7 +85,9 @@ function finish(t, status) {
   $("interrupt").disabled = sources.size === 0;
 }
 
-function showLatency(t, latency) {
+function showLatency(t, latency = t.stages) {
+  t.stages = latency;
+  if (!latency) return;
   const rows = STAGES.filter(([key]) => latency?.[key] != null).flatMap(([key, label]) => [
     el("dt", {}, label),
     el("dd", { dataset: { stage: key } }, `${Math.round(latency[key])} ms`),
@@ -162,7 +164,10 @@ async function play(t, b64) {
   t.seconds += buffer.duration;
   t.li.dataset.clips = String(t.clips);
   t.li.dataset.audioSeconds = t.seconds.toFixed(2);
-  if (!t.firstSound) t.firstSound = performance.now() + (at - audio.currentTime) * 1000;
+  if (!t.firstSound) {
+    t.firstSound = performance.now() + (at - audio.currentTime) * 1000;
+    showLatency(t); // the turn may have ended while this first sentence was being decoded
+  }
   $("interrupt").disabled = false;
   setState("speaking", "Speaking… (talk or press Esc to interrupt)");
   source.onended = () => {
@@ -215,7 +220,14 @@ async function startRecording() {
   }
   const type = MediaRecorder.isTypeSupported("audio/webm;codecs=opus") ? "audio/webm;codecs=opus" : "audio/webm";
   const rag = $("voice-rag").checked;
-  send({ type: "start", format: "webm", audio_format: "wav", enable_rag: rag, collection: rag ? $("voice-collection").value || null : null });
+  send({
+    type: "start",
+    format: "webm",
+    audio_format: "wav",
+    model: $("voice-model").value || null,
+    enable_rag: rag,
+    collection: rag ? $("voice-collection").value || null : null,
+  });
   turn = newTurn();
   recorder = new MediaRecorder(mic, { mimeType: type });
   recorder.ondataavailable = (e) => {
@@ -263,7 +275,13 @@ document.addEventListener("keydown", (e) => {
   }
 });
 
-// -- options: documents (the user's collections) ------------------------------------------------------
+// -- options: the model (chat aliases) and documents (the user's collections) ---------------------------
+
+async function loadModels() {
+  const models = await api("/v1/models");
+  const chat = models.data.filter((m) => m.kind === "chat");
+  $("voice-model").append(...chat.map((m) => el("option", { value: m.id }, m.id)));
+}
 
 async function loadCollections() {
   const collections = await api("/api/rag/collections");
@@ -279,4 +297,4 @@ if (!window.MediaRecorder || !navigator.mediaDevices) {
   setState("connecting", "Connecting…");
   connect();
 }
-loadCollections().catch((e) => toast(e.message, "error"));
+Promise.all([loadModels(), loadCollections()]).catch((e) => toast(e.message, "error"));
