@@ -198,7 +198,7 @@ def test_bench_runs_an_alias_live_and_keeps_the_run(page: Page, server) -> None:
 
 
 def test_admin_models_usage_and_users(page: Page, server) -> None:  # type: ignore[no-untyped-def]
-    hearth, _ = server
+    hearth, upstream = server
     page.goto(f"{hearth.url}/admin/models")
     card = page.locator('section[data-alias="scripted"]')
     expect(card).to_be_visible()
@@ -211,6 +211,28 @@ def test_admin_models_usage_and_users(page: Page, server) -> None:  # type: igno
         ).raise_for_status()
     expect(card.locator("td.rate")).to_have_text(re.compile(r"^0\.[1-9]\d*/s|^[1-9][\d.]*/s"), timeout=15_000)
     shoot(page, "admin-models")
+    # A failing upstream: the deployment goes into cooldown, and the screen says so with the time left.
+    upstream.behaviour.mode = "error500"
+    try:
+
+        def cooling() -> bool:
+            httpx.post(
+                f"{hearth.v1}/chat/completions",
+                json={"model": "scripted", "messages": [{"role": "user", "content": "hi"}]},
+                headers=hearth.headers(),
+            )
+            cards = httpx.get(f"{hearth.v1}/models", headers=hearth.headers()).json()["data"]
+            scripted = next(c for c in cards if c["id"] == "scripted")
+            return scripted["deployment_details"][0]["health"]["status"] == "cooling_down"
+
+        wait_until(cooling, 30, what="the scripted deployment cooling down", every=0.5)
+        expect(card.locator("tr[data-health=cooling_down]")).to_contain_text(
+            re.compile(r"cooling down, \d+ s left")
+        )
+        expect(card).to_have_attribute("data-status", "down")
+        expect(card.locator("tr[data-health=cooling_down] td").last).not_to_have_text("—")  # the error
+    finally:
+        upstream.behaviour.mode = "ok"
 
     def used() -> bool:
         report = httpx.get(f"{hearth.url}/api/admin/usage", headers=hearth.headers()).json()
@@ -234,3 +256,25 @@ def test_admin_models_usage_and_users(page: Page, server) -> None:  # type: igno
     frank.get_by_role("button", name="Enable frank").click()
     expect(frank).to_contain_text("active")
     expect(page.locator('#user-rows tr[data-username="admin"] button', has_text="Disable")).to_have_count(0)
+
+
+def test_each_new_screen_first_load_is_under_300_kb(browser: Browser, page: Page, server) -> None:  # type: ignore[no-untyped-def]
+    """The chat page's budget (tests/test_web_browser.py) holds for these screens too: an empty cache, the
+    page, its CSS and modules and its first API calls, compressed as sent."""
+    hearth, _ = server
+    state = page.context.storage_state()
+    for path in ("/voice", "/planner", "/bench", "/admin/models", "/admin/usage"):
+        context = browser.new_context(storage_state=state)
+        fresh = context.new_page()
+        sizes: list[int] = []
+        fresh.on(
+            "requestfinished",
+            lambda r, sizes=sizes: sizes.append(
+                r.sizes()["responseBodySize"] + r.sizes()["responseHeadersSize"]
+            ),
+        )
+        fresh.goto(hearth.url + path, wait_until="networkidle")
+        total = sum(sizes)
+        print(f"{path} first load: {len(sizes)} requests, {total / 1024:.1f} KiB transferred")
+        assert 0 < total <= 300 * 1024, path
+        context.close()
