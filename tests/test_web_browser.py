@@ -90,9 +90,11 @@ UNLABELLED = """() => [...document.querySelectorAll(
 
 
 def shoot(page: Page, name: str) -> None:
-    """Screenshots at both widths; every visible control must be labelled, and the page must not scroll
-    sideways at either width."""
+    """Screenshots at both widths; every visible control must be labelled, focus must follow the reading
+    order, and the page must not scroll sideways at either width."""
     assert not page.evaluate(UNLABELLED), f"{name}: controls without a label: {page.evaluate(UNLABELLED)}"
+    # Focus follows the page's reading order: no positive tabindex reorders it.
+    assert page.locator("[tabindex]:not([tabindex='0']):not([tabindex='-1'])").count() == 0, name
     SHOTS.mkdir(parents=True, exist_ok=True)
     for width in WIDTHS:
         page.set_viewport_size({"width": width, "height": 900})

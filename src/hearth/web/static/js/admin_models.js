@@ -28,8 +28,10 @@ function sample(series) {
   for (const s of series) {
     const d = s.labels.deployment;
     if (s.name === "hearth_gateway_requests_total") {
-      requests.set(d, (requests.get(d) ?? 0) + s.value);
-      if (Number(s.labels.status) >= 400) errors.set(d, (errors.get(d) ?? 0) + s.value);
+      // Per alias and deployment: aliases may share a deployment (chat, judge and tip-generator do).
+      const key = `${s.labels.alias}|${d}`;
+      requests.set(key, (requests.get(key) ?? 0) + s.value);
+      if (Number(s.labels.status) >= 400) errors.set(key, (errors.get(key) ?? 0) + s.value);
     } else if (s.name === "hearth_gateway_in_flight") inFlight.set(d, s.value);
     else if (s.name === "hearth_gateway_queue_depth") queued.set(d, s.value);
   }
@@ -50,8 +52,8 @@ function health(h) {
 
 function card(alias, now) {
   const rows = alias.deployment_details.map((d) => {
-    const perSecond = rate(now, "requests", d.deployment);
-    const failing = rate(now, "errors", d.deployment);
+    const perSecond = rate(now, "requests", `${alias.id}|${d.deployment}`);
+    const failing = rate(now, "errors", `${alias.id}|${d.deployment}`);
     return el(
       "tr",
       { dataset: { deployment: d.deployment, health: d.health.status } },
@@ -59,7 +61,7 @@ function card(alias, now) {
       el("td", {}, d.model, el("br"), el("span", { class: "muted small" }, d.engine)),
       el("td", {}, health(d.health)),
       el("td", { class: "rate" }, perSecond == null ? "…" : `${perSecond.toFixed(2)}/s` + (failing ? ` (${failing.toFixed(2)}/s failed)` : "")),
-      el("td", {}, `${now.inFlight.get(d.deployment) ?? 0} / ${now.queued.get(d.deployment) ?? 0}`),
+      el("td", {}, `${now.inFlight.get(d.deployment) ?? 0} / ${now.queued.get(d.deployment) ?? 0}`), // shared by its aliases
       el("td", { class: "small" }, d.health.last_error ?? "—"),
     );
   });
@@ -67,7 +69,6 @@ function card(alias, now) {
     "section",
     { class: "card", dataset: { alias: alias.id, status: alias.status }, "aria-labelledby": `alias-${alias.id}` },
     el("h2", { id: `alias-${alias.id}`, class: "h2" }, alias.id, " ", el("span", { class: `status status-${alias.status === "ok" ? "indexed" : "failed"}` }, alias.status), " ", el("span", { class: "muted small" }, alias.kind)),
-    alias.note ? el("p", { class: "muted small" }, alias.note) : null,
     el(
       "div",
       { class: "table-wrap" },
@@ -88,6 +89,9 @@ async function refresh() {
     fetch("/metrics", { credentials: "same-origin" }).then((r) => (r.ok ? r.text() : "")),
   ]);
   const now = sample(parseMetrics(metrics));
+  // A note (the demo model's) is said once, not on every alias it applies to.
+  const notes = [...new Set(catalogue.models.map((a) => a.note).filter(Boolean))];
+  $("alias-notes").replaceChildren(...notes.map((n) => el("p", { class: "banner info small" }, n)));
   $("alias-cards").replaceChildren(...catalogue.models.map((a) => card(a, now)));
   $("models-updated").textContent = `Updated ${new Date().toLocaleTimeString()}`;
   previous = now;

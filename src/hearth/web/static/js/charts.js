@@ -61,7 +61,7 @@ export function scatterChart(points, { title, xLabel, yLabel }) {
     dot.append(svgEl("title", {}, p.label));
     svg.append(dot);
   }
-  svg.append(legend([["Pareto front", "front-dot"], ["other options", "dot"]]));
+  svg.append(legend([["cheapest for its latency (front)", "front-dot"], ["other options", "dot"]]));
   return svg;
 }
 

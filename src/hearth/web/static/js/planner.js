@@ -139,11 +139,17 @@ function showPlan(plan) {
   const points = [...seen.values()].map((o) => ({
     x: o.e2e_ms_p95,
     y: o.monthly_cost,
-    highlight: o.pareto,
-    label: `${o.model_id} ${o.quantization}, ${o.total_gpus} × ${o.gpu}: ${money(o.monthly_cost)}/month, E2E p95 ${ms(o.e2e_ms_p95)}`,
+    label: `${o.model_id} ${o.quantization}, ${o.total_gpus} × ${o.gpu}: ${money(o.monthly_cost)}/month, E2E p95 ${ms(o.e2e_ms_p95)}, quality ${o.quality.toFixed(1)}`,
   }));
+  // The cost/latency front: no other option is both cheaper and faster. (The plan's own `pareto` flag also
+  // weighs quality and simplicity, so it marks more options than a two-axis chart can show as a front.)
+  let cheapest = Infinity;
+  for (const p of [...points].sort((a, b) => a.x - b.x || a.y - b.y)) {
+    p.highlight = p.y < cheapest;
+    cheapest = Math.min(cheapest, p.y);
+  }
   $("pareto-chart").replaceChildren(
-    scatterChart(points, { xLabel: "E2E p95 (ms)", yLabel: "cost per month ($)", title: "Options: cost against latency", line: "highlight" }),
+    scatterChart(points, { xLabel: "E2E p95 (ms)", yLabel: "cost per month ($)", title: "Options: cost against latency" }),
   );
   $("options-section").hidden = false;
   $("manifest-section").hidden = true;

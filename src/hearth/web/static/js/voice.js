@@ -169,7 +169,7 @@ async function play(t, b64) {
     showLatency(t); // the turn may have ended while this first sentence was being decoded
   }
   $("interrupt").disabled = false;
-  setState("speaking", "Speaking… (talk or press Esc to interrupt)");
+  setState("speaking", "Speaking… (press the microphone to talk over it, or Esc)");
   source.onended = () => {
     sources.delete(source);
     if (!sources.size) {
