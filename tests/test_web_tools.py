@@ -6,6 +6,7 @@ their stored history, and who may open the tool and admin screens."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import orjson
@@ -13,6 +14,8 @@ import pytest
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
 
+from hearth.config import Settings
+from hearth.web.tool_pages import deploy_blocker
 from tests.fake_openai import FakeOpenAI
 from tests.harness import RunningHearth
 from tests.helpers import wait_until
@@ -248,3 +251,25 @@ def test_tool_and_admin_screens_and_who_may_open_them(hearth: RunningHearth) -> 
     planner = admin.get("/planner").text
     assert "No Kubernetes cluster is configured" in planner
     assert "only an admin can deploy" not in planner
+
+
+def test_deploy_is_off_until_a_cluster_is_configured(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in (
+        "KUBECONFIG",
+        "KUBERNETES_SERVICE_HOST",
+        "HEARTH_PLANNER_KUBECONFIG",
+        "HEARTH_PLANNER_KUBE_API_URL",
+    ):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path))  # no ~/.kube/config
+    settings = {"data_dir": tmp_path / "data"}
+    assert "No Kubernetes cluster is configured" in (deploy_blocker(Settings(**settings)) or "")
+    assert deploy_blocker(Settings(**settings, planner_kube_api_url="https://k8s.example:6443")) is None
+    missing = deploy_blocker(Settings(**settings, planner_kubeconfig=str(tmp_path / "nope")))
+    assert missing is not None and "does not exist" in missing
+    given = tmp_path / "kubeconfig"
+    given.write_text("apiVersion: v1\n")
+    assert deploy_blocker(Settings(**settings, planner_kubeconfig=str(given))) is None
+    (tmp_path / ".kube").mkdir()
+    (tmp_path / ".kube" / "config").write_text("apiVersion: v1\n")
+    assert deploy_blocker(Settings(**settings)) is None  # kubectl's default, as the deploy finds it
