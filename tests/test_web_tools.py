@@ -5,6 +5,7 @@ their stored history, and who may open the tool and admin screens."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -273,3 +274,27 @@ def test_deploy_is_off_until_a_cluster_is_configured(tmp_path: Path, monkeypatch
     (tmp_path / ".kube").mkdir()
     (tmp_path / ".kube" / "config").write_text("apiVersion: v1\n")
     assert deploy_blocker(Settings(**settings)) is None  # kubectl's default, as the deploy finds it
+
+
+def test_hanging_up_cancels_a_bench_run(server: tuple[RunningHearth, FakeOpenAI]) -> None:
+    hearth, upstream = server
+    h = hearth.headers()
+    runs_before = len(httpx.get(f"{hearth.url}/api/bench/runs", headers=h).json())
+    upstream.behaviour.chunk_delay = 0.3  # each request streams for ~1.5 s
+    try:
+        body = {"alias": "scripted", "concurrency": [4], "requests": 200}
+        with httpx.stream("POST", f"{hearth.url}/api/bench/runs", json=body, headers=h, timeout=60) as sent:
+            for line in sent.iter_lines():
+                if line.startswith("event: progress"):
+                    break  # requests are in flight: hang up, as the page's Stop button does
+        # The server stops sending load (200 requests would take over a minute) and keeps no half run.
+
+        def stopped() -> bool:
+            sent_before = upstream.stats.requests
+            time.sleep(1.0)  # longer than the gap between one request and the next of a worker
+            return upstream.stats.active_streams == 0 and upstream.stats.requests == sent_before
+
+        wait_until(stopped, 20, what="the run's load stopped")
+        assert len(httpx.get(f"{hearth.url}/api/bench/runs", headers=h).json()) == runs_before
+    finally:
+        upstream.behaviour.chunk_delay = 0.0
