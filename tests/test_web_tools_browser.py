@@ -159,10 +159,21 @@ def test_planner_from_words_to_a_downloaded_manifest(page: Page, server, tmp_pat
     expect(users).to_have_value("500")
     users.fill("2000")  # the spec is editable: plan for more people than the text said
     page.get_by_role("button", name="Find options").click()
+    expect(page.locator("#options-section")).to_have_attribute("aria-busy", "false")
     rows = page.locator("#option-rows tr")
     expect(rows.first).to_be_visible()
     expect(page.locator("#pareto-chart svg circle.front-dot").first).to_be_visible()
     assert page.locator("#pareto-chart svg circle").count() >= rows.count()
+    # Ranked by cost alone, the first option is the cheapest of the list.
+    for weight, value in (("accuracy", "0"), ("cost", "1"), ("latency", "0"), ("complexity", "0")):
+        page.fill(f"#weight-{weight}", value)
+    page.get_by_role("button", name="Find options").click()
+    expect(page.locator("#options-section")).to_have_attribute("aria-busy", "false")  # the new plan is in
+    costs = [
+        int(re.sub(r"[^0-9]", "", c))
+        for c in page.locator("#option-rows tr td:nth-child(4)").all_inner_texts()
+    ]
+    assert costs and costs[0] == min(costs), costs
     first_model = rows.first.get_attribute("data-model")
     rows.first.get_by_role("button", name=re.compile("Manifests")).click()
     expect(page.locator("#manifest-yaml")).to_contain_text("InferenceService")

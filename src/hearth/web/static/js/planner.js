@@ -96,15 +96,20 @@ $("spec-form").addEventListener("submit", async (e) => {
   e.preventDefault();
   const button = e.submitter ?? e.target.querySelector("button");
   button.disabled = true;
+  $("options-section").setAttribute("aria-busy", "true");
   try {
     spec = readSpec();
-    const plan = await api("/api/planner/plan", { method: "POST", json: { spec, limit: 10 } });
+    const weights = Object.fromEntries(
+      ["accuracy", "cost", "latency", "complexity"].map((k) => [k, Number($(`weight-${k}`).value)]),
+    );
+    const plan = await api("/api/planner/plan", { method: "POST", json: { spec, weights, limit: 10 } });
     showPlan(plan);
   } catch (err) {
     $("options-section").hidden = true;
     toast(err.message, "error");
   } finally {
     button.disabled = false;
+    $("options-section").setAttribute("aria-busy", "false");
   }
 });
 
