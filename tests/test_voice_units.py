@@ -1,5 +1,5 @@
 """Voice pieces without a server: which earlier turns of a streamed conversation the LLM reads, and how the
-WebSocket authenticates."""
+WebSocket authenticates (and which pages may use the session cookie on it)."""
 
 from __future__ import annotations
 
@@ -9,9 +9,11 @@ from typing import Any
 import orjson
 import pytest
 from fastapi import FastAPI, WebSocket
+from starlette.requests import HTTPConnection
 from starlette.testclient import TestClient
 from starlette.websockets import WebSocketDisconnect
 
+from hearth.auth.deps import same_origin
 from hearth.auth.principal import Principal
 from hearth.voice.api import _authenticate
 from hearth.voice.service import history_window
@@ -100,3 +102,26 @@ def test_websocket_without_a_valid_key_gets_one_error_and_4401(headers: dict[str
         with pytest.raises(WebSocketDisconnect) as closed:
             ws.receive_json()
         assert closed.value.code == 4401
+
+
+# -- the session cookie's Origin check (auth.deps.same_origin) -------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("scheme", "host", "origin", "same"),
+    [
+        ("ws", "127.0.0.1:8080", "http://127.0.0.1:8080", True),
+        ("wss", "hearth.example", "https://hearth.example", True),
+        ("wss", "hearth.example:443", "https://hearth.example", True),  # a default port in Host only
+        ("ws", "Hearth.Example", "http://hearth.example/", True),
+        ("ws", "hearth.example", "https://hearth.example", False),  # another scheme is another origin
+        ("ws", "127.0.0.1:8080", "http://127.0.0.1:8081", False),  # another port: same site, not origin
+        ("ws", "hearth.example", "http://hearth.example.evil.example", False),
+        ("ws", "hearth.example", "null", False),  # sandboxed frames, file: pages
+        ("ws", "hearth.example", None, False),
+    ],
+)
+def test_same_origin(scheme: str, host: str, origin: str | None, same: bool) -> None:
+    headers = [(b"host", host.encode())] + ([(b"origin", origin.encode())] if origin else [])
+    scope = {"type": "websocket", "scheme": scheme, "path": "/api/voice/stream", "headers": headers}
+    assert same_origin(HTTPConnection(scope)) is same

@@ -189,7 +189,7 @@ def test_own_password_change_needs_the_current_one(hearth: RunningHearth) -> Non
     sign_in(hearth, "carol", "a new password")
 
 
-def test_cli_set_password(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_cli_set_password_disable_enable(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("HEARTH_DATA_DIR", str(tmp_path / "data"))
     monkeypatch.delenv("HEARTH_DATABASE_URL", raising=False)
@@ -207,6 +207,12 @@ def test_cli_set_password(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> No
     assert ghost.exit_code == 1
     listed = runner.invoke(cli, ["users", "list"])
     assert "dora" in listed.stdout
+    off = runner.invoke(cli, ["users", "disable", "dora"])
+    assert off.exit_code == 0 and "dora disabled" in off.stdout
+    assert "disabled" in runner.invoke(cli, ["users", "list"]).stdout
+    assert runner.invoke(cli, ["users", "enable", "dora"]).exit_code == 0
+    assert "disabled" not in runner.invoke(cli, ["users", "list"]).stdout
+    assert runner.invoke(cli, ["users", "disable", "ghost"]).exit_code == 1
 
 
 def test_rename_a_conversation(hearth: RunningHearth) -> None:

@@ -81,8 +81,20 @@ def admin_page(browser: Browser, server: tuple[RunningHearth, FakeOpenAI]) -> It
     assert not errors, f"script errors on the page: {errors}"
 
 
+# Visible controls and links without an accessible name: no <label>, aria-label(ledby), text or title.
+UNLABELLED = """() => [...document.querySelectorAll(
+    "input:not([type=hidden]), select, textarea, button, a[href]")]
+  .filter((e) => e.getClientRects().length && !e.labels?.length && !e.getAttribute("aria-label")
+    && !e.getAttribute("aria-labelledby") && !e.textContent.trim() && !e.title)
+  .map((e) => e.outerHTML.slice(0, 120))"""
+
+
 def shoot(page: Page, name: str) -> None:
-    """Screenshots at both widths; the page must not scroll sideways at either."""
+    """Screenshots at both widths; every visible control must be labelled, focus must follow the reading
+    order, and the page must not scroll sideways at either width."""
+    assert not page.evaluate(UNLABELLED), f"{name}: controls without a label: {page.evaluate(UNLABELLED)}"
+    # Focus follows the page's reading order: no positive tabindex reorders it.
+    assert page.locator("[tabindex]:not([tabindex='0']):not([tabindex='-1'])").count() == 0, name
     SHOTS.mkdir(parents=True, exist_ok=True)
     for width in WIDTHS:
         page.set_viewport_size({"width": width, "height": 900})

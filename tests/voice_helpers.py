@@ -94,6 +94,11 @@ def speech(phrase: str, fmt: str = "wav") -> bytes:
     return pack(pcm, rate, fmt)
 
 
+def pcm_of(phrase: str) -> tuple[bytes, int]:
+    """One phrase as 16-bit mono PCM and its sample rate (to pad or mix before packing)."""
+    return _spoken()[phrase]
+
+
 def pack(pcm: bytes, rate: int, fmt: str) -> bytes:
     """16-bit mono PCM in a container: wav, mp3, webm (opus), ogg (opus), m4a (aac), flac."""
     if fmt == "wav":

@@ -2,6 +2,7 @@
 
 from hearth.audit.models import AuditEntry
 from hearth.auth.models import ApiKey, User, WebSession
+from hearth.bench.models import BenchRun
 from hearth.chat.models import Conversation, Message, PreferencesRow, SessionRow
 from hearth.events.models import ConsumedEvent, OutboxEvent
 from hearth.gateway.models import ModelOverride
@@ -28,6 +29,7 @@ __all__ = [
     "AgentRun",
     "ApiKey",
     "AuditEntry",
+    "BenchRun",
     "BenchmarkRow",
     "CatalogModel",
     "Collection",

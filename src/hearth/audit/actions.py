@@ -6,7 +6,15 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from hearth.auth.events import KeyCreated, KeyRevoked, UserCreated, UserDisabled, UserEnabled
+from hearth.auth.events import (
+    KeyCreated,
+    KeyRevoked,
+    PasswordChanged,
+    PasswordReset,
+    UserCreated,
+    UserDisabled,
+    UserEnabled,
+)
 from hearth.events.schemas import Event
 from hearth.gateway.events import ModelAliasChanged, ModelBackendChanged
 from hearth.planner.events import PlanDeployed
@@ -29,6 +37,12 @@ def _user(e: UserCreated | UserDisabled | UserEnabled, action: str, _: Names) ->
     if isinstance(e, UserCreated):
         details |= {"role": e.role, "premium": e.premium}
     return Action(action, e.actor, e.username, details)
+
+
+def _password(e: PasswordReset | PasswordChanged, action: str, _: Names) -> Action:
+    # A user's own change is made by that user; a reset by the admin (None: the server's command line).
+    actor = e.actor if isinstance(e, PasswordReset) else e.username
+    return Action(action, actor, e.username, {"user_id": e.user_id})
 
 
 def _key(e: KeyCreated | KeyRevoked, action: str, _: Names) -> Action:
@@ -58,6 +72,8 @@ _ACTIONS: dict[type[Event], tuple[Callable[[Any, str, Names], Action], str]] = {
     UserCreated: (_user, "user.created"),
     UserDisabled: (_user, "user.disabled"),
     UserEnabled: (_user, "user.enabled"),
+    PasswordReset: (_password, "user.password_reset"),
+    PasswordChanged: (_password, "user.password_changed"),
     KeyCreated: (_key, "key.created"),
     KeyRevoked: (_key, "key.revoked"),
     CollectionShared: (_share, "collection.shared"),

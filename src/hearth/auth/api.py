@@ -18,6 +18,7 @@ from hearth.auth.schemas import (
     UserCreate,
     UserList,
     UserOut,
+    UserUpdate,
 )
 from hearth.auth.service import AuthService
 from hearth.auth.web_sessions import WEB_KEY_PREFIX
@@ -46,6 +47,18 @@ async def create_user(body: UserCreate, _: AdminUser, auth: Auth) -> UserOut:
 async def list_users(_: AdminUser, auth: Auth) -> UserList:
     """All users."""
     return UserList(data=[UserOut.of(u) for u in await auth.list_users()])
+
+
+@router.patch("/api/admin/users/{username}", response_model=UserOut, responses=errors(404, 409))
+async def update_user(username: str, body: UserUpdate, admin: AdminUser, auth: Auth) -> UserOut:
+    """Disable a user (their keys, key sessions and password sessions stop working at once) or enable
+    them again. An admin cannot disable themselves: that could leave nobody to undo it."""
+    user = await auth.get_user_by_name(username=username)
+    if user is None:
+        raise HearthError(404, f"no user {username!r}", param="username", code="user_not_found")
+    if body.disabled and user.id == admin.user_id:
+        raise HearthError(409, "you cannot disable yourself", param="username", code="cannot_disable_self")
+    return UserOut.of(await auth.set_user_disabled(user_id=user.id, disabled=body.disabled))
 
 
 @router.put("/api/admin/users/{username}/password", status_code=204, responses=errors(404))

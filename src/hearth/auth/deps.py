@@ -82,6 +82,43 @@ async def authenticate_session(request: Request, cookie: str) -> Principal:
     return active.principal
 
 
+def same_origin(connection: HTTPConnection) -> bool:
+    """Whether the connection's `Origin` is this server's own (scheme, host and port as the browser used
+    them). WebSocket handshakes carry cookies but are covered neither by CORS nor by our CSRF header, and
+    SameSite does not separate two origins of one site (another port, a sibling subdomain): a page elsewhere
+    could open the socket with the user's cookie. Browsers always send Origin on a WebSocket handshake."""
+    origin = connection.headers.get("origin", "").rstrip("/").lower()
+    host = connection.headers.get("host", "").lower()
+    if not origin or not host:
+        return False
+    # uvicorn reports ws/wss (from X-Forwarded-Proto too, for trusted proxies); pages are http/https.
+    scheme = {"ws": "http", "wss": "https"}.get(connection.url.scheme, connection.url.scheme)
+    expected = f"{scheme}://{host}"
+    # Browsers leave a default port out of Origin; a Host header may carry it.
+    default_port = {"http": ":80", "https": ":443"}.get(scheme, "")
+    return origin in (expected, expected.removesuffix(default_port) if default_port else expected)
+
+
+async def authenticate_websocket_session(connection: HTTPConnection, cookie: str) -> Principal:
+    """The Principal of a web session cookie on a WebSocket handshake: 403 `cross_origin` unless the page
+    that opened it is this server's own; 401 when the session is unknown or expired."""
+    if not same_origin(connection):
+        raise HearthError(
+            403,
+            "this WebSocket was opened from another site's page: only Hearth's own pages may use the "
+            "session cookie (other clients send an API key)",
+            code="cross_origin",
+        )
+    active = await connection.app.state.platform.auth.web.resolve(cookie)
+    if active is None:
+        raise HearthError(
+            401, "your session has ended: sign in again", code="invalid_session", headers=_CHALLENGE
+        )
+    connection.state.principal = active.principal
+    connection.app.state.platform.auth.act_as(active.principal.username)
+    return active.principal
+
+
 async def require_admin(request: Request) -> Principal:
     """The caller's Principal if it is an admin; 403 for a user key."""
     principal = await require_principal(request)

@@ -49,3 +49,19 @@ class KeyRevoked(_AuthEvent):
     user_id: str
     username: str
     actor: str | None = None
+
+
+class PasswordReset(_AuthEvent):
+    """Someone else set the user's password (an admin, or `hearth users set-password`); the user's password
+    sessions ended. Never carries the password or its hash."""
+
+    user_id: str
+    username: str
+    actor: str | None = None
+
+
+class PasswordChanged(_AuthEvent):
+    """The user changed their own password (the current one was checked)."""
+
+    user_id: str
+    username: str

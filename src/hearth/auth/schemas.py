@@ -22,6 +22,15 @@ class UserCreate(BaseModel):
     premium: bool = False
 
 
+class UserUpdate(BaseModel):
+    """`PATCH /api/admin/users/{username}`: disable a user (their keys and sessions stop working at once)
+    or enable them again."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    disabled: bool
+
+
 class UserOut(ORMModel):
     object: Literal["user"] = "user"
     id: str

@@ -235,6 +235,14 @@ class AuthService:
         """Name the actor of the admin actions this request publishes (a web session's user)."""
         _acting_as.set(username)
 
+    def acting_as(self) -> str | None:
+        """The username the request being served authenticated as; None outside a request (the CLI)."""
+        return _acting_as.get()
+
+    async def publish(self, session: AsyncSession, event: Event) -> None:
+        """Publish an auth event in the change's own transaction (web_sessions' password changes)."""
+        await self._publish(session, event)
+
     async def _lookup(self, digest: str) -> Principal | None:
         generation = self._generation
         pending = self._inflight.get(digest)

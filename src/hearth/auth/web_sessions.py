@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy import delete, select, update
 
+from hearth.auth.events import PasswordChanged, PasswordReset
 from hearth.auth.models import ApiKey, User, WebSession
 from hearth.auth.passwords import hash_password, needs_rehash, verify_password
 from hearth.auth.principal import Principal
@@ -120,8 +121,10 @@ class WebSessions:
         username: str | None = None,
         password: str,
         end_sessions: bool = True,
+        own: bool = False,
     ) -> User:
-        """Set (or replace) a user's password and end their password sessions; 404 for no user."""
+        """Set (or replace) a user's password and end their password sessions; 404 for no user. Publishes
+        `PasswordChanged` when it is the user's own change (`own`), else `PasswordReset` naming the actor."""
         hashed = await asyncio.to_thread(hash_password, password)
         async with self.db.transaction() as session:
             match = User.id == user_id if user_id is not None else User.username == username
@@ -133,6 +136,13 @@ class WebSessions:
                 code="user_not_found",
             )
             user.password_hash = hashed
+            if own:
+                event: PasswordChanged | PasswordReset = PasswordChanged(
+                    user_id=user.id, username=user.username
+                )
+            else:
+                event = PasswordReset(user_id=user.id, username=user.username, actor=self.auth.acting_as())
+            await self.auth.publish(session, event)
             if end_sessions:  # a reset locks out whoever knew the old password
                 await session.execute(
                     delete(WebSession).where(WebSession.user_id == user.id, WebSession.key_id.is_(None))
@@ -149,7 +159,7 @@ class WebSessions:
             verify_password, user.password_hash, current or ""
         ):
             raise HearthError(403, "the current password is wrong", param="current", code="wrong_password")
-        await self.set_password(user_id=user_id, password=new, end_sessions=False)
+        await self.set_password(user_id=user_id, password=new, end_sessions=False, own=True)
 
     async def sweep(self, cutoff: datetime) -> int:
         """Retention: delete sessions that expired before `cutoff`."""

@@ -1,4 +1,4 @@
-"""The bench context offers no port to other contexts; `SERVICE` is for its own routes."""
+"""The bench context offers no port to other contexts; `SERVICE` and `RUNS` are for its own routes."""
 
 from __future__ import annotations
 
@@ -7,6 +7,8 @@ from typing import TYPE_CHECKING
 from hearth.platform.ports import Port
 
 if TYPE_CHECKING:
+    from hearth.bench.live import LiveRuns
     from hearth.bench.service import BenchService
 
 SERVICE: Port[BenchService] = Port("bench.service")
+RUNS: Port[LiveRuns] = Port("bench.runs")

@@ -10,9 +10,11 @@ ITL and TPOT distributions are weighted by the tokens they cover, as GuideLLM we
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from hearth.platform.kit.time import UtcTimestamp
 
 Mode = Literal["synchronous", "concurrent", "throughput", "constant", "poisson", "sweep"]
 StrategyType = Literal["synchronous", "concurrent", "throughput", "constant", "poisson"]
@@ -191,3 +193,74 @@ class ImportResult(BaseModel):
     saved: int
     format: Literal["guidellm", "hearth"]
     rows: list[dict]
+
+
+# -- short runs from the web UI's Bench screen (bench/live.py) ------------------------------------------
+
+Level = Annotated[int, Field(ge=1, le=64)]
+
+
+class LiveRunRequest(BaseModel):
+    """`POST /api/bench/runs`: a short bench of one Hearth alias (through the gateway, in process) or of an
+    OpenAI-compatible URL, at one or more concurrency levels. Bounded, so a click cannot start an hour of
+    load: at most 6 levels of at most 64 streams, 200 requests each, 4,096 prompt and 1,024 output tokens."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    alias: str | None = Field(None, min_length=1, max_length=128, description="a Hearth chat alias")
+    url: str | None = Field(None, min_length=1, max_length=512, description="an OpenAI-compatible …/v1 URL")
+    model: str | None = Field(None, min_length=1, max_length=256, description="the model to ask `url` for")
+    api_key: str | None = Field(None, max_length=512, description="a Bearer key for `url`; never stored")
+    concurrency: list[Level] = Field(default_factory=lambda: [1], min_length=1, max_length=6)
+    requests: int = Field(8, ge=1, le=200, description="measured requests per level")
+    prompt_tokens: int = Field(64, ge=1, le=4096)
+    output_tokens: int = Field(32, ge=1, le=1024)
+
+    @model_validator(mode="after")
+    def _check(self) -> LiveRunRequest:
+        if (self.alias is None) == (self.url is None):
+            raise ValueError("give either alias (a Hearth alias) or url (an OpenAI-compatible endpoint)")
+        if self.url is not None:
+            if not self.url.startswith(("http://", "https://")):
+                raise ValueError(f"url must be an http(s) URL, got {self.url!r}")
+            if self.model is None:
+                raise ValueError("a url needs model: the model name to request from it")
+        self.concurrency = sorted(set(self.concurrency))
+        return self
+
+    @property
+    def target(self) -> str:
+        return f"alias:{self.alias}" if self.alias is not None else str(self.url)
+
+
+class LevelSummary(BaseModel):
+    """One load point of a live run, as the Bench screen charts it."""
+
+    concurrency: int
+    strategy: str
+    successful: int
+    errored: int
+    incomplete: int
+    duration_s: float
+    requests_per_s: float
+    output_tokens_per_s: float
+    ttft_ms: Distribution
+    itl_ms: Distribution
+    e2e_ms: Distribution
+    errors: dict[str, int] = Field(default_factory=dict)
+
+
+class BenchRunOut(BaseModel):
+    """A stored live run."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    id: str
+    user_id: str
+    target: str
+    model: str
+    status: Literal["completed", "failed"]
+    error: str | None
+    settings: dict
+    levels: list[LevelSummary]
+    created_at: UtcTimestamp

@@ -130,3 +130,26 @@ def set_password(
         password = typer.prompt("New password", hide_input=True, confirmation_prompt=True)
     run_auth(lambda auth: auth.web.set_password(username=name, password=password))
     out.print(f"password set for {name}", highlight=False)
+
+
+def _set_disabled(name: str, disabled: bool) -> None:
+    async def work(auth: AuthService) -> None:
+        user = await auth.get_user_by_name(username=name)
+        if user is None:
+            raise fail(f"no user {name!r}")
+        await auth.set_user_disabled(user_id=user.id, disabled=disabled)
+
+    run_auth(work)
+    out.print(f"{name} {'disabled' if disabled else 'enabled'}", highlight=False)
+
+
+@users_app.command("disable")
+def disable(name: str = typer.Argument(..., help="The user to disable.")) -> None:
+    """Disable a user: their keys and web sessions stop working (a running server notices within seconds)."""
+    _set_disabled(name, True)
+
+
+@users_app.command("enable")
+def enable(name: str = typer.Argument(..., help="The user to enable again.")) -> None:
+    """Enable a disabled user again."""
+    _set_disabled(name, False)

@@ -16,7 +16,13 @@ from pydantic import ValidationError
 from starlette.datastructures import UploadFile
 from starlette.responses import Response
 
-from hearth.auth.deps import CurrentUser, authenticate, bearer_token
+from hearth.auth.deps import (
+    SESSION_COOKIE,
+    CurrentUser,
+    authenticate,
+    authenticate_websocket_session,
+    bearer_token,
+)
 from hearth.auth.principal import Principal
 from hearth.gateway.audio import encode_pcm
 from hearth.gateway.service import Caller, metered_caller
@@ -171,10 +177,19 @@ class _Socket:
 
 
 async def _authenticate(ws: WebSocket) -> Principal | None:
-    """The Bearer key from the handshake's Authorization header, or from a first `auth` message (browsers
-    cannot set headers on a WebSocket), checked by the same authenticator as HTTP."""
+    """Who opened the socket: the Bearer key of the handshake's Authorization header; else the web UI's
+    session cookie, only from a page of this server's own origin (auth.deps.same_origin); else a key in a
+    first `auth` message (browsers cannot set headers on a WebSocket). Keys are checked by the same
+    authenticator as HTTP."""
     token = bearer_token(ws.headers)
+    cookie = ws.cookies.get(SESSION_COOKIE, "")
     await ws.accept()
+    if not token and cookie:
+        try:
+            return await authenticate_websocket_session(ws, cookie)
+        except HearthError as exc:
+            await _refuse(ws, exc.status, exc.code or "invalid_session", exc.message)
+            return None
     if not token:
         try:
             first = orjson.loads(await asyncio.wait_for(ws.receive_text(), 10))
@@ -187,19 +202,17 @@ async def _authenticate(ws: WebSocket) -> Principal | None:
         return await authenticate(ws, token.strip())
     except HearthError:
         # One answer for a missing and a wrong key, so a probe learns nothing.
-        with contextlib.suppress(Exception):
-            await ws.send_text(
-                orjson.dumps(
-                    {
-                        "type": "error",
-                        "status": 401,
-                        "code": "invalid_api_key",
-                        "message": "missing or invalid API key",
-                    }
-                ).decode()
-            )
-            await ws.close(code=4401)
+        await _refuse(ws, 401, "invalid_api_key", "missing or invalid API key")
         return None
+
+
+async def _refuse(ws: WebSocket, status: int, code: str, message: str) -> None:
+    """An error message, then the close code 4000 + status (4401, 4403)."""
+    with contextlib.suppress(Exception):
+        await ws.send_text(
+            orjson.dumps({"type": "error", "status": status, "code": code, "message": message}).decode()
+        )
+        await ws.close(code=4000 + status)
 
 
 @router.websocket("/stream")

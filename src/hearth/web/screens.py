@@ -13,10 +13,16 @@ class Screen:
     admin: bool = False  # shown to (and served to) admins only
 
 
+# Everyone's screens first, then the admin's; the bar wraps on narrow screens.
 SCREENS: tuple[Screen, ...] = (
     Screen("/chat", "Chat"),
+    Screen("/voice", "Voice"),
     Screen("/documents", "Documents"),
     Screen("/tips", "Tips"),
+    Screen("/planner", "Planner"),
+    Screen("/bench", "Bench", admin=True),
+    Screen("/admin/models", "Models", admin=True),
+    Screen("/admin/usage", "Usage", admin=True),
     Screen("/admin/keys", "API keys", admin=True),
     Screen("/admin/users", "Users", admin=True),
 )
