@@ -1,7 +1,7 @@
 """web sign-in: users.password_hash (argon2id) and web_sessions (server-side browser sessions)
 
 Revision ID: 0008
-Revises: 0006
+Revises: 0007
 """
 
 from __future__ import annotations
