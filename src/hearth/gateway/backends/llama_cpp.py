@@ -185,14 +185,30 @@ class LlamaCppBackend:
 
             path = Path(self.config.model_path) if self.config.model_path else default_model_path()
             self.model_path = path
+            # A LoRA adapter (GGUF) is applied at load time over the base weights: the base file is shared,
+            # only the small adapter differs between a base alias and a fine-tuned one.
+            lora: dict[str, Any] = {}
+            if self.config.lora_path:
+                lora = {"lora_path": self.config.lora_path, "lora_scale": self.config.lora_scale}
             with plain_cpu_buffers():
-                llm = llama_cpp.Llama(
-                    model_path=str(path),
-                    n_ctx=self.config.n_ctx,
-                    n_threads=self.threads,
-                    n_threads_batch=self.threads,
-                    verbose=False,
-                )
+                try:
+                    llm = llama_cpp.Llama(
+                        model_path=str(path),
+                        n_ctx=self.config.n_ctx,
+                        n_threads=self.threads,
+                        n_threads_batch=self.threads,
+                        verbose=False,
+                        **lora,
+                    )
+                except (RuntimeError, ValueError) as exc:
+                    if not lora:
+                        raise
+                    raise BackendError(
+                        f"cannot load the LoRA adapter {self.config.lora_path} over {path.name}: {exc} "
+                        "(an adapter must be a GGUF LoRA made for this base model)",
+                        status=503,
+                        retryable=False,
+                    ) from None
             self.gguf_name = llm.metadata.get("general.name") or path.stem
             eos = llm.token_eos()
             # Our own formatter from the GGUF's template, used both to measure the prompt and (as the
