@@ -136,6 +136,10 @@ def test_the_gateway_serves_the_adapter_under_a_new_alias(tuned, tmp_path):
         assert card["deployment_details"][0]["model"].endswith(f"+ LoRA {ALIAS}.lora.gguf")
         # Served again (a new training run): the alias is updated, not refused.
         serve.serve_over_http(client, ALIAS, Path(tuned["adapter"]))
+        # An alias that serves something else is not taken over.
+        with pytest.raises(serve.AliasTaken, match="'chat' already serves local-llm"):
+            serve.serve_over_http(client, "chat", Path(tuned["adapter"]))
+        assert client.get("/v1/models/chat").json()["deployments"] == ["local-llm"]
         # An adapter path that does not exist is refused with what to fix, and nothing changes.
         refused = client.post(
             "/api/admin/models/backends",
@@ -147,6 +151,21 @@ def test_the_gateway_serves_the_adapter_under_a_new_alias(tuned, tmp_path):
             json={"name": "y", "type": "openai", "base_url": "http://127.0.0.1:9/v1", "lora_path": "a"},
         )
         assert refused.status_code == 422 and "llama_cpp backends only" in refused.json()["error"]["message"]
+        # A file that is not an adapter for this model: the alias on it cannot start, so it is refused.
+        broken = tmp_path / "broken.lora.gguf"
+        broken.write_bytes(b"GGUF" + bytes(64))
+        added = client.post(
+            "/api/admin/models/backends",
+            json={"name": "broken", "type": "llama_cpp", "lora_path": str(broken)},
+        )
+        assert added.status_code == 201, added.text  # not started until an alias uses it
+        refused = client.post(
+            "/api/admin/models/aliases",
+            json={"name": "b", "kind": "chat", "deployments": [{"backend": "broken"}]},
+        )
+        assert refused.status_code == 422, refused.text
+        assert "cannot load the LoRA adapter" in refused.json()["error"]["message"]
+        assert client.get("/v1/models/b").status_code == 404
 
 
 def test_bad_jsonl_is_refused_with_line_numbers(tmp_path):

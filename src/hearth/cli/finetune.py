@@ -124,6 +124,8 @@ def _serve(alias: str, adapter: Path, url: str | None, api_key: str | None, *, q
         problem = exc.message
     except httpx.TransportError as exc:
         problem = unreachable_message(exc).removeprefix("error: ")
+    except serve.AliasTaken as exc:
+        problem = str(exc)
     except httpx.HTTPStatusError as exc:
         try:
             problem = exc.response.json()["error"]["message"]
@@ -161,7 +163,10 @@ def _print(report: dict[str, Any]) -> None:
     t = report["timings"]
     console.print(
         f"adapter: {escape(report['adapter'])}\n"
+        f"llama.cpp with the adapter predicts the trained model's next token "
+        f"{report['served_agreement']:.0%} of the time\n"
         f"time: load {t['load']:.1f} s, train {t['train']:.1f} s ({t['steps_per_second']:.2f} steps/s), "
         f"export {t['export']:.1f} s, answers {t['eval']:.1f} s",
         highlight=False,
+        soft_wrap=True,
     )

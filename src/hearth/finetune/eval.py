@@ -109,6 +109,8 @@ def served_agreement(
             verbose=False,
         )
     try:
+        if not llm._lora_adapter:  # refused by llama.cpp (llama-cpp-python does not raise; see the backend)
+            raise ValueError(f"llama.cpp refused the adapter {adapter}")
         llm.eval(item.ids)
         served = np.asarray(llm.scores[: len(item.ids)]).argmax(-1)
     finally:

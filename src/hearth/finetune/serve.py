@@ -18,8 +18,25 @@ if TYPE_CHECKING:
     from hearth.gateway.admin import ModelAdmin
 
 
+class AliasTaken(ValueError):
+    """The alias exists and serves something other than a fine-tuned adapter: it is not replaced."""
+
+
 def backend_name(alias: str) -> str:
     return f"{alias}-lora"
+
+
+def _check_replaceable(alias: str, deployments: list[Any] | None) -> None:
+    # Re-serving a fine-tuned alias points it at the new adapter; an alias that serves anything else (the
+    # built-in `chat`, a remote model) is the user's, and a training run must not silently take it over.
+    if deployments is None:
+        return
+    backends = [d.get("backend") if isinstance(d, dict) else d.backend for d in deployments]
+    if backends != [backend_name(alias)]:
+        raise AliasTaken(
+            f"alias {alias!r} already serves {', '.join(map(str, backends))}; choose another alias, or "
+            f"route it to the adapter yourself: hearth models set alias {alias} -d {backend_name(alias)}"
+        )
 
 
 def entries(
@@ -56,6 +73,8 @@ async def serve_with(admin: ModelAdmin, alias: str, adapter: Path, *, actor: str
     model_overrides with audit events, and served by the gateway before this returns."""
     from hearth.platform.errors import HearthError
 
+    current = admin.registry.config.aliases.get(alias)
+    _check_replaceable(alias, current.deployments if current else None)
     backend, spec = entries(alias, adapter, **kwargs)
     for section, name, body in (("backends", backend_name(alias), backend), ("aliases", alias, spec)):
         try:
@@ -69,6 +88,11 @@ async def serve_with(admin: ModelAdmin, alias: str, adapter: Path, *, actor: str
 def serve_over_http(client: httpx.Client, alias: str, adapter: Path, **kwargs: Any) -> None:
     """The same through a running server's /api/admin/models (an admin key in `client`'s headers).
     Raises httpx.HTTPStatusError with the server's answer when it refuses."""
+    current = client.get(f"/v1/models/{alias}")
+    if current.status_code == 200:
+        _check_replaceable(alias, [{"backend": d["backend"]} for d in current.json()["deployment_details"]])
+    elif current.status_code != 404:
+        current.raise_for_status()
     backend, spec = entries(alias, adapter, **kwargs)
     for section, name, body in (("backends", backend_name(alias), backend), ("aliases", alias, spec)):
         response = client.post(f"/api/admin/models/{section}", json={"name": name, **body})
