@@ -69,7 +69,7 @@ def load_jsonl(path: Path | str) -> list[Example]:
     DataError naming the file and the line of each mistake (the first few)."""
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        text = path.read_text(encoding="utf-8-sig")  # a BOM (Windows editors) is not an error
     except FileNotFoundError:
         raise DataError(f"{path}: no such file") from None
     except UnicodeDecodeError as exc:
