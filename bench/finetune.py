@@ -89,7 +89,8 @@ def main() -> None:
 
     tokenizer = ChatTokenizer(path)
     items = train.encode(tokenizer, examples(), 384)
-    print(f"examples: {len(items)}, {statistics.mean(len(i.ids) for i in items):.0f} tokens each on average")
+    mean_len = statistics.mean(len(i.ids) for i in items)
+    print(f"examples: {len(items)}, {mean_len:.0f} tokens each on average")
     model = train.add_lora(model, train.TrainSettings())
     for batch in (int(b) for b in args.batch_sizes.split(",")):
         settings = train.TrainSettings(steps=args.steps, batch_size=batch, threads=args.threads)
@@ -98,10 +99,12 @@ def main() -> None:
             if hasattr(module, "reset_lora_parameters"):
                 module.reset_lora_parameters("default", True)
         log = train.train(model, items, settings, pad_id=tokenizer.eos_id)
+        seen = len(log.losses) * batch * mean_len  # tokens through the model (prompt and reply)
         print(
-            f"train batch {batch}: {log.steps_per_second:.2f} steps/s, {log.tokens / log.seconds:.0f} reply "
-            f"tokens/s, {log.seconds / len(log.losses):.2f} s/step "
-            f"(loss {log.losses[0]:.2f} → {log.losses[-1]:.3f})"
+            f"train batch {batch}: {log.steps_per_second:.2f} steps/s, "
+            f"{log.seconds / len(log.losses):.2f} s/step, "
+            f"~{seen / log.seconds:.0f} tokens/s ({log.tokens / log.seconds:.1f} reply tokens/s); "
+            f"loss {log.losses[0]:.2f} → {log.losses[-1]:.3f}"
         )
 
     from peft import get_peft_model_state_dict

@@ -168,6 +168,17 @@ def test_the_gateway_serves_the_adapter_under_a_new_alias(tuned, tmp_path):
         assert client.get("/v1/models/b").status_code == 404
 
 
+def test_a_base_model_that_is_not_a_model_is_refused(tuned, tmp_path):
+    data = _write_examples(tmp_path / "ok.jsonl")
+    args = ["finetune", "--data", str(data), "--alias", "x", "--no-serve", "--out", str(tmp_path / "out")]
+    result = CliRunner().invoke(cli, [*args, "--base-model", tuned["adapter"]])
+    assert result.exit_code == 1
+    assert "a GGUF adapter without model weights; give the base model's .gguf" in result.stderr
+    result = CliRunner().invoke(cli, [*args, "--base-model", str(tmp_path / "none.gguf")])
+    assert result.exit_code == 1 and "none.gguf: no such file" in result.stderr
+    assert not (tmp_path / "out").exists()
+
+
 def test_bad_jsonl_is_refused_with_line_numbers(tmp_path):
     bad = tmp_path / "bad.jsonl"
     bad.write_text(

@@ -79,6 +79,8 @@ def finetune(
         check_train_extra()
     except (DataError, MissingTrainExtra) as exc:
         _fail(str(exc))
+    if base_model is not None and not base_model.is_file():
+        _fail(f"{base_model}: no such file (--base-model takes a llama-architecture .gguf)")
     out_dir = out or home.hearth_home() / "finetune" / f"{alias}-{time.strftime('%Y%m%d-%H%M%S')}"
     settings = TrainSettings(
         steps=steps, learning_rate=learning_rate, rank=rank, alpha=2.0 * rank, batch_size=batch_size,
@@ -95,11 +97,14 @@ def finetune(
 
     if not as_json:
         err.print(
-            f"training on {len(examples)} examples from {escape(str(data))} (output: {escape(str(out_dir))})"
+            f"training on {len(examples)} examples from {escape(str(data))} (output: {escape(str(out_dir))})",
+            soft_wrap=True,
         )
+    from hearth.finetune.base import BaseModelError
+
     try:
         result = run_finetune(config, on_step=step)
-    except DataError as exc:
+    except (DataError, BaseModelError) as exc:
         _fail(str(exc))
     report = result.to_dict()
     report["served"] = _serve(alias, result.adapter, url, api_key, quiet=as_json) if serve else False

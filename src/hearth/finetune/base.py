@@ -170,6 +170,9 @@ def load_model(path: Path) -> Any:
     arch = meta.get("general.architecture")
     if arch != "llama":
         raise BaseModelError(f"{path.name}: architecture {arch!r}; only llama models (SmolLM2) are supported")
+    if "token_embd.weight" not in weights.tensors:
+        kind = meta.get("general.type") or "not a model"
+        raise BaseModelError(f"{path.name}: a GGUF {kind} without model weights; give the base model's .gguf")
     n_head = int(meta["llama.attention.head_count"])
     tied = "output.weight" not in weights.tensors
     config = LlamaConfig(
@@ -218,7 +221,10 @@ class ChatTokenizer:
         from hearth.gateway.backends.llama_cpp import plain_cpu_buffers
 
         with plain_cpu_buffers():
-            self._llm = llama_cpp.Llama(model_path=str(path), vocab_only=True, verbose=False)
+            try:
+                self._llm = llama_cpp.Llama(model_path=str(path), vocab_only=True, verbose=False)
+            except ValueError as exc:  # llama-cpp-python's "Failed to load model from file"
+                raise BaseModelError(f"{path.name}: llama.cpp cannot read its vocabulary ({exc})") from None
         llm = self._llm
         template = llm.metadata.get("tokenizer.chat_template") or CHATML_CHAT_TEMPLATE
         eos = llm.detokenize([llm.token_eos()], special=True).decode("utf-8", "replace")

@@ -90,7 +90,8 @@ def run_finetune(
     config: FinetuneConfig, *, on_step: Callable[[int, float], None] | None = None
 ) -> FinetuneResult:
     """Train a LoRA adapter on `config`'s examples and write it out; see the module doc. Raises DataError
-    for unusable data (before loading any weights) and MissingTrainExtra without the training extra."""
+    for unusable data (before loading any weights), MissingTrainExtra without the training extra and
+    BaseModelError for a base GGUF that is not a llama model."""
     started = time.perf_counter()
     examples = _examples(config)  # checked first: a bad file fails in a second, not after loading a model
     train_set, held_set = split(examples, held_out=config.held_out, seed=config.train.seed)
@@ -103,11 +104,12 @@ def run_finetune(
     timings: dict[str, float] = {}
     mark = time.perf_counter()
     base_path = base_model_path(config.base_model)
+    base = load_model(base_path)  # first: a file that is no llama model is refused with what it is
     tokenizer = ChatTokenizer(base_path)
     settings = config.train
     train_items = train.encode(tokenizer, train_set, settings.max_tokens)
     held_items = train.encode(tokenizer, held_set, settings.max_tokens)
-    model = train.add_lora(load_model(base_path), settings)
+    model = train.add_lora(base, settings)
     timings["load"] = time.perf_counter() - mark
 
     pad = tokenizer.eos_id
