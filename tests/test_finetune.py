@@ -168,6 +168,47 @@ def test_the_gateway_serves_the_adapter_under_a_new_alias(tuned, tmp_path):
         assert client.get("/v1/models/b").status_code == 404
 
 
+async def test_a_pipeline_step_serves_the_adapter_in_process(tuned, tmp_path):
+    """`serve.serve_with`: what a workflow step inside the server calls, through the run-time model admin
+    (stored, audited, served at once), with no HTTP in between."""
+    from sqlalchemy import select
+
+    from hearth.config import Settings
+    from hearth.gateway.models import ModelOverride
+    from hearth.gateway.ports import SERVICE
+    from hearth.gateway.wiring import CONTEXT
+    from hearth.platform.core import build_platform, close_platform
+
+    config = tmp_path / "hearth.yaml"
+    config.write_text(
+        json.dumps({
+            "include_defaults": False,
+            "backends": {"local-llm": {"type": "llama_cpp", "n_ctx": 1024}},
+            "aliases": {"chat": {"kind": "chat", "deployments": [{"backend": "local-llm"}]}},
+        })
+    )  # fmt: skip
+    settings = Settings(
+        data_dir=tmp_path, config_file=config, retention_sweep_seconds=0, models_sync_seconds=0
+    )
+    platform = await build_platform(settings, [CONTEXT])
+    try:
+        admin = platform.ports.require(SERVICE)
+        await serve.serve_with(admin, ALIAS, Path(tuned["adapter"]), actor="pipeline")
+        body = {"model": ALIAS, "messages": [{"role": "user", "content": UNSEEN}], "temperature": 0}
+        reply = await platform.gateway.chat({**body, "max_tokens": 24})
+        assert "Quince" in reply["choices"][0]["message"]["content"]
+        async with platform.db.sessions() as s:
+            rows = (await s.execute(select(ModelOverride))).scalars().all()
+        assert {(r.section, r.name, r.updated_by) for r in rows} == {
+            ("backends", f"{ALIAS}-lora", "pipeline"),
+            ("aliases", ALIAS, "pipeline"),
+        }
+        with pytest.raises(serve.AliasTaken):
+            await serve.serve_with(admin, "chat", Path(tuned["adapter"]), actor="pipeline")
+    finally:
+        await close_platform(platform)
+
+
 def test_a_base_model_that_is_not_a_model_is_refused(tuned, tmp_path):
     data = _write_examples(tmp_path / "ok.jsonl")
     args = ["finetune", "--data", str(data), "--alias", "x", "--no-serve", "--out", str(tmp_path / "out")]
