@@ -163,7 +163,7 @@ def train(
     import torch
 
     if settings.threads:
-        torch.set_num_threads(settings.threads)
+        torch.set_num_threads(settings.threads)  # process-wide: a server runs training in a worker process
     torch.manual_seed(settings.seed)
     rng = random.Random(settings.seed)
     params = [p for p in model.parameters() if p.requires_grad]
@@ -181,7 +181,7 @@ def train(
     model.train()
     started = time.perf_counter()
     for step in range(settings.steps):
-        if len(order) < settings.batch_size:
+        if len(order) < settings.batch_size:  # the next epoch, shuffled (a batch never exceeds the data)
             fresh = list(range(len(items)))
             rng.shuffle(fresh)
             order += fresh
