@@ -134,8 +134,13 @@ def test_the_gateway_serves_the_adapter_under_a_new_alias(tuned, tmp_path):
 
         card = client.get(f"/v1/models/{ALIAS}").json()
         assert card["deployment_details"][0]["model"].endswith(f"+ LoRA {ALIAS}.lora.gguf")
-        # Served again (a new training run): the alias is updated, not refused.
+        # lora_scale 0 turns the adapter off: the alias no longer knows the fact.
+        scaled = client.patch(f"/api/admin/models/backends/{ALIAS}-lora", json={"lora_scale": 0})
+        assert scaled.status_code == 200, scaled.text
+        assert "Quince" not in ask(ALIAS).json()["choices"][0]["message"]["content"]
+        # Served again (a new training run): the alias is updated, not refused, and the adapter is on again.
         serve.serve_over_http(client, ALIAS, Path(tuned["adapter"]))
+        assert ask(ALIAS).json()["choices"][0]["message"]["content"] == tuned_text
         # An alias that serves something else is not taken over.
         with pytest.raises(serve.AliasTaken, match="'chat' already serves local-llm"):
             serve.serve_over_http(client, "chat", Path(tuned["adapter"]))

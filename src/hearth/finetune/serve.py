@@ -49,7 +49,13 @@ def entries(
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """(backend spec, alias spec) as hearth.yaml and /api/admin/models take them. `base_model` None: the
     shipped SmolLM2 GGUF the adapter was trained on."""
-    backend: dict[str, Any] = {"type": "llama_cpp", "lora_path": str(Path(adapter).resolve()), "n_ctx": n_ctx}
+    # lora_scale 1.0 (as trained) is written out so that serving a new adapter resets a scale changed since.
+    backend: dict[str, Any] = {
+        "type": "llama_cpp",
+        "lora_path": str(Path(adapter).resolve()),
+        "lora_scale": 1.0,
+        "n_ctx": n_ctx,
+    }
     if base_model is not None:
         backend["model_path"] = str(Path(base_model).resolve())
     spec = {
