@@ -9,6 +9,9 @@ WHEELS ?= $(HOME)/.cache/hearth/wheels
 LLAMA_VERSION := 0.3.36
 LLAMA_WHEEL := $(WHEELS)/llama_cpp_python-$(LLAMA_VERSION)-py3-none-linux_x86_64.whl
 STAMP := $(VENV)/.installed
+# The training extra (torch CPU build, transformers, peft, gguf: `hearth finetune`) has a stamp of its own, so
+# `make test` installs it and `make run` stays light.
+TRAIN_STAMP := $(VENV)/.installed-train
 # The web UI's npm libraries, copied there by `make install` (git-ignored).
 WEB_VENDOR := src/hearth/web/vendor
 WEB_STAMP := $(WEB_VENDOR)/.installed
@@ -20,13 +23,13 @@ export OMP_WAIT_POLICY ?= PASSIVE
 run: install
 	$(BIN)/hearth serve
 
-test: install chromium kubectl
+test: install $(TRAIN_STAMP) chromium kubectl
 	$(BIN)/ruff check src tests bench
 	$(BIN)/ruff format --check src tests bench
 	$(BIN)/pytest
 
 # The suite again with every test server on PostgreSQL instead of SQLite (storage tests run on both anyway).
-test-postgres: install chromium kubectl
+test-postgres: install $(TRAIN_STAMP) chromium kubectl
 	HEARTH_TEST_DATABASE=postgres $(BIN)/pytest
 
 install: $(STAMP) $(WEB_STAMP)
@@ -42,6 +45,11 @@ $(STAMP): pyproject.toml $(LLAMA_WHEEL)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet --find-links $(WHEELS) -e '.[dev]'
 	touch $(STAMP)
+
+# torch==2.13.0 is the CPU build this machine keeps on disk; any other torch pin pulls gigabytes of CUDA.
+$(TRAIN_STAMP): $(STAMP)
+	$(BIN)/pip install --quiet --find-links $(WHEELS) -e '.[dev,train]'
+	touch $(TRAIN_STAMP)
 
 # ---- web UI (docs/ui.md) ----
 # Front-end libraries come from the npm registry, pinned by package-lock.json; `npm ci` runs again only when the

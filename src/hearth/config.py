@@ -53,6 +53,10 @@ class BackendConfig(BaseModel):
     repeat_penalty: float = Field(1.1, ge=1.0, le=2.0)
     # chat backends: end a reply that repeats one piece of text back to back (gateway.loops).
     stop_loops: bool = True
+    # llama_cpp: a LoRA adapter in GGUF (`hearth finetune` writes one) applied over the model's weights, and
+    # how strongly (1.0: as trained)
+    lora_path: str | None = None
+    lora_scale: float = Field(1.0, ge=0.0, le=4.0)
     # onnx_embedding / cross_encoder
     tokenizer_path: str | None = None
     max_length: int = 256
@@ -100,6 +104,8 @@ class BackendConfig(BaseModel):
             raise ValueError("an embedding_rerank backend needs embedder (the name of an embedding backend)")
         if self.type == "cross_encoder" and not self.model_path:
             raise ValueError("a cross_encoder backend needs model_path (an ONNX cross-encoder)")
+        if self.lora_path and self.type != "llama_cpp":
+            raise ValueError("lora_path is for llama_cpp backends only (a LoRA adapter in GGUF)")
         return self
 
 

@@ -125,6 +125,7 @@ def _spec(
     base_url: str | None,
     upstream_key: str | None,
     model_path: str | None,
+    lora_path: str | None,
     threads: int | None,
     n_ctx: int | None,
     kind: str | None,
@@ -139,6 +140,7 @@ def _spec(
             "base_url": base_url,
             "api_key": upstream_key,
             "model_path": model_path,
+            "lora_path": lora_path,
             "threads": threads,
             "n_ctx": n_ctx,
         }
@@ -157,6 +159,9 @@ BASE_URL = typer.Option(
 )
 UPSTREAM_KEY = typer.Option(None, help="backend: the upstream's API key, or env:NAME to read it there.")
 MODEL_PATH = typer.Option(None, help="backend: a model file (a .gguf for llama_cpp).")
+LORA_PATH = typer.Option(
+    None, help="backend: a LoRA adapter (.gguf, e.g. from `hearth finetune`) applied over a llama_cpp model."
+)
 THREADS = typer.Option(None, help="backend: CPU threads of an embedded engine.")
 N_CTX = typer.Option(None, help="backend: llama_cpp context window in tokens.")
 KIND = typer.Option(None, help="alias: chat, embedding, rerank, transcription or speech.")
@@ -174,6 +179,7 @@ def add(
     base_url: str | None = BASE_URL,
     upstream_key: str | None = UPSTREAM_KEY,
     model_path: str | None = MODEL_PATH,
+    lora_path: str | None = LORA_PATH,
     threads: int | None = THREADS,
     n_ctx: int | None = N_CTX,
     kind: str | None = KIND,
@@ -188,7 +194,7 @@ def add(
     --base-url http://127.0.0.1:11434/v1`, then `hearth models add alias llama -d ollama/llama3.2`."""
     spec = _spec(
         what, type_=type_, base_url=base_url, upstream_key=upstream_key, model_path=model_path,
-        threads=threads, n_ctx=n_ctx, kind=kind or ("chat" if what == "alias" else None),
+        lora_path=lora_path, threads=threads, n_ctx=n_ctx, kind=kind or ("chat" if what == "alias" else None),
         description=description, deploy=deploy, timeout=timeout, max_retries=max_retries,
     )  # fmt: skip
     _call(url, api_key, "POST", f"/api/admin/models/{_SECTIONS[what]}", json={"name": name, **spec})
@@ -203,6 +209,7 @@ def set_(
     base_url: str | None = BASE_URL,
     upstream_key: str | None = UPSTREAM_KEY,
     model_path: str | None = MODEL_PATH,
+    lora_path: str | None = LORA_PATH,
     threads: int | None = THREADS,
     n_ctx: int | None = N_CTX,
     kind: str | None = KIND,
@@ -217,8 +224,8 @@ def set_(
     before the demo one: `hearth models set alias chat -d ollama/llama3.2 -d local-llm`."""
     spec = _spec(
         what, type_=type_, base_url=base_url, upstream_key=upstream_key, model_path=model_path,
-        threads=threads, n_ctx=n_ctx, kind=kind, description=description, deploy=deploy, timeout=timeout,
-        max_retries=max_retries,
+        lora_path=lora_path, threads=threads, n_ctx=n_ctx, kind=kind, description=description, deploy=deploy,
+        timeout=timeout, max_retries=max_retries,
     )  # fmt: skip
     if not spec:
         raise typer.BadParameter("nothing to change: give at least one option", param_hint="options")

@@ -190,7 +190,7 @@ class ModelAdmin:
             raise HearthError(
                 422, _relative(str(exc), section, name), code="invalid_model_config", param=section
             ) from None
-        for key in ("model_path", "tokenizer_path"):
+        for key in ("model_path", "tokenizer_path", "lora_path"):
             # A backend no alias uses yet is not started, so check its files now rather than on first use.
             path = (spec or {}).get(key) if section == "backends" else None
             if path and not await asyncio.to_thread(Path(path).exists):

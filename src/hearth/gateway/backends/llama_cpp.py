@@ -121,6 +121,15 @@ def _messages(body: dict[str, Any]) -> list[dict[str, str]]:
     return out
 
 
+def _bad_adapter(lora_path: str | None, model_path: Path, why: str) -> BackendError:
+    return BackendError(
+        f"cannot load the LoRA adapter {lora_path} over {model_path.name}: {why} (an adapter must be a GGUF "
+        "LoRA made for this base model, such as `hearth finetune` writes)",
+        status=503,
+        retryable=False,
+    )
+
+
 def _number(body: dict[str, Any], key: str, default: float) -> float:
     value = body.get(key)
     if value is None:
@@ -185,14 +194,30 @@ class LlamaCppBackend:
 
             path = Path(self.config.model_path) if self.config.model_path else default_model_path()
             self.model_path = path
+            # A LoRA adapter (GGUF) is applied at load time over the base weights: the base file is shared,
+            # only the small adapter differs between a base alias and a fine-tuned one.
+            lora: dict[str, Any] = {}
+            if self.config.lora_path:
+                lora = {"lora_path": self.config.lora_path, "lora_scale": self.config.lora_scale}
             with plain_cpu_buffers():
-                llm = llama_cpp.Llama(
-                    model_path=str(path),
-                    n_ctx=self.config.n_ctx,
-                    n_threads=self.threads,
-                    n_threads_batch=self.threads,
-                    verbose=False,
-                )
+                try:
+                    llm = llama_cpp.Llama(
+                        model_path=str(path),
+                        n_ctx=self.config.n_ctx,
+                        n_threads=self.threads,
+                        n_threads_batch=self.threads,
+                        verbose=False,
+                        **lora,
+                    )
+                except (RuntimeError, ValueError) as exc:
+                    if not lora:
+                        raise
+                    raise _bad_adapter(self.config.lora_path, path, str(exc)) from None
+            # llama-cpp-python 0.3.36 tests the adapter handle against None, but a refused adapter comes back
+            # as a NULL pointer, and the model then runs without it. Check the handle ourselves.
+            if lora and not getattr(llm, "_lora_adapter", None):
+                llm.close()
+                raise _bad_adapter(self.config.lora_path, path, "llama.cpp refused it")
             self.gguf_name = llm.metadata.get("general.name") or path.stem
             eos = llm.token_eos()
             # Our own formatter from the GGUF's template, used both to measure the prompt and (as the
