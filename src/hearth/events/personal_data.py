@@ -1,0 +1,140 @@
+"""The event outbox's part of a user's personal data: the events about the user (their payloads carry the
+user's id and, for some, their words: transcriptions, replies, titles, file names).
+
+Erasure deletes, pending or dispatched:
+1. every event that names the user as its subject (`user_id` or `owner_id`);
+2. every event about a thing such an event introduced as the user's own (a collection, conversation,
+   document, voice request…), since those carry the user's content without repeating the user's id.
+Events where the user only acted on someone else (`actor`: an admin who created another user) stay, with
+the actor replaced by the erasure's pseudonym, so the other user's history is kept.
+
+Exported: the events of step 1 and 2, decoded. Runs after every context's erasure (the events those
+publish, like CollectionDeleted, are scrubbed too) and before auth's (it looks the username up).
+JetStream copies, when NATS relays the outbox, are not touched: they expire with the streams' max age
+(7 days, events/nats_relay.STREAM_MAX_AGE); docs/privacy.md says so."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgpack
+import orjson
+from pydantic_core import to_jsonable_python
+from sqlalchemy import delete, select, update
+
+from hearth.auth.ports import UserDirectory
+from hearth.events import codec
+from hearth.events.models import ConsumedEvent, OutboxEvent
+from hearth.platform.db import Database
+from hearth.platform.kit.repository import in_chunks
+from hearth.platform.personal_data import Rows, pseudonym
+
+SUBJECT_FIELDS = ("user_id", "owner_id")
+# Ids of things that belong to whoever an event's subject is; an event naming one is about that user too.
+OWNED_FIELDS = (
+    "collection_id",
+    "conversation_id",
+    "document_id",
+    "job_id",
+    "message_id",
+    "request_id",
+    "response_id",
+    "session_id",
+)
+SCAN_BATCH = 1000
+
+
+class OutboxPersonalData:
+    context = "events"
+
+    def __init__(self, db: Database, users: UserDirectory) -> None:
+        self.db = db
+        self.users = users
+
+    async def _rows(self) -> list[tuple[int, str, str, str, Any]]:
+        """Every outbox row, decoded: (seq, event id, type, content type, payload dict)."""
+        found = []
+        last = 0
+        while True:
+            async with self.db.sessions() as session:
+                batch = (
+                    await session.execute(
+                        select(
+                            OutboxEvent.seq,
+                            OutboxEvent.id,
+                            OutboxEvent.type,
+                            OutboxEvent.content_type,
+                            OutboxEvent.payload,
+                        )
+                        .where(OutboxEvent.seq > last)
+                        .order_by(OutboxEvent.seq)
+                        .limit(SCAN_BATCH)
+                    )
+                ).all()
+            if not batch:
+                break
+            for seq, event_id, type_name, content_type, payload in batch:
+                try:
+                    data = codec.loads(content_type, payload)
+                except ValueError:
+                    continue
+                if isinstance(data, dict):
+                    found.append((seq, event_id, type_name, content_type, data))
+            last = batch[-1][0]
+        return found
+
+    async def _about(
+        self, user_id: str
+    ) -> tuple[list[tuple[int, str, str, Any]], list[tuple[int, str, Any]]]:
+        """The user's events (seq, id, type, payload), and events where the user is only the actor."""
+        rows = await self._rows()
+        owned: set[str] = set()
+        mine: dict[int, tuple[int, str, str, Any]] = {}
+        for seq, event_id, type_name, _, data in rows:
+            if any(data.get(f) == user_id for f in SUBJECT_FIELDS):
+                mine[seq] = (seq, event_id, type_name, data)
+                # A share names the user as its grantee: the collection is the owner's, not the user's.
+                if data.get("owner_id") in (None, user_id):
+                    owned.update(str(data[f]) for f in OWNED_FIELDS if data.get(f))
+        for seq, event_id, type_name, _, data in rows:
+            if seq not in mine and any(data.get(f) in owned for f in OWNED_FIELDS if data.get(f)):
+                mine[seq] = (seq, event_id, type_name, data)
+        names = await self.users.usernames([user_id])
+        username = names.get(user_id)
+        acted = [
+            (seq, content_type, data)
+            for seq, _, _, content_type, data in rows
+            if seq not in mine and username is not None and data.get("actor") == username
+        ]
+        return sorted(mine.values()), acted
+
+    async def export_user(self, user_id: str) -> Rows:
+        mine, _ = await self._about(user_id)
+        return {
+            "events": [
+                {"type": type_name, **orjson.loads(orjson.dumps(data, default=to_jsonable_python))}
+                for _, _, type_name, data in mine
+            ]
+        }
+
+    async def erase_user(self, user_id: str) -> None:
+        mine, acted = await self._about(user_id)
+        alias = pseudonym()
+        async with self.db.transaction() as session:
+            for chunk in in_chunks([seq for seq, *_ in mine]):
+                await session.execute(delete(OutboxEvent).where(OutboxEvent.seq.in_(chunk)))
+            for chunk in in_chunks([event_id for _, event_id, *_ in mine]):
+                await session.execute(delete(ConsumedEvent).where(ConsumedEvent.event_id.in_(chunk)))
+            for seq, content_type, data in acted:
+                data["actor"] = alias
+                await session.execute(
+                    update(OutboxEvent)
+                    .where(OutboxEvent.seq == seq)
+                    .values(payload=_dump(content_type, data))
+                )
+
+
+def _dump(content_type: str, data: Any) -> bytes:
+    if content_type == codec.MSGPACK:
+        return msgpack.packb(data, use_bin_type=True)
+    return orjson.dumps(data)
