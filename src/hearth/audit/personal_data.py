@@ -61,6 +61,8 @@ class AuditPersonalData:
                     continue
                 if entry.action in _KEY_ACTIONS and entry.details.get("user_id") == user_id:
                     entry.target = alias  # the key was the user's: its id would link the entry back
+                if entry.action.startswith("collection.") and entry.actor in values:
+                    entry.target = alias  # the user shared their own collection: its id, likewise
                 entry.actor = alias if entry.actor in values else entry.actor
                 entry.target = alias if entry.target in values else entry.target
                 entry.details = _replace(entry.details, values, alias)

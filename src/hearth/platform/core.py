@@ -23,6 +23,7 @@ from hearth.auth.service import AuthService
 from hearth.config import Settings
 from hearth.events.bus import EventBus
 from hearth.events.personal_data import OutboxPersonalData
+from hearth.gateway.personal_data import GatewayPersonalData
 from hearth.gateway.ports import ALIASES
 from hearth.gateway.service import Gateway
 from hearth.platform.db import Database
@@ -113,6 +114,7 @@ async def build_platform(settings: Settings, contexts: list[Context] | None = No
 def _provide_shared_ports(platform: Platform) -> None:
     platform.ports.provide(USERS, platform.auth)
     platform.ports.provide(ALIASES, platform.gateway)
+    platform.personal_data.register(GatewayPersonalData(platform.gateway))
     # Erased after every context, in this order: the outbox (scrubs the events the contexts' erasures
     # published; looks the username up), then the user row itself.
     platform.personal_data.register(OutboxPersonalData(platform.db, platform.auth), last=True)

@@ -120,7 +120,10 @@ class PersonalDataRegistry:
         pseudonym the holders use where a record must stay (`pseudonym()` inside them).
 
         A holder that fails stops the erasure (the error propagates) with the ones before it done: every
-        holder is idempotent, so running the erasure again finishes it."""
+        holder is idempotent, so running the erasure again finishes it. It does run twice: what arrived
+        during the first pass (a usage window the gateway published just before forgetting the user, and
+        the ledger recorded after the usage context had erased) is caught by the second, which finds the
+        user row gone, so nothing can add to it any more."""
         token = _pseudonym.set(alias or new_pseudonym())
         try:
             done = []
@@ -128,6 +131,8 @@ class PersonalDataRegistry:
                 await holder.erase_user(user_id)
                 log.info("user erased from a context", extra={"context": holder.context})
                 done.append(holder.context)
+            for holder in self.erasure_order:
+                await holder.erase_user(user_id)
             return done
         finally:
             _pseudonym.reset(token)

@@ -101,6 +101,7 @@ class PrivacyService:
             await check_erasable(self.db, user_id)
             alias = new_pseudonym()
             contexts = await self.registry.erase(user_id, alias=alias)
+            await self.db.scrub()
             await self.bus.publish(UserErased(subject=alias, actor=actor or alias, contexts=contexts))
         self._locks.pop(user_id, None)
         return Erased(pseudonym=alias, contexts=contexts)

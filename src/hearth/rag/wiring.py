@@ -68,7 +68,9 @@ async def start(platform: Platform) -> RagService:
         users=platform.ports.require(USERS),
     )
     await service.start(worker=settings.rag_worker)
-    platform.personal_data.register(RagPersonalData(platform.db, service.collections, service.uploads))
+    platform.personal_data.register(
+        RagPersonalData(platform.db, service.collections, service.store, service.uploads)
+    )
     platform.ports.provide(ports.RETRIEVER, service)
     platform.ports.provide(ports.SERVICE, service)
     return service
