@@ -75,6 +75,17 @@ class HoldsFiles(Protocol):
         ...
 
 
+class _Named:
+    """A holder under a given context name; `user_files` only when the holder has it."""
+
+    def __init__(self, context: str, holder: Any) -> None:
+        self.context = context
+        self.export_user = holder.export_user
+        self.erase_user = holder.erase_user
+        if hasattr(holder, "user_files"):
+            self.user_files = holder.user_files
+
+
 class PersonalDataRegistry:
     """The holders of the running platform, in erasure order on demand."""
 
@@ -82,9 +93,12 @@ class PersonalDataRegistry:
         self._contexts: list[PersonalDataHolder] = []
         self._last: list[PersonalDataHolder] = []
 
-    def register(self, holder: PersonalDataHolder, *, last: bool = False) -> None:
-        """Add a context's holder; `last` is for the platform's own (auth, events) that must erase after
-        every context."""
+    def register(self, holder: Any, *, context: str | None = None, last: bool = False) -> None:
+        """Add a context's holder. `context` names it when the holder has no `context` attribute (any
+        object with `export_user` and `erase_user` plugs in); `last` is for the platform's own (auth,
+        events) that must erase after every context."""
+        if context is not None:
+            holder = _Named(context, holder)
         if not isinstance(holder, PersonalDataHolder):
             raise TypeError(f"{holder!r} lacks context, export_user or erase_user")
         if any(h.context == holder.context for h in self.holders):
