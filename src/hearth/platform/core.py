@@ -42,6 +42,7 @@ CONTEXT_MODULES = (
     "hearth.bench.wiring",
     "hearth.usage.wiring",
     "hearth.audit.wiring",
+    "hearth.notify.wiring",
     "hearth.privacy.wiring",  # after every context that registers personal data
     "hearth.web.wiring",  # last: its pages use the services of the contexts above
 )
