@@ -173,6 +173,11 @@ async def fill(hearth: Hearth, name: str, headers: dict[str, str], other: str) -
     body = {"collection": collection, "query": f"{MARKER} ferns", "generate": False}
     hits = (await http.post("/api/rag/query", json=body, headers=headers)).json()["sources"]
     assert any(MARKER in h["text"] for h in hits)
+    note = {"title": f"Reminder {MARKER}", "body": f"Feed the {MARKER}."}
+    r = await http.post("/api/notify/test", json=note, headers=headers)
+    assert r.status_code == 200 and r.json()["deliveries"][0]["status"] == "sent", r.text
+    r = await http.put("/api/notify/preferences", json={"time_zone": "Europe/Oslo"}, headers=headers)
+    assert r.status_code == 200, r.text
     request_id = await voice_turn(hearth, (await hearth.platform.auth.user_id_of(name)), f"I said {MARKER}")
     return {"collection": collection, "upload": upload, "voice_request": request_id}
 
@@ -296,7 +301,9 @@ async def test_export_then_erase_leaves_nothing_of_the_user(
         archive = zipfile.ZipFile(io.BytesIO(r.content))
         names = set(archive.namelist())
         assert {"manifest.json", "auth.json", "chat.json", "rag.json", "voice.json", "usage.json"} <= names
-        assert {"audit.json", "events.json"} <= names
+        assert {"audit.json", "events.json", "notify.json"} <= names
+        notify = orjson.loads(archive.read("notify.json"))
+        assert notify["inbox"][0]["title"] == f"Reminder {MARKER}" and notify["preferences"][0]["time_zone"]
         manifest = orjson.loads(archive.read("manifest.json"))
         assert manifest["user_id"] == user_id and manifest["username"] == name
         chat = orjson.loads(archive.read("chat.json"))
