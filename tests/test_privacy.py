@@ -34,6 +34,7 @@ from hearth.config import Settings
 from hearth.gateway.audio import DecodedAudio, pcm_to_wav
 from hearth.gateway.service import Caller
 from hearth.platform.db import new_id
+from hearth.platform.personal_data import PersonalDataRegistry
 from hearth.rag.ports import SERVICE as RAG
 from hearth.usage.models import UsageDay
 from hearth.voice.pipeline import TurnOptions, TurnResult
@@ -420,3 +421,34 @@ async def test_admin_exports_and_erases_another_user(tmp_path: Path, upstream: F
 
         await wait_for_async(audited, 15, "UserErased audited")
         assert (await audited()) == [("boss", r.json()["pseudonym"])]
+
+
+async def test_registry_takes_any_holder_and_erases_in_order() -> None:
+    """The shape another context (tips) plugs in with: two methods, named at registration; erasure runs
+    the contexts in reverse order, then the platform's, then everything once more."""
+    calls: list[str] = []
+
+    class Holder:
+        def __init__(self, name: str) -> None:
+            self.name = name
+
+        async def export_user(self, user_id: str) -> dict[str, list[dict[str, Any]]]:
+            return {"rows": [{"user": user_id, "from": self.name}]}
+
+        async def erase_user(self, user_id: str) -> None:
+            calls.append(self.name)
+
+    registry = PersonalDataRegistry()
+    registry.register(Holder("rag"), context="rag")
+    registry.register(Holder("tips"), context="tips")
+    registry.register(Holder("auth"), context="auth", last=True)
+    with pytest.raises(ValueError):
+        registry.register(Holder("tips"), context="tips")
+    with pytest.raises(TypeError):
+        registry.register(object())
+    assert await registry.export("u1") == {
+        name: {"rows": [{"user": "u1", "from": name}]} for name in ("rag", "tips", "auth")
+    }
+    assert await registry.files("u1") == []  # user_files is optional
+    assert await registry.erase("u1") == ["tips", "rag", "auth"]
+    assert calls == ["tips", "rag", "auth"] * 2

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import os
 import tempfile
+import weakref
 import zipfile
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -43,10 +44,14 @@ class PrivacyService:
         self.users = users
         self.registry = registry
         # One erasure or export per user at a time: an export racing an erasure would archive half a user.
-        self._locks: dict[str, asyncio.Lock] = {}
+        # Weak values: a user's lock lives while someone holds or waits on it, then goes.
+        self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
 
     def _lock(self, user_id: str) -> asyncio.Lock:
-        return self._locks.setdefault(user_id, asyncio.Lock())
+        lock = self._locks.get(user_id)
+        if lock is None:
+            lock = self._locks[user_id] = asyncio.Lock()
+        return lock
 
     async def username(self, user_id: str) -> str:
         """The user's name; 404 for an unknown id."""
@@ -103,7 +108,6 @@ class PrivacyService:
             contexts = await self.registry.erase(user_id, alias=alias)
             await self.db.scrub()
             await self.bus.publish(UserErased(subject=alias, actor=actor or alias, contexts=contexts))
-        self._locks.pop(user_id, None)
         return Erased(pseudonym=alias, contexts=contexts)
 
 
