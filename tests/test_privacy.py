@@ -31,6 +31,7 @@ from sqlalchemy import MetaData, func, select, text
 from hearth.app import create_app
 from hearth.auth.models import ApiKey, User
 from hearth.config import Settings
+from hearth.events.models import OutboxEvent
 from hearth.gateway.audio import DecodedAudio, pcm_to_wav
 from hearth.gateway.service import Caller
 from hearth.platform.db import new_id
@@ -452,3 +453,54 @@ async def test_registry_takes_any_holder_and_erases_in_order() -> None:
     assert await registry.files("u1") == []  # user_files is optional
     assert await registry.erase("u1") == ["tips", "rag", "auth"]
     assert calls == ["tips", "rag", "auth"] * 2
+
+
+async def test_erasure_deletes_the_users_events_from_jetstream(database: Any, prefix: str) -> None:
+    """With NATS relaying the outbox, the user's events leave the JetStream streams too; another user's
+    stay, and so does an event in which the user only acted (its outbox copy names the pseudonym)."""
+    from hearth.auth.events import UserCreated
+    from hearth.auth.service import AuthService
+    from hearth.chat.events import ConversationTitled
+    from hearth.events.personal_data import OutboxPersonalData
+    from tests.events_helpers import event_bus
+
+    auth = AuthService(database)
+    ivy = await auth.create_user(username="ivy")
+    max_ = await auth.create_user(username="max")
+    async with event_bus(database, "nats", prefix) as bus:
+        bus.subscribe("sink", lambda event: None, contexts={"chat", "auth"})
+        await bus.start()
+        mine = ConversationTitled(conversation_id="c1", user_id=ivy.id, title=f"ivy {MARKER}", source="model")
+        theirs = ConversationTitled(conversation_id="c2", user_id=max_.id, title="max's", source="model")
+        acted = UserCreated(user_id="someone", username="someone", role="user", premium=False, actor="ivy")
+        for event in (mine, theirs, acted):
+            await bus.publish(event)
+        relay = bus.relay
+        assert relay is not None
+
+        async def stream_ids() -> set[str]:
+            found = set()
+            for context in ("chat", "auth"):
+                info = await relay.js.stream_info(relay.stream_name(context))
+                for seq in range(info.state.first_seq, info.state.last_seq + 1):
+                    try:
+                        msg = await relay.js.get_msg(relay.stream_name(context), seq)
+                    except Exception:
+                        continue
+                    found.add(msg.headers["Nats-Msg-Id"])
+            return found
+
+        async def relayed() -> bool:
+            try:
+                return {mine.id, theirs.id, acted.id} <= await stream_ids()
+            except Exception:
+                return False
+
+        await wait_for_async(relayed, 20, "events in JetStream")
+        await OutboxPersonalData(database, auth, relay).erase_user(ivy.id)
+        assert await stream_ids() >= {theirs.id, acted.id} and mine.id not in await stream_ids()
+        async with database.sessions() as s:
+            rows = {r.id: r.payload for r in (await s.scalars(select(OutboxEvent))).all()}
+        assert mine.id not in rows and theirs.id in rows
+        assert b'"actor":"erased-' in rows[acted.id] and b'"ivy"' not in rows[acted.id]
+    await auth.drain()

@@ -10,12 +10,14 @@ the actor replaced by the erasure's pseudonym, so the other user's history is ke
 
 Exported: the events of step 1 and 2, decoded. Runs after every context's erasure (the events those
 publish, like CollectionDeleted, are scrubbed too) and before auth's (it looks the username up).
-JetStream copies, when NATS relays the outbox, are not touched: they expire with the streams' max age
-(7 days, events/nats_relay.STREAM_MAX_AGE); docs/privacy.md says so."""
+When NATS relays the outbox, the same events are deleted from the JetStream streams first (by their
+`Nats-Msg-Id`, the event id); if NATS is unreachable the erasure fails before the outbox rows go, so
+running it again still knows which messages to delete. Events where the user is only the actor keep
+their JetStream copies (the relay would have to republish them)."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import msgpack
 import orjson
@@ -28,6 +30,9 @@ from hearth.events.models import ConsumedEvent, OutboxEvent
 from hearth.platform.db import Database
 from hearth.platform.kit.repository import in_chunks
 from hearth.platform.personal_data import Rows, pseudonym
+
+if TYPE_CHECKING:
+    from hearth.events.nats_relay import NatsRelay  # nats-py is imported only when NATS is configured
 
 SUBJECT_FIELDS = ("user_id", "owner_id")
 # Ids of things that belong to whoever an event's subject is; an event naming one is about that user too.
@@ -47,9 +52,10 @@ SCAN_BATCH = 1000
 class OutboxPersonalData:
     context = "events"
 
-    def __init__(self, db: Database, users: UserDirectory) -> None:
+    def __init__(self, db: Database, users: UserDirectory, relay: NatsRelay | None = None) -> None:
         self.db = db
         self.users = users
+        self.relay = relay
 
     async def _rows(self) -> list[tuple[int, str, str, str, Any]]:
         """Every outbox row, decoded: (seq, event id, type, content type, payload dict)."""
@@ -108,6 +114,16 @@ class OutboxPersonalData:
         ]
         return sorted(mine.values()), acted
 
+    async def _contexts(self, seqs: list[int]) -> dict[int, str]:
+        found: dict[int, str] = {}
+        async with self.db.sessions() as session:
+            for chunk in in_chunks(seqs):
+                rows = await session.execute(
+                    select(OutboxEvent.seq, OutboxEvent.context).where(OutboxEvent.seq.in_(chunk))
+                )
+                found.update({seq: context for seq, context in rows.all()})
+        return found
+
     async def export_user(self, user_id: str) -> Rows:
         mine, _ = await self._about(user_id)
         return {
@@ -120,6 +136,12 @@ class OutboxPersonalData:
     async def erase_user(self, user_id: str) -> None:
         mine, acted = await self._about(user_id)
         alias = pseudonym()
+        if self.relay is not None and mine:
+            contexts = await self._contexts([seq for seq, *_ in mine])
+            by_context: dict[str, set[str]] = {}
+            for seq, event_id, *_ in mine:
+                by_context.setdefault(contexts[seq], set()).add(event_id)
+            await self.relay.delete_events(by_context)
         async with self.db.transaction() as session:
             for chunk in in_chunks([seq for seq, *_ in mine]):
                 await session.execute(delete(OutboxEvent).where(OutboxEvent.seq.in_(chunk)))

@@ -118,7 +118,9 @@ def _provide_shared_ports(platform: Platform) -> None:
     platform.personal_data.register(GatewayPersonalData(platform.gateway))
     # Erased after every context, in this order: the outbox (scrubs the events the contexts' erasures
     # published; looks the username up), then the user row itself.
-    platform.personal_data.register(OutboxPersonalData(platform.db, platform.auth), last=True)
+    platform.personal_data.register(
+        OutboxPersonalData(platform.db, platform.auth, platform.bus.relay), last=True
+    )
     platform.personal_data.register(
         AuthPersonalData(platform.auth, data_dir=platform.settings.data_dir), last=True
     )
