@@ -61,11 +61,11 @@ $("prefs").addEventListener("submit", async (e) => {
   };
   try {
     await api("/api/notify/preferences", { method: "PUT", json: body });
+    await loadPrefs(); // what the server stored (channels in its order)
     toast("Saved");
   } catch (err) {
-    toast(err.message, "error");
+    toast(err.message, "error"); // the form keeps what was typed, to be corrected
   }
-  await loadPrefs();
 });
 
 $("mark-all").addEventListener("click", async () => {
