@@ -17,6 +17,7 @@ their JetStream copies (the relay would have to republish them)."""
 
 from __future__ import annotations
 
+import re
 from typing import TYPE_CHECKING, Any
 
 import msgpack
@@ -36,17 +37,10 @@ if TYPE_CHECKING:
 
 SUBJECT_FIELDS = ("user_id", "owner_id")
 # Ids of things that belong to whoever an event's subject is; an event naming one is about that user too.
-OWNED_FIELDS = (
-    "collection_id",
-    "conversation_id",
-    "document_id",
-    "job_id",
-    "message_id",
-    "request_id",
-    "response_id",
-    "session_id",
-)
-SCAN_BATCH = 1000
+# (Not message or response ids: every event that names one also names its user.)
+OWNED_FIELDS = ("collection_id", "conversation_id", "document_id", "job_id", "request_id", "session_id")
+_ID = re.compile(rb"[0-9a-f]{32}")  # new_id(): what every id above looks like
+SCAN_BATCH = 2000
 
 
 class OutboxPersonalData:
@@ -57,8 +51,17 @@ class OutboxPersonalData:
         self.users = users
         self.relay = relay
 
-    async def _rows(self) -> list[tuple[int, str, str, str, Any]]:
-        """Every outbox row, decoded: (seq, event id, type, content type, payload dict)."""
+    async def _scan(
+        self,
+        needle: bytes | None,
+        ids: set[bytes] = frozenset(),  # type: ignore[assignment]
+    ) -> list[tuple[int, str, str, str, Any]]:
+        """The outbox rows whose payload contains `needle` or one of `ids` (bytes: JSON and MessagePack
+        both store strings as UTF-8), decoded: (seq, event id, type, content type, payload dict). Read in
+        batches and filtered on the raw bytes first, so only candidate rows are decoded and kept; the ids
+        are found with one pass of a regex and a set lookup, however many there are."""
+        if needle is None and not ids:
+            return []
         found = []
         last = 0
         while True:
@@ -80,6 +83,9 @@ class OutboxPersonalData:
             if not batch:
                 break
             for seq, event_id, type_name, content_type, payload in batch:
+                hit = needle is not None and needle in payload
+                if not hit and not (ids and ids.intersection(_ID.findall(payload))):
+                    continue
                 try:
                     data = codec.loads(content_type, payload)
                 except ValueError:
@@ -92,26 +98,30 @@ class OutboxPersonalData:
     async def _about(
         self, user_id: str
     ) -> tuple[list[tuple[int, str, str, Any]], list[tuple[int, str, Any]]]:
-        """The user's events (seq, id, type, payload), and events where the user is only the actor."""
-        rows = await self._rows()
+        """The user's events (seq, id, type, payload), and events where the user is only the actor.
+
+        Two reads of the outbox: the events naming the user (and, with them, the ids of the things they
+        introduced as the user's own), then the events naming one of those things or the user as actor."""
         owned: set[str] = set()
         mine: dict[int, tuple[int, str, str, Any]] = {}
-        for seq, event_id, type_name, _, data in rows:
+        for seq, event_id, type_name, _, data in await self._scan(user_id.encode()):
             if any(data.get(f) == user_id for f in SUBJECT_FIELDS):
                 mine[seq] = (seq, event_id, type_name, data)
                 # A share names the user as its grantee: the collection is the owner's, not the user's.
                 if data.get("owner_id") in (None, user_id):
                     owned.update(str(data[f]) for f in OWNED_FIELDS if data.get(f))
-        for seq, event_id, type_name, _, data in rows:
-            if seq not in mine and any(data.get(f) in owned for f in OWNED_FIELDS if data.get(f)):
+        username = (await self.users.usernames([user_id])).get(user_id)
+        needle = username.encode() if username else None
+        acted = []
+        for seq, event_id, type_name, content_type, data in await self._scan(
+            needle, {o.encode() for o in owned}
+        ):
+            if seq in mine:
+                continue
+            if any(data.get(f) in owned for f in OWNED_FIELDS if data.get(f)):
                 mine[seq] = (seq, event_id, type_name, data)
-        names = await self.users.usernames([user_id])
-        username = names.get(user_id)
-        acted = [
-            (seq, content_type, data)
-            for seq, _, _, content_type, data in rows
-            if seq not in mine and username is not None and data.get("actor") == username
-        ]
+            elif username is not None and data.get("actor") == username:
+                acted.append((seq, content_type, data))
         return sorted(mine.values()), acted
 
     async def _contexts(self, seqs: list[int]) -> dict[int, str]:
