@@ -294,6 +294,17 @@ async def test_channels_quiet_hours_retries_and_log(tmp_path: Path, database_url
         assert done["status"] == "sent" and [a["status"] for a in done["log"]] == ["failed", "failed", "sent"]
         assert push.received[-1]["title"] == "Retry me"
 
+        # A title with a line break (an email header cannot have one) and a body too long for a push.
+        out = await notifier.notify(
+            user_id, topic="tip", dedupe_key="long", title="Two\nlines", body="x" * 3000
+        )
+        assert {d["status"] for d in dumped(out)} == {"sent"}
+        assert (
+            box.messages[-1][1]["Subject"] == "Two lines"
+            and "x" * 3000 in box.messages[-1][1].get_payload(decode=True).decode()
+        )
+        assert len(push.received[-1]["body"]) == 600 and push.received[-1]["body"].endswith("…")
+
         # A subscription that is gone (410) fails for good and is removed.
         push.answers = [410]
         out = await notifier.notify(user_id, topic="tip", dedupe_key="gone", title="Gone", body="x")

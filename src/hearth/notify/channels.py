@@ -17,6 +17,8 @@ from pywebpush import WebPushException, webpush_async
 
 from hearth.config import Settings
 
+PUSH_BODY_CHARS = 600  # with a 200-character title and a URL, under 4 KiB even when every char is 3 bytes
+
 
 @dataclass(frozen=True)
 class Message:
@@ -65,7 +67,7 @@ class SmtpEmail:
         mail = EmailMessage()
         mail["From"] = self.sender
         mail["To"] = to
-        mail["Subject"] = message.title
+        mail["Subject"] = " ".join(message.title.split())  # a header: no line breaks
         mail["X-Hearth-Topic"] = message.topic
         mail["X-Hearth-Notification"] = message.notification_id
         mail.set_content(message.body + (f"\n\n{message.url}\n" if message.url else "\n"))
@@ -102,9 +104,15 @@ class WebPush:
     async def send(self, push: Push, message: Message) -> None:
         if self._session is None or self._session.closed:
             self._session = aiohttp.ClientSession()
+        # Push services take at most 4,096 bytes of encrypted payload: the body is cut to fit.
+        body = (
+            message.body
+            if len(message.body) <= PUSH_BODY_CHARS
+            else message.body[: PUSH_BODY_CHARS - 1] + "…"
+        )
         payload = orjson.dumps(
             {"id": message.notification_id, "topic": message.topic, "title": message.title,
-             "body": message.body, "url": message.url}
+             "body": body, "url": message.url}
         ).decode()  # fmt: skip
         try:
             await webpush_async(

@@ -22,6 +22,8 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import and_, delete, func, or_, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from hearth.config import Settings
 from hearth.events.bus import EventBus
@@ -143,6 +145,18 @@ class NotifyService:
                     raise _invalid(str(exc), f"quiet_hours.{name}") from None
         if "channels" in fields and changes.channels is None:
             raise _invalid("channels cannot be null; send [] for none", "channels")
+        for attempt in range(2):
+            try:
+                return await self._store_preferences(user_id, changes)
+            except IntegrityError:
+                if attempt:  # a concurrent first write won twice in a row: give up loudly
+                    raise
+        raise AssertionError("unreachable")
+
+    async def _store_preferences(
+        self, user_id: str, changes: NotifyPreferencesUpdate
+    ) -> NotifyPreferencesOut:
+        fields = changes.model_fields_set
         async with self.db.transaction() as s:
             row = await s.get(NotifyPreferences, user_id, with_for_update=True)
             if row is None:
@@ -326,6 +340,9 @@ class NotifyService:
         except ChannelError as exc:
             error = exc
             gone_subscription = exc.permanent and delivery.channel == "webpush"
+        except Exception as exc:  # a channel's own bug must not leave the delivery stuck in "sending"
+            log.exception("notification channel failed unexpectedly", extra={"delivery_id": delivery.id})
+            error = ChannelError(f"{type(exc).__name__}: {exc}")
         await self._settle(delivery, error, remove_subscription=gone_subscription)
         return 1
 
@@ -413,7 +430,7 @@ class NotifyService:
             return await self._with_log(s, sorted(rows, key=lambda d: ids.index(d.id)))
 
     @staticmethod
-    async def _with_log(s, rows: list[Delivery]) -> list[DeliveryOut]:  # type: ignore[no-untyped-def]
+    async def _with_log(s: AsyncSession, rows: list[Delivery]) -> list[DeliveryOut]:
         attempts = (
             await s.scalars(
                 select(DeliveryAttempt)

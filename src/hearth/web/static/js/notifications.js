@@ -17,7 +17,8 @@ async function loadInbox() {
         { class: "inbox-item", dataset: { id: item.id, read: item.read_at ? "yes" : "no" } },
         el("strong", {}, item.title),
         el("p", {}, item.body),
-        item.url ? el("a", { href: item.url.startsWith("/") || item.url.startsWith("http") ? item.url : "#" }, item.url) : null,
+        // Only this site's paths and http(s) links: never javascript: or a protocol-relative //host.
+        item.url && /^(https?:\/\/|\/(?!\/))/.test(item.url) ? el("a", { href: item.url }, item.url) : null,
         el("small", {}, when(item.created_at), " · "),
         item.read_at
           ? el("small", {}, "read")
