@@ -359,6 +359,7 @@ class Settings(BaseSettings):
     notify_retry_seconds: float = 30.0  # a failed delivery waits this, doubling per attempt
     notify_max_attempts: int = Field(5, ge=1)  # then it is failed for good
     notify_poll_seconds: float = 5.0  # how often due deliveries (deferred, retrying) are looked for
+    notify_retention_days: float = 90.0  # notifications (deliveries, log, inbox items) older than this go
 
     @cached_property
     def resolved_database_url(self) -> str:

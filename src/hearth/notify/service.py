@@ -53,6 +53,7 @@ from hearth.notify.schemas import (
 )
 from hearth.platform.db import Database, utcnow
 from hearth.platform.errors import HearthError, not_found
+from hearth.platform.kit.repository import in_chunks
 
 log = logging.getLogger("hearth.notify")
 
@@ -502,6 +503,25 @@ class NotifyService:
                 .values(read_at=self.clock())
             )
             return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
+    async def sweep(self, cutoff: datetime) -> int:
+        """Delete notifications created before `cutoff` with their deliveries, log and inbox items, except
+        those with a delivery still waiting (deferred or retrying): a retention rule."""
+        async with self.db.transaction() as s:
+            waiting = select(Delivery.notification_id).where(
+                Delivery.status.in_((*WAITING, "pending", "sending"))
+            )
+            old = select(Notification.id).where(
+                Notification.created_at < cutoff, Notification.id.not_in(waiting)
+            )
+            ids = list((await s.scalars(old)).all())
+            for chunk in in_chunks(ids):
+                deliveries = select(Delivery.id).where(Delivery.notification_id.in_(chunk))
+                await s.execute(delete(DeliveryAttempt).where(DeliveryAttempt.delivery_id.in_(deliveries)))
+                await s.execute(delete(Delivery).where(Delivery.notification_id.in_(chunk)))
+                await s.execute(delete(InboxItem).where(InboxItem.notification_id.in_(chunk)))
+                await s.execute(delete(Notification).where(Notification.id.in_(chunk)))
+            return len(ids)
 
     # -- the worker -------------------------------------------------------------------------------------
 

@@ -3,6 +3,8 @@ the worker that sends deferred and retried deliveries, and registers its persona
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from hearth.notify import ports
 from hearth.notify.api import router
 from hearth.notify.channels import SmtpEmail, WebPush
@@ -10,6 +12,7 @@ from hearth.notify.personal_data import NotifyPersonalData
 from hearth.notify.service import NotifyService
 from hearth.notify.vapid import load_or_create, public_key
 from hearth.platform.core import Context, Platform
+from hearth.platform.retention import RetentionRule
 
 
 async def start(platform: Platform) -> NotifyService:
@@ -24,6 +27,9 @@ async def start(platform: Platform) -> NotifyService:
         vapid_public_key=public_key(vapid),
     )
     service.start()
+    platform.retention.register(
+        RetentionRule("notify.notifications", timedelta(days=settings.notify_retention_days), service.sweep)
+    )
     platform.personal_data.register(NotifyPersonalData(platform.db))
     platform.ports.provide(ports.NOTIFIER, service)
     platform.ports.provide(ports.SERVICE, service)
