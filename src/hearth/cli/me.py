@@ -42,19 +42,18 @@ def export(
 
 @me_app.command("erase")
 def erase(
-    yes: str | None = typer.Option(
+    confirm: str | None = typer.Option(
         None, "--confirm", help="Your username, typed out (asked for interactively when absent)."
     ),
     url: str | None = URL_OPTION,
     api_key: str | None = KEY_OPTION,
 ) -> None:
-    """Erase your account and everything Hearth holds about you, for good (conversations, documents,
-    voice, usage, sessions, keys). The last enabled admin cannot be erased."""
+    """Erase your account and everything Hearth holds about you, for good (the last admin cannot)."""
     base, headers = endpoint(url, api_key)
-    if yes is None:
-        yes = typer.prompt("This cannot be undone. Type your username to erase your account")
+    if confirm is None:
+        confirm = typer.prompt("This cannot be undone. Type your username to erase your account")
     try:
-        r = httpx.request("DELETE", f"{base}/api/me", json={"confirm": yes}, headers=headers, timeout=300)
+        r = httpx.request("DELETE", f"{base}/api/me", json={"confirm": confirm}, headers=headers, timeout=300)
     except httpx.TransportError as exc:
         raise unreachable(exc) from None
     if r.status_code != 200:
