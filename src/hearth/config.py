@@ -366,6 +366,23 @@ class Settings(BaseSettings):
     tips_todoist_url: str = "https://api.todoist.com"
     tips_files_dir: Path | None = None  # local Markdown/.ics sources live here (default <home>/tips)
 
+    # --- notify (issue 15): email over SMTP, web push, the in-app inbox ---
+    smtp_host: str | None = None  # the email channel is offered only when set
+    smtp_port: int = 25
+    smtp_username: str | None = None
+    smtp_password: str | None = None
+    smtp_from: str = "hearth@localhost"
+    smtp_starttls: bool = False  # STARTTLS after connecting (port 587 servers)
+    smtp_timeout: float = 10.0
+    notify_vapid_subject: str = (
+        "mailto:admin@localhost"  # the VAPID JWT's `sub`: who push services may contact
+    )
+    notify_dedupe_seconds: float = 3600.0  # the same dedupe_key for a user within this window is sent once
+    notify_retry_seconds: float = 30.0  # a failed delivery waits this, doubling per attempt
+    notify_max_attempts: int = Field(5, ge=1)  # then it is failed for good
+    notify_poll_seconds: float = 5.0  # how often due deliveries (deferred, retrying) are looked for
+    notify_retention_days: float = 90.0  # notifications (deliveries, log, inbox items) older than this go
+
     @cached_property
     def resolved_database_url(self) -> str:
         if self.database_url:

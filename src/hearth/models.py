@@ -6,6 +6,14 @@ from hearth.bench.models import BenchRun
 from hearth.chat.models import Conversation, Message, PreferencesRow, SessionRow
 from hearth.events.models import ConsumedEvent, OutboxEvent
 from hearth.gateway.models import ModelOverride
+from hearth.notify.models import (
+    Delivery,
+    DeliveryAttempt,
+    InboxItem,
+    Notification,
+    NotifyPreferences,
+    PushSubscription,
+)
 from hearth.planner.models import BenchmarkRow, CatalogModel, GpuProfile
 from hearth.rag.models import Collection, CollectionShare, Document, IngestJob
 from hearth.tips.models import (
@@ -36,13 +44,19 @@ __all__ = [
     "CollectionShare",
     "ConsumedEvent",
     "Conversation",
+    "Delivery",
+    "DeliveryAttempt",
     "Document",
     "GpuProfile",
+    "InboxItem",
     "IngestJob",
     "Message",
     "ModelOverride",
+    "Notification",
+    "NotifyPreferences",
     "OutboxEvent",
     "PreferencesRow",
+    "PushSubscription",
     "SessionRow",
     "TipFeedback",
     "TipScore",

@@ -18,6 +18,7 @@ from hearth.auth.events import (
 from hearth.events.schemas import Event
 from hearth.gateway.events import ModelAliasChanged, ModelBackendChanged
 from hearth.planner.events import PlanDeployed
+from hearth.privacy.events import UserErased
 from hearth.rag.events import CollectionShared, CollectionUnshared
 
 
@@ -57,6 +58,11 @@ def _share(e: CollectionShared | CollectionUnshared, action: str, names: Names) 
     return Action(action, names.get(e.owner_id), e.collection_id, details)
 
 
+def _erased(e: UserErased, action: str, _: Names) -> Action:
+    # Names no one: the subject and (for self-erasure) the actor are the erasure's pseudonym.
+    return Action(action, e.actor, e.subject, {"contexts": e.contexts})
+
+
 def _deploy(e: PlanDeployed, action: str, _: Names) -> Action:
     keep = ("model_id", "gpu", "replicas", "ready", "alias", "url")
     return Action(action, None, f"{e.namespace}/{e.name}", {k: getattr(e, k) for k in keep})
@@ -78,6 +84,7 @@ _ACTIONS: dict[type[Event], tuple[Callable[[Any, str, Names], Action], str]] = {
     KeyRevoked: (_key, "key.revoked"),
     CollectionShared: (_share, "collection.shared"),
     CollectionUnshared: (_share, "collection.unshared"),
+    UserErased: (_erased, "user.erased"),
     PlanDeployed: (_deploy, "plan.deployed"),
     ModelBackendChanged: (_model, "backend"),
     ModelAliasChanged: (_model, "alias"),

@@ -7,6 +7,7 @@ from hearth.audit import ports
 from hearth.audit.actions import AUDITED
 from hearth.audit.api import router
 from hearth.audit.log import CONSUMER, AuditLog
+from hearth.audit.personal_data import AuditPersonalData
 from hearth.auth.ports import USERS
 from hearth.platform.core import Context, Platform
 
@@ -20,6 +21,7 @@ async def start(platform: Platform) -> AuditLog:
         types={cls.type_name() for cls in AUDITED},
         idempotent=True,
     )
+    platform.personal_data.register(AuditPersonalData(platform.db, platform.ports.require(USERS)))
     platform.ports.provide(ports.SERVICE, log)
     return log
 

@@ -44,6 +44,8 @@ class SessionStore(Protocol):
 
     async def sweep(self, cutoff: datetime) -> int: ...
 
+    async def forget_user(self, user_id: str) -> None: ...
+
     async def close(self) -> None: ...
 
 
@@ -107,6 +109,11 @@ class SqlSessionStore:
         async with self.db.transaction() as s:
             result = await s.execute(delete(SessionRow).where(SessionRow.last_activity < cutoff))
             return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
+    async def forget_user(self, user_id: str) -> None:
+        """Delete every session of the user, live or expired (erasure)."""
+        async with self.db.transaction() as s:
+            await s.execute(delete(SessionRow).where(SessionRow.user_id == user_id))
 
     async def close(self) -> None:
         return None
@@ -240,6 +247,18 @@ class RedisSessionStore:
             deleted += int(results[0])
         return deleted
 
+    async def forget_user(self, user_id: str) -> None:
+        """Delete every session of the user and the user's index (erasure)."""
+        index = self._user_index(user_id)
+        ids = [i.decode() for i in await self.redis.zrange(index, 0, -1)]
+        async with self.redis.pipeline(transaction=True) as pipe:
+            for session_id in ids:
+                pipe.delete(self._key(session_id))
+            if ids:
+                pipe.zrem(self._activity_index, *ids)
+            pipe.delete(index)
+            await pipe.execute()
+
     async def close(self) -> None:
         await self.redis.aclose()
 
@@ -309,6 +328,14 @@ class Sessions:
     async def sweep(self, cutoff: datetime) -> int:
         """Delete sessions idle since before `cutoff` (a retention rule)."""
         return await self.store.sweep(cutoff)
+
+    async def all_of(self, *, user_id: str) -> list[Session]:
+        """Every stored session of the user, expired ones included (export)."""
+        return await self.store.list(user_id=user_id, cutoff=datetime.min.replace(tzinfo=UTC))
+
+    async def forget_user(self, *, user_id: str) -> None:
+        """Delete every session of the user (erasure)."""
+        await self.store.forget_user(user_id)
 
 
 def _missing(session_id: str) -> Exception:

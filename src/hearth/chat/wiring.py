@@ -8,6 +8,7 @@ from datetime import timedelta
 from hearth.chat import ports
 from hearth.chat.api import router
 from hearth.chat.conversations import Conversations
+from hearth.chat.personal_data import ChatPersonalData
 from hearth.chat.preferences import PreferencesService
 from hearth.chat.service import ChatService
 from hearth.chat.sessions import RedisSessionStore, Sessions, SessionStore, SqlSessionStore
@@ -43,6 +44,7 @@ async def start(platform: Platform) -> ChatService:
         RetentionRule("chat.messages", timedelta(days=settings.chat_retention_days), chat.sweep_messages)
     )
     platform.retention.register(RetentionRule("chat.sessions", max_age, chat.sessions.sweep))
+    platform.personal_data.register(ChatPersonalData(platform.db, chat.sessions))
     platform.ports.provide(ports.SESSIONS, chat.sessions)
     platform.ports.provide(ports.PREFERENCES, chat.preferences)
     platform.ports.provide(ports.SERVICE, chat)

@@ -95,6 +95,38 @@ class NatsRelay:
     def durable_name(self, consumer: str, context: str) -> str:
         return f"{_token(consumer)}-{_token(context)}"
 
+    # --- erasure ------------------------------------------------------------------------------------
+
+    async def delete_events(self, ids_by_context: dict[str, set[str]], *, timeout: float = 10.0) -> int:
+        """Delete the messages whose `Nats-Msg-Id` (the event id) is given from each context's stream (a
+        user's erasure); how many. Streams have no index by message id, so each stream is read through
+        once (`next`: one request per message, skipping deleted sequence numbers). Raises when NATS is
+        unreachable: the caller must not forget the ids before this succeeded."""
+        await asyncio.wait_for(self._ready.wait(), timeout)
+        assert self.js is not None
+        deleted = 0
+        for context, ids in ids_by_context.items():
+            if not ids:
+                continue
+            name = self.stream_name(context)
+            try:
+                info = await self.js.stream_info(name)
+            except nats.js.errors.NotFoundError:
+                continue
+            seq, last = info.state.first_seq, info.state.last_seq
+            while seq and seq <= last:
+                try:
+                    msg = await self.js.get_msg(name, seq, subject=self.subject(context), next=True)
+                except nats.js.errors.NotFoundError:
+                    break  # nothing at or after seq
+                if msg.seq is None or msg.seq > last:
+                    break
+                if (msg.headers or {}).get("Nats-Msg-Id") in ids:
+                    await self.js.delete_msg(name, msg.seq)
+                    deleted += 1
+                seq = msg.seq + 1
+        return deleted
+
     # --- lifecycle ----------------------------------------------------------------------------------
 
     async def start(self) -> None:

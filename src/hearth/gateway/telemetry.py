@@ -41,6 +41,10 @@ class UsageMeter:
         sums[2] += prompt_tokens
         sums[3] += completion_tokens
 
+    def forget(self, user_id: str) -> None:
+        """Drop the user's sums of the open window (erasure: they must not be published)."""
+        self._sums = {k: v for k, v in self._sums.items() if k[0] != user_id}
+
     def drain(self) -> list[InferenceUsage]:
         """One event per key used since the last drain; the window restarts now."""
         now = utcnow()
@@ -88,6 +92,11 @@ class EventBatcher:
             self.dropped += 1  # the outbox is unreachable for a long time: shed telemetry, not requests
             return
         self._pending.append(event)
+
+    def forget(self, user_id: str) -> None:
+        """Drop what is held in memory about the user: the open usage window and unstored events."""
+        self.usage.forget(user_id)
+        self._pending = [e for e in self._pending if getattr(e, "user_id", None) != user_id]
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="gateway-events")

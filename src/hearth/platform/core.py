@@ -16,16 +16,20 @@ from typing import Any
 
 from fastapi import APIRouter
 
+from hearth.auth.personal_data import AuthPersonalData
 from hearth.auth.ports import USERS
 from hearth.auth.ratelimit import RateLimiter
 from hearth.auth.service import AuthService
 from hearth.config import Settings
 from hearth.events.bus import EventBus
+from hearth.events.personal_data import OutboxPersonalData
+from hearth.gateway.personal_data import GatewayPersonalData
 from hearth.gateway.ports import ALIASES
 from hearth.gateway.service import Gateway
 from hearth.platform.db import Database
 from hearth.platform.middleware import flush_access_log
 from hearth.platform.migrate import upgrade
+from hearth.platform.personal_data import PersonalDataRegistry
 from hearth.platform.ports import Ports
 from hearth.platform.retention import RetentionSweeper
 
@@ -38,7 +42,9 @@ CONTEXT_MODULES = (
     "hearth.bench.wiring",
     "hearth.usage.wiring",
     "hearth.audit.wiring",
+    "hearth.notify.wiring",
     "hearth.tips.wiring",
+    "hearth.privacy.wiring",  # after every context that registers personal data
     "hearth.web.wiring",  # last: its pages use the services of the contexts above
 )
 
@@ -71,6 +77,8 @@ class Platform:
     gateway: Gateway
     retention: RetentionSweeper
     ports: Ports = field(default_factory=Ports)
+    # Who holds what about a user (export, erasure): contexts register in their wiring.
+    personal_data: PersonalDataRegistry = field(default_factory=PersonalDataRegistry)
     running: list[tuple[Context, Any]] = field(default_factory=list)  # started contexts and their services
 
 
@@ -108,6 +116,15 @@ async def build_platform(settings: Settings, contexts: list[Context] | None = No
 def _provide_shared_ports(platform: Platform) -> None:
     platform.ports.provide(USERS, platform.auth)
     platform.ports.provide(ALIASES, platform.gateway)
+    platform.personal_data.register(GatewayPersonalData(platform.gateway))
+    # Erased after every context, in this order: the outbox (scrubs the events the contexts' erasures
+    # published; looks the username up), then the user row itself.
+    platform.personal_data.register(
+        OutboxPersonalData(platform.db, platform.auth, platform.bus.relay), last=True
+    )
+    platform.personal_data.register(
+        AuthPersonalData(platform.auth, data_dir=platform.settings.data_dir), last=True
+    )
 
 
 async def close_platform(platform: Platform) -> None:

@@ -65,6 +65,19 @@ class Database:
         async with self.sessions() as session, session.begin():
             yield session
 
+    async def scrub(self) -> bool:
+        """Take deleted rows off the disk, as far as the database allows (after an erasure).
+
+        SQLite: deleted content is zeroed as it is deleted (`secure_delete`), but the WAL still holds the
+        pages as they were until a checkpoint; a TRUNCATE checkpoint copies the zeroed pages back and empties
+        the WAL. False when a reader kept it from finishing (the next checkpoint finishes it). PostgreSQL
+        keeps dead tuples until VACUUM reuses their space: nothing here forces that (docs/privacy.md)."""
+        if not self.is_sqlite:
+            return True
+        async with self.engine.connect() as conn:
+            busy, _, _ = (await conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")).one()
+        return not busy
+
     async def close(self) -> None:
         await self.engine.dispose()
 
@@ -75,6 +88,8 @@ def _sqlite_pragmas(dbapi_conn, _record) -> None:  # type: ignore[no-untyped-def
     cur.execute("PRAGMA journal_mode=WAL")
     cur.execute("PRAGMA foreign_keys=ON")
     cur.execute("PRAGMA busy_timeout=30000")
+    # Deleted rows are overwritten, not left in free pages: an erased user's text must not stay in the file.
+    cur.execute("PRAGMA secure_delete=ON")
     cur.close()
 
 

@@ -10,6 +10,7 @@ from hearth.rag.api import router
 from hearth.rag.config import RagConfig
 from hearth.rag.keyword import KeywordIndex
 from hearth.rag.lance import LanceStore
+from hearth.rag.personal_data import RagPersonalData
 from hearth.rag.qdrant import QdrantStore
 from hearth.rag.service import RagService
 from hearth.rag.stores import VectorStore
@@ -67,6 +68,9 @@ async def start(platform: Platform) -> RagService:
         users=platform.ports.require(USERS),
     )
     await service.start(worker=settings.rag_worker)
+    platform.personal_data.register(
+        RagPersonalData(platform.db, service.collections, service.store, service.uploads)
+    )
     platform.ports.provide(ports.RETRIEVER, service)
     platform.ports.provide(ports.SERVICE, service)
     return service

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date
 
-from sqlalchemy import select, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from hearth.auth.ports import UserDirectory
@@ -13,8 +13,10 @@ from hearth.gateway.events import InferenceUsage
 from hearth.platform.db import Database
 from hearth.platform.errors import bad_request, not_found
 from hearth.platform.kit.time import utcnow
+from hearth.platform.personal_data import Rows, row_dict
 from hearth.usage.models import NO_KEY, UsageDay
 
+SYSTEM_USER = "system"  # the user_id of the platform's own calls (ingestion embeddings, planner extraction)
 CONSUMER = "usage-ledger"  # the bus consumer name: keys its idempotency ledger and JetStream durable
 
 
@@ -62,12 +64,22 @@ def usage_filter(
 
 
 class UsageLedger:
+    """The ledger; also the usage context's personal-data holder (a user's rows, keyed by user id)."""
+
+    context = "usage"
+
     def __init__(self, *, db: Database, users: UserDirectory) -> None:
         self.db = db
         self.users = users
 
     async def record(self, event: InferenceUsage, session: AsyncSession) -> None:
-        """Add one usage window to its day's row, in the bus's transaction (with the consumed record)."""
+        """Add one usage window to its day's row, in the bus's transaction (with the consumed record).
+
+        A window of a user who no longer exists is dropped: the gateway sums usage in memory for a couple
+        of seconds, so the last window of an erased user can arrive after the erasure and must not bring
+        their id back."""
+        if event.user_id != SYSTEM_USER and not await self.users.usernames([event.user_id]):
+            return
         where = (
             UsageDay.day == event.window_start.date(),
             UsageDay.user_id == event.user_id,
@@ -100,6 +112,17 @@ class UsageLedger:
                     completion_tokens=event.completion_tokens,
                 )
             )
+
+    async def export_user(self, user_id: str) -> Rows:
+        async with self.db.sessions() as session:
+            rows = await session.scalars(
+                select(UsageDay).where(UsageDay.user_id == user_id).order_by(UsageDay.day, UsageDay.alias)
+            )
+            return {"usage_daily": [row_dict(r, exclude=("id",)) for r in rows]}
+
+    async def erase_user(self, user_id: str) -> None:
+        async with self.db.transaction() as session:
+            await session.execute(delete(UsageDay).where(UsageDay.user_id == user_id))
 
     async def report(self, *, where: UsageFilter) -> list[UsageLine]:
         """Ledger rows matching `where`, newest day first; 404 for an unknown user."""

@@ -20,6 +20,7 @@ async def start(platform: Platform) -> UsageLedger:
         types={InferenceUsage.type_name()},
         idempotent=True,
     )
+    platform.personal_data.register(ledger)
     platform.ports.provide(ports.SERVICE, ledger)
     return ledger
 

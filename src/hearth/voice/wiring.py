@@ -9,6 +9,7 @@ from hearth.platform.core import Context, Platform
 from hearth.rag.ports import RETRIEVER
 from hearth.voice import ports
 from hearth.voice.api import router as voice_router
+from hearth.voice.personal_data import VoicePersonalData
 from hearth.voice.service import VoiceService
 
 
@@ -26,6 +27,7 @@ async def start(platform: Platform) -> VoiceService:
         platform.retention.register(rule)
     if platform.settings.voice_warmup:
         voice.warm_up()
+    platform.personal_data.register(VoicePersonalData(platform.db, voice.store))
     platform.ports.provide(ports.SERVICE, voice)
     return voice
 

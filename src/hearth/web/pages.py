@@ -197,6 +197,14 @@ async def document(document_id: str, request: Request) -> Response:
     return page(request, "document.html", active=active, title=found.title or "Document", document=found)
 
 
+@router.get("/notifications")
+async def notifications(request: Request) -> Response:
+    active = await web.current_session(request)
+    if active is None:
+        return web.to_login(request)
+    return page(request, "notifications.html", active=active, title="Notifications")
+
+
 async def admin_page(request: Request, template: str, title: str) -> Response:
     """An admin screen: sign-in page when signed out, 403 page for a user who is not an admin."""
     active = await web.current_session(request)

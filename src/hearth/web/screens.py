@@ -23,6 +23,7 @@ SCREENS: tuple[Screen, ...] = (
     Screen("/bench", "Bench", admin=True),
     Screen("/admin/models", "Models", admin=True),
     Screen("/admin/usage", "Usage", admin=True),
+    Screen("/notifications", "Notifications"),
     Screen("/admin/keys", "API keys", admin=True),
     Screen("/admin/users", "Users", admin=True),
 )

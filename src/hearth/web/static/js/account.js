@@ -1,4 +1,4 @@
-// Your account: set or change your own password.
+// Your account: set or change your own password; download or erase your data.
 import { api } from "./api.js";
 import { toast } from "./dom.js";
 
@@ -12,6 +12,16 @@ $("password-form").addEventListener("submit", async (e) => {
     await api("/api/me/password", { method: "PUT", json: body });
     toast("Password saved");
     e.target.reset();
+  } catch (err) {
+    toast(err.message, "error");
+  }
+});
+
+$("erase-form").addEventListener("submit", async (e) => {
+  e.preventDefault();
+  try {
+    await api("/api/me", { method: "DELETE", json: { confirm: $("erase-confirm").value } });
+    location.assign("/login");
   } catch (err) {
     toast(err.message, "error");
   }
