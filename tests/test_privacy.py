@@ -180,6 +180,11 @@ async def fill(hearth: Hearth, name: str, headers: dict[str, str], other: str) -
     assert r.status_code == 200 and r.json()["deliveries"][0]["status"] == "sent", r.text
     r = await http.put("/api/notify/preferences", json={"time_zone": "Europe/Oslo"}, headers=headers)
     assert r.status_code == 200, r.text
+    tips_context = {"description": f"at the {MARKER} farm"}
+    r = await http.put("/api/tips/profile/contexts/farm", json=tips_context, headers=headers)
+    assert r.status_code == 200, r.text
+    r = await http.put("/api/tips/profile/consents/tasks.read", json={"granted": True}, headers=headers)
+    assert r.status_code == 200, r.text
     request_id = await voice_turn(hearth, (await hearth.platform.auth.user_id_of(name)), f"I said {MARKER}")
     return {"collection": collection, "upload": upload, "voice_request": request_id}
 
@@ -303,7 +308,11 @@ async def test_export_then_erase_leaves_nothing_of_the_user(
         archive = zipfile.ZipFile(io.BytesIO(r.content))
         names = set(archive.namelist())
         assert {"manifest.json", "auth.json", "chat.json", "rag.json", "voice.json", "usage.json"} <= names
-        assert {"audit.json", "events.json", "notify.json"} <= names
+        assert {"audit.json", "events.json", "notify.json", "tips.json"} <= names
+        tips = orjson.loads(archive.read("tips.json"))
+        assert MARKER in orjson.dumps(tips).decode() and any(
+            c["key"] == "tasks.read" for c in tips["tips_consents"]
+        )
         notify = orjson.loads(archive.read("notify.json"))
         assert notify["inbox"][0]["title"] == f"Reminder {MARKER}" and notify["preferences"][0]["time_zone"]
         manifest = orjson.loads(archive.read("manifest.json"))

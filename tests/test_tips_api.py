@@ -93,6 +93,23 @@ def test_unusable_output_falls_back_and_done_closes_the_task_at_todoist(world) -
     assert [t["status"] for t in history[:3]] == ["open", "dismissed", "done"]
 
 
+def test_a_tip_asked_with_notify_reaches_the_inbox_once(world) -> None:  # type: ignore[no-untyped-def]
+    """`notify: true` sends the tip through the notify context: the in-app inbox always, email and push only
+    with their consents (none here); the same wording within the dedupe window is not sent again."""
+    hearth, _upstream, todoist = world
+    cai = _connected(hearth, todoist, "cai", "tasks.read")
+    quiet = cai.ok(cai.http.post("/next"))
+    assert quiet["notified"] is None
+    tip = cai.ok(cai.http.post("/next", json={"notify": True}))
+    assert tip["notified"] == ["inapp: sent"]
+    inbox = cai.ok(cai.http.get(f"{hearth.url}/api/notify/inbox"))
+    items = inbox["data"]
+    assert [(i["topic"], i["body"], i["url"]) for i in items] == [("tip", tip["text"], "/tips")]
+    # Another user sees none of it.
+    dan = Client(hearth, new_user_key(hearth, "dan-notify"))
+    assert dan.ok(dan.http.get(f"{hearth.url}/api/notify/inbox"))["data"] == []
+
+
 def test_done_without_tasks_write_is_recorded_but_not_sent(world) -> None:  # type: ignore[no-untyped-def]
     hearth, _, todoist = world
     bea = _connected(hearth, todoist, "bea", "tasks.read")

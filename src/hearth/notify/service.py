@@ -19,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -105,7 +105,15 @@ class NotifyService:
     # -- notify -----------------------------------------------------------------------------------------
 
     async def notify(
-        self, user_id: str, *, topic: str, dedupe_key: str, title: str, body: str, url: str | None = None
+        self,
+        user_id: str,
+        *,
+        topic: str,
+        dedupe_key: str,
+        title: str,
+        body: str,
+        url: str | None = None,
+        channels: Collection[str] | None = None,
     ) -> NotifyResult:
         """Create the notification and its deliveries, and send those that are due now."""
         now = self.clock()
@@ -135,7 +143,8 @@ class NotifyService:
             )
             s.add(note)
             await s.flush()
-            channels = prefs.channels if prefs is not None else DEFAULT_CHANNELS
+            allowed = prefs.channels if prefs is not None else DEFAULT_CHANNELS
+            channels = [c for c in allowed if channels is None or c in channels]
             quiet = (
                 quiet_until(now, time_zone=prefs.time_zone, start=prefs.quiet_start, end=prefs.quiet_end)
                 if prefs is not None

@@ -179,6 +179,9 @@ class OutputOut(ORMModel):
 class NextTipIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     candidates: Annotated[int, Field(ge=1, le=3)] = 1  # more than one: the judge alias picks
+    # Also send the tip to the user's notification channels: the in-app inbox always, email and web push
+    # only with the consents notify.email / notify.push (quiet hours and dedupe as the notify context rules).
+    notify: bool = False
 
 
 class TipOut(ORMModel):
@@ -200,6 +203,9 @@ class TipOut(ORMModel):
     snoozed_until: UtcTimestamp | None
     expires_at: UtcTimestamp
     created_at: UtcTimestamp
+    # With `notify`: one entry per delivery ("inapp: sent", "email: deferred"…); [] when the same tip was
+    # already sent within the dedupe window. None when not asked.
+    notified: list[str] | None = None
 
 
 class FeedbackIn(BaseModel):

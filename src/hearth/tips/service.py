@@ -3,7 +3,8 @@ agent registry and pre-compute, the orchestrator and feedback. Routes and the CL
 
 from __future__ import annotations
 
-from typing import Any
+import hashlib
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
 
@@ -16,10 +17,16 @@ from hearth.tips.manifest import Registry
 from hearth.tips.models import AgentOutput, TipScore
 from hearth.tips.orchestrator import Orchestrator
 from hearth.tips.precompute import Precompute
-from hearth.tips.profile import ProfileService
+from hearth.tips.profile import ProfileService, snapshots
 from hearth.tips.scheduler import Scheduler
 from hearth.tips.schemas import AgentOut, FeedbackIn, FeedbackOut, OutputOut, TipOut
 from hearth.tips.sync import Connectors
+
+if TYPE_CHECKING:
+    from hearth.notify.ports import Notifier
+
+# The consent that lets a tip go out on each loud channel; the in-app inbox needs none.
+CHANNEL_CONSENTS = {"email": "notify.email", "webpush": "notify.push"}
 
 
 class TipsService:
@@ -34,8 +41,10 @@ class TipsService:
         orchestrator: Orchestrator,
         feedback: FeedbackService,
         scheduler: Scheduler,
+        notifier: Notifier | None = None,
     ) -> None:
         self.db = db
+        self.notifier = notifier
         self.registry = registry
         self.profile = profile
         self.connectors = connectors
@@ -81,8 +90,31 @@ class TipsService:
             )
             return [OutputOut.model_validate(r) for r in rows]
 
-    async def next_tip(self, *, user_id: str, caller: Caller = SYSTEM, candidates: int = 1) -> TipOut:
-        return await self.orchestrator.next(user_id=user_id, caller=caller, candidates=candidates)
+    async def next_tip(
+        self, *, user_id: str, caller: Caller = SYSTEM, candidates: int = 1, notify: bool = False
+    ) -> TipOut:
+        tip = await self.orchestrator.next(user_id=user_id, caller=caller, candidates=candidates)
+        if notify and self.notifier is not None:
+            tip.notified = await self._notify(user_id, tip)
+        return tip
+
+    async def _notify(self, user_id: str, tip: TipOut) -> list[str]:
+        """Send the tip on the channels the user consented to; the same wording is sent once per window."""
+        async with self.db.sessions() as s:
+            granted = (await snapshots(s, [user_id], sorted(CHANNEL_CONSENTS.values())))[user_id].granted
+        channels = {"inapp"} | {ch for ch, key in CHANNEL_CONSENTS.items() if key in granted}
+        digest = hashlib.sha256(" ".join(tip.text.lower().split()).encode()).hexdigest()[:16]
+        assert self.notifier is not None
+        result = await self.notifier.notify(
+            user_id,
+            topic="tip",
+            dedupe_key=f"tip:{digest}",
+            title="A tip from Hearth",
+            body=tip.text,
+            url="/tips",
+            channels=channels,
+        )
+        return [f"{d.channel}: {d.status}" for d in result.deliveries]
 
     async def tips(self, *, user_id: str, limit: int) -> list[TipOut]:
         async with self.db.sessions() as s:

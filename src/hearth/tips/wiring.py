@@ -1,11 +1,13 @@
 """How the tips context plugs into the platform (see hearth.platform.core): loads and validates the agent
 registry (a bad manifest stops start-up), opens the token vault, builds the service, starts the scheduler,
-and provides `tips.ports.SERVICE` and `tips.ports.PRIVACY`."""
+provides `tips.ports.SERVICE` and `tips.ports.PRIVACY`, and registers the service as the tips context's
+holder of personal data (export, erasure). Served tips go out through `notify.ports.NOTIFIER` when asked."""
 
 from __future__ import annotations
 
 from datetime import timedelta
 
+from hearth.notify.ports import NOTIFIER
 from hearth.platform.core import Context, Platform
 from hearth.tips import ports
 from hearth.tips.api import router
@@ -63,10 +65,12 @@ async def start(platform: Platform) -> TipsService:
         orchestrator=orchestrator,
         feedback=FeedbackService(db, bus, registry, connectors),
         scheduler=Scheduler(connectors, precompute, tick_seconds=settings.tips_tick_seconds),
+        notifier=platform.ports.find(NOTIFIER),
     )
     service.scheduler.start()
     platform.ports.provide(ports.SERVICE, service)
     platform.ports.provide(ports.PRIVACY, service)
+    platform.personal_data.register(service, context="tips")
     return service
 
 
