@@ -344,6 +344,19 @@ class Settings(BaseSettings):
     # Folder of KServe CRDs the manifests are validated against (default: the copy shipped in the package).
     planner_kserve_crds: Path | None = None
 
+    # --- agents (issue 17): router graph, crew, tools, MCP ---
+    agents_chat_model: str = "chat"  # the alias that answers (router) and researches and writes (crew)
+    agents_classifier_model: str = "chat"  # the alias that classifies queries (rules are the floor)
+    agents_judge_model: str = "judge"  # the alias that scores answers 0-100 and reviews crew drafts
+    agents_threshold: int = Field(60, ge=0, le=100)  # judge score below which the router retries once
+    agents_max_tokens: int = Field(256, ge=1)  # answer length when a request does not say
+    agents_classify_timeout: float = 30.0  # seconds; past it the deterministic classifier decides
+    agents_judge_timeout: float = 60.0  # seconds; past it the deterministic signals score the answer
+    agents_model_timeout: float = 300.0  # seconds for an answer (router) or a crew step
+    agents_tool_timeout: float = 10.0  # default per tool call
+    agents_max_revisions: int = Field(2, ge=0, le=5)  # times a crew's reviewer may send a draft back
+    agents_mcp_http: bool = True  # serve Hearth's tools over MCP at /mcp (streamable HTTP, Bearer auth)
+
     @cached_property
     def resolved_database_url(self) -> str:
         if self.database_url:

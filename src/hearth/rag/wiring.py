@@ -68,6 +68,7 @@ async def start(platform: Platform) -> RagService:
     )
     await service.start(worker=settings.rag_worker)
     platform.ports.provide(ports.RETRIEVER, service)
+    platform.ports.provide(ports.DOCUMENTS, service)
     platform.ports.provide(ports.SERVICE, service)
     return service
 
