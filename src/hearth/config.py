@@ -151,6 +151,18 @@ class ModelsConfig(BaseModel):
         return self
 
 
+# Top-level sections of hearth.yaml that belong to a context, not to the model catalogue.
+OTHER_SECTIONS = ("mcp_servers",)  # agents: external MCP servers whose tools agents may call
+
+
+def load_section(path: Path | None, section: str) -> Any:
+    """One of OTHER_SECTIONS from the user's YAML (None when the file or the section is absent)."""
+    if path is None or not path.exists():
+        return None
+    data = yaml.safe_load(path.read_text()) or {}
+    return data.get(section) if isinstance(data, dict) else None
+
+
 def load_models_raw(path: Path | None) -> dict[str, Any]:
     """The package defaults merged with the user's YAML, unvalidated: user backends and aliases win by name.
     `include_defaults: false` in the YAML drops the built-in embedded catalogue (a pure proxy)."""
@@ -167,6 +179,8 @@ def load_models_raw(path: Path | None) -> dict[str, Any]:
             ) from None
         if not isinstance(user, dict):
             raise ConfigError(f"{path}: expected a mapping (backends:, aliases:) at the top level")
+    for section in OTHER_SECTIONS:  # read by their contexts (load_section), not part of the model catalogue
+        user.pop(section, None)
     merged: dict[str, Any] = {"backends": {}, "aliases": {}}
     if user.pop("include_defaults", True):
         merged = yaml.safe_load(DEFAULTS_FILE.read_text())
@@ -174,7 +188,7 @@ def load_models_raw(path: Path | None) -> dict[str, Any]:
         unknown = set(user) - {"backends", "aliases"}
         if unknown:
             key = sorted(unknown)[0]
-            fix = _suggest(key, ["backends", "aliases", "include_defaults"])
+            fix = _suggest(key, ["backends", "aliases", "include_defaults", *OTHER_SECTIONS])
             raise ConfigError(f"{path}: {key}: unknown top-level key; fix: {fix}")
         for section in ("backends", "aliases"):
             value = user.get(section) or {}

@@ -6,7 +6,9 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
 from starlette.responses import Response
+from starlette.routing import Route
 
+from hearth.agents.mcp_server import McpEndpoint
 from hearth.agents.ports import SERVICE
 from hearth.agents.runs import ActiveRun
 from hearth.agents.runtime import RunDeps
@@ -32,6 +34,11 @@ from hearth.platform.kit.repository import MAX_SQL_INT
 from hearth.platform.kit.sse import SSEResponse, named_frames
 
 router = APIRouter(prefix="/api/agents", tags=["agents"])
+# Hearth's tools over MCP (streamable HTTP); not an OpenAPI operation: MCP clients speak JSON-RPC to it.
+mcp_router = APIRouter()
+mcp_router.routes.append(
+    Route("/mcp", McpEndpoint(), methods=["GET", "POST", "DELETE"], include_in_schema=False)
+)
 Agents = Annotated[AgentsService, Depends(port(SERVICE))]
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from hearth.agents.mcp_server import McpHttp
 from hearth.agents.runs import ActiveRun, Runs
 from hearth.agents.runtime import RunDeps
 from hearth.agents.schemas import Checkpoint, CrewRequest, RouterRequest, RunDetail, RunOut, ToolOut
@@ -21,6 +22,7 @@ class AgentsService:
         self.tools = tools
         self.retriever = retriever
         self.settings = settings
+        self.mcp: McpHttp | None = None  # the /mcp transport, when served
 
     async def _check_collections(self, user_id: str, names: list[str]) -> None:
         """Refuse now (404/403/503) what retrieval would refuse mid-run."""

@@ -5,6 +5,7 @@ Arguments are validated before the tool runs; a call that outlives its timeout i
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -15,6 +16,8 @@ from pydantic import BaseModel, ValidationError
 
 from hearth.gateway.service import Caller
 from hearth.platform.errors import HearthError, not_found
+
+log = logging.getLogger("hearth.agents")
 
 
 @dataclass(frozen=True)
@@ -132,11 +135,19 @@ class ToolRegistry:
         async with self._lock:
             if self._loaded:
                 return
+            pending = []
             for loader in self.loaders:
-                for tool in await loader():
+                try:
+                    found = await loader()
+                except Exception as exc:  # a server that is down now is asked again next time
+                    log.warning("agent tools: a tool source failed to list its tools: %s", exc)
+                    pending.append(loader)
+                    continue
+                for tool in found:
                     if tool.name not in self.tools:
                         self.tools[tool.name] = tool
-            self._loaded = True
+            self.loaders = pending
+            self._loaded = not pending
 
     async def call(self, name: str, arguments: dict[str, Any], ctx: ToolContext) -> ToolCall:
         """Run one tool: validated arguments, its timeout. Failures are recorded in the ToolCall, never

@@ -6,11 +6,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from hearth.agents import ports
-from hearth.agents.api import router
+from hearth.agents import mcp_client, ports
+from hearth.agents.api import mcp_router, router
 from hearth.agents.builtin_tools import register_builtin
 from hearth.agents.checkpoints import Checkpointer, open_checkpointer
 from hearth.agents.crew_graph import CrewGraph
+from hearth.agents.mcp_config import load_mcp_servers
+from hearth.agents.mcp_server import McpHttp
 from hearth.agents.router_graph import RouterGraph
 from hearth.agents.runs import Runs
 from hearth.agents.service import AgentsService
@@ -44,14 +46,21 @@ async def start(platform: Platform) -> Running:
     runs = Runs(db=platform.db, bus=platform.bus, graphs=graphs)
     await runs.recover()
     service = AgentsService(runs=runs, tools=tools, retriever=retriever, settings=settings)
+    for name, config in load_mcp_servers(settings.models_file).items():
+        tools.loaders.append(mcp_client.loader(name, config, settings.agents_tool_timeout))
+    if settings.agents_mcp_http:
+        service.mcp = McpHttp(tools)
+        await service.mcp.start()
     platform.ports.provide(ports.TOOLS, tools)
     platform.ports.provide(ports.SERVICE, service)
     return Running(service, checkpointer)
 
 
 async def stop(running: Running) -> None:
+    if running.service.mcp is not None:
+        await running.service.mcp.stop()
     await running.service.runs.stop()
     await running.checkpointer.close()
 
 
-CONTEXT = Context(name="agents", start=start, stop=stop, routers=(router,))
+CONTEXT = Context(name="agents", start=start, stop=stop, routers=(router, mcp_router))
