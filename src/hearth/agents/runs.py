@@ -109,7 +109,11 @@ class Runs:
         active.send({"type": "run", "run_id": active.run_id, "kind": kind, "resumed": state is None})
         status, error, result = "completed", None, None
         try:
-            async for mode, chunk in graph.astream(state, config, stream_mode=["updates", "custom"]):
+            # durability="sync": a step's checkpoint is stored before the next step starts, so a process
+            # killed mid-graph loses at most the step it was running (resume runs that one again).
+            async for mode, chunk in graph.astream(
+                state, config, stream_mode=["updates", "custom"], durability="sync"
+            ):
                 if mode == "custom":
                     active.send(chunk)
                     continue
