@@ -11,6 +11,8 @@ from tests.agents_helpers import Script, agents_config, ingest, nodes, run, stre
 from tests.fake_openai import FakeOpenAI
 from tests.harness import run_hearth
 from tests.helpers import wait_indexed
+from tests.serve_helpers import clean_env
+from tests.serve_helpers import hearth as cli
 
 DRAFT = "The boiler should read 1.5 bar [1]; twice that is 3 bar [2]."
 
@@ -135,3 +137,26 @@ def test_tools_are_listed_and_called_with_validated_arguments(hearth) -> None:  
     assert fetched["ok"] and fetched["result"]["title"] == "Boiler manual"
     status = call("bench_status", {"limit": 2}).json()
     assert status["ok"] and status["result"]["rows"] <= 2
+
+
+def test_cli_crew(hearth, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    hearth.script.reset(
+        plan="[]", write=DRAFT, review='{"verdict": "revise", "score": 40, "feedback": "more"}'
+    )
+    done = cli(
+        "crew",
+        "Boiler pressure?",
+        "--collection",
+        "home",
+        "--max-revisions",
+        "1",
+        "--url",
+        hearth.url,
+        "--api-key",
+        hearth.admin_key,
+        env=clean_env(tmp_path),
+        cwd=tmp_path,
+    )
+    assert done.returncode == 0, done.stderr
+    assert DRAFT in done.stdout and "not approved (revision limit reached) after 1 revision(s)" in done.stdout
+    assert done.stderr.count("[reviewer] revise (score 40)") == 2 and "tool rag_search ok" in done.stderr

@@ -12,6 +12,8 @@ from tests.agents_helpers import Script, agents_config, ingest, nodes, run, stre
 from tests.fake_openai import FakeOpenAI
 from tests.harness import run_hearth
 from tests.helpers import wait_indexed
+from tests.serve_helpers import clean_env
+from tests.serve_helpers import hearth as cli
 
 GOOD_ANSWER = "The boiler pressure should read 1.5 bar [1]."
 
@@ -204,3 +206,26 @@ def test_bad_requests_are_refused_before_a_run_starts(hearth) -> None:  # type: 
     assert run(hearth, "router", {"query": "x", "collection": "nope"}).status_code == 404
     assert run(hearth, "router", {"query": "   "}).status_code == 422
     assert len(httpx.get(f"{hearth.url}/api/agents/router", headers=hearth.headers()).json()) == before
+
+
+def test_cli_ask_agent_router(hearth, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    hearth.script.reset(classify="factual", answer=GOOD_ANSWER, judge='{"score": 90}')
+    args = ["ask", "--agent", "router", "Boiler pressure?", "--collection", "home"]
+    done = cli(
+        *args, "--url", hearth.url, "--api-key", hearth.admin_key, env=clean_env(tmp_path), cwd=tmp_path
+    )
+    assert done.returncode == 0, done.stderr
+    assert GOOD_ANSWER in done.stdout and "Boiler manual" in done.stdout
+    assert "factual → rag; judged 90 by model (passed)" in done.stdout
+    assert "[classify] factual (by model)" in done.stderr and "[judge] score 90 (by model)" in done.stderr
+    refused = cli(
+        "ask",
+        "Boiler?",
+        "--url",
+        hearth.url,
+        "--api-key",
+        hearth.admin_key,
+        env=clean_env(tmp_path),
+        cwd=tmp_path,
+    )
+    assert refused.returncode != 0 and "--collection" in refused.stderr
