@@ -124,7 +124,9 @@ async def main() -> None:
             await rag.ingest_texts(
                 user_id=user,
                 collection="cran",
-                documents=[TextDocument(text=d.text or d.title, title=d.title, source=d.id) for d in corpus],
+                documents=[
+                    TextDocument(text=d.text or d.title or d.id, title=d.title, source=d.id) for d in corpus
+                ],
             )
             await rag.wait_idle(timeout=600)
             deps = RunDeps(user_id=user, caller=Caller(user_id=user))

@@ -69,7 +69,7 @@ async def main() -> None:
                     user_id=user,
                     collection="cran",
                     documents=[
-                        TextDocument(text=d.text or d.title, title=d.title, source=d.id)
+                        TextDocument(text=d.text or d.title or d.id, title=d.title, source=d.id)
                         for d in corpus[i : i + 200]
                     ],
                 )
