@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 import httpx
@@ -33,27 +34,28 @@ def _serve(home: Path, config: Path, database_url: str, port: int) -> subprocess
         HEARTH_PORT=str(port),
         HEARTH_VOICE_WARMUP="false",
         HEARTH_LOG_LEVEL="WARNING",
+        HEARTH_AGENTS_HEARTBEAT_SECONDS="0.5",
         OMP_WAIT_POLICY="PASSIVE",
     )
     env["PYTHONPATH"] = os.pathsep.join(
         p for p in (str(Path(__file__).resolve().parents[1] / "src"), env.get("PYTHONPATH")) if p
     )
-    process = subprocess.Popen(
-        [sys.executable, "-m", "hearth", "serve"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
-    )
+    log = (home.parent / f"serve-{port}-{time.monotonic_ns()}.log").open("w")
+    process = subprocess.Popen([sys.executable, "-m", "hearth", "serve"], env=env, stdout=log, stderr=log)
 
     def ready() -> bool:
         if process.poll() is not None:
-            raise RuntimeError(f"server exited: {process.stderr.read().decode()[-2000:]}")  # type: ignore[union-attr]
+            raise RuntimeError(f"server exited: {Path(log.name).read_text()[-2000:]}")
         try:
             return httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=1).status_code == 200
         except httpx.TransportError:
             return False
 
     try:
-        wait_until(ready, 90, what="server readiness", every=0.1)
+        wait_until(ready, 180, what="server readiness", every=0.1)
     except BaseException:
         process.kill()
+        print(Path(log.name).read_text()[-3000:])
         raise
     return process
 
@@ -114,8 +116,14 @@ def test_kill_9_mid_graph_then_resume(tmp_path: Path, postgres_schema: str) -> N
         assert seen == ["classify", "route", "generate"] and run_id
 
         server = _serve(home, config, database_url, port)
-        run = httpx.get(f"{base}/api/agents/router/{run_id}", headers=headers).json()
-        assert run["status"] == "interrupted" and run["next"] == ["judge"], run
+
+        def interrupted() -> dict | None:
+            got = httpx.get(f"{base}/api/agents/router/{run_id}", headers=headers).json()
+            return got if got["status"] == "interrupted" else None
+
+        # The dead process stopped beating: within three beats its run is marked interrupted.
+        run = wait_until(interrupted, 30, what="the killed run marked interrupted", every=0.2)
+        assert run["next"] == ["judge"], run
         assert [s["node"] for s in run["steps"]] == ["classify", "route", "generate"]
 
         script.answers["judge"] = '{"score": 77}'

@@ -370,6 +370,9 @@ class Settings(BaseSettings):
     agents_tool_timeout: float = 10.0  # default per tool call
     agents_max_revisions: int = Field(2, ge=0, le=5)  # times a crew's reviewer may send a draft back
     agents_mcp_http: bool = True  # serve Hearth's tools over MCP at /mcp (streamable HTTP, Bearer auth)
+    # A process marks its running runs alive this often; a run not marked for 3 beats was cut short (its
+    # process died) and becomes `interrupted`, resumable.
+    agents_heartbeat_seconds: float = Field(10.0, gt=0)
 
     @cached_property
     def resolved_database_url(self) -> str:

@@ -3,11 +3,13 @@ a 404)."""
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from hearth.agents.models import AgentRun
-from hearth.platform.kit.repository import OwnedRepository, or_404
+from hearth.platform.kit.repository import OwnedRepository, in_chunks, or_404
 
 
 class RunRepository(OwnedRepository[AgentRun]):
@@ -28,10 +30,21 @@ class RunRepository(OwnedRepository[AgentRun]):
         return await self.list(stmt, limit=limit, offset=offset)
 
 
-async def mark_abandoned(session: AsyncSession, *, running_ids: set[str]) -> int:
-    """Across all users: runs still `running` that no task of this process runs were cut short by a stopped
-    process; they become `interrupted` (resumable from their last checkpoint)."""
-    stmt = update(AgentRun).where(AgentRun.status == "running")
+async def beat(session: AsyncSession, *, running_ids: set[str], now: datetime) -> None:
+    """The process running these runs is alive: their `updated_at` moves on."""
+    for chunk in in_chunks(sorted(running_ids)):
+        await session.execute(
+            update(AgentRun)
+            .where(AgentRun.id.in_(chunk), AgentRun.status == "running")
+            .values(updated_at=now)
+        )
+
+
+async def mark_abandoned(session: AsyncSession, *, running_ids: set[str], stale_before: datetime) -> int:
+    """Across all users: runs still `running` whose process has not beaten since `stale_before` (it was
+    killed or stopped) become `interrupted`, resumable from their last checkpoint. Runs of live processes,
+    this one's or another worker's or replica's, keep beating and are left alone."""
+    stmt = update(AgentRun).where(AgentRun.status == "running", AgentRun.updated_at < stale_before)
     if running_ids:
         stmt = stmt.where(AgentRun.id.not_in(running_ids))
     result = await session.execute(stmt.values(status="interrupted"))

@@ -8,6 +8,7 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 
 import anyio
@@ -15,7 +16,7 @@ from langgraph.graph.state import CompiledStateGraph
 
 from hearth.agents.events import AgentRunFinished
 from hearth.agents.models import AgentRun
-from hearth.agents.repository import RunRepository, mark_abandoned
+from hearth.agents.repository import RunRepository, beat, mark_abandoned
 from hearth.agents.runtime import RunDeps
 from hearth.agents.schemas import Checkpoint, RunDetail, RunOut
 from hearth.events.bus import EventBus
@@ -50,19 +51,53 @@ class ActiveRun:
 
 
 class Runs:
-    def __init__(self, *, db: Database, bus: EventBus, graphs: dict[str, CompiledStateGraph]) -> None:  # type: ignore[type-arg]
+    def __init__(
+        self,
+        *,
+        db: Database,
+        bus: EventBus,
+        graphs: dict[str, CompiledStateGraph],  # type: ignore[type-arg]
+        heartbeat_seconds: float = 10.0,
+    ) -> None:
         self.db = db
         self.bus = bus
         self.graphs = graphs
         self.active: dict[str, ActiveRun] = {}
+        self.heartbeat_seconds = heartbeat_seconds
+        self._beating: asyncio.Task[None] | None = None
+
+    @property
+    def stale_after(self) -> timedelta:
+        """A `running` run whose process has not beaten for this long was cut short."""
+        return timedelta(seconds=3 * self.heartbeat_seconds)
 
     async def recover(self) -> int:
-        """At start-up: runs left `running` by a process that went away become `interrupted`."""
+        """Runs left `running` by a process that stopped beating become `interrupted` (resumable)."""
         async with self.db.transaction() as s:
-            return await mark_abandoned(s, running_ids=set(self.active))
+            return await mark_abandoned(
+                s, running_ids=set(self.active), stale_before=utcnow() - self.stale_after
+            )
+
+    def start_heartbeat(self) -> None:
+        self._beating = asyncio.create_task(self._heartbeat(), name="agent-runs-heartbeat")
+
+    async def _heartbeat(self) -> None:
+        """Every beat: this process's runs are alive; others' runs whose process stopped beating are not."""
+        while True:
+            await asyncio.sleep(self.heartbeat_seconds)
+            try:
+                if self.active:
+                    async with self.db.transaction() as s:
+                        await beat(s, running_ids=set(self.active), now=utcnow())
+                await self.recover()
+            except Exception:
+                log.exception("agent runs heartbeat failed")
 
     async def stop(self) -> None:
         """Cancel this process's runs (they become `interrupted`, resumable)."""
+        if self._beating is not None:
+            self._beating.cancel()
+            await asyncio.gather(self._beating, return_exceptions=True)
         tasks = [a.task for a in self.active.values() if a.task is not None]
         for task in tasks:
             task.cancel()
@@ -90,7 +125,8 @@ class Runs:
     async def resume(self, *, kind: str, deps: RunDeps, run_id: str) -> ActiveRun:
         async with self.db.transaction() as s:
             run = await RunRepository(s, owner_id=deps.user_id).of_kind_or_404(run_id, kind, lock=True)
-            if run.id in self.active or run.status == "running":
+            stale = run.updated_at < utcnow() - self.stale_after  # its process stopped beating
+            if run.id in self.active or (run.status == "running" and not stale):
                 raise HearthError(409, f"run {run_id!r} is still running", code="run_running")
             if run.status == "completed":
                 raise HearthError(409, f"run {run_id!r} has completed: nothing to resume", code="run_done")

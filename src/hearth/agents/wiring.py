@@ -43,8 +43,11 @@ async def start(platform: Platform) -> Running:
         "router": RouterGraph(platform.gateway, retriever, settings).build(checkpointer.saver),
         "crew": CrewGraph(platform.gateway, tools, settings).build(checkpointer.saver),
     }
-    runs = Runs(db=platform.db, bus=platform.bus, graphs=graphs)
+    runs = Runs(
+        db=platform.db, bus=platform.bus, graphs=graphs, heartbeat_seconds=settings.agents_heartbeat_seconds
+    )
     await runs.recover()
+    runs.start_heartbeat()
     service = AgentsService(runs=runs, tools=tools, retriever=retriever, settings=settings)
     for name, config in load_mcp_servers(settings.models_file).items():
         tools.loaders.append(mcp_client.loader(name, config, settings.agents_tool_timeout))
