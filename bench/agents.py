@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
 import statistics
 import sys
 import tempfile
@@ -49,6 +50,36 @@ from hearth.rag import evaluation  # noqa: E402
 from hearth.rag.ports import SERVICE as RAG  # noqa: E402
 from hearth.rag.schemas import TextDocument  # noqa: E402
 from hearth.rag.wiring import CONTEXT as RAG_CONTEXT  # noqa: E402
+
+
+async def floor(saver: Any, runs: int) -> list[float]:
+    """Per-node time of a six-node graph whose nodes do nothing, on the same saver with the same
+    durability: what LangGraph and the checkpoint write cost by themselves (the floor under Hearth's)."""
+    from typing import TypedDict
+
+    from langgraph.graph import END, START, StateGraph
+
+    class S(TypedDict, total=False):
+        n: int
+
+    async def node(state: S) -> dict[str, int]:
+        return {"n": state.get("n", 0) + 1}
+
+    g = StateGraph(S)
+    names = [f"n{i}" for i in range(6)]
+    for name in names:
+        g.add_node(name, node)
+    g.add_edge(START, names[0])
+    for a, b in itertools.pairwise(names):
+        g.add_edge(a, b)
+    g.add_edge(names[-1], END)
+    graph = g.compile(checkpointer=saver)
+    per_node = []
+    for i in range(runs):
+        started = time.perf_counter()
+        await graph.ainvoke({"n": 0}, {"configurable": {"thread_id": f"floor-{i}"}}, durability="sync")
+        per_node.append((time.perf_counter() - started) * 1000 / len(names))
+    return per_node
 
 
 def pct(values: list[float], q: int) -> float:
@@ -176,6 +207,11 @@ async def main() -> None:
                         f"  {node:<11} {len(values):>5} {pct(values, 50):>7.2f}ms {pct(values, 95):>7.2f}ms "
                         f"{pct(inner[kind][node], 95):>10.2f}ms"
                     )
+            base = await floor(agents.runs.graphs["router"].checkpointer, args.runs)
+            print(
+                f"\nfloor: a six-node graph of no-op nodes on the same saver (sync checkpoints), per node: "
+                f"p50 {pct(base, 50):.2f} ms, p95 {pct(base, 95):.2f} ms"
+            )
             everything = [
                 v for kind in results for node, vs in results[kind].items() if node != "retrieve" for v in vs
             ]
