@@ -74,7 +74,10 @@ async def main() -> None:
                     ],
                 )
             await rag.wait_idle(timeout=3600)
-            print(f"ingested {len(corpus)} Cranfield documents in {time.perf_counter() - started:.0f} s")
+            print(
+                f"ingested {len(corpus)} Cranfield documents in {time.perf_counter() - started:.0f} s",
+                flush=True,
+            )
             deps = RunDeps(user_id=user, caller=Caller(user_id=user))
             mix: Counter[str] = Counter()
             rag_routed = cited_relevant = 0
@@ -96,15 +99,20 @@ async def main() -> None:
                 mix[f"answer {result['answer_mode']}"] += 1
                 if result["retried"]:
                     mix["retried"] += 1
+                how = (
+                    f"{result['category']} by {result['classified_by']} → {result['route']}; score "
+                    f"{result['score']} by {result['judged_by']}{'; retried' if result['retried'] else ''}"
+                )
                 if result["route"] != "rag":
+                    print(f"  q{qid}: {how} ({n}/{len(asked)})", flush=True)
                     continue
                 rag_routed += 1
                 cited = {str(c["file"]) for c in result["citations"]}
                 hit = bool(cited & set(qrels.get(qid, {})))
                 cited_relevant += hit
                 print(
-                    f"  q{qid}: cites {sorted(cited)} {'relevant' if hit else 'none relevant'}; "
-                    f"score {result['score']} ({n}/{len(asked)})",
+                    f"  q{qid}: {how}; cites {sorted(cited)} {'relevant' if hit else 'none relevant'} "
+                    f"({n}/{len(asked)})",
                     flush=True,
                 )
             elapsed = time.perf_counter() - started
