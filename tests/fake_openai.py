@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import httptools
@@ -26,6 +27,10 @@ class Behaviour:
     retry_after: str = "0"
     hold: threading.Event | None = None  # when given, every answer waits until it is set
     refuse_input: str | None = None  # embedding requests with an input containing this text get a 400
+    # Scripted answers: called with each chat request's body; returns the text to answer with, or a dict
+    # {"text": ..., "delay": seconds, "status": 500} (None: the behaviour above). Tests that need the model to
+    # say different things to different prompts (classify, answer, judge) script it here.
+    script: Callable[[dict], str | dict | None] | None = None
 
 
 @dataclass
@@ -162,6 +167,11 @@ class FakeOpenAI:
             err = {"error": {"message": f"fake upstream {status}", "type": "x", "param": None, "code": None}}
             transport.write(_response(status, orjson.dumps(err), extra=extra))
             return
+        if path.endswith("/chat/completions") and b.script is not None:
+            scripted = b.script(body)
+            if scripted is not None:
+                await self._scripted(transport, body, scripted)
+                return
         if path.endswith("/chat/completions"):
             if body.get("stream"):
                 await self._stream(transport, body)
@@ -202,6 +212,23 @@ class FakeOpenAI:
         else:
             transport.write(_response(404, b'{"error": {"message": "not found"}}'))
 
+    async def _scripted(self, transport: asyncio.Transport, body: dict, scripted: str | dict) -> None:
+        answer = {"text": scripted} if isinstance(scripted, str) else scripted
+        if answer.get("delay"):
+            await asyncio.sleep(answer["delay"])
+        if answer.get("status"):
+            status = int(answer["status"])
+            err = {"error": {"message": f"fake upstream {status}", "type": "x", "param": None, "code": None}}
+            transport.write(_response(status, orjson.dumps(err)))
+            return
+        text = answer.get("text", "")
+        if not body.get("stream"):
+            completion = self._completion()
+            completion["choices"][0]["message"]["content"] = text
+            transport.write(_response(200, orjson.dumps(completion)))
+            return
+        await self._stream(transport, body, text=text)
+
     def _completion(self) -> dict:
         return {
             "id": "chatcmpl-fake",
@@ -218,7 +245,7 @@ class FakeOpenAI:
             "usage": {"prompt_tokens": 7, "completion_tokens": 4, "total_tokens": 11},
         }
 
-    async def _stream(self, transport: asyncio.Transport, body: dict) -> None:
+    async def _stream(self, transport: asyncio.Transport, body: dict, text: str | None = None) -> None:
         b = self.behaviour
         self.stats.active_streams += 1
         transport.write(
@@ -246,9 +273,10 @@ class FakeOpenAI:
                     }
                 )
             )
+            stream_text = text if text is not None else b.stream_text
             pieces = (
-                [b.stream_text[i : i + 8] for i in range(0, len(b.stream_text), 8)]
-                if b.stream_text is not None
+                [stream_text[i : i + 8] for i in range(0, len(stream_text), 8)]
+                if stream_text is not None
                 else [f"tok{i} " for i in range(b.stream_chunks)]
             )
             for piece in pieces:

@@ -157,6 +157,18 @@ class ModelsConfig(BaseModel):
         return self
 
 
+# Top-level sections of hearth.yaml that belong to a context, not to the model catalogue.
+OTHER_SECTIONS = ("mcp_servers",)  # agents: external MCP servers whose tools agents may call
+
+
+def load_section(path: Path | None, section: str) -> Any:
+    """One of OTHER_SECTIONS from the user's YAML (None when the file or the section is absent)."""
+    if path is None or not path.exists():
+        return None
+    data = yaml.safe_load(path.read_text()) or {}
+    return data.get(section) if isinstance(data, dict) else None
+
+
 def load_models_raw(path: Path | None) -> dict[str, Any]:
     """The package defaults merged with the user's YAML, unvalidated: user backends and aliases win by name.
     `include_defaults: false` in the YAML drops the built-in embedded catalogue (a pure proxy)."""
@@ -173,6 +185,8 @@ def load_models_raw(path: Path | None) -> dict[str, Any]:
             ) from None
         if not isinstance(user, dict):
             raise ConfigError(f"{path}: expected a mapping (backends:, aliases:) at the top level")
+    for section in OTHER_SECTIONS:  # read by their contexts (load_section), not part of the model catalogue
+        user.pop(section, None)
     merged: dict[str, Any] = {"backends": {}, "aliases": {}}
     if user.pop("include_defaults", True):
         merged = yaml.safe_load(DEFAULTS_FILE.read_text())
@@ -180,7 +194,7 @@ def load_models_raw(path: Path | None) -> dict[str, Any]:
         unknown = set(user) - {"backends", "aliases"}
         if unknown:
             key = sorted(unknown)[0]
-            fix = _suggest(key, ["backends", "aliases", "include_defaults"])
+            fix = _suggest(key, ["backends", "aliases", "include_defaults", *OTHER_SECTIONS])
             raise ConfigError(f"{path}: {key}: unknown top-level key; fix: {fix}")
         for section in ("backends", "aliases"):
             value = user.get(section) or {}
@@ -382,6 +396,22 @@ class Settings(BaseSettings):
     notify_max_attempts: int = Field(5, ge=1)  # then it is failed for good
     notify_poll_seconds: float = 5.0  # how often due deliveries (deferred, retrying) are looked for
     notify_retention_days: float = 90.0  # notifications (deliveries, log, inbox items) older than this go
+
+    # --- agents (issue 17): router graph, crew, tools, MCP ---
+    agents_chat_model: str = "chat"  # the alias that answers (router) and researches and writes (crew)
+    agents_classifier_model: str = "chat"  # the alias that classifies queries (rules are the floor)
+    agents_judge_model: str = "judge"  # the alias that scores answers 0-100 and reviews crew drafts
+    agents_threshold: int = Field(60, ge=0, le=100)  # judge score below which the router retries once
+    agents_max_tokens: int = Field(256, ge=1)  # answer length when a request does not say
+    agents_classify_timeout: float = 30.0  # seconds; past it the deterministic classifier decides
+    agents_judge_timeout: float = 60.0  # seconds; past it the deterministic signals score the answer
+    agents_model_timeout: float = 300.0  # seconds for an answer (router) or a crew step
+    agents_tool_timeout: float = 10.0  # default per tool call
+    agents_max_revisions: int = Field(2, ge=0, le=5)  # times a crew's reviewer may send a draft back
+    agents_mcp_http: bool = True  # serve Hearth's tools over MCP at /mcp (streamable HTTP, Bearer auth)
+    # A process marks its running runs alive this often; a run not marked for 3 beats was cut short (its
+    # process died) and becomes `interrupted`, resumable.
+    agents_heartbeat_seconds: float = Field(10.0, gt=0)
 
     @cached_property
     def resolved_database_url(self) -> str:

@@ -1,5 +1,6 @@
 """Every context's tables, imported in one place so Alembic's autogenerate sees the whole schema."""
 
+from hearth.agents.models import AgentRun
 from hearth.audit.models import AuditEntry
 from hearth.auth.models import ApiKey, User, WebSession
 from hearth.bench.models import BenchRun

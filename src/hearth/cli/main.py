@@ -37,6 +37,7 @@ app.add_typer(keys_app, name="keys")
 
 # Importing a command module registers its commands on `app`.
 from hearth.cli import (  # noqa: E402,F401
+    agents,  # hearth crew, mcp (and ask --agent router)
     bench,  # hearth bench …
     chat,  # hearth chat
     conversations,  # hearth conversations …

@@ -198,7 +198,15 @@ def _batches(items: list[Any], size: Any) -> Iterator[list[Any]]:
 @app.command()
 def ask(
     question: str = typer.Argument(..., help="The question."),
-    collection: str = COLLECTION_OPTION,
+    collection: str | None = typer.Option(
+        None, "--collection", "-c", help="Collection name or id (optional with --agent router)."
+    ),
+    agent: str | None = typer.Option(
+        None,
+        "--agent",
+        help="Answer through an agent: 'router' classifies the question, answers from the collection or "
+        "directly, has the answer judged and retries once below the threshold (streams its steps).",
+    ),
     mode: str | None = typer.Option(None, help="dense, sparse or hybrid (default: the server's)."),
     top_k: int = typer.Option(10, help="Candidates retrieved."),
     top_n: int = typer.Option(3, help="Sources kept after reranking."),
@@ -207,8 +215,30 @@ def ask(
     url: str | None = URL_OPTION,
     api_key: str | None = KEY_OPTION,
 ) -> None:
-    """Ask a question about a collection: a cited answer, then its sources."""
+    """Ask a question about a collection: a cited answer, then its sources (or, with --agent router, the
+    query router's judged answer)."""
     client = Client(url, api_key)
+    if agent is not None:
+        if agent != "router":
+            raise typer.BadParameter(
+                "the only agent is 'router' (for the crew: hearth crew)", param_hint="--agent"
+            )
+        from hearth.cli.agents import ask_router
+
+        ask_router(
+            client,
+            question,
+            collection=collection,
+            mode=mode,
+            top_k=top_k,
+            top_n=top_n,
+            max_tokens=max_tokens,
+        )
+        return
+    if collection is None:
+        raise typer.BadParameter(
+            "name the collection to ask (or use --agent router)", param_hint="--collection"
+        )
     body = {
         "collection": collection,
         "query": question,

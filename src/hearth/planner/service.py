@@ -26,6 +26,7 @@ from hearth.planner.knowledge import (
 from hearth.planner.predictor import Point, Predictor
 from hearth.planner.schemas import (
     BenchmarkRowIn,
+    BenchmarkRowOut,
     DeployRequest,
     DeployResponse,
     IntentResponse,
@@ -70,6 +71,12 @@ class PlannerService:
     async def add_benchmark_rows(self, rows: list[BenchmarkRowIn]) -> int:
         """Store rows (all or none) and publish `BenchmarkRowsAdded`; returns how many."""
         return await add_benchmark_rows(db=self.db, bus=self.bus, rows=rows)
+
+    async def benchmark_rows(
+        self, *, model_id: str | None = None, gpu: str | None = None, limit: int = 20
+    ) -> list[BenchmarkRowOut]:
+        """The knowledge base's benchmark rows, newest first."""
+        return await list_benchmark_rows(db=self.db, model_id=model_id, gpu=gpu, limit=limit)
 
     async def predictor(self) -> Predictor:
         """The predictor calibrated on the current rows (refitted when rows were added since)."""

@@ -21,6 +21,7 @@ async def start(platform: Platform) -> PlannerService:
         aliases=platform.ports.require(ALIASES),
     )
     platform.ports.provide(ports.BENCHMARKS, planner)
+    platform.ports.provide(ports.PREDICTIONS, planner)
     platform.ports.provide(ports.SERVICE, planner)
     return planner
 

@@ -40,6 +40,7 @@ CONTEXT_MODULES = (
     "hearth.voice.wiring",
     "hearth.planner.wiring",
     "hearth.bench.wiring",
+    "hearth.agents.wiring",  # after rag and planner: its tools use their ports
     "hearth.usage.wiring",
     "hearth.audit.wiring",
     "hearth.notify.wiring",

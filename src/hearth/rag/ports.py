@@ -1,13 +1,14 @@
 """What the rag context offers: retrieval over a user's collections, and the prompt that cites it.
 
-Chat and voice depend on `Retriever` only; `SERVICE` is for rag's own routes."""
+Chat and voice depend on `Retriever` only, the agents' tools on `Retriever` and `DocumentReader`; `SERVICE`
+is for rag's own routes."""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Protocol
 
 from hearth.platform.ports import Port
-from hearth.rag.schemas import RagSource
+from hearth.rag.schemas import DocumentOut, RagSource
 
 if TYPE_CHECKING:
     from hearth.rag.service import RagService
@@ -39,5 +40,12 @@ class Retriever(Protocol):
         ...
 
 
+class DocumentReader(Protocol):
+    async def get_document(self, *, user_id: str, document_id: str) -> DocumentOut:
+        """One document of a collection the user may read (404 otherwise)."""
+        ...
+
+
 RETRIEVER: Port[Retriever] = Port("rag.retriever")
+DOCUMENTS: Port[DocumentReader] = Port("rag.documents")  # the agents' document-fetch tool
 SERVICE: Port[RagService] = Port("rag.service")

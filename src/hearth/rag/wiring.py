@@ -72,6 +72,7 @@ async def start(platform: Platform) -> RagService:
         RagPersonalData(platform.db, service.collections, service.store, service.uploads)
     )
     platform.ports.provide(ports.RETRIEVER, service)
+    platform.ports.provide(ports.DOCUMENTS, service)
     platform.ports.provide(ports.SERVICE, service)
     return service
 

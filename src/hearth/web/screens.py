@@ -18,6 +18,7 @@ SCREENS: tuple[Screen, ...] = (
     Screen("/chat", "Chat"),
     Screen("/voice", "Voice"),
     Screen("/documents", "Documents"),
+    Screen("/agents", "Agents"),
     Screen("/tips", "Tips"),
     Screen("/planner", "Planner"),
     Screen("/bench", "Bench", admin=True),

@@ -7,6 +7,7 @@ from datetime import timedelta
 
 from hearth.platform.core import Context, Platform
 from hearth.platform.retention import RetentionRule
+from hearth.web.agents_page import router as agents_router
 from hearth.web.assets import router as assets_router
 from hearth.web.pages import router as pages_router
 from hearth.web.tool_pages import router as tool_pages_router
@@ -19,4 +20,6 @@ async def start(platform: Platform) -> None:
     )
 
 
-CONTEXT = Context(name="web", start=start, routers=(pages_router, tool_pages_router, assets_router))
+CONTEXT = Context(
+    name="web", start=start, routers=(pages_router, tool_pages_router, agents_router, assets_router)
+)

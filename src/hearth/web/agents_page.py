@@ -1,0 +1,20 @@
+"""The Agents screen's page route: the query router and the research crew, their runs and steps. The page
+carries only the layout; static/js/agents.js loads and starts runs through /api/agents."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from starlette.responses import Response
+
+from hearth.web import session as web
+from hearth.web.render import page
+
+router = APIRouter(include_in_schema=False)
+
+
+@router.get("/agents")
+async def agents(request: Request) -> Response:
+    active = await web.current_session(request)
+    if active is None:
+        return web.to_login(request)
+    return page(request, "agents.html", active=active, title="Agents")
