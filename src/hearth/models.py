@@ -9,9 +9,11 @@ from hearth.planner.models import BenchmarkRow, CatalogModel, GpuProfile
 from hearth.rag.models import Collection, CollectionShare, Document, IngestJob
 from hearth.usage.models import UsageDay
 from hearth.voice.models import VoiceRequest, VoiceResponse
+from hearth.workflows.models import Artifact, Experiment, PipelineRow, Run, StepLog, StepRow
 
 __all__ = [
     "ApiKey",
+    "Artifact",
     "AuditEntry",
     "BenchmarkRow",
     "CatalogModel",
@@ -20,13 +22,18 @@ __all__ = [
     "ConsumedEvent",
     "Conversation",
     "Document",
+    "Experiment",
     "GpuProfile",
     "IngestJob",
     "Message",
     "ModelOverride",
     "OutboxEvent",
+    "PipelineRow",
     "PreferencesRow",
+    "Run",
     "SessionRow",
+    "StepLog",
+    "StepRow",
     "UsageDay",
     "User",
     "VoiceRequest",

@@ -36,6 +36,7 @@ CONTEXT_MODULES = (
     "hearth.voice.wiring",
     "hearth.planner.wiring",
     "hearth.bench.wiring",
+    "hearth.workflows.wiring",
     "hearth.usage.wiring",
     "hearth.audit.wiring",
     "hearth.web.wiring",  # last: its pages use the services of the contexts above

@@ -1,0 +1,150 @@
+"""The local executor: a pool of at most `concurrency` step attempts in this process, fed from the database.
+
+One loop promotes pending runs, claims ready steps up to the free slots and starts each as a task; it
+wakes when a run is created or a step ends here, and otherwise polls (work made by another server).
+Every `heartbeat` seconds it tells the database its running steps are alive, stops steps whose run ended
+(cancelled, or failed in another step), and recovers steps whose worker stopped heartbeating (a crashed
+server: resumed while retries are left, else failed). At start-up that recovery runs first, so no run is
+left "running" by a dead process. A graceful stop gives running attempts back (they run again, with no
+retry used up).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import socket
+import time
+import uuid
+from dataclasses import dataclass, field
+
+from hearth.workflows.engine import Claimed, Engine, Outcome
+from hearth.workflows.runner import StepRunner
+
+log = logging.getLogger("hearth.workflows")
+
+
+@dataclass
+class _Active:
+    claimed: Claimed
+    cancelled: asyncio.Event = field(default_factory=asyncio.Event)
+    logs: list[str] = field(default_factory=list)
+    task: asyncio.Task | None = None
+
+
+class LocalExecutor:
+    def __init__(
+        self,
+        *,
+        engine: Engine,
+        runner: StepRunner,
+        concurrency: int = 4,
+        poll_seconds: float = 0.5,
+        heartbeat_seconds: float = 5.0,
+        stale_seconds: float = 30.0,
+    ) -> None:
+        self.engine = engine
+        self.runner = runner
+        self.concurrency = concurrency
+        self.poll_seconds = poll_seconds
+        self.heartbeat_seconds = heartbeat_seconds
+        self.stale_seconds = stale_seconds
+        self.worker = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+        self.active: dict[str, _Active] = {}
+        self._wake = asyncio.Event()
+        self._loop_task: asyncio.Task | None = None
+        self._stopping = False
+        self._idle = asyncio.Event()
+        self._idle.set()
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    async def start(self) -> None:
+        await self.engine.recover(stale_after=self.stale_seconds)
+        self._loop_task = asyncio.create_task(self._loop(), name="workflows-executor")
+
+    async def stop(self) -> None:
+        self._stopping = True
+        self._wake.set()
+        if self._loop_task is not None:
+            self._loop_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._loop_task
+        # Give running attempts back: another server, or this one after a restart, runs them again.
+        tasks = []
+        for active in list(self.active.values()):
+            active.cancelled.set()
+            if active.task is not None:
+                tasks.append(active.task)
+        if tasks:
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def _loop(self) -> None:
+        last_check = time.monotonic()
+        while not self._stopping:
+            self._wake.clear()
+            try:
+                await self.engine.promote()
+                free = self.concurrency - len(self.active)
+                if free > 0:
+                    for claimed in await self.engine.claim(worker=self.worker, limit=free):
+                        self._start(claimed)
+                if time.monotonic() - last_check >= self.heartbeat_seconds:
+                    last_check = time.monotonic()
+                    await self._check()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("workflow executor pass failed; retrying")
+                await asyncio.sleep(self.poll_seconds)
+            if not self._wake.is_set():
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), self._next_wait(last_check))
+
+    def _next_wait(self, last_check: float) -> float:
+        until_check = self.heartbeat_seconds - (time.monotonic() - last_check)
+        wait = self.poll_seconds if len(self.active) < self.concurrency else until_check
+        return max(0.01, min(wait, until_check))
+
+    async def _check(self) -> None:
+        """Heartbeat our steps, stop those whose run ended, recover other workers' stale steps."""
+        if self.active:
+            await self.engine.heartbeat(worker=self.worker)
+            for run_id in await self.engine.ended(a.claimed.run_id for a in self.active.values()):
+                for active in self.active.values():
+                    if active.claimed.run_id == run_id:
+                        active.cancelled.set()
+            await self._flush_logs()
+        await self.engine.recover(stale_after=self.stale_seconds)
+
+    async def _flush_logs(self) -> None:
+        for active in list(self.active.values()):
+            if active.logs:
+                lines, active.logs = active.logs, []
+                await self.engine.append_logs(active.claimed, lines)
+
+    def _start(self, claimed: Claimed) -> None:
+        active = _Active(claimed)
+        self.active[claimed.step_id] = active
+        self._idle.clear()
+        active.task = asyncio.create_task(self._run(active), name=f"step-{claimed.run_id}-{claimed.name}")
+
+    async def _run(self, active: _Active) -> None:
+        claimed = active.claimed
+        try:
+            outcome = await self.runner.run(claimed, cancelled=active.cancelled, on_log=active.logs.append)
+            if outcome.status == "cancelled" and self._stopping:
+                outcome = Outcome(status="requeued")
+            outcome.logs = active.logs + outcome.logs
+            active.logs = []
+            await self.engine.complete(claimed, outcome, worker=self.worker)
+        except Exception:
+            log.exception("step %s of run %s could not be recorded", claimed.name, claimed.run_id)
+        finally:
+            self.active.pop(claimed.step_id, None)
+            if not self.active:
+                self._idle.set()
+            self._wake.set()
