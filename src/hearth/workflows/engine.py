@@ -97,17 +97,26 @@ class Engine:
             if not runs:
                 return 0
             now = utcnow()
+            promoted = []
             for run in runs:
-                states.transition(run, "running")
-                run.started_at = now
-            steps = (
-                await s.scalars(select(StepRow).where(StepRow.run_id.in_([r.id for r in runs])))
-            ).all()
+                states.check("run", run.status, "running")
+                # Compare-and-set: on SQLite (no row locks) another worker may have promoted it meanwhile.
+                taken = await s.execute(
+                    update(Run)
+                    .where(Run.id == run.id, Run.status == "pending")
+                    .values(status="running", started_at=now)
+                    .execution_options(synchronize_session=False)
+                )
+                if taken.rowcount == 1:  # type: ignore[attr-defined]
+                    promoted.append(run.id)
+            if not promoted:
+                return 0
+            steps = (await s.scalars(select(StepRow).where(StepRow.run_id.in_(promoted)))).all()
             for step in steps:
-                if not step.after:
+                if not step.after and step.status == "pending":
                     states.transition(step, "ready")
                     step.ready_at = now
-            return len(runs)
+            return len(promoted)
 
     async def claim(self, *, worker: str, limit: int, run_id: str | None = None, step: str | None = None) -> list[Claimed]:
         """Take up to `limit` ready steps of running runs for `worker` (each step goes to one worker)."""
