@@ -145,21 +145,22 @@ async def read(ctx: StepContext) -> dict[str, Any]:
 tally = Pipeline("tally", params={"log": Param(str)})
 
 
-def _tally(ctx: StepContext) -> None:
+async def _tally(ctx: StepContext) -> None:
     with open(ctx.params["log"], "a") as f:
-        f.write(f"{ctx.run_id} {ctx.step} {ctx.attempt}\n")
+        f.write(f"{ctx.run_id} {ctx.step} {ctx.attempt} {__import__('os').getpid()}\n")
+    await asyncio.sleep(0.1)  # long enough that both servers get work
 
 
 @tally.step()
 async def t1(ctx: StepContext) -> None:
-    _tally(ctx)
+    await _tally(ctx)
 
 
 @tally.step(after=[t1])
 async def t2(ctx: StepContext) -> None:
-    _tally(ctx)
+    await _tally(ctx)
 
 
 @tally.step(after=[t1])
 async def t3(ctx: StepContext) -> None:
-    _tally(ctx)
+    await _tally(ctx)

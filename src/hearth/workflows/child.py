@@ -42,8 +42,22 @@ class _LineWriter(io.TextIOBase):
             self.buffer_ = ""
 
 
+def _die_with_parent() -> None:
+    """Linux: be killed when the forkserver goes (it goes when the server does), so a crashed server leaves
+    no step running on its own."""
+    try:
+        import ctypes
+        import signal
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
 def main(conn: Connection, spec: dict[str, Any]) -> None:
     from hearth.workflows.pipeline import StepContext
+
+    _die_with_parent()
 
     def send(message: tuple[Any, ...]) -> None:
         conn.send(message)
