@@ -47,4 +47,5 @@ from hearth.cli import (  # noqa: E402,F401
     reports,  # hearth usage, audit
     serve,  # hearth serve
     voice,  # hearth transcribe, speak, voice
+    workflows,  # hearth run …
 )
