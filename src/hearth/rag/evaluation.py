@@ -171,8 +171,14 @@ class Evaluator:
     ) -> tuple[dict[str, str], dict[str, dict[str, float]]]:
         if fmt not in FORMATS:
             raise ValueError(f"format must be one of {', '.join(FORMATS)}, not {fmt!r}")
-        topics = load_queries(queries, fmt)
-        judgements = load_qrels(qrels, fmt)
+        try:
+            topics = load_queries(queries, fmt)
+        except (ValueError, KeyError, IndexError) as exc:
+            raise ValueError(f"cannot read {queries.name} as {fmt} queries: {exc}") from None
+        try:
+            judgements = load_qrels(qrels, fmt)
+        except (ValueError, KeyError, IndexError) as exc:
+            raise ValueError(f"cannot read {qrels.name} as {fmt} relevance judgements: {exc}") from None
         judged = {q: t for q, t in topics.items() if judgements.get(q)}
         if not judged:
             raise ValueError(f"no query in {queries.name} has relevance judgements in {qrels.name} ({fmt} format)")
