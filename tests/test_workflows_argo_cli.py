@@ -68,14 +68,19 @@ def kube() -> Iterator[str]:
 
 @pytest.fixture(scope="module")
 def hearth_argo(tmp_path_factory, kube) -> Iterator[Any]:  # type: ignore[no-untyped-def]
-    settings = {**FAST, "argo_kube_api_url": kube, "argo_namespace": "ml", "argo_image": "registry.local/hearth:1"}
+    settings = {
+        **FAST,
+        "argo_kube_api_url": kube,
+        "argo_namespace": "ml",
+        "argo_image": "registry.local/hearth:1",
+    }
     with run_hearth(tmp_path_factory.mktemp("argo"), EMPTY_CATALOG, **settings) as running:
         yield running
 
 
 def test_runs_compile_to_workflows_valid_against_argos_crd(hearth_argo) -> None:  # type: ignore[no-untyped-def]
     pipelines = {p["name"]: p for p in api(hearth_argo, "GET", "/pipelines").json()}
-    for name, pipeline in pipelines.items():  # every pipeline the server knows compiles to a valid Workflow
+    for pipeline in pipelines.values():  # every pipeline the server knows compiles to a valid Workflow
         validate(compile_workflow(run_id="0" * 32, definition=pipeline, image="i", namespace="n", secret="s"))
     run = finished(hearth_argo, start(hearth_argo, "crashy")["id"])
     workflow = api(hearth_argo, "GET", f"/runs/{run['id']}/argo").json()["workflow"]
@@ -149,7 +154,9 @@ def test_a_failed_submission_fails_the_run(hearth_argo) -> None:  # type: ignore
         _FakeKubernetes.fail = False
     assert r.status_code == 502 and r.json()["error"]["code"] == "argo_submit_failed"
     assert "Argo submission failed" in r.json()["error"]["message"]
-    [failed] = api(hearth_argo, "GET", "/runs", params={"status": "failed", "pipeline": "demo"}).json()["data"]
+    [failed] = api(hearth_argo, "GET", "/runs", params={"status": "failed", "pipeline": "demo"}).json()[
+        "data"
+    ]
     assert failed["error"].startswith("Argo submission failed")
 
 
@@ -159,18 +166,27 @@ def test_argo_needs_a_cluster(tmp_path) -> None:  # type: ignore[no-untyped-def]
         assert r.status_code == 400 and r.json()["error"]["code"] == "argo_unavailable"
 
         # The CLI: start a run, follow it live, compare two runs of an experiment.
-        env = clean_env(plain.settings.data_dir, PYTHONPATH=str(ROOT), HEARTH_URL=plain.url, HEARTH_API_KEY=plain.admin_key)
+        env = clean_env(
+            plain.settings.data_dir,
+            PYTHONPATH=str(ROOT),
+            HEARTH_URL=plain.url,
+            HEARTH_API_KEY=plain.admin_key,
+        )
         ok = hearth("run", "start", "demo", "-p", "n=2", "-p", "word=xy", "-e", "cli", env=env, cwd=tmp_path)
         assert ok.returncode == 0, ok.stderr + ok.stdout
         assert "succeeded" in ok.stdout and "artifact produce.words (dataset, 10 B)" in ok.stdout
         assert "letters 8" in ok.stdout
-        more = hearth("run", "start", "demo", "-p", "n=4", "-p", "word=xy", "-e", "cli", env=env, cwd=tmp_path)
+        more = hearth(
+            "run", "start", "demo", "-p", "n=4", "-p", "word=xy", "-e", "cli", env=env, cwd=tmp_path
+        )
         assert more.returncode == 0
         compared = hearth("run", "compare", "-e", "cli", "--json", env=env, cwd=tmp_path)
         result = json.loads(compared.stdout)
         assert result["params_differing"] == ["n"] and result["metrics"][0]["values"]
         bad = hearth("run", "start", "crashy", env=env, cwd=tmp_path)
-        assert bad.returncode == 1 and "step 'explode' failed after 2 attempts: ZeroDivisionError" in bad.stderr
+        assert (
+            bad.returncode == 1 and "step 'explode' failed after 2 attempts: ZeroDivisionError" in bad.stderr
+        )
         wrong = hearth("run", "start", "demo", "-p", "n=many", env=env, cwd=tmp_path)
         assert wrong.returncode == 1 and "parameter 'n' must be int" in wrong.stderr
         run_id = result["runs"][0]["id"]

@@ -39,7 +39,12 @@ def _ingest(hearth: Any, name: str, docs: dict[str, str]) -> None:
     h = hearth.headers()
     collection = httpx.post(f"{hearth.url}/api/rag/collections", json={"name": name}, headers=h).json()
     body = {"documents": [{"text": text, "title": "", "source": source} for source, text in docs.items()]}
-    r = httpx.post(f"{hearth.url}/api/rag/collections/{collection['id']}/documents/batch", json=body, headers=h, timeout=60)
+    r = httpx.post(
+        f"{hearth.url}/api/rag/collections/{collection['id']}/documents/batch",
+        json=body,
+        headers=h,
+        timeout=60,
+    )
     assert r.status_code in (200, 201, 202), r.text
 
     def indexed() -> bool:
@@ -61,18 +66,30 @@ def test_rag_eval_scores_modes_and_compares_two_collections(tmp_path) -> None:  
             ids = list(DOCS)
             _ingest(hearth, "shifted", {ids[(i + 1) % len(ids)]: DOCS[d] for i, d in enumerate(ids)})
             params = {"queries": queries.as_uri(), "qrels": qrels.as_uri(), "format": "beir", "depth": 10}
-            right = finished(hearth, start(hearth, "rag-eval", params={**params, "collection": "right"}, experiment="rag")["id"], within=120)
+            right = finished(
+                hearth,
+                start(hearth, "rag-eval", params={**params, "collection": "right"}, experiment="rag")["id"],
+                within=120,
+            )
             assert right["status"] == "succeeded", right
             metrics = right["metrics"]
-            assert set(metrics) == {f"{m}.{k}" for m in ("dense", "sparse", "hybrid") for k in ("ndcg10", "recall100", "mrr10")}
-            assert metrics["sparse.mrr10"] == 1.0 and metrics["hybrid.recall100"] == 1.0  # small, distinct topics
+            assert set(metrics) == {
+                f"{m}.{k}" for m in ("dense", "sparse", "hybrid") for k in ("ndcg10", "recall100", "mrr10")
+            }
+            assert (
+                metrics["sparse.mrr10"] == 1.0 and metrics["hybrid.recall100"] == 1.0
+            )  # small, distinct topics
             assert all(0.5 <= v <= 1.0 for v in metrics.values())
             table = api(hearth, "GET", f"/runs/{right['id']}/artifacts/report.table").text
             rows = list(csv.DictReader(io.StringIO(table)))
             assert [r["mode"] for r in rows] == ["dense", "sparse", "hybrid"] and rows[0]["queries"] == "3"
             assert steps(right)["load"]["outputs"] == {"queries": 3, "modes": ["dense", "sparse", "hybrid"]}
 
-            shifted = finished(hearth, start(hearth, "rag-eval", params={**params, "collection": "shifted"}, experiment="rag")["id"], within=120)
+            shifted = finished(
+                hearth,
+                start(hearth, "rag-eval", params={**params, "collection": "shifted"}, experiment="rag")["id"],
+                within=120,
+            )
             assert shifted["status"] == "succeeded"
             comparison = api(hearth, "GET", "/experiments/rag/compare").json()
             assert comparison["params_differing"] == ["collection"]
@@ -80,10 +97,18 @@ def test_rag_eval_scores_modes_and_compares_two_collections(tmp_path) -> None:  
             assert winners["sparse.ndcg10"] == winners["dense.ndcg10"] == right["id"]
 
             # Bad input is an error on the run, in words.
-            missing = finished(hearth, start(hearth, "rag-eval", params={**params, "collection": "nope"})["id"], within=60)
+            missing = finished(
+                hearth, start(hearth, "rag-eval", params={**params, "collection": "nope"})["id"], within=60
+            )
             assert missing["status"] == "failed" and "'nope'" in missing["error"], missing["error"]
-            wrong = finished(hearth, start(hearth, "rag-eval", params={**params, "collection": "right", "format": "smart"})["id"])
-            assert wrong["status"] == "failed" and "as smart relevance judgements: invalid literal" in wrong["error"]
+            wrong = finished(
+                hearth,
+                start(hearth, "rag-eval", params={**params, "collection": "right", "format": "smart"})["id"],
+            )
+            assert (
+                wrong["status"] == "failed"
+                and "as smart relevance judgements: invalid literal" in wrong["error"]
+            )
     finally:
         chat.stop()
 
@@ -91,15 +116,30 @@ def test_rag_eval_scores_modes_and_compares_two_collections(tmp_path) -> None:  
 def test_bench_sweep_saves_rows_for_the_planner_and_reports(tmp_path) -> None:  # type: ignore[no-untyped-def]
     upstream = FakeOpenAI().start()
     try:
-        with run_hearth(tmp_path, {"include_defaults": False, "backends": {}, "aliases": {}}, **FAST) as hearth:
-            before = len(httpx.get(f"{hearth.url}/api/planner/benchmarks", params={"limit": 10000}, headers=hearth.headers()).json())
-            params = {"target": upstream.url, "model": "fake-model", "requests": 4, "sweep_size": 3, "max_concurrency": 4, "gpu": "L4"}
+        with run_hearth(
+            tmp_path, {"include_defaults": False, "backends": {}, "aliases": {}}, **FAST
+        ) as hearth:
+            before = len(
+                httpx.get(
+                    f"{hearth.url}/api/planner/benchmarks", params={"limit": 10000}, headers=hearth.headers()
+                ).json()
+            )
+            params = {
+                "target": upstream.url,
+                "model": "fake-model",
+                "requests": 4,
+                "sweep_size": 3,
+                "max_concurrency": 4,
+                "gpu": "L4",
+            }
             run = finished(hearth, start(hearth, "bench-sweep", params=params)["id"], within=180)
             assert run["status"] == "succeeded", run
             assert steps(run)["sweep"]["outputs"] == {"load_points": 3}
             assert steps(run)["save"]["outputs"] == {"rows": 3}
             assert run["metrics"]["max_requests_per_s"] > 0
-            rows = httpx.get(f"{hearth.url}/api/planner/benchmarks", params={"limit": 10000}, headers=hearth.headers()).json()
+            rows = httpx.get(
+                f"{hearth.url}/api/planner/benchmarks", params={"limit": 10000}, headers=hearth.headers()
+            ).json()
             assert len(rows) == before + 3
             bench_id = json.loads(_get(hearth, run, "sweep.report.json"))["run_id"]
             saved = [r for r in rows if r["source"].startswith(f"hearth bench run {bench_id} (")]
@@ -117,5 +157,3 @@ def _get(hearth: Any, run: dict[str, Any], ref: str, raw: bool = False) -> Any:
     r = api(hearth, "GET", f"/runs/{run['id']}/artifacts/{ref}")
     assert r.status_code == 200, r.text
     return r.content if raw else r.text
-
-

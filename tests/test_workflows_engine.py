@@ -50,8 +50,8 @@ def test_step_transitions_follow_the_state_machine() -> None:
         states.transition(step, target)
     with pytest.raises(states.IllegalTransition):
         states.transition(step, "failed")
-    assert states.RUN_TERMINAL == {"succeeded", "failed", "cancelled"}
-    assert states.STEP_TERMINAL == {"succeeded", "failed", "skipped", "cancelled"}
+    assert {"succeeded", "failed", "cancelled"} == states.RUN_TERMINAL
+    assert {"succeeded", "failed", "skipped", "cancelled"} == states.STEP_TERMINAL
 
 
 # -- declarations --------------------------------------------------------------------------------------
@@ -81,7 +81,7 @@ def test_a_cycle_or_an_unknown_step_is_refused() -> None:
     async def x(ctx) -> None:  # type: ignore[no-untyped-def]
         return None
 
-    with pytest.raises(PipelineError, match="dangling.x: comes after unknown step 'nowhere'"):
+    with pytest.raises(PipelineError, match=r"dangling\.x: comes after unknown step 'nowhere'"):
         dangling.check()
     with pytest.raises(PipelineError, match="at least one step"):
         Pipeline("empty").check()
@@ -92,7 +92,9 @@ def test_a_cycle_or_an_unknown_step_is_refused() -> None:
 
 
 def test_parameters_are_checked_against_their_types() -> None:
-    declared = Pipeline("p", params={"n": Param(int, default=1), "f": Param(float), "on": Param(bool, default=False)})
+    declared = Pipeline(
+        "p", params={"n": Param(int, default=1), "f": Param(float), "on": Param(bool, default=False)}
+    )
     declared.step(name="only")(lambda ctx: None)
     spec = declared.definition()["params"]
     assert coerce_params(spec, {"f": 2}) == {"n": 1, "f": 2.0, "on": False}
@@ -181,7 +183,10 @@ async def test_a_dead_workers_step_is_resumed_or_failed(database, tmp_path) -> N
     assert await engine.complete(late, Outcome(status="succeeded"), worker="crashed") is None
     [again] = await engine.claim(worker="alive", limit=5)
     assert again.attempt == 2
-    assert await engine.complete(again, Outcome(status="succeeded", outputs={"slept": 0}), worker="alive") == "succeeded"
+    assert (
+        await engine.complete(again, Outcome(status="succeeded", outputs={"slept": 0}), worker="alive")
+        == "succeeded"
+    )
     run = await service.get_run(user_id=user_id, run_id=resumable)
     assert run.status == "succeeded"
     async with database.sessions() as s:

@@ -37,7 +37,9 @@ def _catalog(home: Path) -> dict[str, str]:
 
 
 def _call(url: str, key: str, method: str, path: str, **kwargs: Any) -> Any:
-    r = httpx.request(method, f"{url}/api/workflows{path}", headers={"Authorization": f"Bearer {key}"}, timeout=30, **kwargs)
+    r = httpx.request(
+        method, f"{url}/api/workflows{path}", headers={"Authorization": f"Bearer {key}"}, timeout=30, **kwargs
+    )
     assert r.status_code < 300, r.text
     return r.json()
 
@@ -49,12 +51,20 @@ def test_a_killed_server_leaves_no_run_running(tmp_path) -> None:  # type: ignor
     port = free_port()
     env = clean_env(home, HEARTH_PORT=str(port), HEARTH_VOICE_WARMUP="false", **env_extra)
     log = (tmp_path / "first.log").open("w")
-    first = subprocess.Popen([sys.executable, "-m", "hearth", "serve"], env=env, cwd=tmp_path, stdout=log, stderr=log)
+    first = subprocess.Popen(
+        [sys.executable, "-m", "hearth", "serve"], env=env, cwd=tmp_path, stdout=log, stderr=log
+    )
     url = f"http://127.0.0.1:{port}"
     try:
         wait_until(lambda: _ready(url, first), 120, what="first server ready", every=0.2)
         key = (home / "admin-key.txt").read_text().strip()
-        run = _call(url, key, "POST", "/runs", json={"pipeline": "slow", "params": {"seconds": 2.0, "marker": str(marker)}})
+        run = _call(
+            url,
+            key,
+            "POST",
+            "/runs",
+            json={"pipeline": "slow", "params": {"seconds": 2.0, "marker": str(marker)}},
+        )
         wait_until(lambda: marker.exists(), 30, what="the step to start")
     finally:
         first.send_signal(signal.SIGKILL)  # a crash: no shutdown, the step is left "running" in the database
@@ -62,7 +72,9 @@ def test_a_killed_server_leaves_no_run_running(tmp_path) -> None:  # type: ignor
         log.close()
     with hearth_serve(home, **env_extra) as url:
         done = wait_until(
-            lambda: (r := _call(url, key, "GET", f"/runs/{run['id']}"))["status"] in ("succeeded", "failed") and r,
+            lambda: (
+                (r := _call(url, key, "GET", f"/runs/{run['id']}"))["status"] in ("succeeded", "failed") and r
+            ),
             60,
             what="the interrupted run to finish after the restart",
         )
@@ -90,10 +102,15 @@ def test_two_servers_on_postgres_run_each_step_once(tmp_path, postgres_schema) -
     tally = tmp_path / "tally"
     a_home, b_home = tmp_path / "a", tmp_path / "b"
     a_env, b_env = _catalog(a_home), _catalog(b_home)
-    with hearth_serve(a_home, **a_env, **database) as a_url, hearth_serve(b_home, **b_env, **database) as b_url:
+    with (
+        hearth_serve(a_home, **a_env, **database) as a_url,
+        hearth_serve(b_home, **b_env, **database) as b_url,
+    ):
         key = (a_home / "admin-key.txt").read_text().strip()
         runs = [
-            _call(a_url, key, "POST", "/runs", json={"pipeline": "tally", "params": {"log": str(tally)}})["id"]
+            _call(a_url, key, "POST", "/runs", json={"pipeline": "tally", "params": {"log": str(tally)}})[
+                "id"
+            ]
             for _ in range(8)
         ]
         for run_id in runs:

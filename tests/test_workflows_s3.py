@@ -54,7 +54,13 @@ def s3_url(tmp_path_factory) -> Iterator[str]:  # type: ignore[no-untyped-def]
 def _bucket(s3_url: str) -> Any:
     from minio import Minio
 
-    client = Minio(s3_url.removeprefix("http://"), access_key="testing", secret_key="testing", secure=False, region="us-east-1")
+    client = Minio(
+        s3_url.removeprefix("http://"),
+        access_key="testing",
+        secret_key="testing",
+        secure=False,
+        region="us-east-1",
+    )
     name = f"hearth-{uuid.uuid4().hex[:8]}"
     client.make_bucket(name)
     return client, name
@@ -80,7 +86,9 @@ def test_runs_store_and_read_artifacts_on_s3(s3_url, tmp_path) -> None:  # type:
         source = f"s3://{bucket}/inputs/source.txt"
         read = finished(hearth, start(hearth, "reader", params={"source": source})["id"])
         assert steps(read)["read"]["outputs"] == {"bytes": 10}
-        r = api(hearth, "POST", "/runs", json={"pipeline": "reader", "params": {"source": f"s3://{bucket}/nope"}})
+        r = api(
+            hearth, "POST", "/runs", json={"pipeline": "reader", "params": {"source": f"s3://{bucket}/nope"}}
+        )
         assert r.status_code == 422 and r.json()["error"]["code"] == "missing_artifact"
 
         # The object deleted behind Hearth's back: the download says it is missing.

@@ -1,8 +1,11 @@
-"""Pipelines the workflow tests (and bench/workflows.py) run: HEARTH_WORKFLOWS_MODULES=tests.workflow_pipelines."""
+"""Pipelines for the workflow tests and bench/workflows.py
+(HEARTH_WORKFLOWS_MODULES=tests.workflow_pipelines).
+Declared as users declare theirs: module-level `Pipeline` objects with decorated steps."""
 
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -104,7 +107,7 @@ async def pick(ctx: StepContext) -> dict[str, Any]:
 
 @hangs.step(after=[pick], timeout=1.0)
 def hang_child(ctx: StepContext) -> None:
-    Path(ctx.workdir.parent.parent / f"{ctx.run_id}.pid").write_text(str(__import__("os").getpid()))
+    Path(ctx.workdir.parent.parent / f"{ctx.run_id}.pid").write_text(str(os.getpid()))
     time.sleep(120)
 
 
@@ -133,7 +136,7 @@ reader = Pipeline("reader", params={"source": Param("artifact"), "vanish": Param
 @reader.step()
 async def prepare(ctx: StepContext) -> None:
     if ctx.params["vanish"]:
-        Path(ctx.params["source"].removeprefix("file://")).unlink()
+        await asyncio.to_thread(Path(ctx.params["source"].removeprefix("file://")).unlink)
 
 
 @reader.step(after=[prepare], outputs={"bytes": int})
@@ -145,9 +148,14 @@ async def read(ctx: StepContext) -> dict[str, Any]:
 tally = Pipeline("tally", params={"log": Param(str)})
 
 
+def _append(path: str, line: str) -> None:
+    with open(path, "a") as f:
+        f.write(line)
+
+
 async def _tally(ctx: StepContext) -> None:
-    with open(ctx.params["log"], "a") as f:
-        f.write(f"{ctx.run_id} {ctx.step} {ctx.attempt} {__import__('os').getpid()}\n")
+    line = f"{ctx.run_id} {ctx.step} {ctx.attempt} {os.getpid()}\n"
+    await asyncio.to_thread(_append, ctx.params["log"], line)
     await asyncio.sleep(0.1)  # long enough that both servers get work
 
 

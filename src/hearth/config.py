@@ -347,7 +347,9 @@ class Settings(BaseSettings):
     # --- workflows (issue 16): add settings below this line ---
     workflows_executor: bool = True  # run the local executor (a worker pool) in this process
     workflows_concurrency: int = Field(4, ge=1, le=256)  # steps run at once by this process
-    workflows_poll_seconds: float = Field(0.5, gt=0)  # how often idle workers look for work another server made
+    workflows_poll_seconds: float = Field(
+        0.5, gt=0
+    )  # how often idle workers look for work another server made
     workflows_heartbeat_seconds: float = Field(5.0, gt=0)  # running steps say they are alive this often
     # A running step whose heartbeat is older than this lost its worker (a crash): resumed or failed.
     workflows_stale_seconds: float = Field(30.0, gt=0)

@@ -108,7 +108,10 @@ def _summary(run: dict[str, Any]) -> None:
     if run["metrics"]:
         console.print("metrics: " + ", ".join(f"{k} {v:.4g}" for k, v in sorted(run["metrics"].items())))
     for artifact in run["artifacts"]:
-        console.print(f"artifact {artifact['step']}.{artifact['name']} ({artifact['type']}, {artifact['size']} B): {artifact['uri']}")
+        console.print(
+            f"artifact {artifact['step']}.{artifact['name']} ({artifact['type']}, {artifact['size']} B): "
+            f"{artifact['uri']}"
+        )
     if run["error"]:
         typer.secho(f"error: {run['error']}", fg="red", err=True)
 
@@ -119,9 +122,12 @@ def pipelines(url: str | None = URL_OPTION, api_key: str | None = KEY_OPTION) ->
     table = Table("pipeline", "version", "steps", "parameters", "description")
     for p in _Api(url, api_key)("GET", "/pipelines").json():
         params = ", ".join(
-            f"{n}: {s['type']}" + (f" = {s['default']!r}" if "default" in s else "") for n, s in p["params"].items()
+            f"{n}: {s['type']}" + (f" = {s['default']!r}" if "default" in s else "")
+            for n, s in p["params"].items()
         )
-        table.add_row(p["name"], p["version"], " → ".join(s["name"] for s in p["steps"]), params, p["description"])
+        table.add_row(
+            p["name"], p["version"], " → ".join(s["name"] for s in p["steps"]), params, p["description"]
+        )
     print_table(table)
 
 
@@ -129,9 +135,13 @@ def pipelines(url: str | None = URL_OPTION, api_key: str | None = KEY_OPTION) ->
 def start(
     pipeline: str = typer.Argument(..., help="Pipeline name (see `hearth run pipelines`)."),
     param: list[str] = typer.Option([], "--param", "-p", help="A parameter, NAME=VALUE (repeatable)."),
-    experiment: str | None = typer.Option(None, "--experiment", "-e", help="Group the run in this experiment."),
+    experiment: str | None = typer.Option(
+        None, "--experiment", "-e", help="Group the run in this experiment."
+    ),
     version: str | None = typer.Option(None, help="Pipeline version (default: the server's current one)."),
-    argo: bool = typer.Option(False, "--argo", help="Run it on Argo Workflows instead of the local executor."),
+    argo: bool = typer.Option(
+        False, "--argo", help="Run it on Argo Workflows instead of the local executor."
+    ),
     detach: bool = typer.Option(False, "--detach", "-d", help="Print the run id and return at once."),
     url: str | None = URL_OPTION,
     api_key: str | None = KEY_OPTION,
@@ -139,7 +149,11 @@ def start(
     """Start a run and show its steps live until it ends (exit code 1 if it failed or was cancelled)."""
     api = _Api(url, api_key)
     declared = api("GET", f"/pipelines/{pipeline}").json()["params"]
-    body: dict[str, Any] = {"pipeline": pipeline, "params": _params(param, declared), "executor": "argo" if argo else "local"}
+    body: dict[str, Any] = {
+        "pipeline": pipeline,
+        "params": _params(param, declared),
+        "executor": "argo" if argo else "local",
+    }
     if experiment:
         body["experiment"] = experiment
     if version:
@@ -170,10 +184,18 @@ def list_runs(
     api_key: str | None = KEY_OPTION,
 ) -> None:
     """Your runs, newest first."""
-    params = {k: v for k, v in {"status": status, "pipeline": pipeline, "limit": limit}.items() if v is not None}
+    params = {
+        k: v for k, v in {"status": status, "pipeline": pipeline, "limit": limit}.items() if v is not None
+    }
     table = Table("run", "pipeline", "state", "created", "error")
     for r in _Api(url, api_key)("GET", "/runs", params=params).json()["data"]:
-        table.add_row(r["id"], f"{r['pipeline']} v{r['version']}", _status(r["status"]), r["created_at"][:19], (r["error"] or "")[:60])
+        table.add_row(
+            r["id"],
+            f"{r['pipeline']} v{r['version']}",
+            _status(r["status"]),
+            r["created_at"][:19],
+            (r["error"] or "")[:60],
+        )
     print_table(table)
 
 
@@ -204,7 +226,9 @@ def logs(
     api = _Api(url, api_key)
     after = 0
     while True:
-        page = api("GET", f"/runs/{run_id}/logs", params={"after": after, **({"step": step} if step else {})}).json()
+        page = api(
+            "GET", f"/runs/{run_id}/logs", params={"after": after, **({"step": step} if step else {})}
+        ).json()
         for line in page["data"]:
             typer.echo(f"{line['step']}[{line['attempt']}] {line['line']}")
         after = page["next_after"]
@@ -218,7 +242,9 @@ def logs(
 def download(
     run_id: str,
     artifact: str = typer.Argument(..., help="STEP.NAME or the artifact's id."),
-    output: Path | None = typer.Option(None, "--output", "-o", help="File to write (default: the artifact's name)."),
+    output: Path | None = typer.Option(
+        None, "--output", "-o", help="File to write (default: the artifact's name)."
+    ),
     url: str | None = URL_OPTION,
     api_key: str | None = KEY_OPTION,
 ) -> None:

@@ -181,7 +181,9 @@ class Evaluator:
             raise ValueError(f"cannot read {qrels.name} as {fmt} relevance judgements: {exc}") from None
         judged = {q: t for q, t in topics.items() if judgements.get(q)}
         if not judged:
-            raise ValueError(f"no query in {queries.name} has relevance judgements in {qrels.name} ({fmt} format)")
+            raise ValueError(
+                f"no query in {queries.name} has relevance judgements in {qrels.name} ({fmt} format)"
+            )
         return judged, {q: judgements[q] for q in judged}
 
     async def evaluate(
@@ -197,8 +199,19 @@ class Evaluator:
         runs: dict[str, list[str]] = {}
         for qid, text in queries.items():
             result = await self.search.search(
-                user_id=user_id, collection=collection, query=text, top_k=depth, top_n=depth, mode=mode, rerank=False
+                user_id=user_id,
+                collection=collection,
+                query=text,
+                top_k=depth,
+                top_n=depth,
+                mode=mode,
+                rerank=False,
             )
             runs[qid] = documents_in_order(s.metadata.get("source", s.document_id) for s in result.sources)
         scores = score(runs, qrels)
-        return {"ndcg10": scores.ndcg10, "recall100": scores.recall100, "mrr10": scores.mrr10, "queries": scores.queries}
+        return {
+            "ndcg10": scores.ndcg10,
+            "recall100": scores.recall100,
+            "mrr10": scores.mrr10,
+            "queries": scores.queries,
+        }

@@ -107,7 +107,9 @@ async def run_logs(
     response_class=StreamingResponse,
     responses={200: {"content": {"application/octet-stream": {}}}, **errors(404)},
 )
-async def download_artifact(run_id: str, artifact: str, principal: CurrentUser, wf: Workflows) -> StreamingResponse:
+async def download_artifact(
+    run_id: str, artifact: str, principal: CurrentUser, wf: Workflows
+) -> StreamingResponse:
     """An artifact's bytes, by id or `step.name` (404 when the run has none, or its object is gone)."""
     out, chunks = await wf.artifact(user_id=principal.user_id, run_id=run_id, artifact=artifact)
 
@@ -147,7 +149,9 @@ async def run_argo_workflow(run_id: str, principal: CurrentUser, wf: Workflows) 
         service_account=settings.service_account if settings else None,
     )
     await asyncio.to_thread(validate, workflow)
-    return ArgoWorkflow(run_id=run.id, workflow=workflow, submitted=run.executor == "argo", name=workflow["metadata"]["name"])
+    return ArgoWorkflow(
+        run_id=run.id, workflow=workflow, submitted=run.executor == "argo", name=workflow["metadata"]["name"]
+    )
 
 
 @router.get("/experiments", response_model=ExperimentList)

@@ -99,7 +99,11 @@ def _validator(crd_dir: str) -> Any:
     loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # megabytes of YAML: libyaml is much faster
     for path in sorted(Path(crd_dir).glob("*workflows.yaml")):
         doc = yaml.load(path.read_text(), Loader=loader)
-        if doc and doc.get("kind") == "CustomResourceDefinition" and doc["spec"]["names"]["kind"] == "Workflow":
+        if (
+            doc
+            and doc.get("kind") == "CustomResourceDefinition"
+            and doc["spec"]["names"]["kind"] == "Workflow"
+        ):
             version = next(v for v in doc["spec"]["versions"] if v["name"] == ARGO[1])
             # Structural schemas are trusted: skip jsonschema's (slow) meta-validation of the schema itself.
             return jsonschema.Draft7Validator(version["schema"]["openAPIV3Schema"])
@@ -170,7 +174,9 @@ class ArgoSubmitter:
         return workflow
 
     def _api(self) -> Any:
-        from hearth.planner.deploy import api_client  # one way to reach a cluster: in-cluster, kubeconfig or URL
+        from hearth.planner.deploy import (
+            api_client,
+        )  # one way to reach a cluster: in-cluster, kubeconfig or URL
 
         return api_client(kubeconfig=self.kubeconfig, context=self.context, host=self.host)
 
@@ -193,7 +199,12 @@ class ArgoSubmitter:
         with self._api() as api:
             try:
                 client.CustomObjectsApi(api).patch_namespaced_custom_object(
-                    ARGO[0], ARGO[1], self.namespace, ARGO[2], workflow_name(run_id), {"spec": {"shutdown": "Stop"}}
+                    ARGO[0],
+                    ARGO[1],
+                    self.namespace,
+                    ARGO[2],
+                    workflow_name(run_id),
+                    {"spec": {"shutdown": "Stop"}},
                 )
             except ApiException as exc:
                 if exc.status != 404:

@@ -91,7 +91,9 @@ class Engine:
             stmt = stmt.where(Run.id == run_id) if run_id else stmt.where(Run.executor == "local")
             runs = list(
                 (
-                    await s.scalars(stmt.order_by(Run.created_at).limit(limit).with_for_update(skip_locked=True))
+                    await s.scalars(
+                        stmt.order_by(Run.created_at).limit(limit).with_for_update(skip_locked=True)
+                    )
                 ).all()
             )
             if not runs:
@@ -118,7 +120,9 @@ class Engine:
                     step.ready_at = now
             return len(promoted)
 
-    async def claim(self, *, worker: str, limit: int, run_id: str | None = None, step: str | None = None) -> list[Claimed]:
+    async def claim(
+        self, *, worker: str, limit: int, run_id: str | None = None, step: str | None = None
+    ) -> list[Claimed]:
         """Take up to `limit` ready steps of running runs for `worker` (each step goes to one worker)."""
         if limit <= 0:
             return []
@@ -158,7 +162,11 @@ class Engine:
                     continue  # another worker took it between our read and our write (SQLite)
                 definition = await self.definition(s, run.pipeline_id)
                 spec = next(x for x in definition["steps"] if x["name"] == step_row.name)
-                spec = {**spec, "param_types": {n: p["type"] for n, p in definition["params"].items()}}
+                spec = {
+                    **spec,
+                    "param_types": {n: p["type"] for n, p in definition["params"].items()},
+                    "any_artifacts": any(x["artifacts"] for x in definition["steps"]),
+                }
                 claimed.append(
                     Claimed(
                         run_id=run.id,
@@ -176,7 +184,9 @@ class Engine:
                     )
                 )
                 events.append(
-                    StepStarted(run_id=run.id, step=step_row.name, attempt=step_row.attempt + 1, worker=worker)
+                    StepStarted(
+                        run_id=run.id, step=step_row.name, attempt=step_row.attempt + 1, worker=worker
+                    )
                 )
             if claimed:
                 await self._fill_inputs(s, claimed)
@@ -184,7 +194,11 @@ class Engine:
             return claimed
 
     async def _fill_inputs(self, s: AsyncSession, claimed: list[Claimed]) -> None:
-        """Upstream outputs (direct dependencies) and artifacts (every step before) of each claimed step."""
+        """Upstream outputs (direct dependencies) and artifacts (every step before) of each claimed step.
+        First steps have neither: no query for them (the no-op benchmark's roots, most single-step runs)."""
+        claimed = [c for c in claimed if c.spec["after"]]
+        if not claimed:
+            return
         run_ids = list({c.run_id for c in claimed})
         steps = (
             await s.execute(
@@ -196,13 +210,17 @@ class Engine:
         by_run: dict[str, dict[str, tuple[list[str], dict[str, Any]]]] = {}
         for run_id, name, after, outputs in steps:
             by_run.setdefault(run_id, {})[name] = (after, outputs)
-        artifacts = (
-            await s.execute(
-                select(Artifact.run_id, Artifact.step, Artifact.name, Artifact.uri).where(
-                    Artifact.run_id.in_(run_ids)
+        # Only runs whose pipeline declares artifacts can have any.
+        with_artifacts = [c.run_id for c in claimed if c.spec.get("any_artifacts")]
+        artifacts = []
+        if with_artifacts:
+            artifacts = (
+                await s.execute(
+                    select(Artifact.run_id, Artifact.step, Artifact.name, Artifact.uri).where(
+                        Artifact.run_id.in_(with_artifacts)
+                    )
                 )
-            )
-        ).all()
+            ).all()
         for c in claimed:
             graph = by_run[c.run_id]
             ancestors: set[str] = set()
@@ -213,7 +231,11 @@ class Engine:
                     ancestors.add(name)
                     todo.extend(graph[name][0])
             c.upstream = {name: graph[name][1] for name in graph[c.name][0]}
-            c.inputs = {f"{step}.{name}": uri for run_id, step, name, uri in artifacts if run_id == c.run_id and step in ancestors}
+            c.inputs = {
+                f"{step}.{name}": uri
+                for run_id, step, name, uri in artifacts
+                if run_id == c.run_id and step in ancestors
+            }
 
     # -- finishing ----------------------------------------------------------------------------------
 
@@ -263,7 +285,9 @@ class Engine:
                             inline=False,
                         )
                     )
-                    events.append(ArtifactProduced(run_id=run.id, step=step.name, name=name, type=kind, uri=stored.uri))
+                    events.append(
+                        ArtifactProduced(run_id=run.id, step=step.name, name=name, type=kind, uri=stored.uri)
+                    )
                 if outcome.metrics:
                     run.metrics = {**run.metrics, **outcome.metrics}
                 events += await self._advance(s, run, now)
@@ -290,7 +314,9 @@ class Engine:
                     )
                 )
                 tries = f" after {step.attempt} attempts" if step.attempt > 1 else ""
-                events += await self._end_run(s, run, "failed", f"step {step.name!r} failed{tries}: {outcome.error}")
+                events += await self._end_run(
+                    s, run, "failed", f"step {step.name!r} failed{tries}: {outcome.error}"
+                )
             await self.bus.publish_many(events, s)
             return step.status
 
@@ -298,7 +324,13 @@ class Engine:
         if lines:
             now = utcnow()
             s.add_all(
-                StepLog(run_id=claimed.run_id, step=claimed.name, attempt=claimed.attempt, at=now, line=line[:MAX_ERROR])
+                StepLog(
+                    run_id=claimed.run_id,
+                    step=claimed.name,
+                    attempt=claimed.attempt,
+                    at=now,
+                    line=line[:MAX_ERROR],
+                )
                 for line in lines
             )
 
@@ -322,7 +354,13 @@ class Engine:
         return []
 
     async def _end_run(
-        self, s: AsyncSession, run: Run, status: str, error: str | None, *, steps: Iterable[StepRow] | None = None
+        self,
+        s: AsyncSession,
+        run: Run,
+        status: str,
+        error: str | None,
+        *,
+        steps: Iterable[StepRow] | None = None,
     ) -> list[Any]:
         """The run to a final status; its steps that have not started are skipped (cancelled on a cancel).
         Steps running elsewhere see the final status at their next check and stop."""
@@ -336,7 +374,9 @@ class Engine:
                 states.transition(x, "cancelled" if status == "cancelled" else "skipped")
                 x.finished_at = run.finished_at
         return [
-            PipelineRunCompleted(run_id=run.id, owner_id=run.owner_id, pipeline=run.pipeline, status=status, error=run.error)
+            PipelineRunCompleted(
+                run_id=run.id, owner_id=run.owner_id, pipeline=run.pipeline, status=status, error=run.error
+            )
         ]
 
     async def cancel(self, s: AsyncSession, run: Run) -> None:
@@ -406,14 +446,25 @@ class Engine:
                     states.transition(step, "ready")
                     step.ready_at, step.worker, step.error = utcnow(), None, note
                     events = [
-                        StepCompleted(run_id=run.id, step=step.name, attempt=step.attempt, status="failed", retrying=True, error=note)
+                        StepCompleted(
+                            run_id=run.id,
+                            step=step.name,
+                            attempt=step.attempt,
+                            status="failed",
+                            retrying=True,
+                            error=note,
+                        )
                     ]
                 else:
                     states.transition(step, "failed")
                     step.error, step.finished_at = note, utcnow()
                     events = [
-                        StepCompleted(run_id=run.id, step=step.name, attempt=step.attempt, status="failed", error=note)
+                        StepCompleted(
+                            run_id=run.id, step=step.name, attempt=step.attempt, status="failed", error=note
+                        )
                     ]
-                    events += await self._end_run(s, run, "failed", f"step {step.name!r} {note}, no retries left")
+                    events += await self._end_run(
+                        s, run, "failed", f"step {step.name!r} {note}, no retries left"
+                    )
                 await self.bus.publish_many(events, s)
         return count

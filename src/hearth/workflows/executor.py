@@ -24,6 +24,7 @@ from hearth.workflows.engine import Claimed, Engine, Outcome
 from hearth.workflows.runner import StepRunner
 
 log = logging.getLogger("hearth.workflows")
+PROMOTE_BATCH = 50
 
 
 @dataclass
@@ -54,12 +55,15 @@ class LocalExecutor:
         self.worker = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
         self.active: dict[str, _Active] = {}
         self._wake = asyncio.Event()
+        self._maybe_pending = True  # a run may be waiting for promotion (created here, or by another server)
         self._loop_task: asyncio.Task | None = None
         self._stopping = False
         self._idle = asyncio.Event()
         self._idle.set()
 
     def wake(self) -> None:
+        """A run was created: promote it and start its first steps now."""
+        self._maybe_pending = True
         self._wake.set()
 
     async def start(self) -> None:
@@ -85,9 +89,13 @@ class LocalExecutor:
     async def _loop(self) -> None:
         last_check = time.monotonic()
         while not self._stopping:
+            woken_by_step = self._wake.is_set() and not self._maybe_pending
             self._wake.clear()
             try:
-                await self.engine.promote()
+                # A step that ended here only makes its run's next steps ready: no promotion to look for.
+                if not woken_by_step:
+                    # A full batch promoted: more may wait.
+                    self._maybe_pending = await self.engine.promote(limit=PROMOTE_BATCH) >= PROMOTE_BATCH
                 free = self.concurrency - len(self.active)
                 if free > 0:
                     for claimed in await self.engine.claim(worker=self.worker, limit=free):

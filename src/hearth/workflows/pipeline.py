@@ -27,9 +27,16 @@ from typing import Any
 import orjson
 from pydantic import TypeAdapter, ValidationError
 
-PARAM_TYPES: dict[str, type] = {"str": str, "int": int, "float": float, "bool": bool, "list": list, "dict": dict}
+PARAM_TYPES: dict[str, type] = {
+    "str": str,
+    "int": int,
+    "float": float,
+    "bool": bool,
+    "list": list,
+    "dict": dict,
+}
 ARTIFACT_TYPES = ("model", "dataset", "metrics", "logs", "report", "file")
-# A parameter of type `artifact` is the URI of an existing artifact (file:// or s3://); checked at run creation.
+# A parameter of type `artifact`: the URI of an existing artifact (file:// or s3://), checked at creation.
 ARTIFACT_PARAM = "artifact"
 
 
@@ -69,7 +76,9 @@ def coerce_params(declared: dict[str, dict[str, Any]], given: dict[str, Any]) ->
     naming the first wrong parameter."""
     unknown = sorted(set(given) - set(declared))
     if unknown:
-        raise ValueError(f"unknown parameter {unknown[0]!r}; this pipeline takes {sorted(declared) or 'none'}")
+        raise ValueError(
+            f"unknown parameter {unknown[0]!r}; this pipeline takes {sorted(declared) or 'none'}"
+        )
     out: dict[str, Any] = {}
     for name, spec in declared.items():
         if name not in given:
@@ -192,7 +201,9 @@ class Pipeline:
             out_types = {k: Param(v).type_name for k, v in (outputs or {}).items()}
             for kind in (artifacts or {}).values():
                 if kind not in ARTIFACT_TYPES:
-                    raise PipelineError(f"{self.name}.{step_name}: artifact type {kind!r} not in {ARTIFACT_TYPES}")
+                    raise PipelineError(
+                        f"{self.name}.{step_name}: artifact type {kind!r} not in {ARTIFACT_TYPES}"
+                    )
             if retries < 0 or (timeout is not None and timeout <= 0):
                 raise PipelineError(f"{self.name}.{step_name}: retries must be ≥ 0 and timeout > 0")
             self.steps[step_name] = Step(

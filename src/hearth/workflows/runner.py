@@ -68,7 +68,8 @@ class StepRunner:
             outcome.logs = logs + outcome.logs
             return outcome
         finally:
-            await asyncio.to_thread(shutil.rmtree, workdir, True)
+            if workdir.exists():
+                await asyncio.to_thread(shutil.rmtree, workdir, True)
 
     async def _fetch_inputs(self, claimed: Claimed, workdir: Path) -> dict[str, Path]:
         refs = dict(claimed.inputs)
@@ -113,7 +114,9 @@ class StepRunner:
         task = asyncio.ensure_future(resolve(claimed.spec["target"])(ctx))
         stop = asyncio.ensure_future(cancelled.wait())
         try:
-            done, _ = await asyncio.wait({task, stop}, timeout=claimed.timeout, return_when=asyncio.FIRST_COMPLETED)
+            done, _ = await asyncio.wait(
+                {task, stop}, timeout=claimed.timeout, return_when=asyncio.FIRST_COMPLETED
+            )
         finally:
             stop.cancel()
         if task not in done:
@@ -124,7 +127,9 @@ class StepRunner:
                 pass
             if cancelled.is_set():
                 return Outcome(status="cancelled", metrics=ctx.metrics)
-            return Outcome(status="failed", error=f"timed out after {claimed.timeout:g} s", metrics=ctx.metrics)
+            return Outcome(
+                status="failed", error=f"timed out after {claimed.timeout:g} s", metrics=ctx.metrics
+            )
         exc = task.exception()
         if exc is not None:
             where = traceback.extract_tb(exc.__traceback__)[-1] if exc.__traceback__ else None
@@ -140,7 +145,7 @@ class StepRunner:
         cancelled: asyncio.Event,
         log: Callable[[str], None],
     ) -> Outcome:
-        workdir.mkdir(parents=True, exist_ok=True)
+        await asyncio.to_thread(workdir.mkdir, parents=True, exist_ok=True)
         spec = {
             "target": claimed.spec["target"],
             "run_id": claimed.run_id,
@@ -175,7 +180,9 @@ class StepRunner:
             while True:
                 message = await messages.get()
                 if message is None:
-                    return Outcome(status="failed", error=f"the step's process died (exit code {process.exitcode})")
+                    return Outcome(
+                        status="failed", error=f"the step's process died (exit code {process.exitcode})"
+                    )
                 kind = message[0]
                 if kind == "log":
                     log(message[1])
@@ -190,7 +197,9 @@ class StepRunner:
         task = asyncio.ensure_future(drain())
         stop = asyncio.ensure_future(cancelled.wait())
         try:
-            done, _ = await asyncio.wait({task, stop}, timeout=claimed.timeout, return_when=asyncio.FIRST_COMPLETED)
+            done, _ = await asyncio.wait(
+                {task, stop}, timeout=claimed.timeout, return_when=asyncio.FIRST_COMPLETED
+            )
             if task in done:
                 result = task.result()
             else:
@@ -198,7 +207,10 @@ class StepRunner:
                 result = (
                     Outcome(status="cancelled")
                     if cancelled.is_set()
-                    else Outcome(status="failed", error=f"timed out after {claimed.timeout:g} s; its process was killed")
+                    else Outcome(
+                        status="failed",
+                        error=f"timed out after {claimed.timeout:g} s; its process was killed",
+                    )
                 )
         finally:
             stop.cancel()
@@ -216,7 +228,9 @@ class StepRunner:
     async def _finish(self, claimed: Claimed, workdir: Path, outcome: Outcome) -> Outcome:
         """Check the outputs against their declared types and store the declared artifacts."""
         if not isinstance(outcome.outputs, dict):
-            return Outcome(status="failed", error=f"a step returns a dict or None, not {type(outcome.outputs).__name__}")
+            return Outcome(
+                status="failed", error=f"a step returns a dict or None, not {type(outcome.outputs).__name__}"
+            )
         for name, type_name in claimed.spec.get("outputs", {}).items():
             if name not in outcome.outputs:
                 return Outcome(status="failed", error=f"declared output {name!r} was not returned")

@@ -41,7 +41,7 @@ LOWER_IS_BETTER = ("loss", "_ms", "_s", "error", "errors", "latency")
 
 
 def metric_goal(name: str, declared: dict[str, str]) -> str:
-    """"max" or "min" for a metric: as its pipeline declares (by full name, or the part after the last
+    """ "max" or "min" for a metric: as its pipeline declares (by full name, or the part after the last
     '.'), else "min" for losses, errors and latencies and "max" for the rest."""
     short = name.rsplit(".", 1)[-1]
     if name in declared or short in declared:
@@ -85,7 +85,9 @@ class WorkflowService:
                     stored[pipeline.name] = same.version
                     continue
                 taken = {r.version for r in rows}
-                version = pipeline.version if pipeline.version not in taken else f"{pipeline.version}+{digest[:8]}"
+                version = (
+                    pipeline.version if pipeline.version not in taken else f"{pipeline.version}+{digest[:8]}"
+                )
                 s.add(
                     PipelineRow(
                         id=new_id(),
@@ -116,7 +118,9 @@ class WorkflowService:
     async def list_pipelines(self) -> list[PipelineOut]:
         """The pipelines this server runs, at the version it declares."""
         async with self.db.sessions() as s:
-            rows = (await s.scalars(select(PipelineRow).order_by(PipelineRow.name, PipelineRow.created_at))).all()
+            rows = (
+                await s.scalars(select(PipelineRow).order_by(PipelineRow.name, PipelineRow.created_at))
+            ).all()
         current = getattr(self, "versions", {})
         return [self._pipeline_out(r) for r in rows if current.get(r.name) == r.version]
 
@@ -130,7 +134,9 @@ class WorkflowService:
             known = ", ".join(sorted(self.pipelines)) or "none"
             raise not_found(f"no pipeline {name!r}; this server has: {known}", param="pipeline")
         version = version or self.versions[name]
-        row = await s.scalar(select(PipelineRow).where(PipelineRow.name == name, PipelineRow.version == version))
+        row = await s.scalar(
+            select(PipelineRow).where(PipelineRow.name == name, PipelineRow.version == version)
+        )
         return or_404(row, f"pipeline {name!r} has no version {version!r}", param="version")
 
     # -- runs ---------------------------------------------------------------------------------------
@@ -146,16 +152,18 @@ class WorkflowService:
         except ValueError as exc:
             raise HearthError(422, str(exc), param="params", code="invalid_params") from None
         for name, spec in declared.items():
-            if spec["type"] == ARTIFACT_PARAM and params.get(name):
-                if not await asyncio.to_thread(self.store.exists, params[name]):
-                    raise HearthError(
-                        422,
-                        f"parameter {name!r}: artifact {params[name]} does not exist",
-                        param=f"params.{name}",
-                        code="missing_artifact",
-                    )
+            wanted = spec["type"] == ARTIFACT_PARAM and params.get(name)
+            if wanted and not await asyncio.to_thread(self.store.exists, params[name]):
+                raise HearthError(
+                    422,
+                    f"parameter {name!r}: artifact {params[name]} does not exist",
+                    param=f"params.{name}",
+                    code="missing_artifact",
+                )
         if body.executor == "argo" and self.argo is None:
-            raise bad_request("Argo is not configured on this server", param="executor", code="argo_unavailable")
+            raise bad_request(
+                "Argo is not configured on this server", param="executor", code="argo_unavailable"
+            )
         run_id = new_id()
         async with self.db.transaction() as s:
             experiment_id = None
@@ -257,9 +265,13 @@ class WorkflowService:
     async def get_run(self, *, user_id: str, run_id: str) -> RunDetail:
         async with self.db.sessions() as s:
             run = await RunRepository(s, owner_id=user_id).get_or_404(run_id)
-            steps = (await s.scalars(select(StepRow).where(StepRow.run_id == run_id).order_by(StepRow.position))).all()
+            steps = (
+                await s.scalars(select(StepRow).where(StepRow.run_id == run_id).order_by(StepRow.position))
+            ).all()
             artifacts = (
-                await s.scalars(select(Artifact).where(Artifact.run_id == run_id).order_by(Artifact.created_at))
+                await s.scalars(
+                    select(Artifact).where(Artifact.run_id == run_id).order_by(Artifact.created_at)
+                )
             ).all()
         return RunDetail.model_validate(
             {
@@ -295,7 +307,9 @@ class WorkflowService:
             run_status=run.status,  # type: ignore[arg-type]
         )
 
-    async def artifact(self, *, user_id: str, run_id: str, artifact: str) -> tuple[ArtifactOut, Iterator[bytes]]:
+    async def artifact(
+        self, *, user_id: str, run_id: str, artifact: str
+    ) -> tuple[ArtifactOut, Iterator[bytes]]:
         """An artifact of a run (by id, or `step.name`) and its bytes."""
         async with self.db.sessions() as s:
             await RunRepository(s, owner_id=user_id).get_or_404(run_id)
@@ -308,7 +322,10 @@ class WorkflowService:
             row = or_404(await s.scalar(stmt), f"run {run_id} has no artifact {artifact!r}", param="artifact")
         out = ArtifactOut.model_validate(row)
         if not await asyncio.to_thread(self.store.exists, row.uri):
-            raise not_found(f"artifact {artifact!r} is recorded but its object {row.uri} is missing", code="artifact_missing")
+            raise not_found(
+                f"artifact {artifact!r} is recorded but its object {row.uri} is missing",
+                code="artifact_missing",
+            )
         try:
             return out, self.store.iter_bytes(row.uri)
         except ArtifactMissing as exc:
@@ -330,7 +347,13 @@ class WorkflowService:
                 ).all()
             )
         return [
-            ExperimentOut(id=r.id, name=r.name, description=r.description, runs=counts.get(r.id, 0), created_at=r.created_at)
+            ExperimentOut(
+                id=r.id,
+                name=r.name,
+                description=r.description,
+                runs=counts.get(r.id, 0),
+                created_at=r.created_at,
+            )
             for r in rows
         ]
 
@@ -338,10 +361,14 @@ class WorkflowService:
         """The ids of an experiment's runs (by experiment id or name), oldest first."""
         async with self.db.sessions() as s:
             repo = ExperimentRepository(s, owner_id=user_id)
-            row = await s.scalar(repo.select().where((Experiment.id == experiment) | (Experiment.name == experiment)))
+            row = await s.scalar(
+                repo.select().where((Experiment.id == experiment) | (Experiment.name == experiment))
+            )
             row = or_404(row, f"no experiment {experiment!r}", param="experiment_id")
             ids = await s.scalars(
-                select(Run.id).where(Run.experiment_id == row.id, Run.owner_id == user_id).order_by(Run.created_at)
+                select(Run.id)
+                .where(Run.experiment_id == row.id, Run.owner_id == user_id)
+                .order_by(Run.created_at)
             )
             return list(ids.all())
 
@@ -373,7 +400,12 @@ class WorkflowService:
         return Comparison(
             runs=[
                 ComparedRun(
-                    id=r.id, pipeline=r.pipeline, status=r.status, params=r.params, metrics=r.metrics, created_at=r.created_at  # type: ignore[arg-type]
+                    id=r.id,
+                    pipeline=r.pipeline,
+                    status=r.status,
+                    params=r.params,
+                    metrics=r.metrics,
+                    created_at=r.created_at,  # type: ignore[arg-type]
                 )
                 for r in runs
             ],

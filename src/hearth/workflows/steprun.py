@@ -42,7 +42,9 @@ async def run_step(settings: Any, run_id: str, step: str) -> tuple[int, str]:
             return 1, f"step {step!r} of run {run_id} is {row.status}, not ready to run"
         [one] = claimed
         runner = StepRunner(
-            store=store_from_settings(settings), workdir=settings.data_dir / "workflows" / "work", ports=platform.ports
+            store=store_from_settings(settings),
+            workdir=settings.data_dir / "workflows" / "work",
+            ports=platform.ports,
         )
         cancelled = asyncio.Event()
 

@@ -43,7 +43,9 @@ async def start(platform: Platform) -> Running:
     if settings.workflows_executor:
         executor = LocalExecutor(
             engine=engine,
-            runner=StepRunner(store=store, workdir=settings.data_dir / "workflows" / "work", ports=platform.ports),
+            runner=StepRunner(
+                store=store, workdir=settings.data_dir / "workflows" / "work", ports=platform.ports
+            ),
             concurrency=settings.workflows_concurrency,
             poll_seconds=settings.workflows_poll_seconds,
             heartbeat_seconds=settings.workflows_heartbeat_seconds,

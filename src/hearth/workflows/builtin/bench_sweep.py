@@ -18,11 +18,13 @@ from hearth.workflows.pipeline import Param, Pipeline, StepContext
 pipeline = Pipeline(
     "bench-sweep",
     version="1",
-    description="Sweep an endpoint's load (synchronous → throughput) and save the measurements for the planner.",
+    description="Sweep an endpoint's load (synchronous → throughput); save the measurements for the planner.",
     params={
         "target": Param(str, help="base URL of an OpenAI-compatible API, e.g. http://127.0.0.1:8080/v1"),
         "model": Param(str, help="the model (alias) sent in each request"),
-        "api_key_env": Param(str, default="", help="name of an environment variable of the server holding the key"),
+        "api_key_env": Param(
+            str, default="", help="name of an environment variable of the server holding the key"
+        ),
         "requests": Param(int, default=20, help="requests per load point"),
         "sweep_size": Param(int, default=4, help="load points: synchronous, throughput and rates between"),
         "max_concurrency": Param(int, default=16, help="requests in flight at the throughput point"),
@@ -69,11 +71,15 @@ async def sweep(ctx: StepContext) -> dict[str, Any]:
     from hearth.bench.service import run_benchmark
 
     config = _config(ctx.params)
-    ctx.log(f"sweeping {config.target} ({config.model}): {config.sweep_size} load points × {config.max_requests} requests")
+    ctx.log(
+        f"sweeping {config.target} ({config.model}): {config.sweep_size} load points × "
+        f"{config.max_requests} requests"
+    )
 
     def finished(result: Any) -> None:
         ctx.log(
-            f"{result.strategy.label}: {result.requests_per_s:.2f} req/s, {result.output_tokens_per_s:.1f} out tok/s, "
+            f"{result.strategy.label}: {result.requests_per_s:.2f} req/s, "
+            f"{result.output_tokens_per_s:.1f} out tok/s, "
             f"TTFT p50 {result.ttft_ms.p50 or 0:.1f} ms, {result.successful} ok / {result.errored} errors"
         )
 
@@ -102,7 +108,10 @@ async def save(ctx: StepContext) -> dict[str, Any]:
         raise RuntimeError("the planner context is not running in this server: no knowledge base to save to")
     report = BenchReport.model_validate_json(ctx.input_path("sweep.report.json").read_text())
     rows = rows_from_report(
-        report, row_labels=labels(gpu=ctx.params["gpu"], gpu_count=ctx.params["gpu_count"], hardware_label=ctx.params["gpu"])
+        report,
+        row_labels=labels(
+            gpu=ctx.params["gpu"], gpu_count=ctx.params["gpu_count"], hardware_label=ctx.params["gpu"]
+        ),
     )
     if not rows:
         raise RuntimeError("the report has no load point with a successful request")

@@ -50,7 +50,9 @@ async def load(ctx: StepContext) -> dict[str, Any]:
     if ctx.params["depth"] < 10:
         raise ValueError("depth must be at least 10 (nDCG@10 and MRR@10 need ten results)")
     queries, qrels = _evaluator(ctx).load_judgements(
-        queries=ctx.input_path("params.queries"), qrels=ctx.input_path("params.qrels"), fmt=ctx.params["format"]
+        queries=ctx.input_path("params.queries"),
+        qrels=ctx.input_path("params.qrels"),
+        fmt=ctx.params["format"],
     )
     ctx.artifact_path("judged").write_bytes(orjson.dumps({"queries": queries, "qrels": qrels}))
     ctx.log(f"{len(queries)} judged queries, modes {', '.join(modes)}")
@@ -79,7 +81,8 @@ async def evaluate(ctx: StepContext) -> dict[str, Any]:
         for name in ("ndcg10", "recall100", "mrr10"):
             ctx.metric(f"{mode}.{name}", result[name])
         ctx.log(
-            f"{mode}: nDCG@10 {result['ndcg10']:.4f}  Recall@100 {result['recall100']:.4f}  MRR@10 {result['mrr10']:.4f}"
+            f"{mode}: nDCG@10 {result['ndcg10']:.4f}  Recall@100 {result['recall100']:.4f}  "
+            f"MRR@10 {result['mrr10']:.4f}"
         )
     ctx.artifact_path("scores").write_bytes(orjson.dumps(scores, option=orjson.OPT_INDENT_2))
     best = max(scores, key=lambda m: scores[m]["ndcg10"])
@@ -94,5 +97,7 @@ def report(ctx: StepContext) -> None:
         writer = csv.writer(f)
         writer.writerow(["mode", "ndcg10", "recall100", "mrr10", "queries"])
         for mode, s in scores.items():
-            writer.writerow([mode, f"{s['ndcg10']:.4f}", f"{s['recall100']:.4f}", f"{s['mrr10']:.4f}", int(s["queries"])])
+            writer.writerow(
+                [mode, f"{s['ndcg10']:.4f}", f"{s['recall100']:.4f}", f"{s['mrr10']:.4f}", int(s["queries"])]
+            )
     print(f"best mode by nDCG@10: {ctx.upstream['evaluate']['best_mode']}")
