@@ -16,6 +16,7 @@ class Screen:
 SCREENS: tuple[Screen, ...] = (
     Screen("/chat", "Chat"),
     Screen("/documents", "Documents"),
+    Screen("/workflows", "Workflows"),
     Screen("/admin/keys", "API keys", admin=True),
     Screen("/admin/users", "Users", admin=True),
 )

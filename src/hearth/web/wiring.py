@@ -9,6 +9,7 @@ from hearth.platform.core import Context, Platform
 from hearth.platform.retention import RetentionRule
 from hearth.web.assets import router as assets_router
 from hearth.web.pages import router as pages_router
+from hearth.web.workflows import router as workflows_router
 
 
 async def start(platform: Platform) -> None:
@@ -18,4 +19,4 @@ async def start(platform: Platform) -> None:
     )
 
 
-CONTEXT = Context(name="web", start=start, routers=(pages_router, assets_router))
+CONTEXT = Context(name="web", start=start, routers=(pages_router, workflows_router, assets_router))
