@@ -140,58 +140,60 @@ class Engine:
                 stmt = stmt.where(Run.executor == "local")
             stmt = stmt.order_by(StepRow.ready_at).limit(limit).with_for_update(of=StepRow, skip_locked=True)
             rows = (await s.execute(stmt)).all()
-            now = utcnow()
-            claimed: list[Claimed] = []
-            events = []
-            for step_row, run in rows:
-                states.check("step", step_row.status, "running")
-                taken = await s.execute(
-                    update(StepRow)
-                    .where(StepRow.id == step_row.id, StepRow.status == "ready")
-                    .values(
-                        status="running",
-                        worker=worker,
-                        attempt=StepRow.attempt + 1,
-                        started_at=now,
-                        heartbeat_at=now,
-                        finished_at=None,
-                    )
-                    .execution_options(synchronize_session=False)
+            return await self._take(s, rows, worker=worker)
+
+    async def _take(self, s: AsyncSession, rows: Any, *, worker: str) -> list[Claimed]:
+        """Ready steps (locked by the caller) → running for `worker`, with their StepStarted events."""
+        now = utcnow()
+        claimed: list[Claimed] = []
+        events = []
+        for step_row, run in rows:
+            states.check("step", step_row.status, "running")
+            taken = await s.execute(
+                update(StepRow)
+                .where(StepRow.id == step_row.id, StepRow.status == "ready")
+                .values(
+                    status="running",
+                    worker=worker,
+                    attempt=StepRow.attempt + 1,
+                    started_at=now,
+                    heartbeat_at=now,
+                    finished_at=None,
                 )
-                if taken.rowcount != 1:  # type: ignore[attr-defined]
-                    continue  # another worker took it between our read and our write (SQLite)
-                definition = await self.definition(s, run.pipeline_id)
-                spec = next(x for x in definition["steps"] if x["name"] == step_row.name)
-                spec = {
-                    **spec,
-                    "param_types": {n: p["type"] for n, p in definition["params"].items()},
-                    "any_artifacts": any(x["artifacts"] for x in definition["steps"]),
-                }
-                claimed.append(
-                    Claimed(
-                        run_id=run.id,
-                        step_id=step_row.id,
-                        name=step_row.name,
-                        attempt=step_row.attempt + 1,
-                        retries=step_row.retries,
-                        timeout=step_row.timeout,
-                        owner_id=run.owner_id,
-                        pipeline=run.pipeline,
-                        params=run.params,
-                        spec=spec,
-                        upstream={},
-                        inputs={},
-                    )
+                .execution_options(synchronize_session=False)
+            )
+            if taken.rowcount != 1:  # type: ignore[attr-defined]
+                continue  # another worker took it between our read and our write (SQLite)
+            definition = await self.definition(s, run.pipeline_id)
+            spec = next(x for x in definition["steps"] if x["name"] == step_row.name)
+            spec = {
+                **spec,
+                "param_types": {n: p["type"] for n, p in definition["params"].items()},
+                "any_artifacts": any(x["artifacts"] for x in definition["steps"]),
+            }
+            claimed.append(
+                Claimed(
+                    run_id=run.id,
+                    step_id=step_row.id,
+                    name=step_row.name,
+                    attempt=step_row.attempt + 1,
+                    retries=step_row.retries,
+                    timeout=step_row.timeout,
+                    owner_id=run.owner_id,
+                    pipeline=run.pipeline,
+                    params=run.params,
+                    spec=spec,
+                    upstream={},
+                    inputs={},
                 )
-                events.append(
-                    StepStarted(
-                        run_id=run.id, step=step_row.name, attempt=step_row.attempt + 1, worker=worker
-                    )
-                )
-            if claimed:
-                await self._fill_inputs(s, claimed)
-                await self.bus.publish_many(events, s)
-            return claimed
+            )
+            events.append(
+                StepStarted(run_id=run.id, step=step_row.name, attempt=step_row.attempt + 1, worker=worker)
+            )
+        if claimed:
+            await self._fill_inputs(s, claimed)
+            await self.bus.publish_many(events, s)
+        return claimed
 
     async def _fill_inputs(self, s: AsyncSession, claimed: list[Claimed]) -> None:
         """Upstream outputs (direct dependencies) and artifacts (every step before) of each claimed step.
@@ -241,6 +243,21 @@ class Engine:
 
     async def complete(self, claimed: Claimed, outcome: Outcome, *, worker: str) -> str | None:
         """Record an attempt's end; returns the step's new status (None: the claim was lost meanwhile)."""
+        status, _ = await self.complete_and_claim(claimed, outcome, worker=worker, limit=0)
+        return status
+
+    async def complete_and_claim(
+        self, claimed: Claimed, outcome: Outcome, *, worker: str, limit: int
+    ) -> tuple[str | None, list[Claimed]]:
+        """`complete`, and in the same transaction claim up to `limit` of the steps it made ready (the
+        run's next steps, whose rows it already holds): one transaction fewer per step on a run's path."""
+        chained: list[Claimed] = []
+        status = await self._complete(claimed, outcome, worker=worker, limit=limit, chained=chained)
+        return status, chained
+
+    async def _complete(
+        self, claimed: Claimed, outcome: Outcome, *, worker: str, limit: int, chained: list[Claimed]
+    ) -> str | None:
         async with self.db.transaction() as s:
             run = await s.scalar(select(Run).where(Run.id == claimed.run_id).with_for_update())
             step = await s.scalar(select(StepRow).where(StepRow.id == claimed.step_id).with_for_update())
@@ -290,7 +307,10 @@ class Engine:
                     )
                 if outcome.metrics:
                     run.metrics = {**run.metrics, **outcome.metrics}
-                events += await self._advance(s, run, now)
+                ended, ready = await self._advance(s, run, now)
+                events += ended
+                if ready and limit > 0 and run.status == "running":
+                    chained += await self._take(s, [(x, run) for x in ready[:limit]], worker=worker)
             elif step.attempt <= step.retries:
                 states.transition(step, "ready")
                 step.ready_at, step.worker = now, None
@@ -340,18 +360,20 @@ class Engine:
             async with self.db.transaction() as s:
                 await self._write_logs(s, claimed, lines)
 
-    async def _advance(self, s: AsyncSession, run: Run, now: datetime) -> list[Any]:
-        """After a step succeeded: steps whose dependencies all succeeded become ready; the run succeeds
-        when every step has."""
+    async def _advance(self, s: AsyncSession, run: Run, now: datetime) -> tuple[list[Any], list[StepRow]]:
+        """After a step succeeded: steps whose dependencies all succeeded become ready (returned); the run
+        succeeds when every step has (its events returned)."""
         steps = (await s.scalars(select(StepRow).where(StepRow.run_id == run.id).with_for_update())).all()
         done = {x.name for x in steps if x.status == "succeeded"}
+        ready = []
         for x in steps:
             if x.status == "pending" and all(d in done for d in x.after):
                 states.transition(x, "ready")
                 x.ready_at = now
+                ready.append(x)
         if len(done) == len(steps):
-            return await self._end_run(s, run, "succeeded", None, steps=steps)
-        return []
+            return await self._end_run(s, run, "succeeded", None, steps=steps), []
+        return [], ready
 
     async def _end_run(
         self,

@@ -148,7 +148,13 @@ class LocalExecutor:
                 outcome = Outcome(status="requeued")
             outcome.logs = active.logs + outcome.logs
             active.logs = []
-            await self.engine.complete(claimed, outcome, worker=self.worker)
+            # The run's next steps start from the same transaction, up to the slots free once this one ends.
+            free = 0 if self._stopping else self.concurrency - len(self.active) + 1
+            _, chained = await self.engine.complete_and_claim(
+                claimed, outcome, worker=self.worker, limit=free
+            )
+            for following in chained:
+                self._start(following)
         except Exception:
             log.exception("step %s of run %s could not be recorded", claimed.name, claimed.run_id)
         finally:
