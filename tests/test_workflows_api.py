@@ -260,6 +260,18 @@ def test_another_users_runs_are_not_found(hearth) -> None:  # type: ignore[no-un
     assert api(hearth, "GET", "/runs", other).json()["data"] == []
     theirs = finished(hearth, start(hearth, "demo", other)["id"], other)
     assert theirs["status"] == "succeeded"
+    # A user may not make the server read its own files, nor run a pipeline kept for admins.
+    secret = hearth.settings.data_dir / "admin-key.txt"
+    r = api(
+        hearth, "POST", "/runs", other, json={"pipeline": "reader", "params": {"source": secret.as_uri()}}
+    )
+    assert r.status_code == 403 and r.json()["error"]["code"] == "artifact_forbidden"
+    mine_artifact = api(hearth, "GET", f"/runs/{theirs['id']}", other).json()["artifacts"][0]["uri"]
+    ok = finished(hearth, start(hearth, "reader", other, params={"source": mine_artifact})["id"], other)
+    assert ok["status"] == "succeeded"
+    sweep = {"target": "http://127.0.0.1:9/v1", "model": "m"}
+    r = api(hearth, "POST", "/runs", other, json={"pipeline": "bench-sweep", "params": sweep})
+    assert r.status_code == 403 and r.json()["error"]["code"] == "admin_only"
 
 
 async def test_runs_publish_the_workflow_event_stream(hearth) -> None:  # type: ignore[no-untyped-def]

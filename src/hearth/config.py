@@ -354,6 +354,9 @@ class Settings(BaseSettings):
     # A running step whose heartbeat is older than this lost its worker (a crash): resumed or failed.
     workflows_stale_seconds: float = Field(30.0, gt=0)
     workflows_modules: str = ""  # comma-separated Python modules whose pipelines this server registers
+    # Folders whose files non-admins may pass as file:// artifact parameters (besides the artifacts folder);
+    # comma-separated. Admins may pass any file the server can read.
+    workflows_file_roots: str = ""
     # Artifacts go to S3 (or MinIO, any S3-compatible server) when a bucket is set; else under data_dir.
     s3_bucket: str | None = None
     s3_prefix: str = "hearth"

@@ -310,6 +310,9 @@ class Engine:
                 ended, ready = await self._advance(s, run, now)
                 events += ended
                 if ready and limit > 0 and run.status == "running":
+                    # This step's events first, then the next steps' StepStarted: the stream keeps its order.
+                    await self.bus.publish_many(events, s)
+                    events = []
                     chained += await self._take(s, [(x, run) for x in ready[:limit]], worker=worker)
             elif step.attempt <= step.retries:
                 states.transition(step, "ready")

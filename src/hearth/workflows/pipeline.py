@@ -160,6 +160,7 @@ class Pipeline:
         description: str = "",
         params: dict[str, Param] | None = None,
         metrics: dict[str, str] | None = None,
+        admin_only: bool = False,
     ) -> None:
         if not name or not all(c.isalnum() or c in "-_." for c in name):
             raise PipelineError(f"pipeline name {name!r}: use letters, digits, '-', '_' or '.'")
@@ -169,6 +170,8 @@ class Pipeline:
         self.params = dict(params or {})
         # metric name (or suffix after a '.', e.g. "dense.ndcg10" → "ndcg10") → "max" or "min": which wins
         self.metrics = dict(metrics or {})
+        # Only admins may start it (e.g. it writes data every user shares, or reaches arbitrary URLs).
+        self.admin_only = admin_only
         self.steps: dict[str, Step] = {}
         for pname, p in self.params.items():
             if p.type_name not in (*PARAM_TYPES, ARTIFACT_PARAM):
@@ -265,6 +268,7 @@ class Pipeline:
             "description": self.description,
             "params": params,
             "metrics": self.metrics,
+            "admin_only": self.admin_only,
             "steps": [self.steps[n].definition() for n in self.order()],
         }
 

@@ -19,6 +19,7 @@ class PipelineOut(BaseModel):
     description: str
     params: dict[str, dict[str, Any]]  # name → {type, default?, help}
     metrics: dict[str, str]  # metric → "max" | "min" (which value wins a comparison)
+    admin_only: bool = False  # only admins may start it
     steps: list[dict[str, Any]]  # name, after, outputs, artifacts, retries, timeout, inline, target
     created_at: UtcTimestamp
 

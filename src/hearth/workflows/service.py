@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import func, select
@@ -16,7 +17,7 @@ from hearth.platform.errors import HearthError, bad_request, not_found
 from hearth.platform.kit.repository import or_404
 from hearth.platform.kit.time import utcnow
 from hearth.workflows import states
-from hearth.workflows.artifacts import ArtifactMissing, ArtifactStore
+from hearth.workflows.artifacts import ArtifactMissing, ArtifactStore, LocalBackend
 from hearth.workflows.engine import Engine
 from hearth.workflows.events import PipelineRunCreated
 from hearth.workflows.models import Artifact, Experiment, PipelineRow, Run, StepLog, StepRow
@@ -60,6 +61,7 @@ class WorkflowService:
         pipelines: dict[str, Pipeline],
         on_created: Any = None,
         argo: Any = None,
+        file_roots: list[Path] | None = None,
     ) -> None:
         self.db = db
         self.bus = bus
@@ -68,6 +70,8 @@ class WorkflowService:
         self.pipelines = pipelines
         self.on_created = on_created or (lambda: None)
         self.argo = argo  # argo.ArgoSubmitter, or None when not configured
+        # Where non-admins' file:// artifact parameters may point: the artifacts folder and configured roots.
+        self.file_roots = [store.local.root, *(p.resolve() for p in file_roots or [])]
 
     # -- pipelines ----------------------------------------------------------------------------------
 
@@ -111,6 +115,7 @@ class WorkflowService:
             description=row.description,
             params=d["params"],
             metrics=d.get("metrics", {}),
+            admin_only=d.get("admin_only", False),
             steps=d["steps"],
             created_at=row.created_at,
         )
@@ -141,11 +146,13 @@ class WorkflowService:
 
     # -- runs ---------------------------------------------------------------------------------------
 
-    async def create_run(self, *, user_id: str, body: RunCreate) -> RunOut:
-        """Check the parameters (types, required, artifacts that must exist), then store the run and its
-        steps as pending with a `PipelineRunCreated` event, in one transaction."""
+    async def create_run(self, *, user_id: str, body: RunCreate, is_admin: bool = True) -> RunOut:
+        """Check the parameters (types, required, artifacts that must exist and the caller may read), then
+        store the run and its steps as pending with a `PipelineRunCreated` event, in one transaction."""
         async with self.db.sessions() as s:
             row = await self._pipeline_row(s, body.pipeline, body.version)
+        if row.definition.get("admin_only") and not is_admin:
+            raise HearthError(403, f"only admins may run {row.name!r}", code="admin_only")
         declared = row.definition["params"]
         try:
             params = coerce_params(declared, body.params)
@@ -153,6 +160,14 @@ class WorkflowService:
             raise HearthError(422, str(exc), param="params", code="invalid_params") from None
         for name, spec in declared.items():
             wanted = spec["type"] == ARTIFACT_PARAM and params.get(name)
+            if wanted and not is_admin and not self._readable(params[name]):
+                raise HearthError(
+                    403,
+                    f"parameter {name!r}: {params[name]} is outside the folders you may read "
+                    "(artifacts, HEARTH_WORKFLOWS_FILE_ROOTS); upload it to S3 or ask an admin",
+                    param=f"params.{name}",
+                    code="artifact_forbidden",
+                )
             if wanted and not await asyncio.to_thread(self.store.exists, params[name]):
                 raise HearthError(
                     422,
@@ -217,6 +232,18 @@ class WorkflowService:
         else:
             self.on_created()
         return await self.get_run(user_id=user_id, run_id=run_id)
+
+    def _readable(self, uri: str) -> bool:
+        """Whether a non-admin may name this artifact URI: any s3:// one (the bucket's own access rules
+        apply); a file:// one only under the artifacts folder or a configured root, never the server's
+        other files."""
+        if not uri.startswith("file:"):
+            return True
+        try:
+            path = LocalBackend.path(uri).resolve()
+        except ArtifactMissing:
+            return False
+        return any(path.is_relative_to(root) for root in self.file_roots)
 
     async def _submit_argo(self, run_id: str) -> None:
         async with self.db.sessions() as s:

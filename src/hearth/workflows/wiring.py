@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from pathlib import Path
 
 from hearth.platform.core import Context, Platform
 from hearth.workflows import ports
@@ -59,6 +60,7 @@ async def start(platform: Platform) -> Running:
         pipelines=load_pipelines(settings.workflows_modules),
         on_created=executor.wake if executor else None,
         argo=ArgoSubmitter.from_settings(settings) if argo_configured(settings) else None,
+        file_roots=[Path(p.strip()) for p in settings.workflows_file_roots.split(",") if p.strip()],
     )
     await service.register()
     platform.ports.provide(ports.SERVICE, service)

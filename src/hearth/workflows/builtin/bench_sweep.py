@@ -35,6 +35,9 @@ pipeline = Pipeline(
         "save": Param(bool, default=True, help="store the rows in the planner's knowledge base"),
     },
     metrics={"sync_ttft_ms_p50": "min", "max_output_tokens_per_s": "max", "max_requests_per_s": "max"},
+    # Its rows go into the knowledge base every user's plans read, and it sends load to any URL it is given:
+    # admins only, as `POST /api/bench/import` is.
+    admin_only=True,
 )
 
 
