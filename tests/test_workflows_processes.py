@@ -1,6 +1,6 @@
 """Workflows across real `hearth serve` processes: a server killed mid-step leaves no run "running" (the
-next start resumes the step, which still has a retry), and two servers on one PostgreSQL database run
-each step exactly once between them."""
+next start sees the process is gone and resumes the step, which still has a retry), and two servers on one
+PostgreSQL database run each step exactly once between them."""
 
 from __future__ import annotations
 
@@ -46,7 +46,9 @@ def _call(url: str, key: str, method: str, path: str, **kwargs: Any) -> Any:
 
 def test_a_killed_server_leaves_no_run_running(tmp_path) -> None:  # type: ignore[no-untyped-def]
     home = tmp_path / "home"
-    env_extra = _catalog(home)
+    # Heartbeats would go stale only after 10 minutes: the restart must see at once that the process that
+    # held the step is gone.
+    env_extra = {**_catalog(home), "HEARTH_WORKFLOWS_STALE_SECONDS": "600"}
     marker = tmp_path / "attempts"
     port = free_port()
     env = clean_env(home, HEARTH_PORT=str(port), HEARTH_VOICE_WARMUP="false", **env_extra)

@@ -10,7 +10,7 @@ Lock order, everywhere: the run row, then its step rows; so a cancel and a compl
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -438,18 +438,27 @@ class Engine:
             rows = await s.scalars(select(Run.id).where(Run.id.in_(ids), Run.status.in_(states.RUN_TERMINAL)))
             return set(rows.all())
 
-    async def recover(self, *, stale_after: float, now: datetime | None = None) -> int:
-        """Steps left running by a worker that stopped sending heartbeats (a crashed server): resumed
-        (ready again) while retries are left, else failed with their run. Returns how many."""
+    async def recover(
+        self, *, stale_after: float, now: datetime | None = None, dead: Callable[[str], bool] | None = None
+    ) -> int:
+        """Steps left running by a worker that stopped sending heartbeats (a crashed server), or whose
+        worker `dead(worker)` says is gone: resumed (ready again) while retries are left, else failed with
+        their run. Returns how many."""
         cutoff = (now or utcnow()) - timedelta(seconds=stale_after)
         async with self.db.transaction() as s:
-            stale = (
+            running = (
                 await s.execute(
-                    select(StepRow.id, StepRow.run_id)
-                    .where(StepRow.status == "running", StepRow.heartbeat_at < cutoff)
-                    .limit(200)
+                    select(StepRow.id, StepRow.run_id, StepRow.worker, StepRow.heartbeat_at)
+                    .where(StepRow.status == "running")
+                    .limit(1000)
                 )
             ).all()
+        stale = [
+            (step_id, run_id)
+            for step_id, run_id, worker, beat in running
+            if (beat is not None and beat < cutoff) or (dead is not None and worker and dead(worker))
+        ]
+        gone = {step_id for step_id, _, worker, _ in running if dead is not None and worker and dead(worker)}
         count = 0
         for step_id, run_id in stale:
             async with self.db.transaction() as s:
@@ -457,7 +466,7 @@ class Engine:
                 step = await s.scalar(select(StepRow).where(StepRow.id == step_id).with_for_update())
                 if run is None or step is None or step.status != "running" or step.heartbeat_at is None:
                     continue
-                if step.heartbeat_at >= cutoff:
+                if step.heartbeat_at >= cutoff and step_id not in gone:
                     continue
                 count += 1
                 note = f"interrupted: worker {step.worker} stopped while running attempt {step.attempt}"

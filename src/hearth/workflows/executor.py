@@ -61,13 +61,29 @@ class LocalExecutor:
         self._idle = asyncio.Event()
         self._idle.set()
 
+    def _dead_here(self, worker: str) -> bool:
+        """Whether `worker` ("host:pid:tag") ran on this host in a process that no longer exists."""
+        host, _, rest = worker.partition(":")
+        pid = rest.partition(":")[0]
+        if host != socket.gethostname() or not pid.isdigit() or worker == self.worker:
+            return False
+        try:
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            return True
+        except PermissionError:  # alive, another user's
+            return False
+        return False
+
     def wake(self) -> None:
         """A run was created: promote it and start its first steps now."""
         self._maybe_pending = True
         self._wake.set()
 
     async def start(self) -> None:
-        await self.engine.recover(stale_after=self.stale_seconds)
+        # A server restarted on this machine need not wait for the heartbeats to go stale: a worker of
+        # this host whose process is gone is dead now.
+        await self.engine.recover(stale_after=self.stale_seconds, dead=self._dead_here)
         self._loop_task = asyncio.create_task(self._loop(), name="workflows-executor")
 
     async def stop(self) -> None:
