@@ -421,10 +421,17 @@ class Engine:
     # -- liveness -----------------------------------------------------------------------------------
 
     async def heartbeat(self, *, worker: str) -> None:
+        """Our running steps are alive. Rows another transaction holds (a completion) are skipped, never
+        waited for: waiting on several rows in no set order deadlocked against completions on PostgreSQL."""
         async with self.db.transaction() as s:
+            mine = (
+                select(StepRow.id)
+                .where(StepRow.worker == worker, StepRow.status == "running")
+                .with_for_update(skip_locked=True)
+            )
             await s.execute(
                 update(StepRow)
-                .where(StepRow.worker == worker, StepRow.status == "running")
+                .where(StepRow.id.in_(mine.scalar_subquery()))
                 .values(heartbeat_at=utcnow())
                 .execution_options(synchronize_session=False)
             )

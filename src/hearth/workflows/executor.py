@@ -20,6 +20,8 @@ import time
 import uuid
 from dataclasses import dataclass, field
 
+from sqlalchemy.exc import OperationalError
+
 from hearth.workflows.engine import Claimed, Engine, Outcome
 from hearth.workflows.runner import StepRunner
 
@@ -156,6 +158,22 @@ class LocalExecutor:
         self._idle.clear()
         active.task = asyncio.create_task(self._run(active), name=f"step-{claimed.run_id}-{claimed.name}")
 
+    async def _record(self, claimed: Claimed, outcome: Outcome, free: int) -> list[Claimed]:
+        """Record the attempt; a transaction the database aborted (a deadlock victim, a dropped connection)
+        is tried again rather than leaving the step running until its heartbeat goes stale."""
+        for attempt in range(3):
+            try:
+                _, chained = await self.engine.complete_and_claim(
+                    claimed, outcome, worker=self.worker, limit=free
+                )
+                return chained
+            except OperationalError:
+                if attempt == 2:
+                    raise
+                log.warning("recording step %s of run %s failed; trying again", claimed.name, claimed.run_id)
+                await asyncio.sleep(0.05 * (attempt + 1))
+        return []
+
     async def _run(self, active: _Active) -> None:
         claimed = active.claimed
         try:
@@ -166,9 +184,7 @@ class LocalExecutor:
             active.logs = []
             # The run's next steps start from the same transaction, up to the slots free once this one ends.
             free = 0 if self._stopping else self.concurrency - len(self.active) + 1
-            _, chained = await self.engine.complete_and_claim(
-                claimed, outcome, worker=self.worker, limit=free
-            )
+            chained = await self._record(claimed, outcome, free)
             for following in chained:
                 self._start(following)
         except Exception:
