@@ -18,21 +18,30 @@ WEB_STAMP := $(WEB_VENDOR)/.installed
 
 export OMP_WAIT_POLICY ?= PASSIVE
 
-.PHONY: run test test-postgres install lint format bench clean chromium kubectl
+.PHONY: run test test-postgres install lint format bench clean chromium kubectl moto
 
 run: install
 	$(BIN)/hearth serve
 
-test: install $(TRAIN_STAMP) chromium kubectl
+test: install $(TRAIN_STAMP) chromium kubectl moto
 	$(BIN)/ruff check src tests bench
 	$(BIN)/ruff format --check src tests bench
 	$(BIN)/pytest
 
 # The suite again with every test server on PostgreSQL instead of SQLite (storage tests run on both anyway).
-test-postgres: install $(TRAIN_STAMP) chromium kubectl
+test-postgres: install $(TRAIN_STAMP) chromium kubectl moto
 	HEARTH_TEST_DATABASE=postgres $(BIN)/pytest
 
 install: $(STAMP) $(WEB_STAMP)
+
+# moto's S3 server for the workflow artifact tests, in a virtualenv of its own: moto needs botocore, whose
+# python-dateutil<3 cannot share an environment with the pinned kubernetes client (dateutil>=3).
+MOTO_VENV := .venv-moto
+moto: $(MOTO_VENV)/bin/moto_server
+
+$(MOTO_VENV)/bin/moto_server:
+	$(PYTHON) -m venv $(MOTO_VENV)
+	$(MOTO_VENV)/bin/pip install 'moto[server]==5.2.5'
 
 $(LLAMA_WHEEL):
 	@mkdir -p $(WHEELS)
@@ -84,4 +93,4 @@ bench: install
 	$(BIN)/python bench/gateway.py --llm
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache node_modules $(WEB_VENDOR) test-artifacts
+	rm -rf $(VENV) $(MOTO_VENV) .pytest_cache .ruff_cache node_modules $(WEB_VENDOR) test-artifacts

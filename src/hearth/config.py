@@ -364,6 +364,7 @@ class Settings(BaseSettings):
     # Folder of KServe CRDs the manifests are validated against (default: the copy shipped in the package).
     planner_kserve_crds: Path | None = None
 
+<<<<<<< HEAD
     # --- tips (issue 15): add tips settings below this line ---
     # The token vault's key (Fernet key or passphrase); unset: a key file generated in the home (mode 0600).
     secret_key: str | None = Field(None, repr=False)
@@ -412,6 +413,37 @@ class Settings(BaseSettings):
     # A process marks its running runs alive this often; a run not marked for 3 beats was cut short (its
     # process died) and becomes `interrupted`, resumable.
     agents_heartbeat_seconds: float = Field(10.0, gt=0)
+=======
+    # --- workflows (issue 16): add settings below this line ---
+    workflows_executor: bool = True  # run the local executor (a worker pool) in this process
+    workflows_concurrency: int = Field(4, ge=1, le=256)  # steps run at once by this process
+    workflows_poll_seconds: float = Field(
+        0.5, gt=0
+    )  # how often idle workers look for work another server made
+    workflows_heartbeat_seconds: float = Field(5.0, gt=0)  # running steps say they are alive this often
+    # A running step whose heartbeat is older than this lost its worker (a crash): resumed or failed.
+    workflows_stale_seconds: float = Field(30.0, gt=0)
+    workflows_modules: str = ""  # comma-separated Python modules whose pipelines this server registers
+    # Folders whose files non-admins may pass as file:// artifact parameters (besides the artifacts folder);
+    # comma-separated. Admins may pass any file the server can read.
+    workflows_file_roots: str = ""
+    # Artifacts go to S3 (or MinIO, any S3-compatible server) when a bucket is set; else under data_dir.
+    s3_bucket: str | None = None
+    s3_prefix: str = "hearth"
+    s3_endpoint_url: str | None = None
+    s3_region: str | None = None
+    s3_access_key_id: str | None = None
+    s3_secret_access_key: str | None = None
+    # Argo Workflows: where runs are submitted (kubeconfig, its context, or an API server URL used as is),
+    # the image whose `hearth run step` the containers call, and the Secret holding HEARTH_DATABASE_URL.
+    argo_namespace: str = "default"
+    argo_image: str = "ghcr.io/hearth/hearth:latest"
+    argo_kubeconfig: str | None = None
+    argo_kube_context: str | None = None
+    argo_kube_api_url: str | None = None
+    argo_secret: str = "hearth-workflows"
+    argo_service_account: str | None = None
+>>>>>>> workflows
 
     @cached_property
     def resolved_database_url(self) -> str:

@@ -32,11 +32,13 @@ from hearth.tips.models import (
 )
 from hearth.usage.models import UsageDay
 from hearth.voice.models import VoiceRequest, VoiceResponse
+from hearth.workflows.models import Artifact, Experiment, PipelineRow, Run, StepLog, StepRow
 
 __all__ = [
     "AgentOutput",
     "AgentRun",
     "ApiKey",
+    "Artifact",
     "AuditEntry",
     "BenchRun",
     "BenchmarkRow",
@@ -48,6 +50,7 @@ __all__ = [
     "Delivery",
     "DeliveryAttempt",
     "Document",
+    "Experiment",
     "GpuProfile",
     "InboxItem",
     "IngestJob",
@@ -56,9 +59,13 @@ __all__ = [
     "Notification",
     "NotifyPreferences",
     "OutboxEvent",
+    "PipelineRow",
     "PreferencesRow",
     "PushSubscription",
+    "Run",
     "SessionRow",
+    "StepLog",
+    "StepRow",
     "TipFeedback",
     "TipScore",
     "TipsConnector",

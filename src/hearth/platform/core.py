@@ -41,6 +41,7 @@ CONTEXT_MODULES = (
     "hearth.planner.wiring",
     "hearth.bench.wiring",
     "hearth.agents.wiring",  # after rag and planner: its tools use their ports
+    "hearth.workflows.wiring",
     "hearth.usage.wiring",
     "hearth.audit.wiring",
     "hearth.notify.wiring",

@@ -15,6 +15,7 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 FORMATS = ("beir", "trec", "smart")
 
@@ -155,3 +156,62 @@ def score(runs: dict[str, list[str]], qrels: dict[str, dict[str, float]]) -> Sco
         sum(mrr_at(runs.get(q, []), qrels[q]) for q in judged) / n,
         n,
     )
+
+
+@dataclass(frozen=True)
+class Evaluator:
+    """Implements `hearth.rag.ports.RetrievalEvaluator` over the rag service's search: the evaluated path
+    `hearth rag eval` measures through HTTP (one mode, `depth` chunks, no rerank), called in-process."""
+
+    search: Any  # hearth.rag.search.Search
+
+    @staticmethod
+    def load_judgements(
+        *, queries: Path, qrels: Path, fmt: str
+    ) -> tuple[dict[str, str], dict[str, dict[str, float]]]:
+        if fmt not in FORMATS:
+            raise ValueError(f"format must be one of {', '.join(FORMATS)}, not {fmt!r}")
+        try:
+            topics = load_queries(queries, fmt)
+        except (ValueError, KeyError, IndexError) as exc:
+            raise ValueError(f"cannot read {queries.name} as {fmt} queries: {exc}") from None
+        try:
+            judgements = load_qrels(qrels, fmt)
+        except (ValueError, KeyError, IndexError) as exc:
+            raise ValueError(f"cannot read {qrels.name} as {fmt} relevance judgements: {exc}") from None
+        judged = {q: t for q, t in topics.items() if judgements.get(q)}
+        if not judged:
+            raise ValueError(
+                f"no query in {queries.name} has relevance judgements in {qrels.name} ({fmt} format)"
+            )
+        return judged, {q: judgements[q] for q in judged}
+
+    async def evaluate(
+        self,
+        *,
+        user_id: str,
+        collection: str,
+        queries: dict[str, str],
+        qrels: dict[str, dict[str, float]],
+        mode: str,
+        depth: int = 100,
+    ) -> dict[str, float]:
+        runs: dict[str, list[str]] = {}
+        for qid, text in queries.items():
+            result = await self.search.search(
+                user_id=user_id,
+                collection=collection,
+                query=text,
+                top_k=depth,
+                top_n=depth,
+                mode=mode,
+                rerank=False,
+            )
+            runs[qid] = documents_in_order(s.metadata.get("source", s.document_id) for s in result.sources)
+        scores = score(runs, qrels)
+        return {
+            "ndcg10": scores.ndcg10,
+            "recall100": scores.recall100,
+            "mrr10": scores.mrr10,
+            "queries": scores.queries,
+        }

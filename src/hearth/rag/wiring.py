@@ -1,4 +1,5 @@
-"""How the rag context plugs into the platform (see hearth.platform.core): provides `Retriever`."""
+"""How the rag context plugs into the platform (see hearth.platform.core): provides `Retriever` and
+`RetrievalEvaluator`."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from hearth.platform.core import Context, Platform
 from hearth.rag import ports
 from hearth.rag.api import router
 from hearth.rag.config import RagConfig
+from hearth.rag.evaluation import Evaluator
 from hearth.rag.keyword import KeywordIndex
 from hearth.rag.lance import LanceStore
 from hearth.rag.personal_data import RagPersonalData
@@ -73,6 +75,7 @@ async def start(platform: Platform) -> RagService:
     )
     platform.ports.provide(ports.RETRIEVER, service)
     platform.ports.provide(ports.DOCUMENTS, service)
+    platform.ports.provide(ports.EVALUATOR, Evaluator(service.searcher))
     platform.ports.provide(ports.SERVICE, service)
     return service
 

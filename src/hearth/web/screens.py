@@ -19,6 +19,7 @@ SCREENS: tuple[Screen, ...] = (
     Screen("/voice", "Voice"),
     Screen("/documents", "Documents"),
     Screen("/agents", "Agents"),
+    Screen("/workflows", "Workflows"),
     Screen("/tips", "Tips"),
     Screen("/planner", "Planner"),
     Screen("/bench", "Bench", admin=True),

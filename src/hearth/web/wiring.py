@@ -11,6 +11,7 @@ from hearth.web.agents_page import router as agents_router
 from hearth.web.assets import router as assets_router
 from hearth.web.pages import router as pages_router
 from hearth.web.tool_pages import router as tool_pages_router
+from hearth.web.workflows import router as workflows_router
 
 
 async def start(platform: Platform) -> None:
@@ -21,5 +22,7 @@ async def start(platform: Platform) -> None:
 
 
 CONTEXT = Context(
-    name="web", start=start, routers=(pages_router, tool_pages_router, agents_router, assets_router)
+    name="web",
+    start=start,
+    routers=(pages_router, tool_pages_router, agents_router, workflows_router, assets_router),
 )

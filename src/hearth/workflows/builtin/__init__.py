@@ -1,0 +1,1 @@
+"""Built-in pipelines (listed in hearth.workflows.registry.BUILTIN_MODULES)."""

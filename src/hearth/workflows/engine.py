@@ -1,0 +1,511 @@
+"""Every change of a run's or a step's status, each in one transaction with its events (the outbox).
+
+Workers of any number of server processes share the work through the database: a pending run is promoted
+by whoever locks it first, a ready step is claimed by one worker only (`FOR UPDATE SKIP LOCKED` on
+PostgreSQL, plus a compare-and-set `UPDATE … WHERE status = 'ready'` that also holds on SQLite), and every
+completion re-reads the step under a lock and drops a result whose claim it no longer holds.
+
+Lock order, everywhere: the run row, then its step rows; so a cancel and a completion cannot deadlock.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from hearth.events.bus import EventBus
+from hearth.platform.db import Database, new_id
+from hearth.platform.kit.time import utcnow
+from hearth.workflows import states
+from hearth.workflows.events import (
+    ArtifactProduced,
+    PipelineRunCompleted,
+    StepCompleted,
+    StepStarted,
+)
+from hearth.workflows.models import Artifact, PipelineRow, Run, StepLog, StepRow
+
+MAX_ERROR = 4000  # characters of an error kept on a step or run
+
+
+@dataclass
+class Claimed:
+    """A step a worker holds: everything needed to run it without another query."""
+
+    run_id: str
+    step_id: str
+    name: str
+    attempt: int
+    retries: int
+    timeout: float | None
+    owner_id: str
+    pipeline: str
+    params: dict[str, Any]
+    spec: dict[str, Any]  # the step's stored definition (target, inline, outputs, artifacts)
+    upstream: dict[str, dict[str, Any]]  # direct dependencies' outputs
+    inputs: dict[str, str]  # "step.artifact" or "params.name" → URI
+
+
+@dataclass
+class Outcome:
+    """How an attempt ended. `status`: succeeded, failed, cancelled (the run ended), or requeued (this
+    server is stopping: the attempt is given back without using up a retry)."""
+
+    status: str
+    outputs: dict[str, Any] = field(default_factory=dict)
+    metrics: dict[str, float] = field(default_factory=dict)
+    logs: list[str] = field(default_factory=list)
+    artifacts: list[tuple[str, str, Any]] = field(default_factory=list)  # (name, type, Stored)
+    error: str | None = None
+
+
+def _short(text: str | None) -> str | None:
+    return None if text is None else text[:MAX_ERROR]
+
+
+class Engine:
+    def __init__(self, db: Database, bus: EventBus) -> None:
+        self.db = db
+        self.bus = bus
+        self._definitions: dict[str, dict[str, Any]] = {}  # pipeline id → definition (immutable per id)
+
+    async def definition(self, session: AsyncSession, pipeline_id: str) -> dict[str, Any]:
+        found = self._definitions.get(pipeline_id)
+        if found is None:
+            row = await session.get(PipelineRow, pipeline_id)
+            assert row is not None
+            found = self._definitions[pipeline_id] = row.definition
+        return found
+
+    # -- starting -----------------------------------------------------------------------------------
+
+    async def promote(self, *, limit: int = 50, run_id: str | None = None) -> int:
+        """Pending local runs → running, their first steps → ready (one transaction); how many."""
+        async with self.db.transaction() as s:
+            stmt = select(Run).where(Run.status == "pending")
+            stmt = stmt.where(Run.id == run_id) if run_id else stmt.where(Run.executor == "local")
+            runs = list(
+                (
+                    await s.scalars(
+                        stmt.order_by(Run.created_at).limit(limit).with_for_update(skip_locked=True)
+                    )
+                ).all()
+            )
+            if not runs:
+                return 0
+            now = utcnow()
+            promoted = []
+            for run in runs:
+                states.check("run", run.status, "running")
+                # Compare-and-set: on SQLite (no row locks) another worker may have promoted it meanwhile.
+                taken = await s.execute(
+                    update(Run)
+                    .where(Run.id == run.id, Run.status == "pending")
+                    .values(status="running", started_at=now)
+                    .execution_options(synchronize_session=False)
+                )
+                if taken.rowcount == 1:  # type: ignore[attr-defined]
+                    promoted.append(run.id)
+            if not promoted:
+                return 0
+            steps = (await s.scalars(select(StepRow).where(StepRow.run_id.in_(promoted)))).all()
+            for step in steps:
+                if not step.after and step.status == "pending":
+                    states.transition(step, "ready")
+                    step.ready_at = now
+            return len(promoted)
+
+    async def claim(
+        self, *, worker: str, limit: int, run_id: str | None = None, step: str | None = None
+    ) -> list[Claimed]:
+        """Take up to `limit` ready steps of running runs for `worker` (each step goes to one worker)."""
+        if limit <= 0:
+            return []
+        async with self.db.transaction() as s:
+            stmt = (
+                select(StepRow, Run)
+                .join(Run, Run.id == StepRow.run_id)
+                .where(StepRow.status == "ready", Run.status == "running")
+            )
+            if run_id is not None:
+                stmt = stmt.where(StepRow.run_id == run_id)
+                if step is not None:
+                    stmt = stmt.where(StepRow.name == step)
+            else:
+                stmt = stmt.where(Run.executor == "local")
+            stmt = stmt.order_by(StepRow.ready_at).limit(limit).with_for_update(of=StepRow, skip_locked=True)
+            rows = (await s.execute(stmt)).all()
+            return await self._take(s, rows, worker=worker)
+
+    async def _take(self, s: AsyncSession, rows: Any, *, worker: str) -> list[Claimed]:
+        """Ready steps (locked by the caller) → running for `worker`, with their StepStarted events."""
+        now = utcnow()
+        claimed: list[Claimed] = []
+        events = []
+        for step_row, run in rows:
+            states.check("step", step_row.status, "running")
+            taken = await s.execute(
+                update(StepRow)
+                .where(StepRow.id == step_row.id, StepRow.status == "ready")
+                .values(
+                    status="running",
+                    worker=worker,
+                    attempt=StepRow.attempt + 1,
+                    started_at=now,
+                    heartbeat_at=now,
+                    finished_at=None,
+                )
+                .execution_options(synchronize_session=False)
+            )
+            if taken.rowcount != 1:  # type: ignore[attr-defined]
+                continue  # another worker took it between our read and our write (SQLite)
+            definition = await self.definition(s, run.pipeline_id)
+            spec = next(x for x in definition["steps"] if x["name"] == step_row.name)
+            spec = {
+                **spec,
+                "param_types": {n: p["type"] for n, p in definition["params"].items()},
+                "any_artifacts": any(x["artifacts"] for x in definition["steps"]),
+            }
+            claimed.append(
+                Claimed(
+                    run_id=run.id,
+                    step_id=step_row.id,
+                    name=step_row.name,
+                    attempt=step_row.attempt + 1,
+                    retries=step_row.retries,
+                    timeout=step_row.timeout,
+                    owner_id=run.owner_id,
+                    pipeline=run.pipeline,
+                    params=run.params,
+                    spec=spec,
+                    upstream={},
+                    inputs={},
+                )
+            )
+            events.append(
+                StepStarted(run_id=run.id, step=step_row.name, attempt=step_row.attempt + 1, worker=worker)
+            )
+        if claimed:
+            await self._fill_inputs(s, claimed)
+            await self.bus.publish_many(events, s)
+        return claimed
+
+    async def _fill_inputs(self, s: AsyncSession, claimed: list[Claimed]) -> None:
+        """Upstream outputs (direct dependencies) and artifacts (every step before) of each claimed step.
+        First steps have neither: no query for them (the no-op benchmark's roots, most single-step runs)."""
+        claimed = [c for c in claimed if c.spec["after"]]
+        if not claimed:
+            return
+        run_ids = list({c.run_id for c in claimed})
+        steps = (
+            await s.execute(
+                select(StepRow.run_id, StepRow.name, StepRow.after, StepRow.outputs).where(
+                    StepRow.run_id.in_(run_ids)
+                )
+            )
+        ).all()
+        by_run: dict[str, dict[str, tuple[list[str], dict[str, Any]]]] = {}
+        for run_id, name, after, outputs in steps:
+            by_run.setdefault(run_id, {})[name] = (after, outputs)
+        # Only runs whose pipeline declares artifacts can have any.
+        with_artifacts = [c.run_id for c in claimed if c.spec.get("any_artifacts")]
+        artifacts = []
+        if with_artifacts:
+            artifacts = (
+                await s.execute(
+                    select(Artifact.run_id, Artifact.step, Artifact.name, Artifact.uri).where(
+                        Artifact.run_id.in_(with_artifacts)
+                    )
+                )
+            ).all()
+        for c in claimed:
+            graph = by_run[c.run_id]
+            ancestors: set[str] = set()
+            todo = list(graph[c.name][0])
+            while todo:
+                name = todo.pop()
+                if name not in ancestors:
+                    ancestors.add(name)
+                    todo.extend(graph[name][0])
+            c.upstream = {name: graph[name][1] for name in graph[c.name][0]}
+            c.inputs = {
+                f"{step}.{name}": uri
+                for run_id, step, name, uri in artifacts
+                if run_id == c.run_id and step in ancestors
+            }
+
+    # -- finishing ----------------------------------------------------------------------------------
+
+    async def complete(self, claimed: Claimed, outcome: Outcome, *, worker: str) -> str | None:
+        """Record an attempt's end; returns the step's new status (None: the claim was lost meanwhile)."""
+        status, _ = await self.complete_and_claim(claimed, outcome, worker=worker, limit=0)
+        return status
+
+    async def complete_and_claim(
+        self, claimed: Claimed, outcome: Outcome, *, worker: str, limit: int
+    ) -> tuple[str | None, list[Claimed]]:
+        """`complete`, and in the same transaction claim up to `limit` of the steps it made ready (the
+        run's next steps, whose rows it already holds): one transaction fewer per step on a run's path."""
+        chained: list[Claimed] = []
+        status = await self._complete(claimed, outcome, worker=worker, limit=limit, chained=chained)
+        return status, chained
+
+    async def _complete(
+        self, claimed: Claimed, outcome: Outcome, *, worker: str, limit: int, chained: list[Claimed]
+    ) -> str | None:
+        async with self.db.transaction() as s:
+            run = await s.scalar(select(Run).where(Run.id == claimed.run_id).with_for_update())
+            step = await s.scalar(select(StepRow).where(StepRow.id == claimed.step_id).with_for_update())
+            if run is None or step is None or step.status != "running" or step.worker != worker:
+                return None  # resumed elsewhere after our heartbeat went stale: its result wins
+            await self._write_logs(s, claimed, outcome.logs)
+            now = utcnow()
+            step.heartbeat_at = None
+            events: list[Any] = []
+            if outcome.status == "requeued":
+                states.transition(step, "ready")
+                step.attempt -= 1
+                step.ready_at, step.worker = now, None
+                await self.bus.publish_many(events, s)
+                return step.status
+            step.finished_at = now
+            if run.status in states.RUN_TERMINAL or outcome.status == "cancelled":
+                states.transition(step, "cancelled")
+                step.error = f"cancelled: the run is {run.status}"
+                events.append(
+                    StepCompleted(run_id=run.id, step=step.name, attempt=step.attempt, status="cancelled")
+                )
+            elif outcome.status == "succeeded":
+                states.transition(step, "succeeded")
+                step.outputs = outcome.outputs
+                step.error = None
+                # Seed 000's order: StepCompleted, then each ArtifactProduced.
+                events.append(
+                    StepCompleted(run_id=run.id, step=step.name, attempt=step.attempt, status="succeeded")
+                )
+                for name, kind, stored in outcome.artifacts:
+                    s.add(
+                        Artifact(
+                            id=new_id(),
+                            run_id=run.id,
+                            step=step.name,
+                            name=name,
+                            type=kind,
+                            uri=stored.uri,
+                            size=stored.size,
+                            sha256=stored.sha256,
+                            inline=False,
+                        )
+                    )
+                    events.append(
+                        ArtifactProduced(run_id=run.id, step=step.name, name=name, type=kind, uri=stored.uri)
+                    )
+                if outcome.metrics:
+                    run.metrics = {**run.metrics, **outcome.metrics}
+                ended, ready = await self._advance(s, run, now)
+                events += ended
+                if ready and limit > 0 and run.status == "running":
+                    # This step's events first, then the next steps' StepStarted: the stream keeps its order.
+                    await self.bus.publish_many(events, s)
+                    events = []
+                    chained += await self._take(s, [(x, run) for x in ready[:limit]], worker=worker)
+            elif step.attempt <= step.retries:
+                states.transition(step, "ready")
+                step.ready_at, step.worker = now, None
+                step.error = _short(outcome.error)
+                events.append(
+                    StepCompleted(
+                        run_id=run.id,
+                        step=step.name,
+                        attempt=step.attempt,
+                        status="failed",
+                        retrying=True,
+                        error=step.error,
+                    )
+                )
+            else:
+                states.transition(step, "failed")
+                step.error = _short(outcome.error)
+                events.append(
+                    StepCompleted(
+                        run_id=run.id, step=step.name, attempt=step.attempt, status="failed", error=step.error
+                    )
+                )
+                tries = f" after {step.attempt} attempts" if step.attempt > 1 else ""
+                events += await self._end_run(
+                    s, run, "failed", f"step {step.name!r} failed{tries}: {outcome.error}"
+                )
+            await self.bus.publish_many(events, s)
+            return step.status
+
+    async def _write_logs(self, s: AsyncSession, claimed: Claimed, lines: list[str]) -> None:
+        if lines:
+            now = utcnow()
+            s.add_all(
+                StepLog(
+                    run_id=claimed.run_id,
+                    step=claimed.name,
+                    attempt=claimed.attempt,
+                    at=now,
+                    line=line[:MAX_ERROR],
+                )
+                for line in lines
+            )
+
+    async def append_logs(self, claimed: Claimed, lines: list[str]) -> None:
+        """Log lines of a running step, written as they come (the live view reads them)."""
+        if lines:
+            async with self.db.transaction() as s:
+                await self._write_logs(s, claimed, lines)
+
+    async def _advance(self, s: AsyncSession, run: Run, now: datetime) -> tuple[list[Any], list[StepRow]]:
+        """After a step succeeded: steps whose dependencies all succeeded become ready (returned); the run
+        succeeds when every step has (its events returned)."""
+        steps = (await s.scalars(select(StepRow).where(StepRow.run_id == run.id).with_for_update())).all()
+        done = {x.name for x in steps if x.status == "succeeded"}
+        ready = []
+        for x in steps:
+            if x.status == "pending" and all(d in done for d in x.after):
+                states.transition(x, "ready")
+                x.ready_at = now
+                ready.append(x)
+        if len(done) == len(steps):
+            return await self._end_run(s, run, "succeeded", None, steps=steps), []
+        return [], ready
+
+    async def _end_run(
+        self,
+        s: AsyncSession,
+        run: Run,
+        status: str,
+        error: str | None,
+        *,
+        steps: Iterable[StepRow] | None = None,
+    ) -> list[Any]:
+        """The run to a final status; its steps that have not started are skipped (cancelled on a cancel).
+        Steps running elsewhere see the final status at their next check and stop."""
+        states.transition(run, status)
+        run.error = _short(error)
+        run.finished_at = utcnow()
+        if steps is None:
+            steps = (await s.scalars(select(StepRow).where(StepRow.run_id == run.id).with_for_update())).all()
+        for x in steps:
+            if x.status in ("pending", "ready"):
+                states.transition(x, "cancelled" if status == "cancelled" else "skipped")
+                x.finished_at = run.finished_at
+        return [
+            PipelineRunCompleted(
+                run_id=run.id, owner_id=run.owner_id, pipeline=run.pipeline, status=status, error=run.error
+            )
+        ]
+
+    async def cancel(self, s: AsyncSession, run: Run) -> None:
+        """Cancel a pending or running run (the caller holds the run row); running steps stop shortly."""
+        events = await self._end_run(s, run, "cancelled", "cancelled by its owner")
+        await self.bus.publish_many(events, s)
+
+    async def fail_run(self, run_id: str, error: str) -> bool:
+        """A run that cannot go on (e.g. its Argo submission failed) ends failed; False if it had ended."""
+        async with self.db.transaction() as s:
+            run = await s.scalar(select(Run).where(Run.id == run_id).with_for_update())
+            if run is None or run.status in states.RUN_TERMINAL:
+                return False
+            await self.bus.publish_many(await self._end_run(s, run, "failed", error), s)
+            return True
+
+    # -- liveness -----------------------------------------------------------------------------------
+
+    async def heartbeat(self, *, worker: str) -> None:
+        """Our running steps are alive. Rows another transaction holds (a completion) are skipped, never
+        waited for: waiting on several rows in no set order deadlocked against completions on PostgreSQL."""
+        async with self.db.transaction() as s:
+            mine = (
+                select(StepRow.id)
+                .where(StepRow.worker == worker, StepRow.status == "running")
+                .with_for_update(skip_locked=True)
+            )
+            await s.execute(
+                update(StepRow)
+                .where(StepRow.id.in_(mine.scalar_subquery()))
+                .values(heartbeat_at=utcnow())
+                .execution_options(synchronize_session=False)
+            )
+
+    async def ended(self, run_ids: Iterable[str]) -> set[str]:
+        """Which of these runs have ended (their running steps must stop)."""
+        ids = list(set(run_ids))
+        if not ids:
+            return set()
+        async with self.db.sessions() as s:
+            rows = await s.scalars(select(Run.id).where(Run.id.in_(ids), Run.status.in_(states.RUN_TERMINAL)))
+            return set(rows.all())
+
+    async def recover(
+        self, *, stale_after: float, now: datetime | None = None, dead: Callable[[str], bool] | None = None
+    ) -> int:
+        """Steps left running by a worker that stopped sending heartbeats (a crashed server), or whose
+        worker `dead(worker)` says is gone: resumed (ready again) while retries are left, else failed with
+        their run. Returns how many."""
+        cutoff = (now or utcnow()) - timedelta(seconds=stale_after)
+        async with self.db.transaction() as s:
+            running = (
+                await s.execute(
+                    select(StepRow.id, StepRow.run_id, StepRow.worker, StepRow.heartbeat_at)
+                    .where(StepRow.status == "running")
+                    .limit(1000)
+                )
+            ).all()
+        stale = [
+            (step_id, run_id)
+            for step_id, run_id, worker, beat in running
+            if (beat is not None and beat < cutoff) or (dead is not None and worker and dead(worker))
+        ]
+        gone = {step_id for step_id, _, worker, _ in running if dead is not None and worker and dead(worker)}
+        count = 0
+        for step_id, run_id in stale:
+            async with self.db.transaction() as s:
+                run = await s.scalar(select(Run).where(Run.id == run_id).with_for_update(skip_locked=True))
+                step = await s.scalar(select(StepRow).where(StepRow.id == step_id).with_for_update())
+                if run is None or step is None or step.status != "running" or step.heartbeat_at is None:
+                    continue
+                if step.heartbeat_at >= cutoff and step_id not in gone:
+                    continue
+                count += 1
+                note = f"interrupted: worker {step.worker} stopped while running attempt {step.attempt}"
+                s.add(StepLog(run_id=run.id, step=step.name, attempt=step.attempt, at=utcnow(), line=note))
+                events: list[Any]
+                if run.status in states.RUN_TERMINAL:
+                    states.transition(step, "cancelled")
+                    step.finished_at = utcnow()
+                    events = []
+                elif step.attempt <= step.retries:
+                    states.transition(step, "ready")
+                    step.ready_at, step.worker, step.error = utcnow(), None, note
+                    events = [
+                        StepCompleted(
+                            run_id=run.id,
+                            step=step.name,
+                            attempt=step.attempt,
+                            status="failed",
+                            retrying=True,
+                            error=note,
+                        )
+                    ]
+                else:
+                    states.transition(step, "failed")
+                    step.error, step.finished_at = note, utcnow()
+                    events = [
+                        StepCompleted(
+                            run_id=run.id, step=step.name, attempt=step.attempt, status="failed", error=note
+                        )
+                    ]
+                    events += await self._end_run(
+                        s, run, "failed", f"step {step.name!r} {note}, no retries left"
+                    )
+                await self.bus.publish_many(events, s)
+        return count
