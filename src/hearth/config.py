@@ -364,7 +364,6 @@ class Settings(BaseSettings):
     # Folder of KServe CRDs the manifests are validated against (default: the copy shipped in the package).
     planner_kserve_crds: Path | None = None
 
-<<<<<<< HEAD
     # --- tips (issue 15): add tips settings below this line ---
     # The token vault's key (Fernet key or passphrase); unset: a key file generated in the home (mode 0600).
     secret_key: str | None = Field(None, repr=False)
@@ -413,7 +412,7 @@ class Settings(BaseSettings):
     # A process marks its running runs alive this often; a run not marked for 3 beats was cut short (its
     # process died) and becomes `interrupted`, resumable.
     agents_heartbeat_seconds: float = Field(10.0, gt=0)
-=======
+
     # --- workflows (issue 16): add settings below this line ---
     workflows_executor: bool = True  # run the local executor (a worker pool) in this process
     workflows_concurrency: int = Field(4, ge=1, le=256)  # steps run at once by this process
@@ -443,7 +442,6 @@ class Settings(BaseSettings):
     argo_kube_api_url: str | None = None
     argo_secret: str = "hearth-workflows"
     argo_service_account: str | None = None
->>>>>>> workflows
 
     @cached_property
     def resolved_database_url(self) -> str:

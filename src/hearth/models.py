@@ -19,7 +19,6 @@ from hearth.planner.models import BenchmarkRow, CatalogModel, GpuProfile
 from hearth.rag.models import Collection, CollectionShare, Document, IngestJob
 from hearth.tips.models import (
     AgentOutput,
-    AgentRun,
     TipFeedback,
     TipsConnector,
     TipsConsent,
@@ -30,6 +29,7 @@ from hearth.tips.models import (
     TipsPreferences,
     TipsSignal,
 )
+from hearth.tips.models import AgentRun as TipsAgentRun
 from hearth.usage.models import UsageDay
 from hearth.voice.models import VoiceRequest, VoiceResponse
 from hearth.workflows.models import Artifact, Experiment, PipelineRow, Run, StepLog, StepRow
@@ -68,6 +68,7 @@ __all__ = [
     "StepRow",
     "TipFeedback",
     "TipScore",
+    "TipsAgentRun",
     "TipsConnector",
     "TipsConsent",
     "TipsConsentLog",
