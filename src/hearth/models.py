@@ -6,6 +6,7 @@ from hearth.chat.models import Conversation, Message, PreferencesRow, SessionRow
 from hearth.events.models import ConsumedEvent, OutboxEvent
 from hearth.gateway.models import ModelOverride
 from hearth.planner.models import BenchmarkRow, CatalogModel, GpuProfile
+from hearth.platform.kit.leases import WorkLease
 from hearth.rag.models import Collection, CollectionShare, Document, IngestJob
 from hearth.usage.models import UsageDay
 from hearth.voice.models import VoiceRequest, VoiceResponse
@@ -32,4 +33,5 @@ __all__ = [
     "VoiceRequest",
     "VoiceResponse",
     "WebSession",
+    "WorkLease",
 ]
