@@ -24,7 +24,8 @@ class DrainingServer(uvicorn.Server):
         self._draining = False
 
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
-        platform = getattr(self.app.state, "platform", None)
+        # (A wrapped app, e.g. bench/soak.py's probe, has no state: it shuts down without the drain.)
+        platform = getattr(getattr(self.app, "state", None), "platform", None)
         if sig != signal.SIGTERM or self._draining or self.should_exit or platform is None:
             super().handle_exit(sig, frame)
             return

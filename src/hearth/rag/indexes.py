@@ -32,6 +32,10 @@ class Indexes:
                 yield
                 return
             async with advisory_lock(self.db, f"rag.index.{collection_id}"):
+                if not self.db.is_sqlite:
+                    # Another replica may have written since this one opened the collection: a write (or a
+                    # compaction) from a stale handle conflicts, and a keyword rebuild would miss its rows.
+                    self.store.refresh(collection_id)
                 yield
 
     async def rebuild_keywords(self, collection_id: str) -> None:

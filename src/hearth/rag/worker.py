@@ -133,6 +133,7 @@ class IngestWorker:
     async def recover(self) -> None:
         """Jobs interrupted mid-way whose lease expired go back to pending; chunks of versions that are
         neither active nor of a job still queued or running (here or on another replica) are deleted."""
+        await self.leases.expire_gone_holders()  # e.g. this server's predecessor, killed on this host
         async with self.db.transaction() as session:
             await session.execute(
                 update(IngestJob)
@@ -368,9 +369,14 @@ class IngestWorker:
                 return []
             resumed = [item for item in items if item.job.id in self._resumed]
             if resumed:
-                # Another replica started these versions and died: what it wrote of them goes first.
-                await self._remove(collection_id, resumed)
+                # Another replica started these versions and died: what it wrote of them goes first. One
+                # scan finds which it wrote at all (a delete per version costs a commit each).
                 self._resumed.difference_update(item.job.id for item in resumed)
+                present = await asyncio.to_thread(self.store.versions, collection_id)
+                await self._remove(
+                    collection_id,
+                    [item for item in resumed if (item.job.document_id, item.job.id) in present],
+                )
             try:
                 await self._add(collection_id, items)
                 return items

@@ -44,7 +44,30 @@ log = logging.getLogger("hearth.leases")
 
 # Who holds a lease: unique per process start, readable in the table (host, pid, a random suffix so a
 # restarted process with a recycled pid is not mistaken for its predecessor).
-INSTANCE_ID = f"{socket.gethostname()[:48]}-{os.getpid()}-{secrets.token_hex(3)}"
+_HOST = socket.gethostname()[:48]
+INSTANCE_ID = f"{_HOST}-{os.getpid()}-{secrets.token_hex(3)}"
+
+
+def holder_is_gone(holder: str | None) -> bool:
+    """Whether `holder` was a process on this host that no longer runs: its leases need not wait out their
+    TTL (a server restarted after a crash takes its predecessor's jobs back at once). Holders on other hosts
+    are never judged here; only their TTL frees their leases."""
+    if not holder or not holder.startswith(f"{_HOST}-"):
+        return False
+    pid_text = holder[len(_HOST) + 1 :].rpartition("-")[0]
+    if not pid_text.isdigit():
+        return False
+    pid = int(pid_text)
+    if pid == os.getpid():
+        return holder != INSTANCE_ID
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:  # alive, someone else's
+        return False
+    return False
+
 
 T = TypeVar("T")
 
@@ -181,6 +204,27 @@ class LeasedRows:
             model.status.in_(self.running),
             or_(model.lease_expires_at.is_(None), model.lease_expires_at < (now or self.clock())),
         )
+
+    async def expire_gone_holders(self) -> int:
+        """End now the leases of running rows whose holder was a process on this host that has died (see
+        `holder_is_gone`); returns how many rows that freed."""
+        async with self.db.transaction() as session:
+            holders = (
+                await session.scalars(
+                    select(self.model.lease_owner)
+                    .where(self.model.status.in_(self.running), self.model.lease_expires_at.is_not(None))
+                    .distinct()
+                )
+            ).all()
+            gone = [h for h in holders if holder_is_gone(h)]
+            if not gone:
+                return 0
+            result = await session.execute(
+                update(self.model)
+                .where(self.model.status.in_(self.running), self.model.lease_owner.in_(gone))
+                .values(lease_expires_at=None)
+            )
+        return int(result.rowcount or 0)
 
     def mine(self) -> Any:
         """The condition "running under this replica's lease"."""
