@@ -15,18 +15,18 @@ WEB_STAMP := $(WEB_VENDOR)/.installed
 
 export OMP_WAIT_POLICY ?= PASSIVE
 
-.PHONY: run test test-postgres install lint format bench clean chromium
+.PHONY: run test test-postgres install lint format bench clean chromium nginx
 
 run: install
 	$(BIN)/hearth serve
 
-test: install chromium
+test: install chromium nginx
 	$(BIN)/ruff check src tests bench
 	$(BIN)/ruff format --check src tests bench
 	$(BIN)/pytest
 
 # The suite again with every test server on PostgreSQL instead of SQLite (storage tests run on both anyway).
-test-postgres: install chromium
+test-postgres: install chromium nginx
 	HEARTH_TEST_DATABASE=postgres $(BIN)/pytest
 
 install: $(STAMP) $(WEB_STAMP)
@@ -59,6 +59,11 @@ $(WEB_STAMP): package-lock.json
 # The browser tests drive Debian's Chromium (Playwright's own browser download is not used).
 chromium:
 	@test -x /usr/bin/chromium || (apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y chromium)
+
+# The scale-out test (tests/test_scale_out_replicas.py) puts three replicas behind Debian's nginx, which it runs
+# itself with its own config (nothing is installed as a service or started at boot).
+nginx:
+	@command -v nginx >/dev/null || test -x /usr/sbin/nginx || (apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y nginx)
 
 lint:
 	$(BIN)/ruff check src tests bench
