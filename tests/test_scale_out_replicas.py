@@ -65,7 +65,7 @@ def one_rate_limit_for_all_replicas(hearth: Cluster, admin: dict[str, str]) -> N
     limited = {"user": "limited", "rpm_limit": 60}
     r = httpx.post(f"{hearth.balancer}/api/admin/keys", json=limited, headers=admin)
     assert r.status_code == 201, r.text
-    key = r.json()["key"]
+    key, key_id = r.json()["key"], r.json()["id"]
 
     def call(_: int) -> tuple[int, str]:
         reply = httpx.post(f"{hearth.balancer}/v1/chat/completions", json=CHAT, headers=hearth.headers(key))
@@ -81,6 +81,15 @@ def one_rate_limit_for_all_replicas(hearth: Cluster, admin: dict[str, str]) -> N
     assert len(served_by) == 3, served_by  # every replica answered some
     # 60 per minute across the three, not 180: the bucket refills one request a second meanwhile.
     assert 60 <= statuses[200] <= 60 + int(elapsed) + 1, (statuses, elapsed)
+
+    # Each replica publishes its usage through the outbox and NATS; the ledger, fed by one durable consumer
+    # shared by the replicas, counts every answered request once: none lost, none counted twice.
+    def counted() -> int:
+        report = httpx.get(f"{hearth.balancer}/api/admin/usage", params={"key_id": key_id}, headers=admin)
+        return report.json()["totals"]["requests"]
+
+    wait_until(lambda: counted() >= statuses[200], 30, what="the usage ledger caught up", every=0.5)
+    assert counted() == statuses[200]
 
 
 def revoked_key_refused_by_every_replica(hearth: Cluster, admin: dict[str, str]) -> None:
