@@ -65,19 +65,15 @@ async def due(db: Database, *, limit: int = 100, now: datetime | None = None) ->
     first; they are this pass's until `CLAIM_SECONDS` from now (or until marked or released)."""
     now = now or utcnow()
     token = new_id()
-    oldest = (
-        select(OutboxEvent.seq)
-        .where(_claimable(now))
-        .order_by(OutboxEvent.seq)
-        .limit(limit)
-        .scalar_subquery()
-    )
+    oldest = select(OutboxEvent.seq).where(_claimable(now)).order_by(OutboxEvent.seq).limit(limit)
+    if not db.is_sqlite:
+        # Concurrent passes pick different rows instead of queueing behind each other's (SQLite: one writer).
+        oldest = oldest.with_for_update(skip_locked=True)
     async with db.transaction() as s:
-        # The outer WHERE repeats the condition: on PostgreSQL a replica that waited for another's row lock
-        # re-checks it against the committed row and skips what the other just claimed.
+        # The outer WHERE repeats the condition: a pass that still met a row another just claimed skips it.
         await s.execute(
             update(OutboxEvent)
-            .where(OutboxEvent.seq.in_(oldest), _claimable(now))
+            .where(OutboxEvent.seq.in_(oldest.scalar_subquery()), _claimable(now))
             .values(claimed_by=token, claimed_until=now + timedelta(seconds=CLAIM_SECONDS))
             .execution_options(synchronize_session=False)
         )
