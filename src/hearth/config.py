@@ -301,6 +301,15 @@ class Settings(BaseSettings):
     models_sync_seconds: float = 5.0
     # Retention sweeper period; 0 disables the background loop (tests call run_once with their own clock).
     retention_sweep_seconds: float = 60.0
+    # --- scale-out (issue 19; docs/scale-out.md) ---
+    # Work a replica claims (ingestion jobs, outbox rows, the retention sweep) is leased for this long and
+    # renewed while the replica lives; a replica killed without warning hands it to the others after it.
+    lease_seconds: float = Field(30.0, gt=0)
+    # SIGTERM: /readyz answers 503 at once, and the server keeps serving for `shutdown_drain_seconds` so a
+    # load balancer stops sending it requests; then it stops accepting and lets requests and streams in
+    # flight finish for up to `shutdown_grace_seconds` before cancelling them.
+    shutdown_drain_seconds: float = Field(2.0, ge=0)
+    shutdown_grace_seconds: float = Field(30.0, ge=0)
 
     # --- rag (issue 3): add RAG settings below this line ---
     # Vector store: LanceDB in data_dir unless a Qdrant server (qdrant_url) or local-mode path is given.

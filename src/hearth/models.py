@@ -16,6 +16,7 @@ from hearth.notify.models import (
     PushSubscription,
 )
 from hearth.planner.models import BenchmarkRow, CatalogModel, GpuProfile
+from hearth.platform.kit.leases import WorkLease
 from hearth.rag.models import Collection, CollectionShare, Document, IngestJob
 from hearth.tips.models import (
     AgentOutput,
@@ -81,4 +82,5 @@ __all__ = [
     "VoiceRequest",
     "VoiceResponse",
     "WebSession",
+    "WorkLease",
 ]

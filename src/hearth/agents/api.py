@@ -42,10 +42,10 @@ mcp_router.routes.append(
 Agents = Annotated[AgentsService, Depends(port(SERVICE))]
 
 
-def _deps(request: Request, principal: Principal) -> RunDeps:
+async def _deps(request: Request, principal: Principal) -> RunDeps:
     return RunDeps(
         user_id=principal.user_id,
-        caller=metered_caller(request.app, principal),
+        caller=await metered_caller(request.app, principal),
         is_admin=principal.is_admin,
     )
 
@@ -88,7 +88,7 @@ def _routes(kind: str, body_model: type[RouterRequest] | type[CrewRequest]) -> N
     what = "the query router" if kind == "router" else "the research crew"
 
     async def run(body: body_model, request: Request, principal: CurrentUser, agents: Agents) -> Response:  # type: ignore[valid-type]
-        deps = _deps(request, principal)
+        deps = await _deps(request, principal)
         if kind == "router":
             active = await agents.start_router(deps=deps, request=body)
         else:
@@ -176,7 +176,7 @@ def _routes(kind: str, body_model: type[RouterRequest] | type[CrewRequest]) -> N
         agents: Agents,
         body: ResumeRequest | None = None,
     ) -> Response:
-        active = await agents.resume(kind=kind, deps=_deps(request, principal), run_id=run_id)
+        active = await agents.resume(kind=kind, deps=await _deps(request, principal), run_id=run_id)
         return await _reply(agents, kind, active, principal.user_id, bool(body and body.stream), 200)
 
     resume.__doc__ = (
@@ -211,7 +211,7 @@ async def call_tool(
     """Call one tool as the caller (their collections, their permissions). A failure (invalid arguments,
     timeout, error) is reported in the result with `ok: false`."""
     ctx = ToolContext(
-        user_id=principal.user_id, caller=metered_caller(request.app, principal), is_admin=principal.is_admin
+        user_id=principal.user_id, caller=await metered_caller(request.app, principal), is_admin=principal.is_admin
     )
     call = await agents.call_tool(name=name, arguments=body.arguments, ctx=ctx)
     return ToolCallOut(**call.as_dict())

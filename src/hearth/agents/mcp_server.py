@@ -69,7 +69,7 @@ class McpHttp:
         connection = HTTPConnection(scope)
         try:
             principal = await authenticate(connection, bearer_token(Headers(scope=scope)))
-            caller = metered_caller(connection.app, principal)
+            caller = await metered_caller(connection.app, principal)
         except HearthError as exc:
             await exc.response()(scope, receive, send)
             return

@@ -1,8 +1,9 @@
 """Per-key request and token rate limits: two token buckets per key, O(1) per call.
 
-The buckets live in this process's memory. Several replicas behind a load balancer would each allow
-the full limit; enforcing one limit across replicas needs a shared store (e.g. Redis with an atomic
-script) — not built now.
+`RateLimiter` keeps the buckets in this process's memory: right for one process. With `HEARTH_REDIS_URL`
+set, `auth/shared_limits.py` keeps the same buckets in Redis, so several replicas behind a load balancer
+enforce one limit together (and fall back to these in-process buckets while Redis is unreachable).
+Routes call `admit` (async, either way) before a request and `add_tokens` after it.
 """
 
 from __future__ import annotations
@@ -42,6 +43,19 @@ def _retry_after(seconds: float) -> dict[str, str]:
     return {"Retry-After": str(max(1, math.ceil(seconds)))}
 
 
+def refused(kind: str, limit: int, wait: float) -> HearthError:
+    """The 429 for a key over its request ("requests") or token ("tokens") budget, retry in `wait` s."""
+    allowance = f"make {limit} requests" if kind == "requests" else f"use {limit} tokens"
+    what = "request" if kind == "requests" else "token"
+    return HearthError(
+        429,
+        f"{what} rate limit exceeded: this key may {allowance} per minute; "
+        f"retry in {max(1, math.ceil(wait))}s",
+        code="rate_limit_exceeded",
+        headers=_retry_after(wait),
+    )
+
+
 class RateLimiter:
     """Requests-per-minute and tokens-per-minute limits per API key; a key's own limits beat the defaults."""
 
@@ -77,28 +91,21 @@ class RateLimiter:
             bucket = self._tokens.get(key)
             if bucket is not None and bucket.refill(tpm, now) <= 0:
                 # Strictly positive is needed, so wait a hair past the moment it reaches zero.
-                wait = bucket.seconds_until(0.0) + 1e-6
-                raise HearthError(
-                    429,
-                    f"token rate limit exceeded: this key may use {tpm} tokens per minute; "
-                    f"retry in {max(1, math.ceil(wait))}s",
-                    code="rate_limit_exceeded",
-                    headers=_retry_after(wait),
-                )
+                raise refused("tokens", tpm, bucket.seconds_until(0.0) + 1e-6)
         if rpm is not None:
             bucket = self._requests.get(key)
             if bucket is None:
                 bucket = self._requests[key] = _Bucket(rpm, now)
             if bucket.refill(rpm, now) < 1.0:
-                wait = bucket.seconds_until(1.0)
-                raise HearthError(
-                    429,
-                    f"request rate limit exceeded: this key may make {rpm} requests per minute; "
-                    f"retry in {max(1, math.ceil(wait))}s",
-                    code="rate_limit_exceeded",
-                    headers=_retry_after(wait),
-                )
+                raise refused("requests", rpm, bucket.seconds_until(1.0))
             bucket.level -= 1.0
+
+    async def admit(self, principal: Principal) -> None:
+        """`check`, behind the interface the shared (Redis) limiter also offers."""
+        self.check(principal)
+
+    async def close(self) -> None:
+        return None
 
     def add_tokens(self, principal: Principal, tokens: int) -> None:
         """Charge tokens used by a finished request to the key's token budget (it may go negative)."""

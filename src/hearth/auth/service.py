@@ -30,6 +30,7 @@ from hearth.platform.kit.repository import in_chunks, or_404
 if TYPE_CHECKING:
     from hearth.events.bus import EventBus
     from hearth.events.schemas import Event
+    from hearth.platform.shared import SharedState
 
 log = logging.getLogger("hearth.auth")
 
@@ -45,6 +46,7 @@ ADMIN_KEY_FILE = "admin-key.txt"
 TOUCH_INTERVAL = 60.0  # seconds between last_used_at writes for one key
 MISS_CACHE_SECONDS = 1.0  # upper bound for remembering unknown keys
 CACHE_MAX_ENTRIES = 50_000  # a flood of random keys must not grow memory without bound
+INVALIDATE_CHANNEL = "auth.invalidate"  # "key:<digest>" | "user:<user id>", to every replica (Redis)
 
 # Who the request being served authenticated as: the `actor` of the admin actions it publishes. Set by
 # `authenticate`, in the request's own context, so routes need not pass it down.
@@ -101,6 +103,31 @@ class AuthService:
         self._touched: dict[str, float] = {}
         self._background: set[asyncio.Task[None]] = set()
         self.web = WebSessions(db, self)  # browser sign-in (password or key) and its sessions
+        self.shared: SharedState | None = None
+
+    def share_invalidations(self, shared: SharedState) -> None:
+        """Replicas tell each other about revoked keys and disabled users over Redis, so a key stops working
+        on every replica as soon as the message arrives (milliseconds), not when its cache entry expires.
+        A replica that (re)subscribes forgets its whole cache: it may have missed messages."""
+        self.shared = shared
+        shared.listen(INVALIDATE_CHANNEL, self._invalidated_elsewhere, on_reset=self._forget_all)
+
+    def _invalidated_elsewhere(self, message: str) -> None:
+        kind, _, value = message.partition(":")
+        if kind == "key":
+            self._cache.pop(value, None)
+            self._generation += 1
+        elif kind == "user":
+            self._invalidate(lambda p: p is None or p.user_id == value)
+        else:
+            self._forget_all()
+
+    def _forget_all(self) -> None:
+        self._invalidate(lambda _p: True)
+
+    async def _broadcast(self, message: str) -> None:
+        if self.shared is not None:
+            await self.shared.publish(INVALIDATE_CHANNEL, message)
 
     # ---- users ----
 
@@ -159,6 +186,7 @@ class AuthService:
                 )
             user.disabled = disabled
         self._invalidate(lambda p: p is None or p.user_id == user_id)
+        await self._broadcast(f"user:{user_id}")
         return user
 
     # ---- keys ----
@@ -210,6 +238,7 @@ class AuthService:
             digest = key.key_hash
         self._cache.pop(digest, None)
         self._generation += 1
+        await self._broadcast(f"key:{digest}")
         return KeyOut.of(key, name)
 
     # ---- the hot path ----

@@ -49,7 +49,7 @@ async def start_run(body: LiveRunRequest, request: Request, runs: Runs, admin: A
     its events: `started`, `progress`, `level` (each concurrency level's figures), then `done` with the
     stored run or `error` (an unreachable endpoint, an unknown alias). Hanging up cancels the run."""
     # The caller's rate limit is checked once here; the run's tokens are charged to the admin's key.
-    caller = metered_caller(request.app, admin)
+    caller = await metered_caller(request.app, admin)
     events = runs.run(request=body, caller=caller, user_id=admin.user_id)
     return SSEResponse(named_frames(events), on_close=events.aclose)  # type: ignore[attr-defined]
 

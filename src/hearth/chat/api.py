@@ -53,7 +53,7 @@ async def create_conversation(
     """Start a conversation with its first message; the reply streams back as SSE."""
     turn = await chat.begin(
         user_id=principal.user_id,
-        caller=metered_caller(request.app, principal),
+        caller=await metered_caller(request.app, principal),
         conversation_id=None,
         request=body,
     )
@@ -69,7 +69,7 @@ async def send_message(
     """Add a message to one of the caller's conversations; the reply streams back as SSE."""
     turn = await chat.begin(
         user_id=principal.user_id,
-        caller=metered_caller(request.app, principal),
+        caller=await metered_caller(request.app, principal),
         conversation_id=conversation_id,
         request=body,
     )

@@ -89,18 +89,26 @@ def serve(
 
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, stopped)
+    options: dict[str, Any] = {
+        "host": host,
+        "port": port,
+        "loop": "uvloop",
+        "http": "httptools",
+        "access_log": False,
+        "log_config": None,
+        # After the drain: requests and streams in flight get this long to finish, then are cancelled.
+        "timeout_graceful_shutdown": settings.shutdown_grace_seconds,
+    }
     try:
-        uvicorn.run(
-            "hearth.app:create_app",
-            factory=True,
-            host=host,
-            port=port,
-            workers=workers,
-            loop="uvloop",
-            http="httptools",
-            access_log=False,
-            log_config=None,
-            timeout_graceful_shutdown=10,
-        )
+        if workers > 1:
+            # uvicorn's supervisor runs the workers; each shuts down gracefully, without the drain delay.
+            uvicorn.run("hearth.app:create_app", factory=True, workers=workers, **options)
+        else:
+            from hearth.app import create_app
+            from hearth.platform.server import DrainingServer
+
+            web_app = create_app(settings)
+            config = uvicorn.Config(web_app, **options)
+            DrainingServer(config, web_app, drain_seconds=settings.shutdown_drain_seconds).run()
     finally:
         home.remove_server_file(settings.data_dir)

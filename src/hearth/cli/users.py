@@ -63,12 +63,20 @@ def run_auth(work: Callable[[AuthService], Awaitable[T]], *, create: bool = Fals
         raise fail(f"cannot open the database: {exc}") from None
 
     async def go() -> T:
+        from hearth.platform.shared import SharedState
+
         db = Database(url)
+        # With a bus, admin actions from the command line reach the audit log like the API's: the
+        # events wait in the outbox until a server's bus delivers them.
+        auth = AuthService(db, bus=EventBus(db))
+        # With Redis, a key revoked or a user disabled here is dropped by every running replica at once.
+        shared = SharedState(settings.redis_url, prefix=settings.redis_prefix) if settings.redis_url else None
+        auth.shared = shared
         try:
-            # With a bus, admin actions from the command line reach the audit log like the API's: the
-            # events wait in the outbox until a server's bus delivers them.
-            return await work(AuthService(db, bus=EventBus(db)))
+            return await work(auth)
         finally:
+            if shared is not None:
+                await shared.close()
             await db.close()
 
     try:

@@ -25,6 +25,10 @@ class OutboxEvent(TimestampMixin, Base):
     last_error: Mapped[str | None] = mapped_column(Text, nullable=True)
     next_attempt_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
     dispatched_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
+    # A pump pass claims its rows until then, so replicas relaying one outbox never send a row twice
+    # (outbox.claim_due); a claim left by a dead replica simply expires.
+    claimed_by: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    claimed_until: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
 
 
 class ConsumedEvent(TimestampMixin, Base):

@@ -1,21 +1,27 @@
-"""Outbox storage: insert events, claim due rows, record success or a retry with backoff."""
+"""Outbox storage: insert events, claim due rows, record success or a retry with backoff.
+
+Replicas relaying one outbox each claim their rows (`claim_due`): one UPDATE marks a batch of unclaimed due
+rows with the pass's token and a deadline, so no two replicas send a row (JetStream's `Nats-Msg-Id` dedupe
+covers the crash between its ack and our update). A claim dies with its deadline: rows a killed replica had
+claimed are sent by another after `CLAIM_SECONDS`."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from hearth.events import codec
 from hearth.events.models import ConsumedEvent, OutboxEvent
 from hearth.events.schemas import Event, registered_events
-from hearth.platform.db import Database, utcnow
+from hearth.platform.db import Database, new_id, utcnow
 
 PENDING = "pending"
 DISPATCHED = "dispatched"
 DEAD = "dead"
+CLAIM_SECONDS = 30.0  # a pass's claim on its rows; far longer than a pass takes
 
 
 @dataclass(frozen=True)
@@ -46,18 +52,47 @@ def new_row(event: Event, *, json_limit: int = codec.JSON_LIMIT) -> OutboxEvent:
     )
 
 
+def _claimable(now: datetime):  # type: ignore[no-untyped-def]
+    return and_(
+        OutboxEvent.status == PENDING,
+        or_(OutboxEvent.next_attempt_at.is_(None), OutboxEvent.next_attempt_at <= now),
+        or_(OutboxEvent.claimed_until.is_(None), OutboxEvent.claimed_until < now),
+    )
+
+
 async def due(db: Database, *, limit: int = 100, now: datetime | None = None) -> list[OutboxEvent]:
-    """Pending rows whose retry time has come, oldest first."""
+    """Claim up to `limit` pending rows whose retry time has come and that no other pass holds, oldest
+    first; they are this pass's until `CLAIM_SECONDS` from now (or until marked or released)."""
     now = now or utcnow()
+    token = new_id()
+    oldest = select(OutboxEvent.seq).where(_claimable(now)).order_by(OutboxEvent.seq).limit(limit)
+    if not db.is_sqlite:
+        # Concurrent passes pick different rows instead of queueing behind each other's (SQLite: one writer).
+        oldest = oldest.with_for_update(skip_locked=True)
     async with db.transaction() as s:
+        # The outer WHERE repeats the condition: a pass that still met a row another just claimed skips it.
+        await s.execute(
+            update(OutboxEvent)
+            .where(OutboxEvent.seq.in_(oldest.scalar_subquery()), _claimable(now))
+            .values(claimed_by=token, claimed_until=now + timedelta(seconds=CLAIM_SECONDS))
+            .execution_options(synchronize_session=False)
+        )
         rows = await s.scalars(
-            select(OutboxEvent)
-            .where(OutboxEvent.status == PENDING)
-            .where(or_(OutboxEvent.next_attempt_at.is_(None), OutboxEvent.next_attempt_at <= now))
-            .order_by(OutboxEvent.seq)
-            .limit(limit)
+            select(OutboxEvent).where(OutboxEvent.claimed_by == token).order_by(OutboxEvent.seq)
         )
         return list(rows)
+
+
+async def release(db: Database, seqs: list[int]) -> None:
+    """End this pass's claim on rows it did not deliver (an outage cut the pass short)."""
+    if not seqs:
+        return
+    async with db.transaction() as s:
+        await s.execute(
+            update(OutboxEvent)
+            .where(OutboxEvent.seq.in_(seqs), OutboxEvent.status == PENDING)
+            .values(claimed_until=None)
+        )
 
 
 async def mark_dispatched(db: Database, seq: int | list[int]) -> None:
@@ -69,7 +104,7 @@ async def mark_dispatched(db: Database, seq: int | list[int]) -> None:
         await s.execute(
             update(OutboxEvent)
             .where(OutboxEvent.seq.in_(seqs))
-            .values(status=DISPATCHED, dispatched_at=utcnow(), next_attempt_at=None)
+            .values(status=DISPATCHED, dispatched_at=utcnow(), next_attempt_at=None, claimed_until=None)
         )
 
 
@@ -87,6 +122,7 @@ async def mark_failed(db: Database, row: OutboxEvent, error: str, retry: Retry) 
                 attempts=attempts,
                 last_error=error[:4000],
                 next_attempt_at=utcnow() + timedelta(seconds=delay) if status == PENDING else None,
+                claimed_until=None,
             )
         )
     return status, delay
@@ -105,7 +141,10 @@ async def seconds_to_next_retry(db: Database) -> float | None:
     """How long until the earliest scheduled retry, so the pump sleeps exactly that long."""
     async with db.transaction() as s:
         when = await s.scalar(
-            select(func.min(OutboxEvent.next_attempt_at)).where(OutboxEvent.status == PENDING)
+            select(func.min(func.coalesce(OutboxEvent.claimed_until, OutboxEvent.next_attempt_at))).where(
+                OutboxEvent.status == PENDING,
+                or_(OutboxEvent.next_attempt_at.is_not(None), OutboxEvent.claimed_until.is_not(None)),
+            )
         )
     if when is None:
         return None

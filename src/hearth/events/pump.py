@@ -108,7 +108,7 @@ class OutboxPump:
     async def pump_once(self) -> float:
         """Deliver one batch of due rows; returns how long to sleep before the next pass."""
         bus = self.bus
-        rows = await outbox.due(bus.db, limit=bus.batch_size)
+        rows = await outbox.due(bus.db, limit=bus.batch_size)  # claimed: no other replica sends these
         outcome = Outcome(bus)
         try:
             await self.delivery.deliver(rows, outcome)
@@ -117,6 +117,9 @@ class OutboxPump:
             # ingest). A crash before it redelivers these rows: delivery is at-least-once.
             await outbox.mark_dispatched(bus.db, outcome.delivered)
             bus.counters.dispatched += len(outcome.delivered)
+            delivered = set(outcome.delivered)
+            # Rows an outage left undelivered go back at once rather than when the claim expires.
+            await outbox.release(bus.db, [r.seq for r in rows if r.seq not in delivered])
         if len(rows) == bus.batch_size:
             return 0.0
         next_retry = await outbox.seconds_to_next_retry(bus.db)

@@ -92,7 +92,7 @@ def _model_card(gateway: Gateway, alias: Alias) -> dict[str, Any]:
 )
 async def chat_completions(request: Request, principal: CurrentUser, gateway: Gw) -> Response:
     body, parsed = await _parse(request, ChatCompletionRequest)
-    caller = metered_caller(request.app, principal)
+    caller = await metered_caller(request.app, principal)
     if not parsed.stream:
         response, served = await gateway.chat_served(body, caller)
         return _json(response, headers=served.headers())
@@ -143,7 +143,7 @@ async def embeddings(request: Request, principal: CurrentUser, gateway: Gw) -> R
     _, parsed = await _parse(request, EmbeddingRequest)
     texts = [parsed.input] if isinstance(parsed.input, str) else parsed.input
     _check_embedding_sizes(texts)
-    result = await gateway.embed(parsed.model, texts, metered_caller(request.app, principal))
+    result = await gateway.embed(parsed.model, texts, await metered_caller(request.app, principal))
     vectors = result.vectors
     if parsed.dimensions is not None and vectors and parsed.dimensions != len(vectors[0]):
         raise HearthError(
@@ -174,7 +174,7 @@ async def embeddings(request: Request, principal: CurrentUser, gateway: Gw) -> R
 async def rerank(request: Request, principal: CurrentUser, gateway: Gw) -> Response:
     _, parsed = await _parse(request, RerankRequest)
     texts = parsed.texts()
-    caller = metered_caller(request.app, principal)
+    caller = await metered_caller(request.app, principal)
     result = await gateway.rerank(parsed.model, parsed.query, texts, caller)
     order = sorted(range(len(texts)), key=lambda i: result.scores[i], reverse=True)
     if parsed.top_n is not None:

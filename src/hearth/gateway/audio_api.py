@@ -112,7 +112,7 @@ async def transcriptions(request: Request, principal: CurrentUser, gateway: Gw) 
             prompt=parsed.prompt,
             temperature=parsed.temperature,
         ),
-        metered_caller(request.app, principal),
+        await metered_caller(request.app, principal),
     )
     return _transcription_response(result, parsed.response_format)
 
@@ -191,7 +191,7 @@ async def speech(request: Request, principal: CurrentUser, gateway: Gw) -> Respo
         SpeechRequest(
             input=parsed.input, voice=voice, response_format=parsed.response_format, speed=parsed.speed
         ),
-        metered_caller(request.app, principal),
+        await metered_caller(request.app, principal),
     )
     # Closed however the response ends: a client that hangs up stops the synthesis.
     return StreamResponse(

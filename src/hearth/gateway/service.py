@@ -67,11 +67,12 @@ async def _with_first_item(stream: AsyncGenerator[T, None]) -> tuple[AsyncGenera
         raise
 
 
-def metered_caller(app: Any, principal: Principal, *, request_id: str | None = None) -> Caller:
+async def metered_caller(app: Any, principal: Principal, *, request_id: str | None = None) -> Caller:
     """A Caller for an API request: checks the key's request budget now (429) and charges its token budget
-    as tokens are used. Every route that calls models on a user's behalf builds its Caller here."""
+    as tokens are used. Every route that calls models on a user's behalf builds its Caller here. (Async: with
+    Redis the budget is shared by every replica, auth/shared_limits.py.)"""
     limiter = app.state.platform.ratelimits
-    limiter.check(principal)
+    await limiter.admit(principal)
     return Caller(
         user_id=principal.user_id,
         key_id=principal.key_id,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from alembic import context
-from sqlalchemy import create_engine, pool
+from sqlalchemy import create_engine, pool, text
 
 import hearth.models  # noqa: F401  (registers every table on Base.metadata)
 from hearth.platform.db import Base
@@ -28,6 +28,10 @@ def run_migrations_online() -> None:
     with engine.connect() as connection:
         context.configure(connection=connection, target_metadata=target_metadata, render_as_batch=True)
         with context.begin_transaction():
+            if connection.dialect.name == "postgresql":
+                # Replicas starting together on one database migrate one at a time: the others wait here,
+                # then find the schema current. (Held until this transaction ends.)
+                connection.execute(text("SELECT pg_advisory_xact_lock(7281944203)"))
             context.run_migrations()
     engine.dispose()
 

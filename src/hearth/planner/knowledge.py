@@ -23,6 +23,7 @@ from hearth.planner.events import BenchmarkRowsAdded
 from hearth.planner.models import BenchmarkRow, CatalogModel, GpuProfile
 from hearth.planner.schemas import BenchmarkRowIn, BenchmarkRowOut
 from hearth.platform.db import Database
+from hearth.platform.kit.leases import advisory_xact_lock
 
 _GPU_FIELDS = tuple(f.name for f in fields(GpuSpec))
 _MODEL_FIELDS = tuple(f.name for f in fields(ModelSpec) if f.name not in ("quantizations", "tasks"))
@@ -43,6 +44,9 @@ async def add_benchmark_rows(*, db: Database, bus: EventBus, rows: list[Benchmar
 async def seed_knowledge_base(*, db: Database) -> None:
     """Write the packaged catalog, GPU profiles and seed rows; refreshes existing entries, duplicates none."""
     async with db.transaction() as session:
+        # Replicas starting together seed one at a time: otherwise two inserts of one new catalog row race
+        # and the loser's start-up fails on the primary key.
+        await advisory_xact_lock(session, "planner.seed")
         for m in seed_models():
             await session.merge(
                 CatalogModel(**{**asdict(m), "quantizations": list(m.quantizations), "tasks": list(m.tasks)})

@@ -21,7 +21,7 @@ async def healthz() -> JSONResponse:
 
 
 class Readiness(BaseModel):
-    status: str  # ready | not ready | starting
+    status: str  # ready | degraded | not ready | starting | draining
     checks: dict[str, Any]  # database, models, …: "ok" or what is wrong
 
 
@@ -33,6 +33,9 @@ async def readyz(request: Request) -> JSONResponse:
     checks: dict[str, str] = {}
     if platform is None:
         return JSONResponse({"status": "starting", "checks": checks}, status_code=503)
+    if platform.draining:
+        # Shutting down (SIGTERM): out of the load balancer first, while requests in flight finish.
+        return JSONResponse({"status": "draining", "checks": {"shutdown": "in progress"}}, status_code=503)
     try:
         async with platform.db.engine.connect() as conn:
             await conn.execute(text("SELECT 1"))

@@ -20,6 +20,7 @@ from hearth.auth.personal_data import AuthPersonalData
 from hearth.auth.ports import USERS
 from hearth.auth.ratelimit import RateLimiter
 from hearth.auth.service import AuthService
+from hearth.auth.shared_limits import SharedRateLimiter
 from hearth.config import Settings
 from hearth.events.bus import EventBus
 from hearth.events.personal_data import OutboxPersonalData
@@ -27,11 +28,13 @@ from hearth.gateway.personal_data import GatewayPersonalData
 from hearth.gateway.ports import ALIASES
 from hearth.gateway.service import Gateway
 from hearth.platform.db import Database
+from hearth.platform.kit.leases import Leases
 from hearth.platform.middleware import flush_access_log
 from hearth.platform.migrate import upgrade
 from hearth.platform.personal_data import PersonalDataRegistry
 from hearth.platform.ports import Ports
 from hearth.platform.retention import RetentionSweeper
+from hearth.platform.shared import SharedState
 
 CONTEXT_MODULES = (
     "hearth.gateway.wiring",  # first: the model changes admins stored apply before any context calls a model
@@ -75,13 +78,16 @@ class Platform:
     db: Database
     bus: EventBus
     auth: AuthService
-    ratelimits: RateLimiter
+    ratelimits: RateLimiter | SharedRateLimiter
     gateway: Gateway
     retention: RetentionSweeper
+    shared: SharedState | None = None  # Redis, when HEARTH_REDIS_URL is set: limits and key revocations
     ports: Ports = field(default_factory=Ports)
     # Who holds what about a user (export, erasure): contexts register in their wiring.
     personal_data: PersonalDataRegistry = field(default_factory=PersonalDataRegistry)
     running: list[tuple[Context, Any]] = field(default_factory=list)  # started contexts and their services
+    # Set on SIGTERM (cli/serve.py): /readyz answers 503 so load balancers stop sending requests here.
+    draining: bool = False
 
 
 async def build_platform(settings: Settings, contexts: list[Context] | None = None) -> Platform:
@@ -91,7 +97,15 @@ async def build_platform(settings: Settings, contexts: list[Context] | None = No
     db = Database(settings.resolved_database_url)
     bus = EventBus(db, nats_url=settings.nats_url, prefix=settings.nats_prefix)
     auth = AuthService(db, bus=bus, cache_seconds=settings.auth_cache_seconds)
-    ratelimits = RateLimiter(default_rpm=settings.default_rpm, default_tpm=settings.default_tpm)
+    ratelimits: RateLimiter | SharedRateLimiter = RateLimiter(
+        default_rpm=settings.default_rpm, default_tpm=settings.default_tpm
+    )
+    shared = None
+    if settings.redis_url:
+        # Replicas share rate-limit buckets and hear about revoked keys (docs/scale-out.md).
+        shared = SharedState(settings.redis_url, prefix=settings.redis_prefix)
+        ratelimits = SharedRateLimiter(shared, ratelimits)
+        auth.share_invalidations(shared)
     gateway = Gateway(
         settings.models, llm_threads=settings.llm_threads, bus=bus, request_events=settings.gateway_events
     )
@@ -103,7 +117,8 @@ async def build_platform(settings: Settings, contexts: list[Context] | None = No
         auth=auth,
         ratelimits=ratelimits,
         gateway=gateway,
-        retention=RetentionSweeper(interval_seconds=settings.retention_sweep_seconds),
+        retention=RetentionSweeper(interval_seconds=settings.retention_sweep_seconds, leases=Leases(db)),
+        shared=shared,
     )
     _provide_shared_ports(platform)
     for context in contexts or []:
@@ -135,6 +150,9 @@ async def close_platform(platform: Platform) -> None:
         await context.stop(service)
     await platform.gateway.close()
     await platform.auth.drain()
+    await platform.ratelimits.close()
+    if platform.shared is not None:
+        await platform.shared.close()
     flush_access_log()
     await platform.bus.stop()
     await platform.db.close()

@@ -7,7 +7,9 @@ import asyncio
 import atexit
 import logging
 import os
+import queue
 import sys
+import threading
 import time
 from datetime import UTC, datetime
 
@@ -33,6 +35,7 @@ class RequestContextMiddleware:
         upload_limits: tuple[tuple[str, int], ...] = (),
     ) -> None:
         self.app = app
+        _buffer.start()  # the log writer thread, started now rather than on the event loop's first flush
         self.max_body_bytes = max_body_bytes
         # (path prefix, cap) pairs for routes that take files (documents, audio): a larger cap than JSON APIs.
         self.upload_limits = upload_limits
@@ -124,11 +127,25 @@ async def _send_error(send: Send, error: HearthError, header: tuple[bytes, bytes
 class _AccessLogBuffer:
     """Access-log lines in the same JSON shape as every other log line, written in batches: going through
     `logging` for each request cost about a fifth of the gateway's CPU when profiled. Lines reach stderr
-    within 0.2 s, and at exit."""
+    within 0.2 s, and at exit.
+
+    The write itself happens on a writer thread, never on the event loop: stderr is often a pipe (a container
+    runtime, systemd, `kubectl logs`), and a write to a full pipe blocks until its reader catches up, which
+    held every request in flight for as long (a stall at the log's flush interval under load). If the reader
+    falls more than `MAX_PENDING` bytes behind, batches are dropped and counted instead of growing memory."""
+
+    MAX_PENDING = 8 * 1024 * 1024
 
     def __init__(self) -> None:
         self.lines: list[bytes] = []
-        atexit.register(self.flush)
+        self.dropped = 0  # lines dropped because stderr's reader was too far behind
+        self._queue: queue.SimpleQueue[bytes | None] = queue.SimpleQueue()
+        self._pending = 0  # bytes handed to the writer and not yet written
+        self._idle = threading.Event()
+        self._idle.set()
+        self._writer: threading.Thread | None = None
+        self._lock = threading.Lock()
+        atexit.register(self.close)
 
     def add(self, line: bytes) -> None:
         if not self.lines:
@@ -136,24 +153,60 @@ class _AccessLogBuffer:
                 asyncio.get_running_loop().call_later(0.2, self.flush)
             except RuntimeError:  # no loop: write at once
                 self.lines.append(line)
-                self.flush()
+                self.flush(wait=True)
                 return
         self.lines.append(line)
         if len(self.lines) >= 512:
             self.flush()
 
-    def flush(self) -> None:
+    def flush(self, *, wait: bool = False) -> None:
+        """Hand the buffered lines to the writer thread; with `wait`, until they are written (or 2 s)."""
         if self.lines:
-            data, self.lines = b"".join(self.lines), []
+            lines, self.lines = self.lines, []
+            data = b"".join(lines)
+            with self._lock:
+                if self._pending + len(data) > self.MAX_PENDING:
+                    self.dropped += len(lines)
+                else:
+                    self._pending += len(data)
+                    self._idle.clear()
+                    self._queue.put(data)
+                    self.start()
+        if wait:
+            self._idle.wait(2.0)
+
+    def start(self) -> None:
+        if self._writer is None or not self._writer.is_alive():
+            self._writer = threading.Thread(target=self._write_all, name="hearth-access-log", daemon=True)
+            self._writer.start()
+
+    def _write_all(self) -> None:
+        while True:
+            data = self._queue.get()
+            if data is None:
+                return
             try:
                 sys.stderr.flush()
-                os.write(sys.stderr.fileno(), data)
+                view = memoryview(data)
+                while view:
+                    view = view[os.write(sys.stderr.fileno(), view) :]
             except (OSError, ValueError):
                 pass
+            with self._lock:
+                self._pending -= len(data)
+                if self._pending == 0:
+                    self._idle.set()
+
+    def close(self) -> None:
+        self.flush(wait=True)
 
 
 _buffer = _AccessLogBuffer()
-flush_access_log = _buffer.flush
+
+
+def flush_access_log() -> None:
+    """Write what is buffered now and wait for it (at shutdown)."""
+    _buffer.flush(wait=True)
 
 
 def _log(scope: Scope, status: int, started: float) -> None:

@@ -1,6 +1,8 @@
 """Retention: contexts register rules ("delete X older than N"), one sweeper enforces them all.
 
-The clock is injectable so tests can move time forward instead of waiting.
+The clock is injectable so tests can move time forward instead of waiting. With several replicas on one
+database only one sweeps: the loop sweeps while it holds the named lease "platform.retention"
+(platform/kit/leases.py), which its holder renews each period; another replica takes over when it dies.
 """
 
 from __future__ import annotations
@@ -12,9 +14,11 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from hearth.platform.db import utcnow
+from hearth.platform.kit.leases import Leases
 from hearth.platform.kit.tasks import cancelled
 
 log = logging.getLogger("hearth.retention")
+LEASE = "platform.retention"
 
 
 @dataclass(frozen=True)
@@ -25,10 +29,18 @@ class RetentionRule:
 
 
 class RetentionSweeper:
-    def __init__(self, *, clock: Callable[[], datetime] = utcnow, interval_seconds: float = 60.0) -> None:
+    def __init__(
+        self,
+        *,
+        clock: Callable[[], datetime] = utcnow,
+        interval_seconds: float = 60.0,
+        leases: Leases | None = None,
+    ) -> None:
         self.rules: list[RetentionRule] = []
         self.clock = clock
         self.interval_seconds = interval_seconds
+        self.leases = leases  # None: this process sweeps on its own (one replica)
+        self.swept = 0  # sweeps this process ran (the others were another replica's turn)
         self._task: asyncio.Task[None] | None = None
 
     def register(self, rule: RetentionRule) -> None:
@@ -58,4 +70,17 @@ class RetentionSweeper:
     async def _loop(self) -> None:
         while True:
             await asyncio.sleep(self.interval_seconds)
-            await self.run_once()
+            if await self._my_turn():
+                await self.run_once()
+                self.swept += 1
+
+    async def _my_turn(self) -> bool:
+        """Whether this replica sweeps now: it holds the lease, renewed for one and a half periods, so the
+        holder keeps it from sweep to sweep and another replica takes over within 1.5 periods of its death."""
+        if self.leases is None:
+            return True
+        try:
+            return await self.leases.acquire(LEASE, ttl=1.5 * self.interval_seconds)
+        except Exception:
+            log.warning("could not take the retention lease; skipping this sweep", exc_info=True)
+            return False

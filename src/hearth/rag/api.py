@@ -308,7 +308,7 @@ async def query(body: QueryRequest, request: Request, rag: Rag, principal: Curre
         rerank=body.rerank,
         max_tokens=body.max_tokens,
         temperature=body.temperature,
-        caller=metered_caller(request.app, principal),
+        caller=await metered_caller(request.app, principal),
     )
     if not (body.stream and body.generate):
         return await rag.query(**args, generate=body.generate)

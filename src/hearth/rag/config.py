@@ -30,6 +30,9 @@ class RagConfig:
     builtin_rerank: bool = True
     rerank_depth: int = rerank_defaults.DEPTH
     chat_model: str = "chat"
+    # How long a claimed job stays this replica's without a heartbeat: a replica killed mid-batch hands its
+    # jobs to the others after this (platform/kit/leases.py).
+    lease_seconds: float = 30.0
 
     @property
     def uploads(self) -> Path:

@@ -14,6 +14,7 @@ from sqlalchemy import JSON, ForeignKey, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from hearth.platform.db import Base, TimestampMixin, utcnow
+from hearth.platform.kit.leases import LeaseColumns
 from hearth.platform.kit.time import UtcDateTime
 
 
@@ -64,9 +65,9 @@ class Document(TimestampMixin, Base):
         return self.active_version is not None
 
 
-class IngestJob(TimestampMixin, Base):
+class IngestJob(LeaseColumns, TimestampMixin, Base):
     """One version of a document on its way into the indexes: pending → extracting → embedding →
-    indexed | failed."""
+    indexed | failed. A running job is leased by the replica working it (platform/kit/leases.py)."""
 
     __tablename__ = "rag_jobs"
 

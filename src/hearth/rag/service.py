@@ -58,7 +58,7 @@ class RagService:
         self.counter = counter or WordPieceCounter.default()
         self.uploads = config.uploads
         self.uploads.mkdir(parents=True, exist_ok=True)
-        self.indexes = Indexes(store=store, keywords=keywords)
+        self.indexes = Indexes(store=store, keywords=keywords, db=db)
         self.worker = IngestWorker(
             db=db, bus=bus, gateway=gateway, indexes=self.indexes, config=config, counter=self.counter
         )

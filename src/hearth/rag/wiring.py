@@ -53,6 +53,7 @@ def rag_config(settings: Settings) -> RagConfig:
         embed_batch=settings.rag_embed_batch,
         worker_batch=settings.rag_worker_batch,
         builtin_rerank=builtin_rerank(settings),
+        lease_seconds=settings.lease_seconds,
     )
 
 

@@ -7,7 +7,13 @@ every chunk whose version is not active.
 One document never strands the others of its batch: a batch step that fails (embedding, index writes) is
 redone one document at a time, and a document that fails alone is retried after a pause, at most
 `_MAX_ATTEMPTS` times, then `failed` with the reason. A document deleted (or replaced) while its batch is
-being embedded is dropped before the next embedding call: deleting stops the work, not only the rows."""
+being embedded is dropped before the next embedding call: deleting stops the work, not only the rows.
+
+Replicas share the job table. A claim (`FOR UPDATE SKIP LOCKED` on PostgreSQL) leases its jobs to this
+replica (platform/kit/leases.py); a heartbeat renews the leases while they are worked. A replica killed
+without warning stops renewing, and once the lease expires another replica claims the jobs again: it first
+deletes whatever chunks the dead one wrote for that version, so each document is indexed once. A replica that
+stops gracefully gives its jobs back at once; `recover` at start-up touches only jobs nobody holds."""
 
 from __future__ import annotations
 
@@ -23,13 +29,14 @@ from datetime import datetime
 from pathlib import Path
 
 import numpy as np
-from sqlalchemy import func, select, update
+from sqlalchemy import func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from hearth.events.bus import EventBus
 from hearth.gateway.service import Gateway
 from hearth.platform.db import Database, new_id, utcnow
 from hearth.platform.errors import HearthError
+from hearth.platform.kit.leases import LeasedRows, claimable
 from hearth.platform.kit.tasks import cancelled
 from hearth.rag import events
 from hearth.rag.chunking import WordPieceCounter, chunk_segments
@@ -45,6 +52,8 @@ log = logging.getLogger("hearth.rag")
 _MAX_ATTEMPTS = 3  # attempts per job (failed or interrupted by a crash) before it is failed for good
 _RETRY_PAUSE = 0.5  # seconds before a failed job's second attempt; doubles per attempt
 _Prepared = tuple[str, list[ChunkRecord], list[str]]  # a job's title, chunk records (vectors to come), texts
+_RUNNING = ("extracting", "embedding")
+_UPLOAD_GRACE = 300.0  # seconds: an upload younger than this may belong to a job another replica is queueing
 
 
 @dataclass
@@ -84,27 +93,52 @@ class IngestWorker:
         self._touched: set[str] = set()  # collections written since the last optimize
         self._writing: asyncio.Task[None] | None = None  # the previous batch's index writes (worker only)
         self._not_before: dict[str, float] = {}  # job id → when its next attempt may start (monotonic)
+        self.leases = LeasedRows(db, IngestJob, running=_RUNNING, ttl=config.lease_seconds)
+        # Jobs claimed after another replica had started them: their version may have partial chunks.
+        self._resumed: set[str] = set()
 
     def start(self) -> None:
         """Start working the queue in a background task."""
         self._task = asyncio.create_task(self._work(), name="rag-ingest-worker")
+        self.leases.start()
 
     def wake(self) -> None:
         """New jobs were queued: look at once instead of at the next poll."""
         self._wake.set()
 
     async def stop(self) -> None:
-        """Stop the task; a batch being written stays "embedding" and is retried at the next start."""
+        """Stop the task and give this replica's claimed jobs back (pending, the attempt not counted), so
+        another replica (or the next start) takes them at once; chunks a cut-off write left are deleted by
+        whoever takes them."""
         self._task = await cancelled(self._task)
         self._writing = await cancelled(self._writing)
+        await self.leases.stop()
+        try:
+            returned = await self.leases.give_back(status="pending", updated_at=utcnow())
+            if returned:
+                async with self.db.transaction() as session:
+                    await session.execute(
+                        update(IngestJob)
+                        .where(IngestJob.id.in_(returned), IngestJob.attempts > 0)
+                        .values(attempts=IngestJob.attempts - 1)
+                    )
+                    await session.execute(
+                        update(Document).where(Document.job_id.in_(returned)).values(status="pending")
+                    )
+                log.info("ingestion jobs given back", extra={"jobs": len(returned)})
+        except Exception:  # the database already gone: the leases expire and the jobs are taken then
+            log.warning("could not give ingestion jobs back; they are retried when their lease expires",
+                        exc_info=True)  # fmt: skip
 
     async def recover(self) -> None:
-        """Jobs interrupted mid-way go back to pending; chunks of versions that are not active are deleted."""
+        """Jobs interrupted mid-way whose lease expired go back to pending; chunks of versions that are
+        neither active nor of a job still queued or running (here or on another replica) are deleted."""
+        await self.leases.expire_gone_holders()  # e.g. this server's predecessor, killed on this host
         async with self.db.transaction() as session:
             await session.execute(
                 update(IngestJob)
-                .where(IngestJob.status.in_(("extracting", "embedding")))
-                .values(status="pending", updated_at=utcnow())
+                .where(self.leases.expired())
+                .values(status="pending", lease_expires_at=None, updated_at=utcnow())
             )
             collections = set((await session.scalars(select(Collection.id))).all())
             active = set(
@@ -116,24 +150,32 @@ class IngestWorker:
                     )
                 ).all()
             )
-            pending_uploads = set(
-                (await session.scalars(select(IngestJob.id).where(IngestJob.status == "pending"))).all()
+            queued = set(
+                (
+                    await session.scalars(
+                        select(IngestJob.id).where(IngestJob.status.in_(("pending", *_RUNNING)))
+                    )
+                ).all()
             )
         for collection_id in await asyncio.to_thread(self.store.collections):
             if collection_id not in collections:
                 await self.indexes.drop(collection_id)
                 continue
+            # A queued job's partial chunks are deleted by whoever claims it; a running one's are being
+            # written by another replica right now.
             stale = [
                 key
                 for key in await asyncio.to_thread(self.store.versions, collection_id)
-                if key not in active
+                if key not in active and key[1] not in queued
             ]
             for document_id, version in stale:
                 await asyncio.to_thread(self.store.delete_version, collection_id, document_id, version)
             if stale or not self.keywords.exists(collection_id):
                 await self.indexes.rebuild_keywords(collection_id)
+        young = time.time() - _UPLOAD_GRACE
         for path in self.uploads.iterdir():
-            if path.name not in pending_uploads:
+            # Another replica writes a job's file before committing its row: only old orphans go.
+            if path.name not in queued and path.stat().st_mtime < young:
                 path.unlink(missing_ok=True)
 
     async def wait_idle(self, *, timeout: float = 600.0) -> None:
@@ -325,6 +367,16 @@ class IngestWorker:
             items = [item for item in items if item.job.id not in gone]
             if not items:
                 return []
+            resumed = [item for item in items if item.job.id in self._resumed]
+            if resumed:
+                # Another replica started these versions and died: what it wrote of them goes first. One
+                # scan finds which it wrote at all (a delete per version costs a commit each).
+                self._resumed.difference_update(item.job.id for item in resumed)
+                present = await asyncio.to_thread(self.store.versions, collection_id)
+                await self._remove(
+                    collection_id,
+                    [item for item in resumed if (item.job.document_id, item.job.id) in present],
+                )
             try:
                 await self._add(collection_id, items)
                 return items
@@ -371,18 +423,18 @@ class IngestWorker:
 
     async def _claim(self) -> list[IngestJob]:
         async with self.db.transaction() as session:
+            now = utcnow()
             query = (
                 select(IngestJob)
-                .where(IngestJob.status == "pending")
+                # Queued, or left running by a replica whose lease on it expired (it died mid-batch).
+                .where(or_(IngestJob.status == "pending", self.leases.expired(now)))
                 .order_by(IngestJob.created_at, IngestJob.id)
                 .limit(self.config.worker_batch)
             )
             waiting = self._waiting()
             if waiting:  # failed jobs whose pause before the next attempt has not passed
                 query = query.where(IngestJob.id.not_in(waiting))
-            if not self.db.is_sqlite:
-                query = query.with_for_update(skip_locked=True)
-            jobs = list((await session.scalars(query)).all())
+            jobs = list((await session.scalars(claimable(query, self.db))).all())
             if not jobs:
                 return []
             latest = dict(
@@ -395,7 +447,7 @@ class IngestWorker:
                 ).all()
             )
             claimed = []
-            now = utcnow()
+            lease = self.leases.lease_values(now)
             for job in jobs:
                 if latest.get(job.document_id) != job.id:
                     job.status, job.error, job.updated_at = "failed", "superseded by a newer version", now
@@ -410,7 +462,10 @@ class IngestWorker:
                         .values(status="failed", error=job.error, updated_at=now)
                     )
                 else:
+                    if job.lease_owner is not None:  # started before, here or elsewhere
+                        self._resumed.add(job.id)
                     job.status, job.attempts, job.updated_at = "extracting", job.attempts + 1, now
+                    job.lease_owner, job.lease_expires_at = lease["lease_owner"], lease["lease_expires_at"]
                     claimed.append(job)
             await session.execute(
                 update(Document)
@@ -585,6 +640,11 @@ class IngestWorker:
                     stale.append((job.collection_id, job.document_id, job.id))
                     if row is not None:
                         row.status, row.error, row.updated_at = "failed", "superseded by a newer version", now
+                    continue
+                if row.lease_owner != self.leases.holder or row.status not in _RUNNING:
+                    # Our lease lapsed (this process stalled past it) and another replica took the job, or
+                    # it was settled meanwhile: that replica's version of events wins; ours is not shown.
+                    log.warning("ingestion job was taken over; dropping this copy", extra={"job_id": job.id})
                     continue
                 old = document.active_version
                 if old is not None:

@@ -153,7 +153,7 @@ async def next_tip(
     request: Request, principal: CurrentUser, tips: Tips, body: NextTipIn | None = None
 ) -> TipOut:
     """One tip now, from the eligible agents' fresh snippets (404 `no_tip` when none has anything to say)."""
-    caller = metered_caller(request.app, principal)
+    caller = await metered_caller(request.app, principal)
     body = body or NextTipIn()
     return await tips.next_tip(
         user_id=principal.user_id, caller=caller, candidates=body.candidates, notify=body.notify

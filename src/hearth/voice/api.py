@@ -62,7 +62,7 @@ _VOICE_FORM = multipart_schema(
 async def voice(request: Request, principal: CurrentUser, service: Voice) -> Response:
     turn = await _turn_input(request)
     # The voice request's id: its events and rows share it.
-    caller = metered_caller(request.app, principal, request_id=new_id())
+    caller = await metered_caller(request.app, principal, request_id=new_id())
     result = await service.respond(caller=caller, turn=turn)
     return _json(result.model_dump())
 
@@ -307,7 +307,7 @@ async def stream(ws: WebSocket, voice: Voice) -> None:
                 )
                 audio.clear()
                 try:
-                    caller = metered_caller(ws.app, principal, request_id=new_id())
+                    caller = await metered_caller(ws.app, principal, request_id=new_id())
                 except HearthError as exc:
                     await sock.error(exc)
                     continue
