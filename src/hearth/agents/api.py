@@ -210,8 +210,7 @@ async def call_tool(
 ) -> ToolCallOut:
     """Call one tool as the caller (their collections, their permissions). A failure (invalid arguments,
     timeout, error) is reported in the result with `ok: false`."""
-    ctx = ToolContext(
-        user_id=principal.user_id, caller=await metered_caller(request.app, principal), is_admin=principal.is_admin
-    )
+    caller = await metered_caller(request.app, principal)
+    ctx = ToolContext(user_id=principal.user_id, caller=caller, is_admin=principal.is_admin)
     call = await agents.call_tool(name=name, arguments=body.arguments, ctx=ctx)
     return ToolCallOut(**call.as_dict())
