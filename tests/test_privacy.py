@@ -185,6 +185,9 @@ async def fill(hearth: Hearth, name: str, headers: dict[str, str], other: str) -
     assert r.status_code == 200, r.text
     r = await http.put("/api/tips/profile/consents/tasks.read", json={"granted": True}, headers=headers)
     assert r.status_code == 200, r.text
+    question = {"query": f"What do you know about {MARKER}?", "route": "direct", "max_tokens": 16}
+    r = await http.post("/api/agents/router", json=question, headers=headers)
+    assert r.status_code == 201, r.text
     request_id = await voice_turn(hearth, (await hearth.platform.auth.user_id_of(name)), f"I said {MARKER}")
     return {"collection": collection, "upload": upload, "voice_request": request_id}
 
@@ -309,6 +312,8 @@ async def test_export_then_erase_leaves_nothing_of_the_user(
         names = set(archive.namelist())
         assert {"manifest.json", "auth.json", "chat.json", "rag.json", "voice.json", "usage.json"} <= names
         assert {"audit.json", "events.json", "notify.json", "tips.json"} <= names
+        agents = orjson.loads(archive.read("agents.json"))
+        assert [r["query"] for r in agents["runs"]] == [f"What do you know about {MARKER}?"]
         tips = orjson.loads(archive.read("tips.json"))
         assert MARKER in orjson.dumps(tips).decode() and any(
             c["key"] == "tasks.read" for c in tips["tips_consents"]

@@ -13,6 +13,7 @@ from hearth.agents.checkpoints import Checkpointer, open_checkpointer
 from hearth.agents.crew_graph import CrewGraph
 from hearth.agents.mcp_config import load_mcp_servers
 from hearth.agents.mcp_server import McpHttp
+from hearth.agents.personal_data import AgentsPersonalData
 from hearth.agents.router_graph import RouterGraph
 from hearth.agents.runs import Runs
 from hearth.agents.service import AgentsService
@@ -55,6 +56,7 @@ async def start(platform: Platform) -> Running:
         service.mcp = McpHttp(tools)
         await service.mcp.start()
     platform.ports.provide(ports.TOOLS, tools)
+    platform.personal_data.register(AgentsPersonalData(platform.db, checkpointer))
     platform.ports.provide(ports.SERVICE, service)
     return Running(service, checkpointer)
 

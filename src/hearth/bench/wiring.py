@@ -8,6 +8,7 @@ from __future__ import annotations
 from hearth.bench import ports
 from hearth.bench.api import router
 from hearth.bench.live import LiveRuns
+from hearth.bench.personal_data import BenchPersonalData
 from hearth.bench.service import BenchService
 from hearth.planner.ports import BENCHMARKS
 from hearth.platform.core import Context, Platform
@@ -17,6 +18,7 @@ async def start(platform: Platform) -> BenchService:
     bench = BenchService(sink=platform.ports.require(BENCHMARKS))
     platform.ports.provide(ports.SERVICE, bench)
     platform.ports.provide(ports.RUNS, LiveRuns(platform.db, platform.gateway))
+    platform.personal_data.register(BenchPersonalData(platform.db))
     return bench
 
 

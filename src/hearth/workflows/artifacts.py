@@ -45,6 +45,7 @@ class Backend(Protocol):
     def fetch(self, uri: str, dest: Path) -> None: ...
     def exists(self, uri: str) -> bool: ...
     def iter_bytes(self, uri: str) -> Iterator[bytes]: ...
+    def delete(self, uri: str) -> None: ...
 
 
 class LocalBackend:
@@ -88,6 +89,12 @@ class LocalBackend:
         with path.open("rb") as f:
             while block := f.read(CHUNK):
                 yield block
+
+    def delete(self, uri: str) -> None:
+        """Remove an artifact this store wrote (a file under its root); anything else is left alone."""
+        path = self.path(uri).resolve()
+        if path.is_relative_to(self.root):
+            path.unlink(missing_ok=True)
 
 
 class S3Backend:
@@ -180,6 +187,12 @@ class S3Backend:
             response.close()
             response.release_conn()
 
+    def delete(self, uri: str) -> None:
+        """Remove an object of this store's bucket (removing a missing one is not an error in S3)."""
+        bucket, key = self._split(uri)
+        if bucket == self.bucket:
+            self.client.remove_object(bucket, key)
+
 
 class ArtifactStore:
     """Writes new artifacts to one backend; reads any URI by its scheme. Blocking: call from a thread."""
@@ -213,6 +226,9 @@ class ArtifactStore:
 
     def iter_bytes(self, uri: str) -> Iterator[bytes]:
         return self._by_uri(uri).iter_bytes(uri)
+
+    def delete(self, uri: str) -> None:
+        self._by_uri(uri).delete(uri)
 
 
 def store_from_settings(settings: Any) -> ArtifactStore:

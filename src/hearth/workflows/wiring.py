@@ -17,6 +17,7 @@ from hearth.workflows.argo import ArgoSubmitter
 from hearth.workflows.artifacts import store_from_settings
 from hearth.workflows.engine import Engine
 from hearth.workflows.executor import LocalExecutor
+from hearth.workflows.personal_data import WorkflowsPersonalData
 from hearth.workflows.registry import load_pipelines
 from hearth.workflows.runner import StepRunner
 from hearth.workflows.service import WorkflowService
@@ -64,6 +65,7 @@ async def start(platform: Platform) -> Running:
     )
     await service.register()
     platform.ports.provide(ports.SERVICE, service)
+    platform.personal_data.register(WorkflowsPersonalData(platform.db, store))
     if executor is not None:
         await executor.start()
     return Running(service, executor)
