@@ -110,6 +110,22 @@ def test_a_tip_asked_with_notify_reaches_the_inbox_once(world) -> None:  # type:
     assert dan.ok(dan.http.get(f"{hearth.url}/api/notify/inbox"))["data"] == []
 
 
+def test_agents_call_tips_next_as_a_tool(world) -> None:  # type: ignore[no-untyped-def]
+    """The agents context's tool registry has `tips_next` (crews and MCP clients use it) for the caller."""
+    hearth, _upstream, todoist = world
+    eli = _connected(hearth, todoist, "eli", "tasks.read")
+    tools = eli.ok(eli.http.get(f"{hearth.url}/api/agents/tools"))
+    assert "tips_next" in {t["name"] for t in tools}
+    called = eli.ok(eli.http.post(f"{hearth.url}/api/agents/tools/tips_next", json={"arguments": {}}))
+    assert called["ok"] is True, called
+    assert called["result"]["contributing_agents"] == ["overdue-tasks"] and called["result"]["text"]
+    mine = eli.ok(eli.http.get(f"{hearth.url}/api/tips", params={"limit": 5}))
+    assert called["result"]["id"] in {t["id"] for t in mine}
+    too_many = {"arguments": {"candidates": 9}}
+    bad = eli.http.post(f"{hearth.url}/api/agents/tools/tips_next", json=too_many)
+    assert bad.status_code == 422 and bad.json()["error"]["code"] == "invalid_tool_arguments"
+
+
 def test_done_without_tasks_write_is_recorded_but_not_sent(world) -> None:  # type: ignore[no-untyped-def]
     hearth, _, todoist = world
     bea = _connected(hearth, todoist, "bea", "tasks.read")

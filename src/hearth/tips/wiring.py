@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from hearth.agents.ports import TOOLS
 from hearth.notify.ports import NOTIFIER
 from hearth.platform.core import Context, Platform
 from hearth.tips import ports
@@ -20,6 +21,7 @@ from hearth.tips.profile import ProfileService
 from hearth.tips.scheduler import Scheduler
 from hearth.tips.service import TipsService
 from hearth.tips.sync import Connectors
+from hearth.tips.tool import tips_next_tool
 from hearth.tips.vault import Vault, load_key
 
 
@@ -71,6 +73,10 @@ async def start(platform: Platform) -> TipsService:
     platform.ports.provide(ports.SERVICE, service)
     platform.ports.provide(ports.PRIVACY, service)
     platform.personal_data.register(service, context="tips")
+    if (tools := platform.ports.find(TOOLS)) is not None:
+        # The model call inside can take a while on the embedded model: the tool's limit is the agents'
+        # model timeout, not the default tool timeout.
+        tools.register(tips_next_tool(service, timeout=settings.agents_model_timeout))
     return service
 
 
