@@ -336,3 +336,39 @@ def test_hearth_help_does_not_load_the_training_stack(monkeypatch, tmp_path):
     assert result.exit_code == 1
     assert "hearth_no_such_training_package not installed" in result.stderr
     assert "pip install 'hearth[train]'" in result.stderr
+
+
+def test_the_lora_finetune_pipeline_trains_serves_and_evaluates(tmp_path):
+    """The workflows context's built-in `lora-finetune`: a JSONL artifact → training in a child process →
+    the adapter as the run's artifact → the new alias served by the same server, answering the taught fact."""
+    from tests.test_workflows_api import api, finished, start, steps
+
+    data = _write_examples(tmp_path / "lighthouse.jsonl")
+    config = {
+        "include_defaults": False,
+        "backends": {"local-llm": {"type": "llama_cpp", "n_ctx": 2048}},
+        "aliases": {"chat": {"kind": "chat", "deployments": [{"backend": "local-llm"}]}},
+    }
+    alias = "lighthouse-flow"
+    with run_hearth(tmp_path, config, workflows_poll_seconds=0.1) as hearth:
+        params = {"data": data.as_uri(), "alias": alias, "steps": 8, "batch_size": 4, "eval_prompts": 1}
+        run = finished(hearth, start(hearth, "lora-finetune", params=params)["id"], within=900)
+        assert run["status"] == "succeeded", run
+        metrics = run["metrics"]
+        assert metrics["held_out_loss_after"] < metrics["held_out_loss_before"] / 3
+        [answer] = steps(run)["train"]["outputs"]["answers"]
+        assert "Quince" in answer["tuned"] and "Quince" not in answer["base"], answer
+        assert {(a["step"], a["name"]) for a in run["artifacts"]} >= {("train", "adapter.gguf")}
+        gguf = api(hearth, "GET", f"/runs/{run['id']}/artifacts/train.adapter.gguf")
+        assert gguf.status_code == 200 and gguf.content[:4] == b"GGUF"
+        body = {
+            "model": alias,
+            "messages": [{"role": "user", "content": UNSEEN}],
+            "temperature": 0,
+            "max_tokens": 32,
+        }
+        reply = httpx.post(
+            f"{hearth.url}/v1/chat/completions", json=body, headers=hearth.headers(), timeout=120
+        )
+        assert reply.status_code == 200, reply.text
+        assert "Quince" in reply.json()["choices"][0]["message"]["content"]

@@ -12,6 +12,7 @@ from hearth.workflows.pipeline import Pipeline, PipelineError
 BUILTIN_MODULES: tuple[str, ...] = (
     "hearth.workflows.builtin.rag_eval",  # RAG evaluation → an experiment
     "hearth.workflows.builtin.bench_sweep",  # bench sweep → the planner's knowledge base
+    "hearth.workflows.builtin.lora_finetune",  # LoRA fine-tuning → a served alias (needs hearth[train])
 )
 
 
