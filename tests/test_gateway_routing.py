@@ -113,6 +113,8 @@ def test_cooldown_skips_failing_deployment(tmp_path, upstreams):
         cooldown=60,
     )
     with run_hearth(tmp_path, config) as hearth:
+        # The Prometheus registry is the process's: earlier tests in this process may have counted too.
+        before = _cooldowns(hearth, "up0/m0")
         for _ in range(5):
             assert (
                 httpx.post(f"{hearth.v1}/chat/completions", json=CHAT, headers=hearth.headers()).status_code
@@ -120,8 +122,13 @@ def test_cooldown_skips_failing_deployment(tmp_path, upstreams):
             )
         assert a.stats.requests == 1  # tried once, then cooled down
         assert b.stats.requests == 5
-        metrics = httpx.get(f"{hearth.url}/metrics").text
-        assert 'hearth_gateway_cooldowns_total{deployment="up0/m0"} 1.0' in metrics
+        assert _cooldowns(hearth, "up0/m0") == before + 1
+
+
+def _cooldowns(hearth, deployment: str) -> float:  # type: ignore[no-untyped-def]
+    prefix = f'hearth_gateway_cooldowns_total{{deployment="{deployment}"}} '
+    metrics = httpx.get(f"{hearth.url}/metrics").text
+    return next((float(line[len(prefix) :]) for line in metrics.splitlines() if line.startswith(prefix)), 0.0)
 
 
 def test_timeout_falls_back(tmp_path, upstreams):

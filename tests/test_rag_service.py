@@ -427,11 +427,12 @@ async def test_recovery_requeues_interrupted_jobs_and_removes_orphan_chunks(rag,
     )
     rag.store.add(collection, [orphan])
     await rag.recover()
-    assert (queued.document.id, queued.job.id) not in _chunk_versions(rag, collection)
+    # Requeued, not yet cleaned: with leases (several replicas), whoever claims the job deletes the partial
+    # chunks it left, so the half-written one is gone once the job is indexed again.
     assert (await rag.get_job(user_id=alice, job_id=queued.job.id)).status == "pending"
     await _drain(rag)
     counts = _chunk_versions(rag, collection)
-    assert counts[(queued.document.id, queued.job.id)] == 1
+    assert counts[(queued.document.id, queued.job.id)] == 1  # its one new chunk; the orphan would make 2
     assert {d for d, _ in counts} == set(ids.values()) | {queued.document.id}
 
 

@@ -20,6 +20,7 @@ from hearth.agents.service import AgentsService
 from hearth.agents.tools import ToolRegistry
 from hearth.planner.ports import PREDICTIONS
 from hearth.platform.core import Context, Platform
+from hearth.platform.kit.leases import advisory_lock
 from hearth.rag.ports import DOCUMENTS, RETRIEVER
 
 
@@ -39,7 +40,10 @@ async def start(platform: Platform) -> Running:
         documents=platform.ports.find(DOCUMENTS),
         predictions=platform.ports.find(PREDICTIONS),
     )
-    checkpointer = await open_checkpointer(platform.db.url)
+    # LangGraph's saver migrates its own tables at setup; replicas starting together on one PostgreSQL
+    # would race on its migrations table, so one sets up at a time.
+    async with advisory_lock(platform.db, "agents.checkpointer.setup"):
+        checkpointer = await open_checkpointer(platform.db.url)
     graphs = {
         "router": RouterGraph(platform.gateway, retriever, settings).build(checkpointer.saver),
         "crew": CrewGraph(platform.gateway, tools, settings).build(checkpointer.saver),

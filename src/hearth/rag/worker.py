@@ -138,7 +138,14 @@ class IngestWorker:
             await session.execute(
                 update(IngestJob)
                 .where(self.leases.expired())
-                .values(status="pending", lease_expires_at=None, updated_at=utcnow())
+                # An owner marks the job as started before, so its claimer deletes the partial chunks it
+                # left; a job stuck mid-way with no owner (written before leases existed) gets one too.
+                .values(
+                    status="pending",
+                    lease_expires_at=None,
+                    lease_owner=func.coalesce(IngestJob.lease_owner, "recovered"),
+                    updated_at=utcnow(),
+                )
             )
             collections = set((await session.scalars(select(Collection.id))).all())
             active = set(
