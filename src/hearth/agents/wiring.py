@@ -41,8 +41,9 @@ async def start(platform: Platform) -> Running:
         predictions=platform.ports.find(PREDICTIONS),
     )
     # LangGraph's saver migrates its own tables at setup; replicas starting together on one PostgreSQL
-    # would race on its migrations table, so one sets up at a time.
-    async with advisory_lock(platform.db, "agents.checkpointer.setup"):
+    # would race on its migrations table, so one sets up at a time. Its CREATE INDEX CONCURRENTLY waits
+    # for open transactions, so the others wait by polling, outside any statement.
+    async with advisory_lock(platform.db, "agents.checkpointer.setup", poll=0.2):
         checkpointer = await open_checkpointer(platform.db.url)
     graphs = {
         "router": RouterGraph(platform.gateway, retriever, settings).build(checkpointer.saver),

@@ -274,16 +274,30 @@ def _lock_key(name: str) -> int:
 
 
 @contextlib.asynccontextmanager
-async def advisory_lock(db: Database, name: str) -> AsyncIterator[None]:
+async def advisory_lock(db: Database, name: str, *, poll: float | None = None) -> AsyncIterator[None]:
     """Hold the cross-replica lock `name` for the block (PostgreSQL session advisory lock on a connection
     kept for the block; if this process dies the server frees it). A no-op on SQLite (one host, one
-    writer)."""
+    writer).
+
+    `poll`: wait by trying every `poll` seconds instead of blocking in a statement. Needed when the block
+    runs DDL such as CREATE INDEX CONCURRENTLY, which waits for every open transaction: a replica blocked
+    inside `pg_advisory_lock` is one, so the holder would wait for the waiter forever."""
     if db.is_sqlite:
         yield
         return
     key = _lock_key(name)
     async with db.engine.connect() as connection:
-        await connection.execute(text("SELECT pg_advisory_lock(:key)"), {"key": key})
+        if poll is None:
+            await connection.execute(text("SELECT pg_advisory_lock(:key)"), {"key": key})
+        else:
+            while True:
+                got = (
+                    await connection.execute(text("SELECT pg_try_advisory_lock(:key)"), {"key": key})
+                ).scalar()
+                await connection.commit()  # idle between tries: no open transaction for others to wait on
+                if got:
+                    break
+                await asyncio.sleep(poll)
         await connection.commit()  # the lock is the session's, not the transaction's
         try:
             yield
