@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import statistics
+import sys
 import tempfile
 import time
 import uuid
@@ -29,7 +30,6 @@ from hearth.auth.service import AuthService
 from hearth.events.bus import EventBus
 from hearth.platform.db import Database
 from hearth.platform.migrate import upgrade
-from hearth.workflows import Pipeline, StepContext
 from hearth.workflows.artifacts import ArtifactStore, LocalBackend
 from hearth.workflows.engine import Engine
 from hearth.workflows.executor import LocalExecutor
@@ -38,34 +38,13 @@ from hearth.workflows.runner import StepRunner
 from hearth.workflows.schemas import RunCreate
 from hearth.workflows.service import WorkflowService
 
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+# The tests' five no-op steps, a diamond: a → (b, c) → d → e.
+from tests.workflow_pipelines import noop5  # noqa: E402
+
 POSTGRES = "postgresql://postgres@127.0.0.1:5432/test"
-
-noop5 = Pipeline("bench-noop5", description="five no-op steps")
-
-
-@noop5.step()
-async def a(ctx: StepContext) -> None:
-    return None
-
-
-@noop5.step(after=[a])
-async def b(ctx: StepContext) -> None:
-    return None
-
-
-@noop5.step(after=[a])
-async def c(ctx: StepContext) -> None:
-    return None
-
-
-@noop5.step(after=[b, c])
-async def d(ctx: StepContext) -> None:
-    return None
-
-
-@noop5.step(after=[d])
-async def e(ctx: StepContext) -> None:
-    return None
 
 
 class SignallingEngine(Engine):
