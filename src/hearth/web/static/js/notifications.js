@@ -1,6 +1,7 @@
 // Notifications: the in-app inbox (mark read), a test notification, and where and when to be notified.
 import { api } from "./api.js";
 import { el, toast, when } from "./dom.js";
+import { setUnreadBadge } from "./nav.js";
 
 const $ = (id) => document.getElementById(id);
 
@@ -9,6 +10,7 @@ async function loadInbox() {
   const unread = $("unread");
   unread.textContent = `${inbox.unread} unread`;
   unread.dataset.count = String(inbox.unread);
+  setUnreadBadge(inbox.unread);
   $("inbox-empty").hidden = inbox.data.length > 0;
   $("inbox").replaceChildren(
     ...inbox.data.map((item) =>
@@ -84,4 +86,111 @@ $("send-test").addEventListener("click", async () => {
   await loadInbox();
 });
 
-await Promise.all([loadInbox(), loadPrefs()]);
+// Browser push: a service worker (push-sw.js) receives what the server sends to this browser's
+// subscription. Subscribing asks the browser's own push service (its vendor's, over the internet) for an
+// endpoint; the endpoint and keys then go to /api/notify/subscriptions.
+const PUSH_WORKER = "/static/app/js/push-sw.js";
+const pushSupported = () => "serviceWorker" in navigator && "PushManager" in window && "Notification" in window;
+
+function applicationServerKey(base64url) {
+  const padded = (base64url + "===".slice((base64url.length + 3) % 4)).replace(/-/g, "+").replace(/_/g, "/");
+  return Uint8Array.from(atob(padded), (c) => c.charCodeAt(0));
+}
+
+async function activeWorker() {
+  const registration = await navigator.serviceWorker.register(PUSH_WORKER);
+  const worker = registration.installing || registration.waiting;
+  if (worker && !registration.active) {
+    // The worker's scope is its own folder, not this page, so navigator.serviceWorker.ready never fires here.
+    await new Promise((resolve) => {
+      worker.addEventListener("statechange", () => worker.state === "activated" && resolve());
+    });
+  }
+  return registration;
+}
+
+async function browserSubscription() {
+  const registration = await navigator.serviceWorker.getRegistration(PUSH_WORKER);
+  return registration ? registration.pushManager.getSubscription() : null;
+}
+
+async function showPushState() {
+  if (!pushSupported()) {
+    $("push-on").disabled = true;
+    $("push-status").textContent = "This browser cannot receive push notifications.";
+    return;
+  }
+  const subscription = await browserSubscription();
+  $("push-on").hidden = Boolean(subscription);
+  $("push-off").hidden = !subscription;
+  $("push-status").textContent =
+    Notification.permission === "denied"
+      ? "Notifications are blocked for this site in the browser's settings."
+      : subscription
+        ? "This browser is subscribed."
+        : "";
+}
+
+async function turnOnPush() {
+  const permission = await Notification.requestPermission();
+  if (permission !== "granted") {
+    throw new Error("Notifications are not allowed for this site: allow them in the browser's site settings.");
+  }
+  const registration = await activeWorker();
+  const { public_key } = await api("/api/notify/vapid-key");
+  let subscription;
+  try {
+    subscription = await registration.pushManager.subscribe({
+      userVisibleOnly: true,
+      applicationServerKey: applicationServerKey(public_key),
+    });
+  } catch (err) {
+    throw new Error(
+      `The browser's push service refused to subscribe (${err.message}). ` +
+        "Browsers reach their vendor's push service over the internet: without it, push cannot work here.",
+    );
+  }
+  try {
+    await api("/api/notify/subscriptions", { method: "POST", json: subscription.toJSON() });
+  } catch (err) {
+    await subscription.unsubscribe(); // never leave the browser subscribed to what the server does not know
+    throw err;
+  }
+  const prefs = await api("/api/notify/preferences");
+  if (!prefs.channels.includes("webpush")) {
+    await api("/api/notify/preferences", { method: "PUT", json: { channels: [...prefs.channels, "webpush"] } });
+  }
+}
+
+async function turnOffPush() {
+  const subscription = await browserSubscription();
+  if (!subscription) return;
+  const stored = (await api("/api/notify/subscriptions")).find((s) => s.endpoint === subscription.endpoint);
+  if (stored) await api(`/api/notify/subscriptions/${encodeURIComponent(stored.id)}`, { method: "DELETE" });
+  await subscription.unsubscribe();
+}
+
+for (const [id, action, done] of [
+  ["push-on", turnOnPush, "Push is on in this browser"],
+  ["push-off", turnOffPush, "Push is off in this browser"],
+]) {
+  $(id).addEventListener("click", async () => {
+    $(id).disabled = true;
+    try {
+      await action();
+      toast(done);
+    } catch (err) {
+      toast(err.message, "error");
+    } finally {
+      $(id).disabled = false;
+      await Promise.all([loadPrefs(), showPushState()]);
+    }
+  });
+}
+
+// A push that arrives while this page is open shows in the inbox at once.
+navigator.serviceWorker?.addEventListener("message", (event) => {
+  if (event.data?.type === "hearth-push") loadInbox();
+});
+
+await Promise.all([loadInbox(), loadPrefs(), showPushState()]);
