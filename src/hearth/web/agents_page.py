@@ -6,15 +6,11 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
-from hearth.web import session as web
-from hearth.web.render import page
+from hearth.web.pages import user_page
 
 router = APIRouter(include_in_schema=False)
 
 
 @router.get("/agents")
 async def agents(request: Request) -> Response:
-    active = await web.current_session(request)
-    if active is None:
-        return web.to_login(request)
-    return page(request, "agents.html", active=active, title="Agents")
+    return await user_page(request, "agents.html", "Agents")

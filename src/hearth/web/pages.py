@@ -145,10 +145,7 @@ async def logout(request: Request, csrf_token: Annotated[str, Form()] = "") -> R
 
 @router.get("/chat")
 async def chat(request: Request) -> Response:
-    active = await web.current_session(request)
-    if active is None:
-        return web.to_login(request)
-    return page(request, "chat.html", active=active, title="Chat", conversation_id="")
+    return await user_page(request, "chat.html", "Chat", conversation_id="")
 
 
 @router.get("/chat/{conversation_id}")
@@ -168,18 +165,12 @@ async def chat_conversation(conversation_id: str, request: Request) -> Response:
 
 @router.get("/documents")
 async def documents(request: Request) -> Response:
-    active = await web.current_session(request)
-    if active is None:
-        return web.to_login(request)
-    return page(request, "documents.html", active=active, title="Documents")
+    return await user_page(request, "documents.html", "Documents")
 
 
 @router.get("/tips")
 async def tips(request: Request) -> Response:
-    active = await web.current_session(request)
-    if active is None:
-        return web.to_login(request)
-    return page(request, "tips.html", active=active, title="Tips")
+    return await user_page(request, "tips.html", "Tips")
 
 
 @router.get("/documents/{document_id}")
@@ -199,10 +190,15 @@ async def document(document_id: str, request: Request) -> Response:
 
 @router.get("/notifications")
 async def notifications(request: Request) -> Response:
+    return await user_page(request, "notifications.html", "Notifications")
+
+
+async def user_page(request: Request, template: str, title: str, **context: object) -> Response:
+    """A signed-in user's screen (the layout and its ES module): the sign-in page when signed out."""
     active = await web.current_session(request)
     if active is None:
         return web.to_login(request)
-    return page(request, "notifications.html", active=active, title="Notifications")
+    return page(request, template, active=active, title=title, **context)
 
 
 async def admin_page(request: Request, template: str, title: str) -> Response:

@@ -12,7 +12,7 @@ from starlette.responses import Response
 
 from hearth.config import Settings
 from hearth.web import session as web
-from hearth.web.pages import admin_page
+from hearth.web.pages import admin_page, user_page
 from hearth.web.render import page
 
 router = APIRouter(include_in_schema=False)
@@ -43,10 +43,7 @@ def deploy_blocker(settings: Settings) -> str | None:
 
 @router.get("/voice")
 async def voice(request: Request) -> Response:
-    active = await web.current_session(request)
-    if active is None:
-        return web.to_login(request)
-    return page(request, "voice.html", active=active, title="Voice")
+    return await user_page(request, "voice.html", "Voice")
 
 
 @router.get("/planner")
