@@ -86,6 +86,8 @@ class Configs:
     theta_s: np.ndarray  # host seconds per running sequence per step
     theta_ar: np.ndarray  # seconds per all-reduce call (latency; the transfer is computed)
     theta_q: np.ndarray  # front-end seconds a new request waits per other running sequence (streams served)
+    # Seconds per layer per step that FP8 kernels add (quantizing activations, scaling): 0 for 16-bit.
+    theta_f8: np.ndarray
     kv_scale: np.ndarray  # KV capacity measured ÷ computed (fitted on rows at the batch limit)
     # 1 where the engine gives the KV cache a fraction of the memory left after the weights (TensorRT-LLM's
     # kv_cache_free_gpu_memory_fraction), 0 where it is a fraction of all memory (vLLM's
@@ -97,6 +99,7 @@ class Configs:
         values.setdefault("theta_s", DEFAULT_SEQ_OVERHEAD_S)
         values.setdefault("theta_ar", ALLREDUCE_LATENCY_S)
         values.setdefault("theta_q", DEFAULT_FRONTEND_S)
+        values.setdefault("theta_f8", 0.0)
         values.setdefault("kv_scale", 1.0)
         values.setdefault("kv_of_free", 0.0)
         arrays = {k: np.atleast_1d(np.asarray(v, dtype=float)) for k, v in values.items()}
@@ -137,6 +140,12 @@ def max_batch(
     return np.minimum(max_num_seqs, np.floor(kv_capacity_tokens(c, gpu_memory_utilization) / seq_tokens))
 
 
+def step_fixed(c: Configs) -> np.ndarray:
+    """Seconds every step costs whatever it carries: the host's θ_o plus, for FP8, θ_f8 per layer (the
+    activations are quantized and the results rescaled around every FP8 matmul, a kernel launch each)."""
+    return c.theta_o + c.theta_f8 * c.layers
+
+
 def allreduce_calls(c: Configs) -> np.ndarray:
     """All-reduce calls per forward pass: two per layer (attention and MLP outputs); none without TP."""
     return np.where(c.tp > 1, 2.0 * c.layers, 0.0)
@@ -148,9 +157,16 @@ def allreduce_transfer(c: Configs, tokens: np.ndarray | float) -> np.ndarray:
     return allreduce_calls(c) * 2.0 * (c.tp - 1) / c.tp * size / c.link
 
 
+def allreduce_hops(c: Configs) -> np.ndarray:
+    """Latency units of one forward pass's all-reduces: calls × log2(tp). A small all-reduce (NCCL's
+    low-latency tree / recursive doubling) takes log2(tp) rounds, so θ_ar is the latency of one round."""
+    return allreduce_calls(c) * np.log2(np.maximum(c.tp, 1.0))
+
+
 def allreduce_time(c: Configs, tokens: np.ndarray | float) -> np.ndarray:
-    """Two ring all-reduces of the activations per layer: θ_ar per call plus the transfer; zero without TP."""
-    return allreduce_calls(c) * c.theta_ar + allreduce_transfer(c, tokens)
+    """Two all-reduces of the activations per layer: θ_ar per round (log2(tp) rounds a call) plus the ring
+    transfer; zero without TP."""
+    return allreduce_hops(c) * c.theta_ar + allreduce_transfer(c, tokens)
 
 
 def prefill_flops(c: Configs, prompt: np.ndarray | float) -> np.ndarray:
@@ -190,7 +206,7 @@ def step_time(
     return (
         c.theta_bw * mem
         + c.theta_c * (comp + arrivals_per_step * pf_comp)
-        + c.theta_o * one
+        + step_fixed(c) * one
         + c.theta_s * batch
         + allreduce_time(c, batch + arrivals_per_step * prompt)
     )
@@ -222,8 +238,8 @@ def prefill_time(
     pf_mem, pf_comp = prefill_features(c, prompt, chunks)
     kv_mem = running * context * kv_bytes_per_token(c) / c.bandwidth
     dec_comp = 2.0 * c.active * running / (c.tp * c.flops)
-    per_step = c.theta_bw * (pf_mem + kv_mem) + c.theta_c * dec_comp + c.theta_o + c.theta_s * running
-    comm = chunks * allreduce_calls(c) * c.theta_ar + allreduce_transfer(c, prompt + chunks * running)
+    per_step = c.theta_bw * (pf_mem + kv_mem) + c.theta_c * dec_comp + step_fixed(c) + c.theta_s * running
+    comm = chunks * allreduce_hops(c) * c.theta_ar + allreduce_transfer(c, prompt + chunks * running)
     return chunks * per_step + c.theta_c * pf_comp + comm
 
 
@@ -278,9 +294,14 @@ def closed_loop(
     in_service = service + in_flight(running) * itl / 2.0 + (output - 1.0) * itl
     rate = batch / in_service
     wait = np.zeros_like(in_service)
+    # Clients beyond the batch limit are admitted one by one as slots free up, not as a cohort: the cohort
+    # shrinks by one for each client waiting in the line (none left at twice the limit).
+    cohort = cohort_wait(
+        c.theta_c * prefill_features(c, prompt)[1], np.clip(2.0 * batch - concurrency, 1.0, running)
+    )
     for _ in range(iterations):
         rho = np.minimum(rate * work, 0.95)
-        wait = rho * work / (2.0 * (1.0 - rho))
+        wait = np.maximum(rho * work / (2.0 * (1.0 - rho)), cohort)
         in_service = service + in_flight(running) * itl / 2.0 + wait + (output - 1.0) * itl
         rate = batch / in_service
     # Clients beyond the batch limit queue for a slot: Little's law on the waiting line.
@@ -298,6 +319,17 @@ def closed_loop(
         tails,
         saturated=(limit < 1) | (concurrency > limit),
     )
+
+
+COHORT_SHARE = 0.5
+
+
+def cohort_wait(work: np.ndarray, running: np.ndarray | float) -> np.ndarray:
+    """Closed loop: clients whose requests are alike (a benchmark's fixed prompt and output lengths) finish
+    together and send together, so a new prompt arrives with the other running − 1 and waits, on average,
+    for the prefill compute of half of them (FCFS; `work` is one prompt's compute: the cohort's prompts share
+    their steps' weight reads). An open loop (random arrivals) has no cohort: M/D/1 applies."""
+    return COHORT_SHARE * np.maximum(np.asarray(running, dtype=float) - 1.0, 0.0) * work
 
 
 def in_flight(running: np.ndarray | float) -> np.ndarray:

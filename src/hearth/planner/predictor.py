@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from hearth.planner import perf
-from hearth.planner.catalog import GpuSpec, ModelSpec
+from hearth.planner.catalog import GpuSpec, ModelSpec, same_architecture
 from hearth.planner.fitting import (
     SATURATED_MAX_SEQS,
     SATURATED_MEMORY_FRACTION,
@@ -78,12 +78,17 @@ class Predictor:
         self.models = {m.id: m for m in models}
         self.gpus = {g.name: g for g in gpus}
         self.rows = list(rows)
+        # Rows of a checkpoint outside the catalog whose architecture a catalog model shares describe it.
+        self.twins = twins = {k: self.models[v] for k, v in same_architecture().items() if v in self.models}
         self.obs = [
             Observation(
-                r, self.models[r.model_id], self.gpus[r.gpu], (r.model_id, r.quantization, r.gpu, r.gpu_count)
+                r,
+                self.models.get(r.model_id) or twins[r.model_id],
+                self.gpus[r.gpu],
+                (r.model_id, r.quantization, r.gpu, r.gpu_count),
             )
             for r in self.rows
-            if r.model_id in self.models
+            if (r.model_id in self.models or r.model_id in twins)
             and r.gpu in self.gpus
             and r.quantization in perf.QUANTIZATIONS
             and r.gpu_count >= 1
@@ -102,6 +107,7 @@ class Predictor:
             [o.row for o in obs],
             obs,
         )
+        predictor.twins = {k: models[v] for k, v in same_architecture().items() if v in models}
         predictor._calibrate(obs)
         return predictor
 
@@ -136,6 +142,11 @@ class Predictor:
         return configs_for(
             models, quants, gpus, tps, [self.theta_for(g.name) for g in gpus], self.kv_scale, engines
         )
+
+    def catalog_id(self, model_id: str) -> str:
+        """The catalog model whose performance `model_id` has: itself, or its same-architecture twin."""
+        twin = self.twins.get(model_id)
+        return twin.id if twin is not None and model_id not in self.models else model_id
 
     def calibration_sources(self, gpu: str) -> list[str]:
         """The sources whose rows set the efficiencies a prediction on `gpu` uses."""
@@ -295,7 +306,7 @@ class Predictor:
     def predict(self, p: Point, *, use_rows: bool = True, max_num_seqs: float | None = None) -> Prediction:
         """The figures for one point, with where they come from and how sure they are."""
         row = self.exact(p) if use_rows else None
-        model, gpu = self.models.get(p.model_id), self.gpus.get(p.gpu)
+        model, gpu = self.models.get(p.model_id) or self.twins.get(p.model_id), self.gpus.get(p.gpu)
         if model is None or gpu is None:
             return self._rows_only(p, row)
         lat = self.model_latency(
@@ -320,7 +331,13 @@ class Predictor:
         batch = float(lat.batch[0])
         factors, weight, sources = (
             self.correction(
-                p.model_id, p.gpu, p.quantization, p.gpu_count, p.prompt_tokens, p.output_tokens, batch
+                self.catalog_id(p.model_id),
+                p.gpu,
+                p.quantization,
+                p.gpu_count,
+                p.prompt_tokens,
+                p.output_tokens,
+                batch,
             )
             if use_rows
             else ({}, 0.0, [])
