@@ -393,3 +393,43 @@ async def test_seeding_refreshes_mode_engine_and_method_of_known_rows(database) 
     assert len(rows) == len(SEED_ROWS)
     assert all(r.engine and r.method for r in rows)
     assert sum(r.mode == "offline" for r in rows) == 40
+
+
+def test_same_architecture_rows_calibrate_the_catalog_twin() -> None:
+    predictor = Predictor(MODELS.values(), GPUS.values(), SEED_ROWS)
+    # The NIM genai-perf rows are Llama 3 (not in the catalog); Llama 3.1 8B has its architecture.
+    llama3 = [o for o in predictor.obs if o.row.model_id == "meta-llama/Meta-Llama-3-8B-Instruct"]
+    assert len(llama3) == 391 and {o.model.id for o in llama3} == {"meta-llama/Llama-3.1-8B-Instruct"}
+    assert llama3[0].group[0] == "meta-llama/Meta-Llama-3-8B-Instruct"  # its own configuration
+    # A question about the measured model at a measured point is the measurement …
+    point = Point("meta-llama/Meta-Llama-3-8B-Instruct", "fp8", "H100-80GB", 1, 200, 200, concurrency=1)
+    exact = predictor.predict(point)
+    assert exact.source == "measured" and exact.itl_ms_p50 == 5.11
+    # … the twin at the same point is not (another checkpoint), but its rows correct the model there.
+    twin = predictor.predict(dataclasses.replace(point, model_id="meta-llama/Llama-3.1-8B-Instruct"))
+    assert twin.source == "model" and twin.confidence == "medium"
+    assert twin.itl_ms_p50 == pytest.approx(5.11, rel=0.1)
+    assert "NVIDIA NIM genai-perf sweep" in twin.rows_used[0]
+
+
+def test_many_configurations_are_held_out_in_folds_never_merging_sources() -> None:
+    from hearth.planner.accuracy import HOLD_OUTS, MAX_FOLDS, _folded
+
+    predictor = Predictor(MODELS.values(), GPUS.values(), SEED_ROWS)
+    online = [(i, o) for i, o in enumerate(predictor.obs) if o.row.mode == "online"]
+    by_config = _folded(
+        HOLD_OUTS["leave_one_configuration_out"], online, MAX_FOLDS["leave_one_configuration_out"]
+    )
+    # 14 online configurations (12 NIM genai-perf, the NIM page's, the L4's) dealt into 12 folds.
+    assert len({by_config(i, o) for i, o in online}) == 12
+    configs_per_fold: dict = {}
+    for i, o in online:
+        configs_per_fold.setdefault(by_config(i, o), set()).add(o.group)
+    assert all(1 <= len(groups) <= 2 for groups in configs_per_fold.values())
+    # Sources are never folded together: three sources, three fits.
+    by_source = _folded(HOLD_OUTS["leave_one_source_out"], online, MAX_FOLDS.get("leave_one_source_out"))
+    assert len({by_source(i, o) for i, o in online}) == 3
+    # A knowledge base with few units keeps one fit per unit (the leave-one-row-out of a small sweep).
+    few = online[:8]
+    by_row = _folded(HOLD_OUTS["leave_one_row_out"], few, MAX_FOLDS["leave_one_row_out"])
+    assert sorted(by_row(i, o) for i, o in few) == [i for i, _ in few]
