@@ -270,14 +270,33 @@ def test_fp8_adds_a_fixed_time_per_layer_per_step() -> None:
     assert extra == pytest.approx(3 * 32 * 20e-6)
 
 
-def test_closed_loop_cohort_waits_for_half_the_others_prefill_compute() -> None:
-    # Alike clients send together: a newcomer waits, on average, for the prefill compute of half the other
-    # running − 1 requests (FCFS within the cohort). 8B, 2,000-token prompt on an H100 at θ_c = 2:
-    # compute = 2 × 8.03e9 × 2000 + 2 × 32 × 2000² × 4096 FLOPs ÷ 989e12 = 49.7 ms; 9 others → 4.5 × 2 × 49.7.
-    c = cfg(theta=(1.4, 2.0, 0.5e-3, 0.02))
+def test_closed_loop_cohort_waits_for_the_others_prefill_compute() -> None:
+    # Alike clients send together: a newcomer waits θ_sync × one prompt's peak-rate prefill compute per other
+    # member of its cohort. 8B, 2,000-token prompt on an H100: 2 × 8.03e9 × 2000 + 2 × 32 × 2000² × 4096
+    # FLOPs ÷ 989e12 = 49.7 ms; at θ_sync = 1 (FCFS at θ_c = 2) and 10 running: 9 × 49.7 = 447 ms.
     comp = (2 * 8.03e9 * 2000 + 2 * 32 * 2000**2 * 4096) / 989e12
-    assert perf.cohort_wait(2.0 * np.array([comp]), 10.0)[0] == pytest.approx(4.5 * 2.0 * comp)
-    assert perf.cohort_wait(np.array([comp]), 1.0)[0] == 0.0  # alone: nobody ahead
-    lat = perf.closed_loop(c, 2000, 200, np.array([10.0]))
-    # At this load the M/D/1 wait is smaller than the cohort's, so the cohort's is what TTFT carries.
-    assert lat.ttft_p50[0] > 4.5 * 2.0 * comp
+    c = Configs.of(
+        **{f: getattr(cfg(), f) for f in cfg().__dataclass_fields__ if f != "theta_sync"}, theta_sync=1.0
+    )
+    assert perf.cohort_wait(c, 2000, 10.0)[0] == pytest.approx(9 * comp)
+    assert perf.cohort_wait(c, 2000, 1.0)[0] == 0.0  # alone: nobody ahead
+    # The cohort is the running batch, less one per client waiting for a slot beyond it.
+    assert perf.cohort_size(64.0, 64.0) == 64.0
+    assert perf.cohort_size(64.0, 100.0) == 28.0
+    assert perf.cohort_size(64.0, 200.0) == 1.0
+    # In the closed loop it adds to TTFT (on top of the M/D/1 wait); the open loop has none.
+    without = perf.closed_loop(cfg(theta=(1.4, 2.0, 0.5e-3, 0.02)), 2000, 200, np.array([10.0]))
+    with_cohort = perf.closed_loop(
+        Configs.of(
+            **{
+                f: getattr(cfg(theta=(1.4, 2.0, 0.5e-3, 0.02)), f)
+                for f in cfg().__dataclass_fields__
+                if f != "theta_sync"
+            },
+            theta_sync=1.0,
+        ),
+        2000,
+        200,
+        np.array([10.0]),
+    )
+    assert with_cohort.ttft_p50[0] - without.ttft_p50[0] > 0.9 * 9 * comp

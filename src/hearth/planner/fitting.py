@@ -21,12 +21,24 @@ from hearth.planner import perf
 from hearth.planner.catalog import GpuSpec, ModelSpec
 from hearth.planner.perf import Configs, Tails
 
-THETA_NAMES = ("bw", "bw_fp8", "c", "c_fp8", "o", "r", "s", "ar", "q", "f8")
+THETA_NAMES = ("bw", "bw_fp8", "c", "c_fp8", "o", "r", "s", "ar", "q", "f8", "sync")
 # Typical values: 70 % of peak bandwidth and 45 % of peak FLOPs for 16-bit kernels; FP8 kernels reach a
 # smaller share of their doubled peak (a prior only: the fit moves it where FP8 rows exist). Host: 0.6 ms per
 # step, 15 ms per request, 20 µs per running sequence per step; 10 µs per all-reduce call (NVLink); 1 ms of
 # the API server's time per other stream before a new request is scheduled.
-DEFAULT_THETA = (1 / 0.70, 1.4 / 0.70, 1 / 0.45, 1.6 / 0.45, 0.6e-3, 15e-3, 20e-6, 10e-6, 1e-3, 16e-6)
+DEFAULT_THETA = (
+    1 / 0.70,
+    1.4 / 0.70,
+    1 / 0.45,
+    1.6 / 0.45,
+    0.6e-3,
+    15e-3,
+    20e-6,
+    10e-6,
+    1e-3,
+    16e-6,
+    0.5 / 0.45,
+)
 # Offline throughput runs (every request queued at once) run at the engine's largest batch.
 SATURATED_MAX_SEQS = 1024
 # … and give the KV cache more of the memory: the TensorRT-LLM overview's runs use 0.95 "in many cases".
@@ -43,13 +55,14 @@ THETA_BOUNDS = (
     (0.0, 1e-4),
     (0.0, 0.05),
     (0.0, 1e-4),
+    (0.0, 8.0),
 )
 # Weight of the prior per parameter, in units of one row's squared relative error. θ_o (fixed time per step)
 # is nearly collinear with θ_bw (the weights' read time is the same every step) and θ_s with the KV-cache read
 # (both grow with the batch): their priors are firm. The others are identified by the rows and held loosely.
 # All GPUs together, toward the typical values; then one GPU's rows, toward the global fit.
-GLOBAL_PRIOR_WEIGHT = (0.1, 0.1, 0.1, 0.1, 3.0, 0.03, 1.0, 0.1, 0.03, 0.03)
-GPU_PRIOR_WEIGHT = (0.3, 0.3, 0.3, 0.3, 3.0, 0.1, 1.0, 0.3, 0.1, 0.1)
+GLOBAL_PRIOR_WEIGHT = (0.1, 0.1, 0.1, 0.1, 3.0, 0.03, 1.0, 0.1, 0.03, 0.03, 0.1)
+GPU_PRIOR_WEIGHT = (0.3, 0.3, 0.3, 0.3, 3.0, 0.1, 1.0, 0.3, 0.1, 0.1, 0.3)
 # Offline rows only inform the ceiling: their equations weigh this much against an online row's.
 OFFLINE_WEIGHT = 0.25
 # TTFT rows whose predicted queueing is more than this share of the measurement calibrate the KV scale (the
@@ -107,6 +120,7 @@ def configs_for(
         theta_ar=[t[7] for t in thetas],
         theta_q=[t[8] for t in thetas],
         theta_f8=[t[9] if f else 0.0 for t, f in zip(thetas, fp8, strict=True)],
+        theta_sync=[t[10] for t in thetas],
         kv_scale=kv_scale,
         kv_of_free=[1.0 if e == "tensorrt-llm" else 0.0 for e in (engines or ["vllm"] * len(models))],
     )
@@ -194,6 +208,7 @@ def _equations(
     mem, comp, one = perf.decode_features(c, batch, ctx)
     chunks = perf.prefill_chunks(p, others, perf.DEFAULT_MAX_BATCHED_TOKENS)
     pf_mem, pf_comp = perf.prefill_features(c, p, chunks)
+    pf_comp_alone = perf.prefill_features(c, p)[1]
     half = perf.in_flight(batch) * 0.5
     arrivals = batch / np.maximum(n, 1.0)
     hops = perf.allreduce_hops(c)
@@ -205,7 +220,12 @@ def _equations(
     # TTFT = loaded prefill + front-end wait + θ_r + half a step (all linear in θ) + queueing (not: taken at
     # the current θ).
     loaded = perf.prefill_time(c, p, others, ctx) + c.theta_q * others
-    queueing = lat.ttft_p50 - loaded - c.theta_r - half * lat.itl_p50
+    # The closed loop's cohort (linear in θ_sync); open-loop rows have none.
+    conc = np.array([float(o.row.concurrency or 0.0) for o in obs])
+    conc = np.where(offline & ~rated, batch, np.maximum(conc, 1.0))
+    members = np.where(rated, 0.0, np.maximum(perf.cohort_size(lat.batch, conc) - 1.0, 0.0))
+    cohort_feature = members * pf_comp_alone
+    queueing = lat.ttft_p50 - loaded - c.theta_r - half * lat.itl_p50 - c.theta_sync * cohort_feature
     zero = np.zeros_like(p)
 
     def route(bandwidth: np.ndarray, compute: np.ndarray) -> list[np.ndarray]:
@@ -218,10 +238,12 @@ def _equations(
         ]
 
     bw16, bw8, c16, c8 = route(mem, comp + arrivals * pf_comp)
-    step = np.column_stack([bw16, bw8, c16, c8, one, zero, batch, hops, zero, f8])
+    step = np.column_stack([bw16, bw8, c16, c8, one, zero, batch, hops, zero, f8, zero])
     k = chunks
     bw16, bw8, c16, c8 = route(k * (pf_mem + kv_mem), k * dec_comp + pf_comp)
-    prefill = np.column_stack([bw16, bw8, c16, c8, k, one, k * others, k * hops, others, k * f8])
+    prefill = np.column_stack(
+        [bw16, bw8, c16, c8, k, one, k * others, k * hops, others, k * f8, cohort_feature]
+    )
     # ITL: measured, or for a saturated offline run the batch over its throughput.
     itl_obs = np.where(np.isnan(itl_ms), np.where(offline & ~rated, batch / tps, np.nan), itl_ms / 1e3)
     weight = np.where(offline, OFFLINE_WEIGHT, 1.0)
@@ -338,6 +360,8 @@ def describe_theta(theta: Sequence[float]) -> dict[str, float]:
         "allreduce_call_us": round(t["ar"] * 1e6, 2),
         "frontend_per_stream_ms": round(t["q"] * 1e3, 3),
         "fp8_layer_step_us": round(t["f8"] * 1e6, 2),
+        # Share of the other cohort members' prefill a newcomer waits for (θ_sync / θ_c; FCFS: 0.5).
+        "cohort_share": round(t["sync"] / t["c"], 3),
     }
 
 

@@ -88,6 +88,9 @@ class Configs:
     theta_q: np.ndarray  # front-end seconds a new request waits per other running sequence (streams served)
     # Seconds per layer per step that FP8 kernels add (quantizing activations, scaling): 0 for 16-bit.
     theta_f8: np.ndarray
+    # The closed loop's cohort wait per other cohort member, in units of one prompt's peak-rate prefill
+    # compute (θ_c / 2 when a newcomer waits for half of them at the compute efficiency θ_c).
+    theta_sync: np.ndarray
     kv_scale: np.ndarray  # KV capacity measured ÷ computed (fitted on rows at the batch limit)
     # 1 where the engine gives the KV cache a fraction of the memory left after the weights (TensorRT-LLM's
     # kv_cache_free_gpu_memory_fraction), 0 where it is a fraction of all memory (vLLM's
@@ -100,6 +103,7 @@ class Configs:
         values.setdefault("theta_ar", ALLREDUCE_LATENCY_S)
         values.setdefault("theta_q", DEFAULT_FRONTEND_S)
         values.setdefault("theta_f8", 0.0)
+        values.setdefault("theta_sync", 0.0)
         values.setdefault("kv_scale", 1.0)
         values.setdefault("kv_of_free", 0.0)
         arrays = {k: np.atleast_1d(np.asarray(v, dtype=float)) for k, v in values.items()}
@@ -296,12 +300,10 @@ def closed_loop(
     wait = np.zeros_like(in_service)
     # Clients beyond the batch limit are admitted one by one as slots free up, not as a cohort: the cohort
     # shrinks by one for each client waiting in the line (none left at twice the limit).
-    cohort = cohort_wait(
-        c.theta_c * prefill_features(c, prompt)[1], np.clip(2.0 * batch - concurrency, 1.0, running)
-    )
+    cohort = cohort_wait(c, prompt, cohort_size(batch, concurrency))
     for _ in range(iterations):
         rho = np.minimum(rate * work, 0.95)
-        wait = np.maximum(rho * work / (2.0 * (1.0 - rho)), cohort)
+        wait = rho * work / (2.0 * (1.0 - rho)) + cohort
         in_service = service + in_flight(running) * itl / 2.0 + wait + (output - 1.0) * itl
         rate = batch / in_service
     # Clients beyond the batch limit queue for a slot: Little's law on the waiting line.
@@ -321,15 +323,22 @@ def closed_loop(
     )
 
 
-COHORT_SHARE = 0.5
+def cohort_size(batch: np.ndarray | float, concurrency: np.ndarray | float) -> np.ndarray:
+    """Requests of a closed loop that send together: the running batch, less one for each client waiting in
+    the line beyond it (those are admitted one by one as slots free up; none are left at twice the limit)."""
+    batch = np.asarray(batch, dtype=float)
+    return np.clip(2.0 * batch - np.asarray(concurrency, dtype=float), 1.0, np.maximum(batch, 1.0))
 
 
-def cohort_wait(work: np.ndarray, running: np.ndarray | float) -> np.ndarray:
+def cohort_wait(c: Configs, prompt: np.ndarray | float, size: np.ndarray | float) -> np.ndarray:
     """Closed loop: clients whose requests are alike (a benchmark's fixed prompt and output lengths) finish
-    together and send together, so a new prompt arrives with the other running − 1 and waits, on average,
-    for the prefill compute of half of them (FCFS; `work` is one prompt's compute: the cohort's prompts share
-    their steps' weight reads). An open loop (random arrivals) has no cohort: M/D/1 applies."""
-    return COHORT_SHARE * np.maximum(np.asarray(running, dtype=float) - 1.0, 0.0) * work
+    together and send together, so a new prompt arrives with the other size − 1 and waits for prefill work
+    scheduled before it: θ_sync per other member, in units of one prompt's peak-rate compute (the cohort's
+    prompts share their steps' weight reads). FCFS at the compute efficiency would be θ_sync = θ_c / 2. An
+    open loop (random arrivals) has no cohort: M/D/1 applies."""
+    return (
+        c.theta_sync * np.maximum(np.asarray(size, dtype=float) - 1.0, 0.0) * prefill_features(c, prompt)[1]
+    )
 
 
 def in_flight(running: np.ndarray | float) -> np.ndarray:
