@@ -17,11 +17,13 @@ import hashlib
 import json
 from collections import defaultdict
 from collections.abc import Callable, Hashable
+from dataclasses import fields
 from typing import Any
 
 import numpy as np
 
-from hearth.planner.fitting import Observation, engine_kind, is_offline
+from hearth.planner import perf
+from hearth.planner.fitting import Observation, engine_kind, is_offline, latency_at
 from hearth.planner.predictor import Point, Predictor
 from hearth.planner.schemas import BenchmarkRowIn
 
@@ -60,43 +62,35 @@ def held_out_error(predictor: Predictor) -> dict[str, Any]:
         key_of = _folded(unit_of, online, MAX_FOLDS.get(name))
         errors: dict[str, list[float]] = defaultdict(list)
         by_source: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
-        subs: dict[Hashable, Predictor] = {}
+        groups: dict[Hashable, list[Observation]] = defaultdict(list)
         for i, o in online:
-            key = key_of(i, o)
-            sub = subs.get(key)
-            if sub is None:
-                keep = [x for j, x in enumerate(predictor.obs) if key_of(j, x) != key]
-                sub = subs[key] = Predictor.on_observations(predictor.models, predictor.gpus, keep)
-            r = o.row
-            load = (r.concurrency, r.request_rate)
-            engine = engine_kind(getattr(r, "engine", None))
-            point = Point(
-                r.model_id,
-                r.quantization,
-                r.gpu,
-                r.gpu_count,
-                r.prompt_tokens,
-                r.output_tokens,
-                *load,
-                engine,
-            )
-            lat = sub.model_latency(
-                o.model,
-                r.quantization,
-                o.gpu,
-                r.gpu_count,
-                r.prompt_tokens,
-                r.output_tokens,
-                *load,
-                engine=engine,
-            )
-            pred = sub.corrected(point, lat, True)
-            for metric, attr in METRICS.items():
-                observed, predicted = getattr(r, metric), getattr(pred, attr)
-                if observed and predicted:
-                    e = abs(predicted / float(observed) - 1.0) * 100.0
-                    errors[metric].append(e)
-                    by_source[r.source][metric].append(e)
+            groups[key_of(i, o)].append(o)
+        for key, held in groups.items():
+            keep = [x for j, x in enumerate(predictor.obs) if key_of(j, x) != key]
+            sub = Predictor.on_observations(predictor.models, predictor.gpus, keep)
+            # The held-out rows' model figures in one vectorised call (as `Predictor.model_latency` each).
+            _, lat = latency_at(held, [sub.theta_for(o.gpu.name) for o in held], sub.tails, sub.kv_scale)
+            for k, o in enumerate(held):
+                r = o.row
+                point = Point(
+                    r.model_id,
+                    r.quantization,
+                    r.gpu,
+                    r.gpu_count,
+                    r.prompt_tokens,
+                    r.output_tokens,
+                    r.concurrency,
+                    r.request_rate,
+                    engine_kind(getattr(r, "engine", None)),
+                )
+                one = perf.Latency(**{f.name: getattr(lat, f.name)[k : k + 1] for f in fields(lat)})
+                pred = sub.corrected(point, one, True)
+                for metric, attr in METRICS.items():
+                    observed, predicted = getattr(r, metric), getattr(pred, attr)
+                    if observed and predicted:
+                        e = abs(predicted / float(observed) - 1.0) * 100.0
+                        errors[metric].append(e)
+                        by_source[r.source][metric].append(e)
         report[name] = {
             "overall": {m: _summary(v) for m, v in sorted(errors.items())},
             "per_source": {
