@@ -2,9 +2,11 @@
 the KV-capacity scale the engines were measured to hold, and the p95/p50 tail ratios, all from the rows the
 catalog describes (`Observation`s).
 
-θ has eight entries (`THETA_NAMES`): bandwidth and compute inverse efficiencies for 16-bit and for FP8 kernels
-(so FP8's speed-up is the measured one, not the nominal 2×), the host's overhead per step, per request and per
-running sequence per step, and the latency of one tensor-parallel all-reduce call (TP's measured cost).
+θ has eleven entries (`THETA_NAMES`): bandwidth and compute inverse efficiencies for 16-bit and for FP8
+kernels (so FP8's speed-up is the measured one, not the nominal 2×), the host's overhead per step, per request
+and per running sequence per step, the latency of one round of a tensor-parallel all-reduce (TP's measured
+cost), the API server's time per other stream, FP8's fixed cost per layer per step, and the closed loop's
+cohort wait per other member (in units of one prompt's peak-rate prefill compute).
 
 Online rows (streaming clients at a load) are what the model is fitted on; offline rows (every request queued
 at once) only inform the ceiling: their throughput enters with a small weight."""

@@ -23,15 +23,17 @@ The model, per replica of `tp` GPUs (tensor parallel):
   sequences' decode (weight read, their KV cache, their host overhead): TTFT grows with the running batch;
 - the API server serves every stream: a new request waits θ_q per other running stream before its prefill
   is scheduled (measured: TTFT grows with concurrency long before the GPU is busy, most on small models);
-- tensor parallelism costs two all-reduces of the activations per layer per step: θ_ar per call (fitted: the
-  measured cost of TP, not the nominal split) plus a ring transfer over the interconnect;
+- tensor parallelism costs two all-reduces of the activations per layer per step, each log2(tp) rounds of
+  θ_ar (fitted: the measured cost of TP, not the nominal split) plus a ring transfer over the interconnect;
+- FP8 costs θ_f8 per layer per step on top (quantizing activations, rescaling outputs around each matmul);
 - queueing: TTFT waits for the step in flight (half a step on average, when other sequences run) and for
-  the prefills ahead of it (M/D/1 on the prefill work: W = ρs/(2(1−ρ))); clients beyond the batch limit
-  (max_num_seqs, or what the KV cache holds) wait for a running request to finish: whole request times
+  the prefills ahead of it (M/D/1 on the prefill work: W = ρs/(2(1−ρ))); in a closed loop, for the cohort it
+  arrived with (θ_sync per other member × one prompt's peak-rate prefill compute); clients beyond the batch
+  limit (max_num_seqs, or what the KV cache holds) wait for a running request to finish: whole request times
   (Little's law on the line).
-θ = (θ_bw, θ_c, θ_o, θ_r, θ_s, θ_ar, θ_q) are the inverse efficiencies and overheads, fitted on benchmark rows
-(`hearth.planner.fitting`; θ_bw and θ_c separately for FP8 and 16-bit, so FP8's speed-up is the measured one);
-`kv_scale` scales the KV capacity to what engines were measured to hold. The defaults are typical values.
+θ = (θ_bw, θ_c, θ_o, θ_r, θ_s, θ_ar, θ_q, θ_f8, θ_sync) are the inverse efficiencies and overheads, fitted on
+benchmark rows (`hearth.planner.fitting`; θ_bw and θ_c separately for FP8 and 16-bit, so FP8's speed-up is
+the measured one); `kv_scale` scales the KV capacity to what engines were measured to hold. The defaults are typical values.
 """
 
 from __future__ import annotations
