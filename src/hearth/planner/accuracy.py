@@ -37,7 +37,16 @@ METRICS = {
 HOLD_OUTS: dict[str, Callable[[int, Observation], Hashable]] = {
     "leave_one_source_out": lambda i, o: o.row.source,
     "leave_one_configuration_out": lambda i, o: o.group,
-    "leave_one_row_out": lambda i, o: i,
+    # A row is its measured point: repeated measurements of one point go out together (neither leaks into
+    # the other's prediction), and the folds do not depend on the order the rows were read in.
+    "leave_one_row_out": lambda i, o: (
+        o.row.source,
+        *o.group,
+        o.row.prompt_tokens,
+        o.row.output_tokens,
+        o.row.concurrency,
+        o.row.request_rate,
+    ),
 }
 # At most this many refits per hold-out: beyond it, the held-out units (configurations, rows) are dealt
 # round-robin into this many folds and each fold is left out at once — a stricter test (more is missing from

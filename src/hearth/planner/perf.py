@@ -33,7 +33,8 @@ The model, per replica of `tp` GPUs (tensor parallel):
   (Little's law on the line).
 θ = (θ_bw, θ_c, θ_o, θ_r, θ_s, θ_ar, θ_q, θ_f8, θ_sync) are the inverse efficiencies and overheads, fitted on
 benchmark rows (`hearth.planner.fitting`; θ_bw and θ_c separately for FP8 and 16-bit, so FP8's speed-up is
-the measured one); `kv_scale` scales the KV capacity to what engines were measured to hold. The defaults are typical values.
+the measured one); `kv_scale` scales the KV capacity to what engines were measured to hold. The defaults are
+typical values.
 """
 
 from __future__ import annotations
