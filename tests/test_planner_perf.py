@@ -98,7 +98,8 @@ def test_prefill_is_compute_bound() -> None:
 def test_tensor_parallel_overhead() -> None:
     assert perf.allreduce_time(cfg(), 1.0)[0] == 0.0
     c = cfg(LLAMA_70B, tp=4)
-    per_call = perf.ALLREDUCE_LATENCY_S + 2 * 3 / 4 * (64 * 8192 * 2) / 450e9
+    # Per call: log2(4) = 2 latency rounds plus the ring transfer of 64 tokens × 8,192 × 2 bytes.
+    per_call = 2 * perf.ALLREDUCE_LATENCY_S + 2 * 3 / 4 * (64 * 8192 * 2) / 450e9
     assert perf.allreduce_time(c, 64.0)[0] == pytest.approx(2 * 80 * per_call)
     # TP halves the bytes each GPU reads per step, minus the all-reduces: 4 GPUs decode 70B faster than 2.
     t2 = perf.step_time(cfg(LLAMA_70B, tp=2), np.array([8.0]), 512, 256)[0]
@@ -140,12 +141,14 @@ def test_clients_beyond_the_kv_limit_wait_for_a_slot() -> None:
     c = cfg(theta=(1.4, 2.0, 0.5e-3, 0.02))
     limit = perf.max_batch(c, 1024 + 256, max_num_seqs=64)[0]
     assert limit == 64
-    lat = perf.closed_loop(c, 1024, 256, np.array([64.0, 128.0]), max_num_seqs=64)
-    assert lat.batch.tolist() == [64.0, 64.0]
-    assert lat.saturated.tolist() == [False, True]
-    # Same throughput, but the second half of the clients waits a whole request time for a slot.
-    assert lat.requests_per_s[1] == pytest.approx(lat.requests_per_s[0], rel=1e-6)
-    assert lat.ttft_p50[1] - lat.ttft_p50[0] == pytest.approx(64 / lat.requests_per_s[0], rel=1e-3)
+    lat = perf.closed_loop(c, 1024, 256, np.array([64.0, 128.0, 192.0]), max_num_seqs=64)
+    assert lat.batch.tolist() == [64.0, 64.0, 64.0]
+    assert lat.saturated.tolist() == [False, True, True]
+    # Same throughput, but the clients beyond the batch wait for a slot: 64 more clients, 64 more requests
+    # to wait for (Little's law on the line). Admitted one by one, they form no cohort.
+    assert lat.requests_per_s[2] == pytest.approx(lat.requests_per_s[1], rel=1e-6)
+    assert lat.ttft_p50[2] - lat.ttft_p50[1] == pytest.approx(64 / lat.requests_per_s[1], rel=1e-3)
+    assert lat.ttft_p50[1] > lat.ttft_p50[0]
 
 
 def test_open_loop_below_and_above_capacity() -> None:
@@ -242,3 +245,58 @@ def test_kv_capacity_by_engine_accounting_and_fitted_scale() -> None:
 
 def vars_of(c: Configs) -> dict[str, float]:
     return {f: float(getattr(c, f)[0]) for f in c.__dataclass_fields__}
+
+
+def test_allreduce_latency_grows_with_log2_of_the_gpus() -> None:
+    # A small all-reduce takes log2(tp) rounds: 160 calls × (1, 2, 3) rounds for TP 2, 4, 8.
+    for tp, rounds in ((2, 1), (4, 2), (8, 3)):
+        c = cfg(LLAMA_70B, tp=tp, theta=(1.0, 1.0, 0.0, 0.0, 0.0, 20e-6))
+        assert perf.allreduce_hops(c)[0] == 160 * rounds
+        assert perf.allreduce_time(c, 0.0)[0] == pytest.approx(160 * rounds * 20e-6)  # 3.2, 6.4, 9.6 ms
+    assert perf.allreduce_hops(cfg(LLAMA_70B, tp=1))[0] == 0.0
+
+
+def test_fp8_adds_a_fixed_time_per_layer_per_step() -> None:
+    fp8 = {"bytes_per_param": 1.0, "kv_bytes": 1.0, "gpu": {**H100, "flops": 1979e12}}
+    base = perf.step_time(cfg(**fp8), np.array([4.0]), 512, 256)[0]
+    c = Configs.of(
+        **{f: getattr(cfg(**fp8), f) for f in cfg().__dataclass_fields__ if f != "theta_f8"}, theta_f8=20e-6
+    )
+    # 32 layers × 20 µs = 0.64 ms on every step, whatever the batch …
+    assert perf.step_time(c, np.array([4.0]), 512, 256)[0] - base == pytest.approx(32 * 20e-6)
+    assert perf.step_fixed(c)[0] == pytest.approx(32 * 20e-6)
+    # … and on each of a prefill's steps (a 20,000-token prompt beside 192 sequences: 3 chunks).
+    extra = perf.prefill_time(c, 20_000, 192, 2048)[0] - perf.prefill_time(cfg(**fp8), 20_000, 192, 2048)[0]
+    assert extra == pytest.approx(3 * 32 * 20e-6)
+
+
+def test_closed_loop_cohort_waits_for_the_others_prefill_compute() -> None:
+    # Alike clients send together: a newcomer waits θ_sync × one prompt's peak-rate prefill compute per other
+    # member of its cohort. 8B, 2,000-token prompt on an H100: 2 × 8.03e9 × 2000 + 2 × 32 × 2000² × 4096
+    # FLOPs ÷ 989e12 = 49.7 ms; at θ_sync = 1 (FCFS at θ_c = 2) and 10 running: 9 × 49.7 = 447 ms.
+    comp = (2 * 8.03e9 * 2000 + 2 * 32 * 2000**2 * 4096) / 989e12
+    c = Configs.of(
+        **{f: getattr(cfg(), f) for f in cfg().__dataclass_fields__ if f != "theta_sync"}, theta_sync=1.0
+    )
+    assert perf.cohort_wait(c, 2000, 10.0)[0] == pytest.approx(9 * comp)
+    assert perf.cohort_wait(c, 2000, 1.0)[0] == 0.0  # alone: nobody ahead
+    # The cohort is the running batch, less one per client waiting for a slot beyond it.
+    assert perf.cohort_size(64.0, 64.0) == 64.0
+    assert perf.cohort_size(64.0, 100.0) == 28.0
+    assert perf.cohort_size(64.0, 200.0) == 1.0
+    # In the closed loop it adds to TTFT (on top of the M/D/1 wait); the open loop has none.
+    without = perf.closed_loop(cfg(theta=(1.4, 2.0, 0.5e-3, 0.02)), 2000, 200, np.array([10.0]))
+    with_cohort = perf.closed_loop(
+        Configs.of(
+            **{
+                f: getattr(cfg(theta=(1.4, 2.0, 0.5e-3, 0.02)), f)
+                for f in cfg().__dataclass_fields__
+                if f != "theta_sync"
+            },
+            theta_sync=1.0,
+        ),
+        2000,
+        200,
+        np.array([10.0]),
+    )
+    assert with_cohort.ttft_p50[0] - without.ttft_p50[0] > 0.9 * 9 * comp

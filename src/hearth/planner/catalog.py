@@ -105,6 +105,12 @@ def seed_models() -> tuple[ModelSpec, ...]:
 
 
 @cache
+def same_architecture() -> dict[str, str]:
+    """Model id outside the catalog → the catalog model whose architecture it shares (models.yaml)."""
+    return dict(_load("models.yaml").get("same_architecture") or {})
+
+
+@cache
 def seed_gpus() -> tuple[GpuSpec, ...]:
     return tuple(GpuSpec(**g) for g in _load("gpus.yaml")["gpus"])
 

@@ -2,17 +2,17 @@
 the KV-capacity scale the engines were measured to hold, and the p95/p50 tail ratios, all from the rows the
 catalog describes (`Observation`s).
 
-θ has eight entries (`THETA_NAMES`): bandwidth and compute inverse efficiencies for 16-bit and for FP8 kernels
-(so FP8's speed-up is the measured one, not the nominal 2×), the host's overhead per step, per request and per
-running sequence per step, and the latency of one tensor-parallel all-reduce call (TP's measured cost).
+θ has eleven entries (`THETA_NAMES`): bandwidth and compute inverse efficiencies for 16-bit and for FP8
+kernels (so FP8's speed-up is the measured one, not the nominal 2×), the host's overhead per step, per request
+and per running sequence per step, the latency of one round of a tensor-parallel all-reduce (TP's measured
+cost), the API server's time per other stream, FP8's fixed cost per layer per step, and the closed loop's
+cohort wait per other member (in units of one prompt's peak-rate prefill compute).
 
 Online rows (streaming clients at a load) are what the model is fitted on; offline rows (every request queued
 at once) only inform the ceiling: their throughput enters with a small weight."""
 
 from __future__ import annotations
 
-import math
-from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, fields, replace
 from typing import Any
@@ -23,12 +23,24 @@ from hearth.planner import perf
 from hearth.planner.catalog import GpuSpec, ModelSpec
 from hearth.planner.perf import Configs, Tails
 
-THETA_NAMES = ("bw", "bw_fp8", "c", "c_fp8", "o", "r", "s", "ar", "q")
+THETA_NAMES = ("bw", "bw_fp8", "c", "c_fp8", "o", "r", "s", "ar", "q", "f8", "sync")
 # Typical values: 70 % of peak bandwidth and 45 % of peak FLOPs for 16-bit kernels; FP8 kernels reach a
 # smaller share of their doubled peak (a prior only: the fit moves it where FP8 rows exist). Host: 0.6 ms per
 # step, 15 ms per request, 20 µs per running sequence per step; 10 µs per all-reduce call (NVLink); 1 ms of
 # the API server's time per other stream before a new request is scheduled.
-DEFAULT_THETA = (1 / 0.70, 1.4 / 0.70, 1 / 0.45, 1.6 / 0.45, 0.6e-3, 15e-3, 20e-6, 10e-6, 1e-3)
+DEFAULT_THETA = (
+    1 / 0.70,
+    1.4 / 0.70,
+    1 / 0.45,
+    1.6 / 0.45,
+    0.6e-3,
+    15e-3,
+    20e-6,
+    10e-6,
+    1e-3,
+    16e-6,
+    0.5 / 0.45,
+)
 # Offline throughput runs (every request queued at once) run at the engine's largest batch.
 SATURATED_MAX_SEQS = 1024
 # … and give the KV cache more of the memory: the TensorRT-LLM overview's runs use 0.95 "in many cases".
@@ -44,13 +56,15 @@ THETA_BOUNDS = (
     (0.0, 1e-3),
     (0.0, 1e-4),
     (0.0, 0.05),
+    (0.0, 1e-4),
+    (0.0, 8.0),
 )
 # Weight of the prior per parameter, in units of one row's squared relative error. θ_o (fixed time per step)
 # is nearly collinear with θ_bw (the weights' read time is the same every step) and θ_s with the KV-cache read
 # (both grow with the batch): their priors are firm. The others are identified by the rows and held loosely.
 # All GPUs together, toward the typical values; then one GPU's rows, toward the global fit.
-GLOBAL_PRIOR_WEIGHT = (0.1, 0.1, 0.1, 0.1, 3.0, 0.03, 1.0, 0.1, 0.03)
-GPU_PRIOR_WEIGHT = (0.3, 0.3, 0.3, 0.3, 3.0, 0.1, 1.0, 0.3, 0.1)
+GLOBAL_PRIOR_WEIGHT = (0.1, 0.1, 0.1, 0.1, 3.0, 0.03, 1.0, 0.1, 0.03, 0.03, 0.1)
+GPU_PRIOR_WEIGHT = (0.3, 0.3, 0.3, 0.3, 3.0, 0.1, 1.0, 0.3, 0.1, 0.1, 0.3)
 # Offline rows only inform the ceiling: their equations weigh this much against an online row's.
 OFFLINE_WEIGHT = 0.25
 # TTFT rows whose predicted queueing is more than this share of the measurement calibrate the KV scale (the
@@ -107,6 +121,8 @@ def configs_for(
         theta_s=[t[6] for t in thetas],
         theta_ar=[t[7] for t in thetas],
         theta_q=[t[8] for t in thetas],
+        theta_f8=[t[9] if f else 0.0 for t, f in zip(thetas, fp8, strict=True)],
+        theta_sync=[t[10] for t in thetas],
         kv_scale=kv_scale,
         kv_of_free=[1.0 if e == "tensorrt-llm" else 0.0 for e in (engines or ["vllm"] * len(models))],
     )
@@ -160,29 +176,45 @@ def latency_at(
     return c, lat
 
 
-def _route(fp8: bool, bandwidth: float, compute: float) -> tuple[float, float, float, float]:
-    """Coefficients of (θ_bw, θ_bw_fp8, θ_c, θ_c_fp8): 16-bit work on the first pair, FP8 on the second."""
-    return (0.0, bandwidth, 0.0, compute) if fp8 else (bandwidth, 0.0, compute, 0.0)
+@dataclass
+class Equations:
+    """The linear system of one calibration pass: per measured ITL/TTFT, its GPU, coefficients on θ, target
+    seconds and weight (arrays, one row per equation)."""
+
+    gpu: np.ndarray
+    a: np.ndarray
+    y: np.ndarray
+    w: np.ndarray
+
+    def take(self, mask: np.ndarray) -> Equations:
+        return Equations(self.gpu[mask], self.a[mask], self.y[mask], self.w[mask])
 
 
 def _equations(
     obs: list[Observation], theta: dict[str, tuple[float, ...]], default: tuple[float, ...], kv_scale: float
-) -> list[tuple[str, np.ndarray, float, float]]:
-    """(gpu, coefficients on θ, target seconds, weight) per measured ITL/TTFT; queueing at the current θ."""
-    if not obs:
-        return []
+) -> Equations:
+    """Every measured ITL and TTFT as a linear equation in θ, with the queueing taken at the current θ."""
     c, lat = latency_at(obs, [theta.get(o.gpu.name, default) for o in obs], kv_scale=kv_scale)
     p = np.array([float(o.row.prompt_tokens) for o in obs])
     n = np.array([float(o.row.output_tokens) for o in obs])
+    fp8 = np.array([is_fp8(o.row.quantization) for o in obs])
+    offline = np.array([is_offline(o.row) for o in obs])
+    rated = np.array([o.row.request_rate is not None for o in obs])
+    itl_ms = np.array([o.row.itl_ms_p50 or np.nan for o in obs], dtype=float)
+    tps = np.array([o.row.output_tokens_per_s or np.nan for o in obs], dtype=float)
+    ttft_s = np.array([o.row.ttft_ms_p50 or np.nan for o in obs], dtype=float) / 1e3
+    gpu = np.array([o.gpu.name for o in obs])
     batch = np.maximum(lat.batch, 1.0)
     others = batch - 1.0
     ctx = p + n / 2.0
-    mem, comp, _ = perf.decode_features(c, batch, ctx)
+    mem, comp, one = perf.decode_features(c, batch, ctx)
     chunks = perf.prefill_chunks(p, others, perf.DEFAULT_MAX_BATCHED_TOKENS)
     pf_mem, pf_comp = perf.prefill_features(c, p, chunks)
+    pf_comp_alone = perf.prefill_features(c, p)[1]
     half = perf.in_flight(batch) * 0.5
     arrivals = batch / np.maximum(n, 1.0)
-    calls = perf.allreduce_calls(c)
+    hops = perf.allreduce_hops(c)
+    f8 = np.where(fp8, c.layers, 0.0)
     transfer = perf.allreduce_transfer(c, batch + arrivals * p)
     kv_mem = others * ctx * perf.kv_bytes_per_token(c) / c.bandwidth
     dec_comp = 2.0 * c.active * others / (c.tp * c.flops)
@@ -190,58 +222,56 @@ def _equations(
     # TTFT = loaded prefill + front-end wait + θ_r + half a step (all linear in θ) + queueing (not: taken at
     # the current θ).
     loaded = perf.prefill_time(c, p, others, ctx) + c.theta_q * others
-    queueing = lat.ttft_p50 - loaded - c.theta_r - half * lat.itl_p50
-    out = []
-    for i, o in enumerate(obs):
-        r = o.row
-        fp8 = is_fp8(r.quantization)
-        offline = is_offline(r)
-        itl_obs = None
-        if r.itl_ms_p50:
-            itl_obs = r.itl_ms_p50 / 1e3
-        elif r.output_tokens_per_s and offline and r.request_rate is None:
-            itl_obs = batch[i] / r.output_tokens_per_s
-        step = np.array(
-            [*_route(fp8, mem[i], comp[i] + arrivals[i] * pf_comp[i]), 1.0, 0.0, batch[i], calls[i], 0.0]
-        )
-        weight = OFFLINE_WEIGHT if offline else 1.0
-        if itl_obs:
-            out.append((o.gpu.name, step, float(itl_obs - transfer[i]), weight))
-        if r.ttft_ms_p50 and queueing[i] < QUEUE_SHARE_FOR_THETA * r.ttft_ms_p50 / 1e3:
-            k = chunks[i]
-            prefill = np.array(
-                [
-                    *_route(fp8, k * (pf_mem[i] + kv_mem[i]), k * dec_comp[i] + pf_comp[i]),
-                    k,
-                    1.0,
-                    k * others[i],
-                    k * calls[i],
-                    others[i],
-                ]
-            )
-            target = r.ttft_ms_p50 / 1e3 - queueing[i] - pf_transfer[i] - half[i] * transfer[i]
-            out.append((o.gpu.name, prefill + half[i] * step, float(target), weight))
-    return out
+    # The closed loop's cohort (linear in θ_sync); open-loop rows have none.
+    conc = np.array([float(o.row.concurrency or 0.0) for o in obs])
+    conc = np.where(offline & ~rated, batch, np.maximum(conc, 1.0))
+    members = np.where(rated, 0.0, np.maximum(perf.cohort_size(lat.batch, conc) - 1.0, 0.0))
+    cohort_feature = members * pf_comp_alone
+    queueing = lat.ttft_p50 - loaded - c.theta_r - half * lat.itl_p50 - c.theta_sync * cohort_feature
+    zero = np.zeros_like(p)
+
+    def route(bandwidth: np.ndarray, compute: np.ndarray) -> list[np.ndarray]:
+        # 16-bit work on (θ_bw, θ_c), FP8 work on (θ_bw_fp8, θ_c_fp8)
+        return [
+            np.where(fp8, 0.0, bandwidth),
+            np.where(fp8, bandwidth, 0.0),
+            np.where(fp8, 0.0, compute),
+            np.where(fp8, compute, 0.0),
+        ]
+
+    bw16, bw8, c16, c8 = route(mem, comp + arrivals * pf_comp)
+    step = np.column_stack([bw16, bw8, c16, c8, one, zero, batch, hops, zero, f8, zero])
+    k = chunks
+    bw16, bw8, c16, c8 = route(k * (pf_mem + kv_mem), k * dec_comp + pf_comp)
+    prefill = np.column_stack(
+        [bw16, bw8, c16, c8, k, one, k * others, k * hops, others, k * f8, cohort_feature]
+    )
+    # ITL: measured, or for a saturated offline run the batch over its throughput.
+    itl_obs = np.where(np.isnan(itl_ms), np.where(offline & ~rated, batch / tps, np.nan), itl_ms / 1e3)
+    weight = np.where(offline, OFFLINE_WEIGHT, 1.0)
+    use_itl = np.isfinite(itl_obs) & (itl_obs > 0)
+    with np.errstate(invalid="ignore"):
+        use_ttft = np.isfinite(ttft_s) & (ttft_s > 0) & (queueing < QUEUE_SHARE_FOR_THETA * ttft_s)
+    ttft_target = ttft_s - queueing - pf_transfer - half * transfer
+    return Equations(
+        gpu=np.concatenate([gpu[use_itl], gpu[use_ttft]]),
+        a=np.vstack([step[use_itl], (prefill + half[:, None] * step)[use_ttft]]),
+        y=np.concatenate([(itl_obs - transfer)[use_itl], ttft_target[use_ttft]]),
+        w=np.concatenate([weight[use_itl], weight[use_ttft]]),
+    )
 
 
-def _solve(
-    equations: list[tuple[np.ndarray, float, float]], prior: Sequence[float], weights: Sequence[float]
-) -> tuple[float, ...]:
+def _solve(eq: Equations, prior: Sequence[float], weights: Sequence[float]) -> tuple[float, ...]:
     """Least squares on relative errors, with each θ_j pulled toward prior_j (ridge on θ_j / prior_j − 1)."""
-    rows, targets = [], []
-    for a, y, w in equations:
-        if y <= 0:
-            continue
-        rows.append(a / y * math.sqrt(w))
-        targets.append(math.sqrt(w))
-    size = len(prior)
-    for j, (p0, weight) in enumerate(zip(prior, weights, strict=True)):
-        scale = p0 if p0 > 0 else 1e-3
-        e = np.zeros(size)
-        e[j] = math.sqrt(weight) / scale
-        rows.append(e)
-        targets.append(math.sqrt(weight) * p0 / scale)
-    theta, *_ = np.linalg.lstsq(np.array(rows), np.array(targets), rcond=None)
+    keep = eq.y > 0
+    root = np.sqrt(eq.w[keep])
+    rows = eq.a[keep] / eq.y[keep, None] * root[:, None]
+    scale = np.array([p0 if p0 > 0 else 1e-3 for p0 in prior])
+    ridge = np.diag(np.sqrt(np.asarray(weights)) / scale)
+    targets = np.concatenate([root, np.sqrt(np.asarray(weights)) * np.asarray(prior) / scale])
+    # The normal equations (10 × 10; the ridge keeps them well posed): lstsq on the tall system is 30× slower.
+    m = np.vstack([rows, ridge])
+    theta, *_ = np.linalg.lstsq(m.T @ m, m.T @ targets, rcond=None)
     return tuple(float(np.clip(t, lo, hi)) for t, (lo, hi) in zip(theta, THETA_BOUNDS, strict=True))
 
 
@@ -264,20 +294,21 @@ def fit(obs: list[Observation], iterations: int = 6) -> Fit:
     global_theta: tuple[float, ...] = DEFAULT_THETA
     per_gpu: dict[str, tuple[float, ...]] = {}
     kv_scale = 1.0
+    if not obs:
+        return Fit(DEFAULT_THETA, {}, 1.0)
     for iteration in range(iterations):
         eqs = _equations(obs, per_gpu, global_theta, kv_scale)
-        if not eqs:
+        if not len(eqs.y):
             return Fit(DEFAULT_THETA, {}, 1.0)
-        new_global = _solve([(a, y, w) for _, a, y, w in eqs], DEFAULT_THETA, GLOBAL_PRIOR_WEIGHT)
-        global_theta = _damp(global_theta, new_global)
-        by_gpu: dict[str, list[tuple[np.ndarray, float, float]]] = defaultdict(list)
-        for gpu, a, y, w in eqs:
-            by_gpu[gpu].append((a, y, w))
+        global_theta = _damp(global_theta, _solve(eqs, DEFAULT_THETA, GLOBAL_PRIOR_WEIGHT))
         per_gpu = {
-            gpu: _damp(per_gpu.get(gpu, global_theta), _solve(e, global_theta, GPU_PRIOR_WEIGHT))
-            for gpu, e in by_gpu.items()
+            gpu: _damp(
+                per_gpu.get(gpu, global_theta),
+                _solve(eqs.take(eqs.gpu == gpu), global_theta, GPU_PRIOR_WEIGHT),
+            )
+            for gpu in sorted(set(eqs.gpu.tolist()))
         }
-        if iteration >= iterations - 3:  # once θ has settled
+        if iteration == iterations - 2:  # once θ has settled; the last pass refits θ at this κ
             kv_scale = fit_kv_scale(obs, per_gpu, global_theta)
     return Fit(global_theta, per_gpu, kv_scale)
 
@@ -330,6 +361,9 @@ def describe_theta(theta: Sequence[float]) -> dict[str, float]:
         "per_sequence_step_overhead_us": round(t["s"] * 1e6, 2),
         "allreduce_call_us": round(t["ar"] * 1e6, 2),
         "frontend_per_stream_ms": round(t["q"] * 1e3, 3),
+        "fp8_layer_step_us": round(t["f8"] * 1e6, 2),
+        # Share of the other cohort members' prefill a newcomer waits for (θ_sync / θ_c; FCFS: 0.5).
+        "cohort_share": round(t["sync"] / t["c"], 3),
     }
 
 

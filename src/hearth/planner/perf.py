@@ -23,15 +23,18 @@ The model, per replica of `tp` GPUs (tensor parallel):
   sequences' decode (weight read, their KV cache, their host overhead): TTFT grows with the running batch;
 - the API server serves every stream: a new request waits θ_q per other running stream before its prefill
   is scheduled (measured: TTFT grows with concurrency long before the GPU is busy, most on small models);
-- tensor parallelism costs two all-reduces of the activations per layer per step: θ_ar per call (fitted: the
-  measured cost of TP, not the nominal split) plus a ring transfer over the interconnect;
+- tensor parallelism costs two all-reduces of the activations per layer per step, each log2(tp) rounds of
+  θ_ar (fitted: the measured cost of TP, not the nominal split) plus a ring transfer over the interconnect;
+- FP8 costs θ_f8 per layer per step on top (quantizing activations, rescaling outputs around each matmul);
 - queueing: TTFT waits for the step in flight (half a step on average, when other sequences run) and for
-  the prefills ahead of it (M/D/1 on the prefill work: W = ρs/(2(1−ρ))); clients beyond the batch limit
-  (max_num_seqs, or what the KV cache holds) wait for a running request to finish: whole request times
+  the prefills ahead of it (M/D/1 on the prefill work: W = ρs/(2(1−ρ))); in a closed loop, for the cohort it
+  arrived with (θ_sync per other member × one prompt's peak-rate prefill compute); clients beyond the batch
+  limit (max_num_seqs, or what the KV cache holds) wait for a running request to finish: whole request times
   (Little's law on the line).
-θ = (θ_bw, θ_c, θ_o, θ_r, θ_s, θ_ar, θ_q) are the inverse efficiencies and overheads, fitted on benchmark rows
-(`hearth.planner.fitting`; θ_bw and θ_c separately for FP8 and 16-bit, so FP8's speed-up is the measured one);
-`kv_scale` scales the KV capacity to what engines were measured to hold. The defaults are typical values.
+θ = (θ_bw, θ_c, θ_o, θ_r, θ_s, θ_ar, θ_q, θ_f8, θ_sync) are the inverse efficiencies and overheads, fitted on
+benchmark rows (`hearth.planner.fitting`; θ_bw and θ_c separately for FP8 and 16-bit, so FP8's speed-up is
+the measured one); `kv_scale` scales the KV capacity to what engines were measured to hold. The defaults are
+typical values.
 """
 
 from __future__ import annotations
@@ -86,6 +89,11 @@ class Configs:
     theta_s: np.ndarray  # host seconds per running sequence per step
     theta_ar: np.ndarray  # seconds per all-reduce call (latency; the transfer is computed)
     theta_q: np.ndarray  # front-end seconds a new request waits per other running sequence (streams served)
+    # Seconds per layer per step that FP8 kernels add (quantizing activations, scaling): 0 for 16-bit.
+    theta_f8: np.ndarray
+    # The closed loop's cohort wait per other cohort member, in units of one prompt's peak-rate prefill
+    # compute (θ_c / 2 when a newcomer waits for half of them at the compute efficiency θ_c).
+    theta_sync: np.ndarray
     kv_scale: np.ndarray  # KV capacity measured ÷ computed (fitted on rows at the batch limit)
     # 1 where the engine gives the KV cache a fraction of the memory left after the weights (TensorRT-LLM's
     # kv_cache_free_gpu_memory_fraction), 0 where it is a fraction of all memory (vLLM's
@@ -97,6 +105,8 @@ class Configs:
         values.setdefault("theta_s", DEFAULT_SEQ_OVERHEAD_S)
         values.setdefault("theta_ar", ALLREDUCE_LATENCY_S)
         values.setdefault("theta_q", DEFAULT_FRONTEND_S)
+        values.setdefault("theta_f8", 0.0)
+        values.setdefault("theta_sync", 0.0)
         values.setdefault("kv_scale", 1.0)
         values.setdefault("kv_of_free", 0.0)
         arrays = {k: np.atleast_1d(np.asarray(v, dtype=float)) for k, v in values.items()}
@@ -137,6 +147,12 @@ def max_batch(
     return np.minimum(max_num_seqs, np.floor(kv_capacity_tokens(c, gpu_memory_utilization) / seq_tokens))
 
 
+def step_fixed(c: Configs) -> np.ndarray:
+    """Seconds every step costs whatever it carries: the host's θ_o plus, for FP8, θ_f8 per layer (the
+    activations are quantized and the results rescaled around every FP8 matmul, a kernel launch each)."""
+    return c.theta_o + c.theta_f8 * c.layers
+
+
 def allreduce_calls(c: Configs) -> np.ndarray:
     """All-reduce calls per forward pass: two per layer (attention and MLP outputs); none without TP."""
     return np.where(c.tp > 1, 2.0 * c.layers, 0.0)
@@ -148,9 +164,16 @@ def allreduce_transfer(c: Configs, tokens: np.ndarray | float) -> np.ndarray:
     return allreduce_calls(c) * 2.0 * (c.tp - 1) / c.tp * size / c.link
 
 
+def allreduce_hops(c: Configs) -> np.ndarray:
+    """Latency units of one forward pass's all-reduces: calls × log2(tp). A small all-reduce (NCCL's
+    low-latency tree / recursive doubling) takes log2(tp) rounds, so θ_ar is the latency of one round."""
+    return allreduce_calls(c) * np.log2(np.maximum(c.tp, 1.0))
+
+
 def allreduce_time(c: Configs, tokens: np.ndarray | float) -> np.ndarray:
-    """Two ring all-reduces of the activations per layer: θ_ar per call plus the transfer; zero without TP."""
-    return allreduce_calls(c) * c.theta_ar + allreduce_transfer(c, tokens)
+    """Two all-reduces of the activations per layer: θ_ar per round (log2(tp) rounds a call) plus the ring
+    transfer; zero without TP."""
+    return allreduce_hops(c) * c.theta_ar + allreduce_transfer(c, tokens)
 
 
 def prefill_flops(c: Configs, prompt: np.ndarray | float) -> np.ndarray:
@@ -190,7 +213,7 @@ def step_time(
     return (
         c.theta_bw * mem
         + c.theta_c * (comp + arrivals_per_step * pf_comp)
-        + c.theta_o * one
+        + step_fixed(c) * one
         + c.theta_s * batch
         + allreduce_time(c, batch + arrivals_per_step * prompt)
     )
@@ -222,8 +245,8 @@ def prefill_time(
     pf_mem, pf_comp = prefill_features(c, prompt, chunks)
     kv_mem = running * context * kv_bytes_per_token(c) / c.bandwidth
     dec_comp = 2.0 * c.active * running / (c.tp * c.flops)
-    per_step = c.theta_bw * (pf_mem + kv_mem) + c.theta_c * dec_comp + c.theta_o + c.theta_s * running
-    comm = chunks * allreduce_calls(c) * c.theta_ar + allreduce_transfer(c, prompt + chunks * running)
+    per_step = c.theta_bw * (pf_mem + kv_mem) + c.theta_c * dec_comp + step_fixed(c) + c.theta_s * running
+    comm = chunks * allreduce_hops(c) * c.theta_ar + allreduce_transfer(c, prompt + chunks * running)
     return chunks * per_step + c.theta_c * pf_comp + comm
 
 
@@ -278,9 +301,12 @@ def closed_loop(
     in_service = service + in_flight(running) * itl / 2.0 + (output - 1.0) * itl
     rate = batch / in_service
     wait = np.zeros_like(in_service)
+    # Clients beyond the batch limit are admitted one by one as slots free up, not as a cohort: the cohort
+    # shrinks by one for each client waiting in the line (none left at twice the limit).
+    cohort = cohort_wait(c, prompt, cohort_size(batch, concurrency))
     for _ in range(iterations):
         rho = np.minimum(rate * work, 0.95)
-        wait = rho * work / (2.0 * (1.0 - rho))
+        wait = rho * work / (2.0 * (1.0 - rho)) + cohort
         in_service = service + in_flight(running) * itl / 2.0 + wait + (output - 1.0) * itl
         rate = batch / in_service
     # Clients beyond the batch limit queue for a slot: Little's law on the waiting line.
@@ -297,6 +323,24 @@ def closed_loop(
         rate,
         tails,
         saturated=(limit < 1) | (concurrency > limit),
+    )
+
+
+def cohort_size(batch: np.ndarray | float, concurrency: np.ndarray | float) -> np.ndarray:
+    """Requests of a closed loop that send together: the running batch, less one for each client waiting in
+    the line beyond it (those are admitted one by one as slots free up; none are left at twice the limit)."""
+    batch = np.asarray(batch, dtype=float)
+    return np.clip(2.0 * batch - np.asarray(concurrency, dtype=float), 1.0, np.maximum(batch, 1.0))
+
+
+def cohort_wait(c: Configs, prompt: np.ndarray | float, size: np.ndarray | float) -> np.ndarray:
+    """Closed loop: clients whose requests are alike (a benchmark's fixed prompt and output lengths) finish
+    together and send together, so a new prompt arrives with the other size − 1 and waits for prefill work
+    scheduled before it: θ_sync per other member, in units of one prompt's peak-rate compute (the cohort's
+    prompts share their steps' weight reads). FCFS at the compute efficiency would be θ_sync = θ_c / 2. An
+    open loop (random arrivals) has no cohort: M/D/1 applies."""
+    return (
+        c.theta_sync * np.maximum(np.asarray(size, dtype=float) - 1.0, 0.0) * prefill_features(c, prompt)[1]
     )
 
 
