@@ -1,6 +1,7 @@
-"""Kill -9 a `hearth serve` in the middle of a router run (on PostgreSQL, so LangGraph's PostgreSQL saver is
-the one under test), restart it: the run is `interrupted`, its checkpoint says what runs next, and resuming
-finishes it without running the steps already taken again."""
+"""Kill -9 a `hearth serve` in the middle of a router run (on SQLite and on PostgreSQL, so both of Hearth's
+savers are under test, with the default durability: checkpoints written while the next node runs), restart
+it: the run is `interrupted`, its checkpoint says what runs next, and resuming finishes it without running
+the steps already taken again."""
 
 from __future__ import annotations
 
@@ -17,7 +18,6 @@ import orjson
 import yaml
 
 from tests.agents_helpers import Script
-from tests.conftest import postgres_url
 from tests.fake_openai import FakeOpenAI
 from tests.harness import free_port
 from tests.helpers import wait_until
@@ -60,7 +60,13 @@ def _serve(home: Path, config: Path, database_url: str, port: int) -> subprocess
     return process
 
 
-def test_kill_9_mid_graph_then_resume(tmp_path: Path, postgres_schema: str) -> None:
+def _stored_next(base: str, run_id: str | None, headers: dict[str, str]) -> list[str] | None:
+    """What the run's last stored checkpoint says runs next."""
+    got = httpx.get(f"{base}/api/agents/router/{run_id}/checkpoints", headers=headers, timeout=10)
+    return got.json()[-1]["next"] if got.status_code == 200 and got.json() else None
+
+
+def test_kill_9_mid_graph_then_resume(tmp_path: Path, database_url: str) -> None:
     upstream = FakeOpenAI().start()
     judging = threading.Event()
     script = Script()
@@ -86,7 +92,6 @@ def test_kill_9_mid_graph_then_resume(tmp_path: Path, postgres_schema: str) -> N
     )
     home = tmp_path / "home"
     home.mkdir()
-    database_url = postgres_url(postgres_schema)
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     server = _serve(home, config, database_url, port)
@@ -110,6 +115,14 @@ def test_kill_9_mid_graph_then_resume(tmp_path: Path, postgres_schema: str) -> N
                     seen.append(event["node"])
                 if event["type"] == "node" and event["node"] == "generate":
                     assert judging.wait(30), "the judge was never asked"
+                    # Checkpoints are written while the next node runs (durability "async"): the kill comes
+                    # once generate's is stored, as it is within milliseconds while a model thinks.
+                    wait_until(
+                        lambda rid=run_id: _stored_next(base, rid, headers) == ["judge"],
+                        30,
+                        what="generate's checkpoint stored",
+                        every=0.05,
+                    )
                     server.send_signal(signal.SIGKILL)  # mid-graph: the judge has not answered
                     server.wait(10)
                     break

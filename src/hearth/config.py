@@ -421,6 +421,10 @@ class Settings(BaseSettings):
     # A process marks its running runs alive this often; a run not marked for 3 beats was cut short (its
     # process died) and becomes `interrupted`, resumable.
     agents_heartbeat_seconds: float = Field(10.0, gt=0)
+    # When a step's checkpoint is written: "async" while the next step runs (the model call it starts hides
+    # the write; a process killed in that window runs the last step again on resume), "sync" before the next
+    # step starts (each step waits for its write). docs/agents.md has the trade.
+    agents_checkpoint_durability: Literal["sync", "async"] = "async"
 
     # --- workflows (issue 16): add settings below this line ---
     workflows_executor: bool = True  # run the local executor (a worker pool) in this process

@@ -16,7 +16,7 @@ from langgraph.graph import END, START, StateGraph
 from langgraph.graph.state import CompiledStateGraph
 
 from hearth.agents import judge as judging
-from hearth.agents.llm import ModelFailed, complete
+from hearth.agents.llm import ModelFailed
 from hearth.agents.runtime import Step, deps, emit
 from hearth.agents.tools import ToolContext, ToolRegistry
 from hearth.config import Settings
@@ -81,7 +81,7 @@ class CrewGraph:
             )
             context = f" The user's collection is {state['collection']!r}." if state.get("collection") else ""
             try:
-                c = await complete(
+                c = await step.model(
                     self.gateway,
                     d.caller,
                     alias=self.settings.agents_chat_model,
@@ -99,14 +99,12 @@ class CrewGraph:
                     temperature=0.0,
                     timeout=self.settings.agents_classify_timeout,
                 )
-                step.add_model(c)
                 plan = _parse_plan(c.text, {t.name for t in allowed})
                 if plan:
                     planned_by = "model"
                 else:
                     note = "the model's plan was unusable: rules chose the tools"
             except ModelFailed as exc:
-                step.add_model_time(exc.elapsed_ms, self.settings.agents_chat_model)
                 note = f"the planning model failed ({exc}): rules chose the tools"
         if not plan:
             plan = _rule_plan(state["query"], state.get("collection"), {t.name for t in allowed})
@@ -141,7 +139,7 @@ class CrewGraph:
             user += f"Reviewer's feedback: {state['feedback']}\n"
             user += "Write an improved answer."
         try:
-            c = await complete(
+            c = await step.model(
                 self.gateway,
                 deps(config).caller,
                 alias=self.settings.agents_chat_model,
@@ -155,7 +153,6 @@ class CrewGraph:
             )
         except ModelFailed as exc:
             raise RuntimeError(f"writer: {exc}") from exc
-        step.add_model(c)
         draft = c.text.strip()
         return {"draft": draft, "steps": [_with_role(step, {"draft": draft})]}
 
@@ -169,7 +166,7 @@ class CrewGraph:
         )
         verdict, score, feedback, by, note = None, signals["score"], None, "signals", None
         try:
-            c = await complete(
+            c = await step.model(
                 self.gateway,
                 deps(config).caller,
                 alias=self.settings.agents_judge_model,
@@ -190,14 +187,12 @@ class CrewGraph:
                 temperature=0.0,
                 timeout=self.settings.agents_judge_timeout,
             )
-            step.add_model(c)
             verdict, parsed, feedback = _parse_review(c.text)
             if parsed is not None:
                 score, by = parsed, "model"
             if verdict is None and parsed is None:
                 note = "the reviewer's reply was unusable: deterministic signals decided"
         except ModelFailed as exc:
-            step.add_model_time(exc.elapsed_ms, self.settings.agents_judge_model)
             note = f"the reviewer model failed ({exc}): deterministic signals decided"
         if verdict is None:
             verdict = "approve" if score >= self.settings.agents_threshold else "revise"

@@ -15,7 +15,7 @@ from langgraph.graph.state import CompiledStateGraph
 
 from hearth.agents import classify as classifier
 from hearth.agents import judge as judging
-from hearth.agents.llm import ModelFailed, complete
+from hearth.agents.llm import ModelFailed
 from hearth.agents.runtime import Step, deps, emit
 from hearth.config import Settings
 from hearth.gateway.service import Gateway
@@ -92,7 +92,7 @@ class RouterGraph:
         floor = classifier.rules(state["query"])
         label, by, note = floor, "rules", None
         try:
-            c = await complete(
+            c = await step.model(
                 self.gateway,
                 deps(config).caller,
                 alias=self.settings.agents_classifier_model,
@@ -104,14 +104,12 @@ class RouterGraph:
                 temperature=0.0,
                 timeout=self.settings.agents_classify_timeout,
             )
-            step.add_model(c)
             parsed = classifier.parse_label(c.text)
             if parsed is not None:
                 label, by = parsed, "model"
             else:
                 note = f"the model's label was unusable ({c.text.strip()[:80]!r}): rules decided"
         except ModelFailed as exc:
-            step.add_model_time(exc.elapsed_ms, self.settings.agents_classifier_model)
             note = f"the classifier model failed ({exc}): rules decided"
         output = {"category": label, "classified_by": by, "rules_said": floor, "note": note}
         return {"category": label, "classified_by": by, "steps": [step.record(output)]}
@@ -181,7 +179,7 @@ class RouterGraph:
         else:
             messages = [{"role": "system", "content": DIRECT_SYSTEM}, {"role": "user", "content": question}]
         try:
-            c = await complete(
+            c = await step.model(
                 self.gateway,
                 deps(config).caller,
                 alias=self.settings.agents_chat_model,
@@ -193,7 +191,6 @@ class RouterGraph:
         except ModelFailed as exc:
             # No answer to judge: the run fails here and can be resumed from this node.
             raise RuntimeError(f"generate: {exc}") from exc
-        step.add_model(c)
         answer, mode, citations, note = c.text.strip(), "direct", [], None
         if rag and sources:
             assert self.retriever is not None
@@ -224,7 +221,7 @@ class RouterGraph:
             note = "empty answer: scored 0 without asking the judge"
         else:
             try:
-                c = await complete(
+                c = await step.model(
                     self.gateway,
                     deps(config).caller,
                     alias=self.settings.agents_judge_model,
@@ -233,7 +230,6 @@ class RouterGraph:
                     temperature=0.0,
                     timeout=self.settings.agents_judge_timeout,
                 )
-                step.add_model(c)
                 raw = c.text.strip()[:200]
                 parsed = judging.parse_score(c.text)
                 if parsed is not None:
@@ -241,7 +237,6 @@ class RouterGraph:
                 else:
                     note = "the judge's reply had no score: deterministic signals scored the answer"
             except ModelFailed as exc:
-                step.add_model_time(exc.elapsed_ms, self.settings.agents_judge_model)
                 note = f"the judge failed ({exc}): deterministic signals scored the answer"
         passed = score >= state["threshold"]
         output = {
@@ -290,7 +285,7 @@ class RouterGraph:
         else:
             rewritten = state["query"]
             try:
-                c = await complete(
+                c = await step.model(
                     self.gateway,
                     deps(config).caller,
                     alias=self.settings.agents_chat_model,
@@ -302,11 +297,10 @@ class RouterGraph:
                     temperature=0.0,
                     timeout=self.settings.agents_classify_timeout,
                 )
-                step.add_model(c)
                 if c.text.strip():
                     rewritten = c.text.strip().splitlines()[0][:2000]
-            except ModelFailed as exc:
-                step.add_model_time(exc.elapsed_ms, self.settings.agents_chat_model)
+            except ModelFailed:
+                pass  # the original query is kept
             update.update(strategy="rewrite", search_query=rewritten)
             output = {"strategy": "rewrite", "query": rewritten}
         return {**update, "steps": [step.record(output)]}

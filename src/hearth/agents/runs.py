@@ -9,7 +9,7 @@ import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Any
+from typing import Any, Literal
 
 import anyio
 from langgraph.graph.state import CompiledStateGraph
@@ -58,8 +58,10 @@ class Runs:
         bus: EventBus,
         graphs: dict[str, CompiledStateGraph],  # type: ignore[type-arg]
         heartbeat_seconds: float = 10.0,
+        durability: Literal["sync", "async"] = "async",
     ) -> None:
         self.db = db
+        self.durability = durability
         self.bus = bus
         self.graphs = graphs
         self.active: dict[str, ActiveRun] = {}
@@ -145,10 +147,12 @@ class Runs:
         active.send({"type": "run", "run_id": active.run_id, "kind": kind, "resumed": state is None})
         status, error, result = "completed", None, None
         try:
-            # durability="sync": a step's checkpoint is stored before the next step starts, so a process
-            # killed mid-graph loses at most the step it was running (resume runs that one again).
+            # "async": a step's checkpoint is written while the next step runs (its model call hides the
+            # write); LangGraph writes them in order and waits for the last before astream ends. A process
+            # killed mid-graph loses the step it was running and, inside that short window, the one before
+            # (resume runs them again). "sync" waits for each write before the next step starts.
             async for mode, chunk in graph.astream(
-                state, config, stream_mode=["updates", "custom"], durability="sync"
+                state, config, stream_mode=["updates", "custom"], durability=self.durability
             ):
                 if mode == "custom":
                     active.send(chunk)

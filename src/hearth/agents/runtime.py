@@ -1,5 +1,6 @@
 """What a graph's nodes need at run time but must not checkpoint: the caller (for the gateway's accounting
-and rate limits), and the step recorder every node writes its record with."""
+and rate limits), and the step recorder both graphs' nodes share: its timing, its model calls (tokens and
+model time counted, whether the model answers or fails) and the record it writes."""
 
 from __future__ import annotations
 
@@ -11,8 +12,8 @@ from typing import Any
 from langchain_core.runnables import RunnableConfig
 from langgraph.config import get_stream_writer
 
-from hearth.agents.llm import Completion
-from hearth.gateway.service import Caller
+from hearth.agents.llm import Completion, ModelFailed, complete
+from hearth.gateway.service import Caller, Gateway
 
 
 @dataclass(frozen=True)
@@ -48,6 +49,17 @@ class Step:
     completion_tokens: int = 0
     models: list[str] = field(default_factory=list)
     tool_calls: list[dict[str, Any]] = field(default_factory=list)
+
+    async def model(self, gateway: Gateway, caller: Caller, *, alias: str, **kwargs: Any) -> Completion:
+        """A model call through `llm.complete` (same arguments), counted in this step: its tokens and time
+        when it answers, its time when it fails (ModelFailed is raised on: the node decides the fallback)."""
+        try:
+            completion = await complete(gateway, caller, alias=alias, **kwargs)
+        except ModelFailed as exc:
+            self.add_model_time(exc.elapsed_ms, alias)
+            raise
+        self.add_model(completion)
+        return completion
 
     def add_model(self, completion: Completion) -> None:
         self.model_ms += completion.latency_ms

@@ -50,7 +50,11 @@ async def start(platform: Platform) -> Running:
         "crew": CrewGraph(platform.gateway, tools, settings).build(checkpointer.saver),
     }
     runs = Runs(
-        db=platform.db, bus=platform.bus, graphs=graphs, heartbeat_seconds=settings.agents_heartbeat_seconds
+        db=platform.db,
+        bus=platform.bus,
+        graphs=graphs,
+        heartbeat_seconds=settings.agents_heartbeat_seconds,
+        durability=settings.agents_checkpoint_durability,
     )
     await runs.recover()
     runs.start_heartbeat()
