@@ -2,15 +2,21 @@
 upstream that sends a chunk every `--chunk-delay` (20 ms), for `--stream-seconds`, each stream starting
 again when it ends.
 
-For each N the same streams run straight to the upstream, then through Hearth, in the same process with the
-same client. The client measures the gap between consecutive chunks of a stream; the delay Hearth adds is the
-difference of the two runs' gap percentiles (the client's own delay, large at 1,000 streams on a small
-machine, is in both). Reported: gap p50/p99 direct and via Hearth, added p50/p99, errors (non-200, a stream
-without [DONE], a broken connection), Hearth's CPU (share of one core over the run) and RSS sampled ten times
-over the run (flat = no growth with time), and the client's own event-loop lag.
+For each N the same streams run straight to the upstream, then through Hearth, with the same client. The
+client measures the gap between consecutive chunks of a stream; the delay Hearth adds is the difference of
+the two runs' gap percentiles. The harness is built to cost little per chunk, so that it is not what
+saturates a small machine: the upstream (bench/stream_upstream.py) writes pre-encoded chunks to every stream
+from one timer tick, and the client reads raw bytes (`StreamClient`). Reported: gap p50/p99 direct and via
+Hearth, added p50/p99, errors (non-200, a stream without [DONE], a broken connection, a stream over 120 s),
+Hearth's CPU (share of one core) and CPU per chunk delivered (µs; request handling included), RSS sampled
+ten times over the run, the upstream's and the client's own CPU, stream length and chunks/s (a relay that
+falls behind shows there: its gaps are bursts of 0).
+
+`--baseline-src DIR` runs a second Hearth from another source tree and streams N through both at once, so
+their CPU per chunk can be compared on the same (loaded) machine.
 
 Target (issue 19) at N = 1,000: added p99 <= 20 ms, no errors, RSS flat over 5 minutes
-(`--streams 1000 --stream-seconds 300`)."""
+(`--streams 1000 --stream-seconds 300 --direct-seconds 20`)."""
 
 from __future__ import annotations
 
@@ -57,6 +63,7 @@ def own_cpu_seconds() -> float:
 class Record:
     gaps: array = field(default_factory=lambda: array("f"))  # seconds since the stream's previous chunk
     chunks: int = 0
+    durations: array = field(default_factory=lambda: array("f"))  # request sent -> end of a whole stream
     requests: int = 0
     completed: int = 0
     errors: dict[str, int] = field(default_factory=dict)
@@ -80,6 +87,7 @@ class StreamClient(asyncio.Protocol):
         self.in_head = True
         self.last: float | None = None
         self.saw_done = False
+        self.sent = 0.0
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
@@ -88,6 +96,7 @@ class StreamClient(asyncio.Protocol):
         """Send the request; the future is True once the stream ended with [DONE], False on an error."""
         self.done = asyncio.get_running_loop().create_future()
         self.buffer, self.in_head, self.last, self.saw_done = b"", True, None, False
+        self.sent = time.monotonic()
         self.rec.requests += 1
         self.transport.write(self.request)  # type: ignore[union-attr]
         return self.done
@@ -124,6 +133,7 @@ class StreamClient(asyncio.Protocol):
             rec.chunks += 1
         if self.saw_done and self.buffer.endswith(b"0\r\n\r\n"):  # the chunked body's end
             rec.completed += 1
+            rec.durations.append(time.monotonic() - self.sent)
             self._end(None)
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -215,7 +225,10 @@ async def run(
     gc.unfreeze()
     gaps = sorted(g * 1000 for g in rec.gaps)
     lags = sorted(lag * 1000 for lag in ticker.lags)
+    durations = sorted(rec.durations)
     return {
+        "duration_p50": percentile(durations, 50),
+        "duration_p99": percentile(durations, 99),
         "p50": percentile(gaps, 50),
         "p99": percentile(gaps, 99),
         "gaps": len(gaps),
@@ -324,6 +337,12 @@ def run_streams(args: argparse.Namespace) -> None:
                 f"        harness CPU direct / via Hearth: upstream {d_cpu['upstream']:.0%} / "
                 f"{v_cpu['upstream']:.0%}, client {d_cpu['client']:.0%} / {v_cpu['client']:.0%}; "
                 f"client loop lag p99 {direct['client_lag_p99']:.1f} / {via['client_lag_p99']:.1f} ms"
+            )
+            print(
+                f"        stream length p50/p99 direct {direct['duration_p50']:.2f}/"
+                f"{direct['duration_p99']:.2f} s, via Hearth {via['duration_p50']:.2f}/"
+                f"{via['duration_p99']:.2f} s (a relay that falls behind delivers in bursts: gaps of 0, "
+                "longer streams)"
             )
             print(
                 f"        chunks/s direct / via Hearth: {direct['chunks_per_s']:.0f} / "
