@@ -34,8 +34,9 @@ def frame(data: Any, *, event: str | None = None) -> bytes:
 
 
 async def data_frames(items: AsyncIterator[Any], *, end: bytes | None = None) -> AsyncIterator[bytes]:
-    """Unnamed frames of JSON items (OpenAI's stream shape), then `data: <end>` when given. The gateway's
-    hot path: one `orjson.dumps` and two concatenations per item, nothing else."""
+    """Unnamed frames of JSON items (OpenAI's stream shape), then `data: <end>` when given: one
+    `orjson.dumps` and two concatenations per item. (/v1 chat streams use `ChatStream.sse`, which also joins
+    the chunks of one upstream read into one write.)"""
     dumps = orjson.dumps
     async for item in items:
         yield b"data: " + dumps(item) + b"\n\n"
