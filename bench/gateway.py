@@ -94,10 +94,14 @@ def _start_server(module: str, *args: str) -> tuple[subprocess.Popen, str]:
     raise SystemExit(f"{module} did not start")
 
 
-def start_hearth(workdir: Path, config: dict | None, log_level: str) -> tuple[subprocess.Popen, str, str]:
+def start_hearth(
+    workdir: Path, config: dict | None, log_level: str, src: str | None = None
+) -> tuple[subprocess.Popen, str, str]:
+    """`hearth serve` in `workdir` (from the source tree `src` when given: a baseline to compare with)."""
     port = free_port()
     env = dict(
         os.environ,
+        **({"PYTHONPATH": os.pathsep.join([src, os.environ.get("PYTHONPATH", "")])} if src else {}),
         HEARTH_DATA_DIR=str(workdir / "data"),
         HEARTH_PORT=str(port),
         HEARTH_LOG_LEVEL=log_level,
@@ -335,6 +339,18 @@ def main() -> None:
         "chunk every --chunk-delay; added inter-chunk delay vs the same streams direct, Hearth's CPU and RSS",
     )
     parser.add_argument("--stream-seconds", type=float, default=30.0, help="length of each --streams run")
+    parser.add_argument(
+        "--direct-seconds",
+        type=float,
+        help="length of each direct (baseline) --streams run (default: --stream-seconds); a long RSS run "
+        "needs no equally long baseline",
+    )
+    parser.add_argument(
+        "--baseline-src",
+        metavar="DIR",
+        help="with --streams: also run a Hearth from this source tree (e.g. another checkout's src/), both "
+        "servers streaming N at once in the same run, and print their CPU per chunk side by side",
+    )
     parser.add_argument("--chunk-delay", type=float, default=0.02, help="seconds between upstream chunks")
     parser.add_argument("--chunks", type=int, default=100, help="chunks per streamed completion")
     args = parser.parse_args()

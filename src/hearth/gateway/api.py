@@ -29,7 +29,7 @@ from hearth.gateway.schemas import (
 from hearth.gateway.service import Gateway, metered_caller
 from hearth.platform.errors import HearthError, invalid
 from hearth.platform.kit.openapi import MODEL_ERRORS, errors, event_stream, json_body
-from hearth.platform.kit.sse import SSEResponse, data_frames
+from hearth.platform.kit.sse import SSEResponse
 
 router = APIRouter(prefix="/v1", tags=["openai"])
 M = TypeVar("M", bound=BaseModel)
@@ -100,7 +100,7 @@ async def chat_completions(request: Request, principal: CurrentUser, gateway: Gw
     # Closed however the response ends, even when the client hangs up before the first chunk is read, so
     # its deployment slot is never leaked. The headers name the deployment that produced the first chunk,
     # which produces the whole stream (routing ends there; see docs/gateway.md "Fallback headers").
-    response = SSEResponse(data_frames(stream, end=b"[DONE]"), on_close=stream.aclose)
+    response = SSEResponse(stream.sse(end=b"[DONE]"), on_close=stream.aclose)
     response.headers.update(stream.served.headers())
     return response
 

@@ -20,11 +20,14 @@ WINDOW = 2048
 
 class LoopDetector:
     def __init__(self) -> None:
-        self.text = ""  # the last WINDOW characters seen
+        self.text = ""  # the last WINDOW characters seen, up to the last check
         self.seen = 0  # characters seen in all
         self.unit: str | None = None  # the repeated unit, once a loop is found
         self.keep = 0  # how much of the whole text to keep: up to the end of the unit's first occurrence
         self._unchecked = 0
+        # Pieces fed since the last check: appended, and joined onto `text` only when a check is due, so a
+        # streamed token costs a list append, not two copies of a 2 KB string (the relay's hot path).
+        self._pending: list[str] = []
 
     @property
     def looped(self) -> bool:
@@ -34,19 +37,27 @@ class LoopDetector:
         """Add generated text; True once the text has started looping (and from then on)."""
         if self.unit is not None or not piece:
             return self.unit is not None
-        self.text = (self.text + piece)[-WINDOW:]
+        self._pending.append(piece)
         self.seen += len(piece)
         self._unchecked += len(piece)
-        if self._unchecked >= CHECK_EVERY and len(self.text) >= MIN_SPAN:
-            self._unchecked = 0
-            self._check()
+        if self._unchecked >= CHECK_EVERY:
+            self._join()
+            if len(self.text) >= MIN_SPAN:
+                self._unchecked = 0
+                self._check()
         return self.unit is not None
 
     def finish(self) -> bool:
         """Check what was fed since the last check (at the end of a whole answer)."""
+        self._join()
         if self.unit is None and len(self.text) >= MIN_SPAN:
             self._check()
         return self.unit is not None
+
+    def _join(self) -> None:
+        if self._pending:
+            self.text = (self.text + "".join(self._pending))[-WINDOW:]
+            self._pending.clear()
 
     def _check(self) -> None:
         text = self.text

@@ -31,7 +31,7 @@ from hearth.gateway.loops import trim_loop
 from hearth.gateway.registry import build_aliases, build_backends
 from hearth.gateway.router import Alias, Routed, Router, Served
 from hearth.gateway.speech import SpeechStream
-from hearth.gateway.stream import ChatStream
+from hearth.gateway.stream import ChatStream, one_by_one
 from hearth.gateway.telemetry import EventBatcher
 from hearth.platform import metrics
 from hearth.platform.errors import HearthError
@@ -65,6 +65,14 @@ async def _with_first_item(stream: AsyncGenerator[T, None]) -> tuple[AsyncGenera
     except BaseException:
         await stream.aclose()
         raise
+
+
+def _chat_batches(backend: Any, body: dict[str, Any], model: str | None) -> AsyncGenerator[list[Any], None]:
+    """A backend's stream as lists of chunks: its own batches when it reads a socket, else one by one."""
+    batches = getattr(backend, "chat_stream_batches", None)
+    if batches is not None:
+        return batches(body, model)
+    return one_by_one(backend.chat_stream(body, model))
 
 
 async def metered_caller(app: Any, principal: Principal, *, request_id: str | None = None) -> Caller:
@@ -238,7 +246,7 @@ class Gateway:
 
         routed = await self._route(
             alias,
-            lambda d: _with_first_item(d.backend.chat_stream(body, d.model)),  # type: ignore[attr-defined]
+            lambda d: _with_first_item(_chat_batches(d.backend, body, d.model)),
             caller,
             started,
             hold=True,

@@ -17,6 +17,7 @@ import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from hearth.platform.errors import HearthError
+from hearth.platform.kit.sse import BODY_SEND
 from hearth.platform.logging import request_id_var
 
 access_log = logging.getLogger("hearth.access")
@@ -92,6 +93,7 @@ class RequestContextMiddleware:
                 # a chunked multipart body): the client gets the same 413 as with a Content-Length.
                 if message["type"] == "http.response.start" and not response_started:
                     response_started = True
+                    scope.pop(BODY_SEND, None)  # a streamed body must come through here, to be dropped
                     status = 413
                     await _send_error(send, _too_large(limit), header)
                 return
@@ -101,6 +103,9 @@ class RequestContextMiddleware:
                 message["headers"] = [*message.get("headers", []), header]
             await send(message)
 
+        # Streamed response bodies (platform.kit.sse) go straight to `send`: send_with_id only acts on the
+        # start message, or when the request body was too large (known before any response starts).
+        scope[BODY_SEND] = send
         try:
             await self.app(scope, limited_receive, send_with_id)
         except BodyTooLarge:

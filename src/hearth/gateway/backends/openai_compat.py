@@ -77,6 +77,17 @@ class OpenAICompatBackend:
         return await self._post("/chat/completions", payload)
 
     async def chat_stream(self, body: dict[str, Any], model: str | None) -> AsyncIterator[dict[str, Any]]:
+        async for batch in self.chat_stream_batches(body, model):
+            for chunk in batch:
+                yield chunk
+
+    async def chat_stream_batches(
+        self, body: dict[str, Any], model: str | None
+    ) -> AsyncIterator[list[dict[str, Any]]]:
+        """The stream's chunks, a list per read from the upstream's socket: the gateway relays each list in
+        one write, so chunks that arrived together (a relay that fell behind) cost one system call, not one
+        each. Bytes are read as they come (`readany`) and split into lines here: aiohttp's `readline` costs
+        two awaits and two buffer scans per SSE frame, about a quarter of the relay's profiled time."""
         # Always ask for usage so Hearth can count tokens; strip that chunk if the client didn't ask.
         wants_usage = bool((body.get("stream_options") or {}).get("include_usage"))
         payload = dict(
@@ -91,19 +102,31 @@ class OpenAICompatBackend:
         try:
             if response.status != 200:
                 raise _upstream_error(response.status, await response.read(), response.headers)
+            content = response.content
+            pending = b""  # a line not yet ended
             try:
-                async for line in response.content:
-                    if not line.startswith(b"data:"):
-                        continue
-                    data = line[5:].strip()
-                    if data == b"[DONE]":
-                        return
-                    chunk = orjson.loads(data)
-                    if "error" in chunk and "choices" not in chunk:
-                        raise BackendError(f"upstream error mid-stream: {chunk['error']}", retryable=False)
-                    if not wants_usage and not chunk.get("choices") and chunk.get("usage"):
-                        chunk = {**chunk, "_usage_only": True}
-                    yield chunk
+                while data := await content.readany():
+                    lines = (pending + data).split(b"\n") if pending else data.split(b"\n")
+                    pending = lines.pop()
+                    batch: list[dict[str, Any]] = []
+                    for line in lines:
+                        if not line.startswith(b"data:"):
+                            continue
+                        text = line[5:].strip()
+                        if text == b"[DONE]":
+                            if batch:
+                                yield batch
+                            return
+                        try:
+                            batch.append(_chunk(text, wants_usage))
+                        except BackendError:
+                            if batch:
+                                yield batch  # the chunks before the error still reach the client
+                            raise
+                    if batch:
+                        yield batch
+                if pending.startswith(b"data:") and (text := pending[5:].strip()) != b"[DONE]":
+                    yield [_chunk(text, wants_usage)]  # a last line without its newline
             except aiohttp.ClientError as exc:
                 raise BackendError(f"stream from {self.base_url} broke: {type(exc).__name__}") from exc
         finally:
@@ -189,6 +212,16 @@ class OpenAICompatBackend:
                 raise BackendError(f"audio stream from {self.base_url} broke: {type(exc).__name__}") from exc
         finally:
             response.close()
+
+
+def _chunk(data: bytes, wants_usage: bool) -> dict[str, Any]:
+    """One streamed chunk from its `data:` payload; an error event ends the stream as a BackendError."""
+    chunk = orjson.loads(data)
+    if "error" in chunk and "choices" not in chunk:
+        raise BackendError(f"upstream error mid-stream: {chunk['error']}", retryable=False)
+    if not wants_usage and not chunk.get("choices") and chunk.get("usage"):
+        chunk = {**chunk, "_usage_only": True}
+    return chunk
 
 
 def _upstream_error(status: int, content: bytes, headers: CIMultiDictProxy[str]) -> BackendError:

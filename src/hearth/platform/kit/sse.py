@@ -15,6 +15,10 @@ import orjson
 from starlette.responses import StreamingResponse
 
 HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+# Scope key: the ASGI send that platform.middleware.RequestContextMiddleware (the outermost of Hearth's own
+# middlewares) was given. The middlewares inside it (Starlette's exception handling) only look at the
+# response's start message, so a streamed body may skip them.
+BODY_SEND = "hearth.body_send"
 
 
 def frame(data: Any, *, event: str | None = None) -> bytes:
@@ -30,8 +34,9 @@ def frame(data: Any, *, event: str | None = None) -> bytes:
 
 
 async def data_frames(items: AsyncIterator[Any], *, end: bytes | None = None) -> AsyncIterator[bytes]:
-    """Unnamed frames of JSON items (OpenAI's stream shape), then `data: <end>` when given. The gateway's
-    hot path: one `orjson.dumps` and two concatenations per item, nothing else."""
+    """Unnamed frames of JSON items (OpenAI's stream shape), then `data: <end>` when given: one
+    `orjson.dumps` and two concatenations per item. (/v1 chat streams use `ChatStream.sse`, which also joins
+    the chunks of one upstream read into one write.)"""
     dumps = orjson.dumps
     async for item in items:
         yield b"data: " + dumps(item) + b"\n\n"
@@ -60,7 +65,20 @@ class StreamResponse(StreamingResponse):
         self.on_close = on_close
         super().__init__(content, status_code=status_code, media_type=media_type, headers=headers)
 
+    async def stream_response(self, send: Any) -> None:
+        # The start goes through every middleware (status, headers, request id); the body frames go to the
+        # send the outermost one of ours was given (`BODY_SEND`), skipping the wrappers in between, which
+        # only watch for the start: four coroutine calls fewer per streamed chunk.
+        await send({"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers})
+        body_send = self._scope.get(BODY_SEND) or send  # read after the start, which may withdraw it
+        async for chunk in self.body_iterator:
+            if not isinstance(chunk, bytes | memoryview):
+                chunk = chunk.encode(self.charset)
+            await body_send({"type": "http.response.body", "body": chunk, "more_body": True})
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
+
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        self._scope = scope
         try:
             await super().__call__(scope, receive, send)
         finally:
