@@ -47,10 +47,10 @@ _LOOKUP_ORDER = list(_LOOKUP_SQLITE.positiontup or ())
 async def visible_collection_id(db: Database, *, user_id: str, ref: str) -> str:
     """The id of a collection visible to the user, by id or name (404 otherwise): `CollectionRepository.find`
     for the query path, without an ORM session. On SQLite it runs on the event loop's own read-only
-    connection: an indexed lookup of a few rows takes tens of microseconds, where a session's transaction
-    took several hops to aiosqlite's thread and a commit (11 ms p50 on 2 cores at load average 9), and a
-    single hop to a worker thread still waits for a core under load. Only when the file is locked (a WAL
-    reader almost never is) does it wait, in a worker thread."""
+    connection: a lookup of a few rows by index, where a session's transaction took several hops to
+    aiosqlite's thread and a commit (11 ms p50 on 2 cores at load average 9), and even a single hop to a
+    worker thread waits for a core under load. Only when the file is locked (a WAL reader almost never is)
+    does it wait, in a worker thread."""
     path = sqlite_file(db.url)
     values = {"user": user_id, "ref": ref}
     if path is not None:
