@@ -21,11 +21,7 @@ from hearth.gateway.backends.base import RequestTooLarge
 from hearth.gateway.backends.cross_encoder import CrossEncoderBackend
 from hearth.gateway.backends.embedding_rerank import EmbeddingRerankBackend
 from hearth.gateway.backends.llama_cpp import LlamaCppBackend
-from hearth.gateway.backends.onnx_embedding import (
-    QUICK_TEXTS,
-    OnnxEmbeddingBackend,
-    default_model_files,
-)
+from hearth.gateway.backends.onnx_embedding import OnnxEmbeddingBackend, default_model_files
 from tests.helpers import wait_for
 
 QUESTION = [{"role": "user", "content": "Name three colours of the rainbow."}]
@@ -236,16 +232,6 @@ def test_batch_equals_single(embedder: OnnxEmbeddingBackend) -> None:
     batch = embedder.embed_sync(SENTENCES)
     single = np.stack([embedder.embed_sync([s])[0] for s in SENTENCES])
     np.testing.assert_allclose(batch, single, atol=1e-5)
-
-
-def test_a_query_sized_call_gives_the_vectors_a_batch_does(embedder: OnnxEmbeddingBackend) -> None:
-    # Calls of up to QUICK_TEXTS texts run on the second session (threads that do not spin): same model,
-    # same vectors as the batch session's.
-    texts = (SENTENCES * 3)[: QUICK_TEXTS + 2]
-    batch = embedder.embed_sync(texts)
-    assert embedder._quick is not None and embedder._quick is not embedder._session
-    quick = np.concatenate([embedder.embed_sync(texts[i : i + QUICK_TEXTS]) for i in (0, QUICK_TEXTS)])
-    np.testing.assert_allclose(batch, quick, atol=1e-5)
 
 
 def test_long_text_is_truncated(embedder: OnnxEmbeddingBackend) -> None:

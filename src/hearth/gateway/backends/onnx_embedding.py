@@ -45,23 +45,15 @@ def default_model_files() -> tuple[Path, Path]:
     return model_dir / "model.onnx", tok_dir / "embeddings/data/all-MiniLM-L6-v2-onnx-int8/tokenizer.json"
 
 
-# Calls of at most this many texts (a search query) run on a session whose threads do not spin.
-QUICK_TEXTS = 4
-
-
-def make_session(model_path: Path, threads: int, *, spin: bool = True) -> Any:
+def make_session(model_path: Path, threads: int) -> Any:
     import onnxruntime as ort
 
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1
     options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-    # Spinning is left on (onnxruntime's default) for batches: with it off, 2 threads measured barely faster
-    # than 1 because each parallel section waits for a sleeping worker to wake. After a single query, though,
-    # the spinning threads keep both cores busy while the search that follows runs: one query's embedding
-    # and 5 ms of work after it took 80 ms p50 with spinning and 58 ms without (load average 4, 2 cores).
-    if not spin:
-        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    # Spinning is left on (onnxruntime's default): with it off, 2 threads measured barely faster than 1
+    # because each parallel section waits for a sleeping worker to wake.
     return ort.InferenceSession(str(model_path), options, providers=["CPUExecutionProvider"])
 
 
@@ -126,7 +118,6 @@ class OnnxEmbeddingBackend:
         self.model_name = model_name or DEFAULT_MODEL_NAME
         self.dimensions: int | None = None
         self._session: Any = None
-        self._quick: Any = None  # the same model for calls of at most QUICK_TEXTS texts, without spinning
         self._tokenizer: Any = None
         self._input_names: list[str] = []
         self._load_lock = threading.Lock()
@@ -151,7 +142,6 @@ class OnnxEmbeddingBackend:
             tokenizer = load_tokenizer(tok_path, self.config.max_length)
             session = make_session(model_path, self.threads)
             self._input_names = check_inputs(session, model_path)
-            self._quick = make_session(model_path, self.threads, spin=False)
             self._tokenizer = tokenizer
             self._session = session
             # One probe run tells the width and warms the kernels so the first request is not slow.
@@ -159,7 +149,6 @@ class OnnxEmbeddingBackend:
 
     async def close(self) -> None:
         self._session = None
-        self._quick = None
         self._tokenizer = None
 
     # -- embedding
@@ -186,8 +175,6 @@ class OnnxEmbeddingBackend:
             raise BackendError("embedding input must be strings", status=400, retryable=False)
         encodings = tokenizer.encode_batch(list(texts))
         tokens = sum(len(e.ids) for e in encodings)
-        if len(texts) <= QUICK_TEXTS and self._quick is not None:
-            session = self._quick
         out: np.ndarray | None = None
         for batch in length_batches(encodings, max(1, self.config.batch_size)):
             feed = pad_batch([encodings[i] for i in batch], self._input_names)
