@@ -6,7 +6,7 @@ reranker's inputs are recorded instead of changing its output: the fused scores 
 unit vectors and document ids of the candidates, and the query vector.
 
     .venv/bin/python bench/rerank_dump.py OUT.pkl [--corpus …] [--queries …] [--qrels …] [--part]
-        [--variants fusion|feedback|all]
+        [--variants fusion|feedback|all] [--texts]
 
 `--part` uses the 289-document part of Cranfield that tests/test_rag_rerank.py checks.
 """
@@ -36,6 +36,8 @@ from hearth.rag.schemas import TextDocument
 from hearth.rag.service import RagConfig, RagService
 
 CRANFIELD = Path(__file__).resolve().parents[2] / "shared" / "data" / "cranfield"  # as bench/rag.py
+if not CRANFIELD.exists():  # a worktree beside the main checkout
+    CRANFIELD = Path("/work/shared/data/cranfield")
 EMBED_ONLY = {
     "backends": {"local-embed": {"type": "onnx_embedding"}},
     "aliases": {"embedder": {"kind": "embedding", "deployments": [{"backend": "local-embed"}]}},
@@ -88,7 +90,10 @@ async def dump(args: argparse.Namespace, work: Path) -> dict:
 
     def record_rows(index, dense, weights, vector, **kw):  # type: ignore[no-untyped-def]
         seen["query"] = np.asarray(vector, dtype=np.float32)
-        return plain_rows(index, dense, weights, vector, **kw)
+        found = plain_rows(index, dense, weights, vector, **kw)
+        if args.texts and found is not None:  # the candidates' texts as embedded (title, then chunk)
+            seen["texts"] = [f"{p['title']}\n{p['text']}" for p in index.payloads(found.rows)]
+        return found
 
     search.rerank.rerank = record_rerank  # type: ignore[assignment]
     search.retrieval.search_rows = record_rows  # type: ignore[assignment]
@@ -111,7 +116,7 @@ async def dump(args: argparse.Namespace, work: Path) -> dict:
             for qid, text in queries.items():
                 seen.clear()
                 result = await rag.search(user_id=user, collection="c", query=text, top_n=10)
-                runs[qid] = {**seen, "returned": [s.metadata["source"] for s in result.sources]}
+                runs[qid] = {**seen, "text": text, "returned": [s.metadata["source"] for s in result.sources]}
         out["queries"] = out["variants"][variants[0]]
     finally:
         search.rerank.rerank, search.retrieval.search_rows = plain_rerank, plain_rows
@@ -133,6 +138,7 @@ def main() -> None:
     parser.add_argument("--qrels", type=Path, default=CRANFIELD / "cranqrel")
     parser.add_argument("--format", default="smart")
     parser.add_argument("--part", action="store_true")
+    parser.add_argument("--texts", action="store_true", help="record the candidates' texts too")
     parser.add_argument(
         "--variants", choices=("none", "fusion", "feedback", "all"), default="none", help="other settings too"
     )

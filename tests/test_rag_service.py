@@ -25,6 +25,7 @@ from hearth.rag import events as rag_events
 from hearth.rag.keyword import KeywordIndex
 from hearth.rag.lance import LanceStore
 from hearth.rag.models import IngestJob
+from hearth.rag.personal_data import RagPersonalData
 from hearth.rag.qdrant import QdrantStore
 from hearth.rag.schemas import TextDocument
 from hearth.rag.service import RagConfig, RagService
@@ -241,6 +242,50 @@ async def test_other_users_get_404_and_shares_are_read_only(rag):
     with pytest.raises(HearthError) as err:
         await rag.retrieve(user_id=bob, collection=shared.id, query="flutter")
     assert err.value.status == 404
+
+
+async def test_a_query_finds_the_collection_the_repository_would(rag):
+    """The query path's own lookup (`visible_collection_id`, no ORM session) follows the repository's rules:
+    by id or name, the caller's own collection before one shared under the same name, 404 for the rest."""
+    alice, bob = rag.users["alice"], rag.users["bob"]
+    ids = await _seed(rag, alice)
+    mine = await rag.create_collection(user_id=bob, name="aero")
+    doc = TextDocument(text="Wing flutter of a glider, measured in flight.", source="bob.txt")
+    bob_doc = (await rag.ingest_text(user_id=bob, collection="aero", document=doc)).document.id
+    await _drain(rag)
+    shared = await rag.share(user_id=alice, collection="aero", username="bob")
+    by_name = await rag.search(user_id=bob, collection="aero", query="wing flutter", top_n=5)
+    assert by_name.collection_id == mine.id and {s.document_id for s in by_name.sources} == {bob_doc}
+    by_id = await rag.search(user_id=bob, collection=shared.id, query="wing flutter", top_n=1)
+    assert by_id.collection_id == shared.id and by_id.sources[0].document_id == ids["wings.txt"]
+    with pytest.raises(HearthError) as err:
+        await rag.search(user_id=alice, collection=mine.id, query="wing flutter")
+    assert err.value.status == 404 and err.value.body()["error"]["param"] == "collection"
+
+
+async def test_query_events_reach_the_outbox_in_batches_and_erasure_drops_unstored_ones(rag, database):
+    """RAGQueryExecuted is not committed by the query itself: it is stored with the next batch, with what
+    the query returned, and a user erased before that batch leaves no event behind."""
+    alice, bob = rag.users["alice"], rag.users["bob"]
+    await _seed(rag, alice)
+    await rag.share(user_id=alice, collection="aero", username="bob")
+    await rag.query_events.stop()  # no ticks: this test stores the batches itself
+    answered = await rag.query(user_id=alice, collection="aero", query="wing flutter", generate=False)
+    await rag.query(user_id=bob, collection="aero", query="heat shields", generate=False)
+    assert rag.query_events.pending == 2
+    await RagPersonalData(rag.db, rag.collections, rag.store, rag.uploads, rag.query_events).erase_user(bob)
+    await rag.query_events.flush()
+    async with database.transaction() as session:
+        rows = (
+            await session.scalars(select(OutboxEvent).where(OutboxEvent.type == "RAGQueryExecuted"))
+        ).all()
+    events = [codec.decode(r.type, r.content_type, r.payload) for r in rows]
+    assert [e.user_id for e in events] == [alice]  # type: ignore[attr-defined]
+    assert events[0].source_chunk_ids == [s.chunk_id for s in answered.sources]  # type: ignore[attr-defined]
+    # Stopping the service stores what is still queued.
+    await rag.query(user_id=alice, collection="aero", query="boundary layer", generate=False)
+    await rag.query_events.stop()
+    assert (await _event_types(database)).count("RAGQueryExecuted") == 2
 
 
 async def _share_events(database) -> list[Event]:

@@ -11,6 +11,7 @@ import asyncio
 import sqlite3
 import threading
 from collections.abc import Iterable
+from typing import Any
 
 from sqlalchemy import bindparam, select
 
@@ -41,15 +42,30 @@ def activity(rows: Iterable[Row], collection_id: str) -> Activity:
     return {r[0]: r[2] for r in mine}, {r[0]: r[3] for r in mine}
 
 
-def sqlite_active(path: str, ids: list[str]) -> list[Row]:
-    """The rows of these documents, on this thread's read-only connection (WAL: it reads the last committed
-    state and never blocks a writer)."""
-    held = getattr(_READERS, "held", None)  # one connection per thread, for the last database it read
+def _reader(path: str, *, wait: bool = True) -> sqlite3.Connection:
+    """This thread's read-only connection (WAL: it reads the last committed state and never blocks a
+    writer); one per thread, for the last database it read. `wait=False`: one that gives up at once when
+    the file is locked (for the event loop's thread, which must not wait)."""
+    slot = "held" if wait else "quick"
+    held = getattr(_READERS, slot, None)
     if held is None or held[0] != path:
         if held is not None:
             held[1].close()
-        held = _READERS.held = (path, sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=30))
-    connection = held[1]
+        connection = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=30 if wait else 0)
+        held = (path, connection)
+        setattr(_READERS, slot, held)
+    return held[1]
+
+
+def sqlite_rows(path: str, sql: str, params: list[Any], *, wait: bool = True) -> list[tuple[Any, ...]]:
+    """The rows of one read-only query, on this thread's read-only connection (`wait=False`: raises
+    sqlite3.OperationalError instead of waiting for a lock)."""
+    return _reader(path, wait=wait).execute(sql, params).fetchall()
+
+
+def sqlite_active(path: str, ids: list[str]) -> list[Row]:
+    """The rows of these documents, on this thread's read-only connection."""
+    connection = _reader(path)
     rows: list[Row] = []
     for chunk in in_chunks(ids):
         rows += connection.execute(

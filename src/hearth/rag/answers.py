@@ -8,7 +8,7 @@ import time
 from collections.abc import AsyncIterator
 from typing import Any, Unpack
 
-from hearth.events.bus import EventBus
+from hearth.events.buffer import EventBuffer
 from hearth.gateway.service import Caller, Gateway
 from hearth.rag import events, grounding
 from hearth.rag.config import RagConfig
@@ -88,8 +88,8 @@ def checked(question: str, text: str, sources: list[RagSource]) -> dict[str, Any
 
 
 class Answers:
-    def __init__(self, *, bus: EventBus, gateway: Gateway, search: Search, config: RagConfig) -> None:
-        self.bus = bus
+    def __init__(self, *, events: EventBuffer, gateway: Gateway, search: Search, config: RagConfig) -> None:
+        self.events = events
         self.gateway = gateway
         self.search = search
         self.config = config
@@ -173,12 +173,13 @@ class Answers:
 
     async def _answered(self, user_id: str, result: SearchResult, started: float | None) -> dict[str, float]:
         """The query's latency with its answer's (`started`: when generation began; None: not generated),
-        published with the RAGQueryExecuted event."""
+        reported by the RAGQueryExecuted event. The event goes to the outbox with the next batch of them
+        (`EventBuffer`), not in a transaction of this request's own: that commit cost more than the search."""
         latency = {**result.latency_ms, "generate": 0.0}
         if started is not None:
             latency["generate"] = ms(started)
             latency["total"] = round(latency["total"] + latency["generate"], 3)
-        await self.bus.publish(
+        self.events.emit(
             events.RAGQueryExecuted(
                 user_id=user_id,
                 collection_id=result.collection_id,

@@ -7,7 +7,9 @@ removes an upload once its document is indexed, so the archive's files are only 
 Erasure deletes each owned collection the way its owner's DELETE does (`Collections.delete_collection`):
 rows, the vector store's table or Qdrant collection, the BM25 index folder and the uploaded files. Dropping
 whole collections (not documents one by one) is what takes the text off the disk: LanceDB keeps deleted
-rows in old versions of a table until it is compacted, a dropped table is gone."""
+rows in old versions of a table until it is compacted, a dropped table is gone. The user's query events not
+yet stored (`EventBuffer`, a fraction of a second's worth) are dropped; stored ones are the events context's
+to erase."""
 
 from __future__ import annotations
 
@@ -17,6 +19,7 @@ from typing import Any
 
 from sqlalchemy import delete, or_, select
 
+from hearth.events.buffer import EventBuffer
 from hearth.platform.db import Database
 from hearth.platform.personal_data import Rows, row_dict
 from hearth.rag.collections import Collections
@@ -27,11 +30,19 @@ from hearth.rag.stores import PAYLOAD, VectorStore
 class RagPersonalData:
     context = "rag"
 
-    def __init__(self, db: Database, collections: Collections, store: VectorStore, uploads: Path) -> None:
+    def __init__(
+        self,
+        db: Database,
+        collections: Collections,
+        store: VectorStore,
+        uploads: Path,
+        query_events: EventBuffer | None = None,
+    ) -> None:
         self.db = db
         self.collections = collections
         self.store = store
         self.uploads = uploads
+        self.query_events = query_events
 
     def _chunks(self, documents: list[Document]) -> list[dict[str, Any]]:
         """The active version's chunks of each document, in order, without vectors (off the event loop)."""
@@ -89,6 +100,8 @@ class RagPersonalData:
         return files
 
     async def erase_user(self, user_id: str) -> None:
+        if self.query_events is not None:
+            await self.query_events.forget(user_id)
         async with self.db.sessions() as s:
             owned = (await s.scalars(select(Collection.id).where(Collection.owner_id == user_id))).all()
         for collection_id in owned:

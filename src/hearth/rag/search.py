@@ -25,7 +25,7 @@ from hearth.rag.config import RagConfig
 from hearth.rag.indexes import Indexes
 from hearth.rag.keyword import Index
 from hearth.rag.models import Document
-from hearth.rag.repository import CollectionRepository
+from hearth.rag.repository import CollectionRepository, visible_collection_id
 from hearth.rag.schemas import Mode, RagSource
 from hearth.rag.stores import Hit
 
@@ -130,9 +130,13 @@ class Search:
         caller = caller or Caller(user_id=user_id)
         latency: dict[str, float] = {"embed": 0.0, "search": 0.0, "rerank": 0.0}
         started = time.perf_counter()
-        async with self.db.transaction() as session:
-            found = await CollectionRepository(session, user_id=user_id).find(collection)
-            allowed = await self._filtered(session, found.id, filters) if filters else None
+        allowed = None
+        if filters:
+            async with self.db.transaction() as session:
+                collection_id = (await CollectionRepository(session, user_id=user_id).find(collection)).id
+                allowed = await self._filtered(session, collection_id, filters)
+        else:  # the common case, without an ORM session (`visible_collection_id`)
+            collection_id = await visible_collection_id(self.db, user_id=user_id, ref=collection)
         vector = None
         if mode != "sparse":
             t = time.perf_counter()
@@ -141,7 +145,7 @@ class Search:
         t = time.perf_counter()
         builtin = rerank and self.config.builtin_rerank
         sources = await self.search_stage(
-            found.id,
+            collection_id,
             query,
             vector,
             mode=mode,
@@ -159,7 +163,7 @@ class Search:
             sources.sort(key=lambda s: s.rerank_score or 0.0, reverse=True)
             latency["rerank"] = ms(t)
         latency["total"] = ms(started)
-        return SearchResult(sources[:top_n], mode, found.id, latency, top_k, top_n)  # type: ignore[arg-type]
+        return SearchResult(sources[:top_n], mode, collection_id, latency, top_k, top_n)  # type: ignore[arg-type]
 
     async def search_stage(
         self,

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from hearth.auth.ports import UserDirectory
+from hearth.events.buffer import EventBuffer
 from hearth.events.bus import EventBus
 from hearth.gateway.service import Gateway
 from hearth.platform.db import Database
@@ -69,7 +70,9 @@ class RagService:
             db=db, bus=bus, indexes=self.indexes, uploads=self.uploads, on_queued=self.worker.wake
         )
         self.searcher = Search(db=db, gateway=gateway, indexes=self.indexes, config=config)
-        self.answers = Answers(bus=bus, gateway=gateway, search=self.searcher, config=config)
+        # RAGQueryExecuted events, stored in batches (events/buffer.py) rather than one commit per query.
+        self.query_events = EventBuffer(bus)
+        self.answers = Answers(events=self.query_events, gateway=gateway, search=self.searcher, config=config)
         # The service's methods are its parts' own bound methods: no extra call or await on the search path.
         self.create_collection = self.collections.create_collection
         self.list_collections = self.collections.list_collections
@@ -97,10 +100,12 @@ class RagService:
     async def start(self, *, worker: bool = True) -> None:
         """Reconcile the indexes with SQL after a crash, then start the ingestion worker."""
         await self.worker.recover()
+        self.query_events.start()
         if worker:
             self.worker.start()
 
     async def stop(self) -> None:
         """Stop the worker (an unfinished batch is retried at the next start) and close the vector store."""
         await self.worker.stop()
+        await self.query_events.stop()  # what queries reported in the last moment is stored, not lost
         await self.indexes.close()

@@ -72,7 +72,9 @@ async def start(platform: Platform) -> RagService:
     )
     await service.start(worker=settings.rag_worker)
     platform.personal_data.register(
-        RagPersonalData(platform.db, service.collections, service.store, service.uploads)
+        RagPersonalData(
+            platform.db, service.collections, service.store, service.uploads, service.query_events
+        )
     )
     platform.ports.provide(ports.RETRIEVER, service)
     platform.ports.provide(ports.DOCUMENTS, service)
