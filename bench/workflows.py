@@ -54,8 +54,8 @@ class SignallingEngine(Engine):
         super().__init__(*args)
         self.done: dict[str, asyncio.Event] = {}
 
-    async def _end_run(self, s: Any, run: Any, status: str, error: str | None, **kwargs: Any) -> list[Any]:
-        events = await super()._end_run(s, run, status, error, **kwargs)
+    def _end_run(self, run: Any, status: str, error: str | None, **kwargs: Any) -> list[Any]:
+        events = super()._end_run(run, status, error, **kwargs)
         # Set inside the run's last transaction: the waiter resumes after it commits (it needs the loop).
         self.done.setdefault(run.id, asyncio.Event()).set()
         return events
