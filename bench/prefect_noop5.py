@@ -87,8 +87,9 @@ async def records(flow_run_ids: list[Any]) -> tuple[list[Any], list[Any]]:
     async with get_client() as client:
         flows: list[Any] = []
         tasks: list[Any] = []
-        for start in range(0, len(flow_run_ids), 200):
-            chunk = flow_run_ids[start : start + 200]
+        # 40 runs a request: their 200 task runs are the most one read returns (PREFECT_API_DEFAULT_LIMIT).
+        for start in range(0, len(flow_run_ids), 40):
+            chunk = flow_run_ids[start : start + 40]
             flow_filter = FlowRunFilter(id=FlowRunFilterId(any_=chunk))
             flows += await client.read_flow_runs(flow_run_filter=flow_filter, limit=len(chunk))
             for _ in range(100):
