@@ -18,7 +18,7 @@ WEB_STAMP := $(WEB_VENDOR)/.installed
 
 export OMP_WAIT_POLICY ?= PASSIVE
 
-.PHONY: run test test-postgres install lint format bench clean chromium kubectl moto nginx
+.PHONY: run test test-postgres install lint format bench clean chromium kubectl moto nginx prefect
 
 run: install
 	$(BIN)/hearth serve
@@ -42,6 +42,14 @@ moto: $(MOTO_VENV)/bin/moto_server
 $(MOTO_VENV)/bin/moto_server:
 	$(PYTHON) -m venv $(MOTO_VENV)
 	$(MOTO_VENV)/bin/pip install 'moto[server]==5.2.5'
+
+# Prefect for bench/workflows.py's comparison, in a virtualenv of its own (never Hearth's dependency).
+PREFECT_VENV := .venv-prefect
+prefect: $(PREFECT_VENV)/bin/prefect
+
+$(PREFECT_VENV)/bin/prefect:
+	$(PYTHON) -m venv $(PREFECT_VENV)
+	$(PREFECT_VENV)/bin/pip install 'prefect==3.9.1'
 
 $(LLAMA_WHEEL):
 	@mkdir -p $(WHEELS)

@@ -8,14 +8,24 @@ SQLite and on PostgreSQL, through the same engine, executor and outbox events a 
    run (created → finished).
 2. Throughput: all runs submitted at once, runs per second until the last one finished.
 
+PostgreSQL runs with the server's default, step transitions committed without waiting for the WAL flush
+(`--durable`: once more with HEARTH_WORKFLOWS_SYNCHRONOUS_COMMIT=true, every transition flushed). Then the
+same diamond on Prefect's local execution (bench/prefect_noop5.py, in `.venv-prefect`: `make prefect`),
+measured the same way, and the ratios side by side.
+
+    make prefect   # once: Prefect (pinned) in its own virtualenv, .venv-prefect
     .venv/bin/python bench/workflows.py [--runs 1000] [--concurrency 4] [--only sqlite|postgres]
+        [--durable] [--prefect-runs 200]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import json
+import os
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -45,17 +55,18 @@ sys.path.insert(0, str(ROOT))
 from tests.workflow_pipelines import noop5  # noqa: E402
 
 POSTGRES = "postgresql://postgres@127.0.0.1:5432/test"
+PREFECT_VENV = ".venv-prefect"
 
 
 class SignallingEngine(Engine):
     """Tells the benchmark when a run ends, so it waits on an event instead of polling the database."""
 
-    def __init__(self, *args: Any) -> None:
-        super().__init__(*args)
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
         self.done: dict[str, asyncio.Event] = {}
 
-    async def _end_run(self, s: Any, run: Any, status: str, error: str | None, **kwargs: Any) -> list[Any]:
-        events = await super()._end_run(s, run, status, error, **kwargs)
+    def _end_run(self, run: Any, status: str, error: str | None, **kwargs: Any) -> list[Any]:
+        events = super()._end_run(run, status, error, **kwargs)
         # Set inside the run's last transaction: the waiter resumes after it commits (it needs the loop).
         self.done.setdefault(run.id, asyncio.Event()).set()
         return events
@@ -66,12 +77,12 @@ def pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
-async def bench(url: str, runs: int, concurrency: int) -> dict[str, Any]:
+async def bench(url: str, runs: int, concurrency: int, *, synchronous_commit: bool = False) -> dict[str, Any]:
     upgrade(url)
     db = Database(url)
     work = Path(tempfile.mkdtemp(prefix="hearth-wf-bench-"))
     bus = EventBus(db)  # not started: events stay in the outbox, written as a server writes them
-    engine = SignallingEngine(db, bus)
+    engine = SignallingEngine(db, bus, synchronous_commit=synchronous_commit)
     executor = LocalExecutor(
         engine=engine,
         runner=StepRunner(store=ArtifactStore(LocalBackend(work / "artifacts")), workdir=work / "work"),
@@ -156,6 +167,22 @@ def postgres_url() -> tuple[str, str]:
     return f"postgresql+psycopg://postgres@127.0.0.1:5432/test?options=-csearch_path%3D{schema}", schema
 
 
+def prefect(runs: int) -> dict[str, Any] | str:
+    """bench/prefect_noop5.py in Prefect's own virtualenv (`make prefect`); its JSON, or why not."""
+    python = ROOT / PREFECT_VENV / "bin" / "python"
+    if not python.exists():
+        return f"not run: no {PREFECT_VENV} (make prefect)"
+    done = subprocess.run(
+        [str(python), str(ROOT / "bench" / "prefect_noop5.py"), "--runs", str(runs)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if done.returncode != 0:
+        return f"failed: {done.stderr.strip().splitlines()[-1:] or done.returncode}"
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -163,22 +190,56 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=1000)
     parser.add_argument("--concurrency", type=int, default=4)
     parser.add_argument("--only", choices=["sqlite", "postgres"])
+    parser.add_argument(
+        "--durable",
+        action="store_true",
+        help="PostgreSQL once more with HEARTH_WORKFLOWS_SYNCHRONOUS_COMMIT=true (every transition flushed)",
+    )
+    parser.add_argument(
+        "--prefect-runs", type=int, default=200, help="runs on Prefect (0: none); ~0.5-2 s each here"
+    )
     args = parser.parse_args()
+    load = os.getloadavg()
     results: dict[str, dict[str, Any]] = {}
     if args.only in (None, "sqlite"):
         path = Path(tempfile.mkdtemp(prefix="hearth-wf-bench-")) / "bench.db"
         results["sqlite"] = asyncio.run(bench(f"sqlite+aiosqlite:///{path}", args.runs, args.concurrency))
+    durable = [False, True] if args.durable else [False]
     if args.only in (None, "postgres"):
-        url, schema = postgres_url()
-        try:
-            results["postgres"] = asyncio.run(bench(url, args.runs, args.concurrency))
-        finally:
-            with psycopg.connect(POSTGRES, autocommit=True) as conn:
-                conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
+        for sync in durable:
+            url, schema = postgres_url()
+            try:
+                name = "pg, sync" if sync else "postgres"
+                results[name] = asyncio.run(bench(url, args.runs, args.concurrency, synchronous_commit=sync))
+            finally:
+                with psycopg.connect(POSTGRES, autocommit=True) as conn:
+                    conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
+    other = prefect(args.prefect_runs) if args.prefect_runs > 0 else "not run (--prefect-runs 0)"
+    if isinstance(other, dict):
+        results[f"prefect {other.pop('prefect')}"] = other
     keys = list(next(iter(results.values())))
-    print(f"{'':28}" + "".join(f"{name:>14}" for name in results))
+    keys += [k for r in results.values() for k in r if k not in keys]
+    print(f"load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f} at the start; {args.concurrency} slots")
+    print(f"{'':28}" + "".join(f"{name:>16}" for name in results))
     for key in keys:
-        print(f"{key:28}" + "".join(f"{r[key]:>14.2f}" for r in results.values()))
+        cells = (f"{r[key]:>16.2f}" if key in r else f"{'-':>16}" for r in results.values())
+        print(f"{key:28}" + "".join(cells))
+    if isinstance(other, str):
+        print(f"Prefect: {other}")
+        return
+    # How many times Prefect's figure Hearth's is: below 1 for times and above 1 for runs/s means Hearth is
+    # faster.
+    theirs = results[next(n for n in results if n.startswith("prefect"))]
+    ours = [n for n in results if not n.startswith("prefect")]
+    print(f"\nHearth ÷ Prefect {'':11}" + "".join(f"{name:>16}" for name in ours))
+    for key in (
+        "step_overhead_ms_p50",
+        "step_overhead_ms_p95",
+        "run_ms_p50",
+        "run_ms_p95",
+        "sequential_runs_per_s",
+    ):
+        print(f"{key:28}" + "".join(f"{results[n][key] / theirs[key]:>16.2f}" for n in ours))
 
 
 if __name__ == "__main__":

@@ -137,8 +137,9 @@ async def test_competing_workers_claim_each_step_once(database, tmp_path) -> Non
     runs = [
         (await service.create_run(user_id=user_id, body=RunCreate(pipeline="noop5"))).id for _ in range(6)
     ]
-    # Two engines on separate connections pools, as two server processes would be.
-    other = Engine(type(database)(database.url), EventBus(database))
+    # Two engines on separate connections pools, as two server processes would be; the second flushes every
+    # transition (HEARTH_WORKFLOWS_SYNCHRONOUS_COMMIT=true), the first does not wait for the flush.
+    other = Engine(type(database)(database.url), EventBus(database), synchronous_commit=True)
     try:
         seen: list[tuple[str, str]] = []
 

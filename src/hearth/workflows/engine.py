@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, true, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from hearth.events.bus import EventBus
@@ -69,10 +69,27 @@ def _short(text: str | None) -> str | None:
 
 
 class Engine:
-    def __init__(self, db: Database, bus: EventBus) -> None:
+    def __init__(self, db: Database, bus: EventBus, *, synchronous_commit: bool = False) -> None:
+        """`synchronous_commit=False` (the default): on PostgreSQL, the executor's step transitions (promote,
+        claim, completion) commit without waiting for the WAL flush (`synchronous_commit = off` for those
+        transactions only): the flush was most of a no-op step's cost (~3 ms quiet, tens under disk load).
+        A crash of the server process loses nothing; a crash of PostgreSQL itself may lose the last
+        transitions (up to 3 × wal_writer_delay, 0.6 s by default), all of them with their outbox events,
+        never a part of one: their steps are then found running with a stale heartbeat and resumed, as
+        after a server crash (so they may run again). Runs created, cancelled or failed by a user are
+        always durable. True: every transition waits for the flush."""
         self.db = db
         self.bus = bus
+        self.relaxed = not synchronous_commit and not db.is_sqlite
         self._definitions: dict[str, dict[str, Any]] = {}  # pipeline id → definition (immutable per id)
+
+    def _relax(self, stmt: Any) -> Any:
+        """The statement with `set_config('synchronous_commit', 'off', true)` as an extra column when
+        transitions commit asynchronously: the setting rides on a query the transaction makes anyway (a
+        `SET LOCAL` would be one more round trip); `true` scopes it to this transaction."""
+        if self.relaxed:
+            return stmt.add_columns(func.set_config("synchronous_commit", "off", true()))
+        return stmt
 
     async def definition(self, session: AsyncSession, pipeline_id: str) -> dict[str, Any]:
         found = self._definitions.get(pipeline_id)
@@ -86,20 +103,32 @@ class Engine:
 
     async def promote(self, *, limit: int = 50, run_id: str | None = None) -> int:
         """Pending local runs → running, their first steps → ready (one transaction); how many."""
+        promoted, _ = await self.promote_and_claim(limit=limit, run_id=run_id)
+        return promoted
+
+    async def promote_and_claim(
+        self, *, limit: int = 50, run_id: str | None = None, worker: str | None = None, take: int = 0
+    ) -> tuple[int, list[Claimed]]:
+        """`promote`, and in the same transaction start up to `take` of the first steps it made ready for
+        `worker`: a new run's first step costs no claim transaction of its own. Those rows became ready in
+        this uncommitted transaction, so no other worker can hold them: no compare-and-set is needed."""
         async with self.db.transaction() as s:
             stmt = select(Run).where(Run.status == "pending")
             stmt = stmt.where(Run.id == run_id) if run_id else stmt.where(Run.executor == "local")
             runs = list(
                 (
                     await s.scalars(
-                        stmt.order_by(Run.created_at).limit(limit).with_for_update(skip_locked=True)
+                        self._relax(stmt)
+                        .order_by(Run.created_at)
+                        .limit(limit)
+                        .with_for_update(of=Run, skip_locked=True)
                     )
                 ).all()
             )
             if not runs:
-                return 0
+                return 0, []
             now = utcnow()
-            promoted = []
+            promoted: list[Run] = []
             for run in runs:
                 states.check("run", run.status, "running")
                 # Compare-and-set: on SQLite (no row locks) another worker may have promoted it meanwhile.
@@ -110,15 +139,35 @@ class Engine:
                     .execution_options(synchronize_session=False)
                 )
                 if taken.rowcount == 1:  # type: ignore[attr-defined]
-                    promoted.append(run.id)
+                    promoted.append(run)
             if not promoted:
-                return 0
-            steps = (await s.scalars(select(StepRow).where(StepRow.run_id.in_(promoted)))).all()
+                return 0, []
+            by_id = {run.id: run for run in promoted}
+            steps = (
+                await s.scalars(
+                    select(StepRow)
+                    .where(StepRow.run_id.in_(list(by_id)))
+                    .order_by(StepRow.run_id, StepRow.position)
+                )
+            ).all()
+            roots: list[tuple[StepRow, Run]] = []
             for step in steps:
                 if not step.after and step.status == "pending":
                     states.transition(step, "ready")
                     step.ready_at = now
-            return len(promoted)
+                    roots.append((step, by_id[step.run_id]))
+            # Oldest runs first, as the claim query orders them.
+            order = {run.id: i for i, run in enumerate(promoted)}
+            roots.sort(key=lambda pair: order[pair[1].id])
+            claimed: list[Claimed] = []
+            if worker is not None and take > 0 and roots:
+                events: list[Any] = []
+                for step, run in roots[:take]:
+                    claimed.append(
+                        await self._start_held(s, step, run, worker=worker, now=now, events=events)
+                    )
+                await self.bus.publish_many(events, s)
+            return len(promoted), claimed
 
     async def claim(
         self, *, worker: str, limit: int, run_id: str | None = None, step: str | None = None
@@ -139,7 +188,7 @@ class Engine:
             else:
                 stmt = stmt.where(Run.executor == "local")
             stmt = stmt.order_by(StepRow.ready_at).limit(limit).with_for_update(of=StepRow, skip_locked=True)
-            rows = (await s.execute(stmt)).all()
+            rows = [(row[0], row[1]) for row in (await s.execute(self._relax(stmt))).all()]
             return await self._take(s, rows, worker=worker)
 
     async def _take(self, s: AsyncSession, rows: Any, *, worker: str) -> list[Claimed]:
@@ -164,29 +213,7 @@ class Engine:
             )
             if taken.rowcount != 1:  # type: ignore[attr-defined]
                 continue  # another worker took it between our read and our write (SQLite)
-            definition = await self.definition(s, run.pipeline_id)
-            spec = next(x for x in definition["steps"] if x["name"] == step_row.name)
-            spec = {
-                **spec,
-                "param_types": {n: p["type"] for n, p in definition["params"].items()},
-                "any_artifacts": any(x["artifacts"] for x in definition["steps"]),
-            }
-            claimed.append(
-                Claimed(
-                    run_id=run.id,
-                    step_id=step_row.id,
-                    name=step_row.name,
-                    attempt=step_row.attempt + 1,
-                    retries=step_row.retries,
-                    timeout=step_row.timeout,
-                    owner_id=run.owner_id,
-                    pipeline=run.pipeline,
-                    params=run.params,
-                    spec=spec,
-                    upstream={},
-                    inputs={},
-                )
-            )
+            claimed.append(await self._claimed(s, step_row, run, attempt=step_row.attempt + 1))
             events.append(
                 StepStarted(run_id=run.id, step=step_row.name, attempt=step_row.attempt + 1, worker=worker)
             )
@@ -195,23 +222,69 @@ class Engine:
             await self.bus.publish_many(events, s)
         return claimed
 
-    async def _fill_inputs(self, s: AsyncSession, claimed: list[Claimed]) -> None:
+    async def _start_held(
+        self, s: AsyncSession, step: StepRow, run: Run, *, worker: str, now: datetime, events: list[Any]
+    ) -> Claimed:
+        """A step this transaction made ready (so no other worker can have it) → running for `worker`,
+        changed on the loaded row: written by the transaction's flush, with no statement of its own. The
+        caller fills its inputs and publishes `events` (its StepStarted appended)."""
+        states.transition(step, "running")
+        step.worker = worker
+        step.attempt += 1
+        step.started_at = step.heartbeat_at = now
+        events.append(StepStarted(run_id=run.id, step=step.name, attempt=step.attempt, worker=worker))
+        return await self._claimed(s, step, run, attempt=step.attempt)
+
+    async def _claimed(self, s: AsyncSession, step_row: StepRow, run: Run, *, attempt: int) -> Claimed:
+        definition = await self.definition(s, run.pipeline_id)
+        spec = next(x for x in definition["steps"] if x["name"] == step_row.name)
+        spec = {
+            **spec,
+            "param_types": {n: p["type"] for n, p in definition["params"].items()},
+            "any_artifacts": any(x["artifacts"] for x in definition["steps"]),
+        }
+        return Claimed(
+            run_id=run.id,
+            step_id=step_row.id,
+            name=step_row.name,
+            attempt=attempt,
+            retries=step_row.retries,
+            timeout=step_row.timeout,
+            owner_id=run.owner_id,
+            pipeline=run.pipeline,
+            params=run.params,
+            spec=spec,
+            upstream={},
+            inputs={},
+        )
+
+    async def _fill_inputs(
+        self,
+        s: AsyncSession,
+        claimed: list[Claimed],
+        loaded: dict[str, list[StepRow]] | None = None,
+    ) -> None:
         """Upstream outputs (direct dependencies) and artifacts (every step before) of each claimed step.
-        First steps have neither: no query for them (the no-op benchmark's roots, most single-step runs)."""
+        First steps have neither: no query for them (the no-op benchmark's roots, most single-step runs);
+        `loaded` (run id → its step rows, as the completion holds them) saves the step query."""
         claimed = [c for c in claimed if c.spec["after"]]
         if not claimed:
             return
         run_ids = list({c.run_id for c in claimed})
-        steps = (
-            await s.execute(
-                select(StepRow.run_id, StepRow.name, StepRow.after, StepRow.outputs).where(
-                    StepRow.run_id.in_(run_ids)
-                )
-            )
-        ).all()
         by_run: dict[str, dict[str, tuple[list[str], dict[str, Any]]]] = {}
-        for run_id, name, after, outputs in steps:
-            by_run.setdefault(run_id, {})[name] = (after, outputs)
+        if loaded is not None and all(run_id in loaded for run_id in run_ids):
+            for run_id in run_ids:
+                by_run[run_id] = {x.name: (x.after, x.outputs) for x in loaded[run_id]}
+        else:
+            steps = (
+                await s.execute(
+                    select(StepRow.run_id, StepRow.name, StepRow.after, StepRow.outputs).where(
+                        StepRow.run_id.in_(run_ids)
+                    )
+                )
+            ).all()
+            for run_id, name, after, outputs in steps:
+                by_run.setdefault(run_id, {})[name] = (after, outputs)
         # Only runs whose pipeline declares artifacts can have any.
         with_artifacts = [c.run_id for c in claimed if c.spec.get("any_artifacts")]
         artifacts = []
@@ -258,10 +331,23 @@ class Engine:
     async def _complete(
         self, claimed: Claimed, outcome: Outcome, *, worker: str, limit: int, chained: list[Claimed]
     ) -> str | None:
+        # Round trips are most of a no-op step's cost on PostgreSQL, so the transaction makes few: lock the
+        # run, lock all its steps (ours among them; the next steps' readiness needs them all), then one flush
+        # writes every change and the outbox rows together. Lock order as everywhere: run, then steps.
         async with self.db.transaction() as s:
-            run = await s.scalar(select(Run).where(Run.id == claimed.run_id).with_for_update())
-            step = await s.scalar(select(StepRow).where(StepRow.id == claimed.step_id).with_for_update())
-            if run is None or step is None or step.status != "running" or step.worker != worker:
+            run = await self._lock_run(s, claimed.run_id)
+            if run is None:
+                return None
+            steps = (
+                await s.scalars(
+                    select(StepRow)
+                    .where(StepRow.run_id == run.id)
+                    .order_by(StepRow.position)
+                    .with_for_update()
+                )
+            ).all()
+            step = next((x for x in steps if x.id == claimed.step_id), None)
+            if step is None or step.status != "running" or step.worker != worker:
                 return None  # resumed elsewhere after our heartbeat went stale: its result wins
             await self._write_logs(s, claimed, outcome.logs)
             now = utcnow()
@@ -271,7 +357,6 @@ class Engine:
                 states.transition(step, "ready")
                 step.attempt -= 1
                 step.ready_at, step.worker = now, None
-                await self.bus.publish_many(events, s)
                 return step.status
             step.finished_at = now
             if run.status in states.RUN_TERMINAL or outcome.status == "cancelled":
@@ -307,13 +392,18 @@ class Engine:
                     )
                 if outcome.metrics:
                     run.metrics = {**run.metrics, **outcome.metrics}
-                ended, ready = await self._advance(s, run, now)
-                events += ended
+                ended, ready = self._advance(run, steps, now)
+                if ended:
+                    events += self._end_run(run, "succeeded", None, steps=steps)
                 if ready and limit > 0 and run.status == "running":
-                    # This step's events first, then the next steps' StepStarted: the stream keeps its order.
-                    await self.bus.publish_many(events, s)
-                    events = []
-                    chained += await self._take(s, [(x, run) for x in ready[:limit]], worker=worker)
+                    # The next steps start in this transaction; their StepStarted follow this step's events
+                    # in the same outbox write, so the stream keeps its order.
+                    taken = [
+                        await self._start_held(s, x, run, worker=worker, now=now, events=events)
+                        for x in ready[:limit]
+                    ]
+                    await self._fill_inputs(s, taken, loaded={run.id: list(steps)})
+                    chained += taken
             elif step.attempt <= step.retries:
                 states.transition(step, "ready")
                 step.ready_at, step.worker = now, None
@@ -337,8 +427,8 @@ class Engine:
                     )
                 )
                 tries = f" after {step.attempt} attempts" if step.attempt > 1 else ""
-                events += await self._end_run(
-                    s, run, "failed", f"step {step.name!r} failed{tries}: {outcome.error}"
+                events += self._end_run(
+                    run, "failed", f"step {step.name!r} failed{tries}: {outcome.error}", steps=steps
                 )
             await self.bus.publish_many(events, s)
             return step.status
@@ -363,37 +453,55 @@ class Engine:
             async with self.db.transaction() as s:
                 await self._write_logs(s, claimed, lines)
 
-    async def _advance(self, s: AsyncSession, run: Run, now: datetime) -> tuple[list[Any], list[StepRow]]:
-        """After a step succeeded: steps whose dependencies all succeeded become ready (returned); the run
-        succeeds when every step has (its events returned)."""
-        steps = (await s.scalars(select(StepRow).where(StepRow.run_id == run.id).with_for_update())).all()
+    async def _lock_run(self, s: AsyncSession, run_id: str) -> Run | None:
+        """The run row, locked until the transaction ends. SQLite has no row locks (FOR UPDATE is dropped)
+        and begins a transaction only at its first write: a no-op write first takes its database-wide write
+        lock, so two completions of one run are serialized there too and read each other's results (else
+        both could see the other step still running, and neither would start the step after them)."""
+        if self.db.is_sqlite:
+            await s.execute(
+                update(Run)
+                .where(Run.id == run_id)
+                .values(status=Run.status)
+                .execution_options(synchronize_session=False)
+            )
+        return await s.scalar(self._relax(select(Run).where(Run.id == run_id)).with_for_update(of=Run))
+
+    @staticmethod
+    def _advance(run: Run, steps: Iterable[StepRow], now: datetime) -> tuple[bool, list[StepRow]]:
+        """After a step succeeded (the caller holds the run's step rows): steps whose dependencies all
+        succeeded become ready (returned); True when every step has succeeded (the run's end)."""
+        steps = list(steps)
         done = {x.name for x in steps if x.status == "succeeded"}
+        if len(done) == len(steps):
+            return True, []
         ready = []
         for x in steps:
             if x.status == "pending" and all(d in done for d in x.after):
                 states.transition(x, "ready")
                 x.ready_at = now
                 ready.append(x)
-        if len(done) == len(steps):
-            return await self._end_run(s, run, "succeeded", None, steps=steps), []
-        return [], ready
+        return False, ready
 
-    async def _end_run(
-        self,
-        s: AsyncSession,
-        run: Run,
-        status: str,
-        error: str | None,
-        *,
-        steps: Iterable[StepRow] | None = None,
-    ) -> list[Any]:
+    async def _steps_locked(self, s: AsyncSession, run: Run) -> list[StepRow]:
+        return list(
+            (
+                await s.scalars(
+                    select(StepRow)
+                    .where(StepRow.run_id == run.id)
+                    .order_by(StepRow.position)
+                    .with_for_update()
+                )
+            ).all()
+        )
+
+    def _end_run(self, run: Run, status: str, error: str | None, *, steps: Iterable[StepRow]) -> list[Any]:
         """The run to a final status; its steps that have not started are skipped (cancelled on a cancel).
-        Steps running elsewhere see the final status at their next check and stop."""
+        Steps running elsewhere see the final status at their next check and stop. The caller holds the
+        run row and its step rows."""
         states.transition(run, status)
         run.error = _short(error)
         run.finished_at = utcnow()
-        if steps is None:
-            steps = (await s.scalars(select(StepRow).where(StepRow.run_id == run.id).with_for_update())).all()
         for x in steps:
             if x.status in ("pending", "ready"):
                 states.transition(x, "cancelled" if status == "cancelled" else "skipped")
@@ -406,8 +514,8 @@ class Engine:
 
     async def cancel(self, s: AsyncSession, run: Run) -> None:
         """Cancel a pending or running run (the caller holds the run row); running steps stop shortly."""
-        events = await self._end_run(s, run, "cancelled", "cancelled by its owner")
-        await self.bus.publish_many(events, s)
+        steps = await self._steps_locked(s, run)
+        await self.bus.publish_many(self._end_run(run, "cancelled", "cancelled by its owner", steps=steps), s)
 
     async def fail_run(self, run_id: str, error: str) -> bool:
         """A run that cannot go on (e.g. its Argo submission failed) ends failed; False if it had ended."""
@@ -415,7 +523,8 @@ class Engine:
             run = await s.scalar(select(Run).where(Run.id == run_id).with_for_update())
             if run is None or run.status in states.RUN_TERMINAL:
                 return False
-            await self.bus.publish_many(await self._end_run(s, run, "failed", error), s)
+            steps = await self._steps_locked(s, run)
+            await self.bus.publish_many(self._end_run(run, "failed", error, steps=steps), s)
             return True
 
     # -- liveness -----------------------------------------------------------------------------------
@@ -504,8 +613,11 @@ class Engine:
                             run_id=run.id, step=step.name, attempt=step.attempt, status="failed", error=note
                         )
                     ]
-                    events += await self._end_run(
-                        s, run, "failed", f"step {step.name!r} {note}, no retries left"
+                    events += self._end_run(
+                        run,
+                        "failed",
+                        f"step {step.name!r} {note}, no retries left",
+                        steps=await self._steps_locked(s, run),
                     )
                 await self.bus.publish_many(events, s)
         return count

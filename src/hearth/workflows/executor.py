@@ -58,6 +58,7 @@ class LocalExecutor:
         self.active: dict[str, _Active] = {}
         self._wake = asyncio.Event()
         self._maybe_pending = True  # a run may be waiting for promotion (created here, or by another server)
+        self._backlog = True  # ready steps may be waiting that no completion here started
         self._loop_task: asyncio.Task | None = None
         self._stopping = False
         self._idle = asyncio.Event()
@@ -107,17 +108,30 @@ class LocalExecutor:
     async def _loop(self) -> None:
         last_check = time.monotonic()
         while not self._stopping:
-            woken_by_step = self._wake.is_set() and not self._maybe_pending
+            woken = self._wake.is_set()  # else the poll interval passed: another server may have made work
             self._wake.clear()
             try:
-                # A step that ended here only makes its run's next steps ready: no promotion to look for.
-                if not woken_by_step:
-                    # A full batch promoted: more may wait.
-                    self._maybe_pending = await self.engine.promote(limit=PROMOTE_BATCH) >= PROMOTE_BATCH
                 free = self.concurrency - len(self.active)
-                if free > 0:
-                    for claimed in await self.engine.claim(worker=self.worker, limit=free):
+                # A step that ended here only makes its run's next steps ready: no promotion to look for.
+                if not woken or self._maybe_pending:
+                    # A new run's first steps start from the transaction that promotes it.
+                    promoted, first = await self.engine.promote_and_claim(
+                        limit=PROMOTE_BATCH, worker=self.worker, take=max(free, 0)
+                    )
+                    # A full batch promoted: more may wait.
+                    self._maybe_pending = promoted >= PROMOTE_BATCH
+                    for claimed in first:
                         self._start(claimed)
+                    if promoted and len(first) == max(free, 0):
+                        self._backlog = True  # first steps may be left that had no slot
+                    free -= len(first)
+                # Ready steps nobody here started: claim them. When a step ended here its completion already
+                # started its run's next steps (`_backlog` unless it had slots for all): no query for nothing.
+                if free > 0 and (not woken or self._backlog):
+                    taken = await self.engine.claim(worker=self.worker, limit=free)
+                    for claimed in taken:
+                        self._start(claimed)
+                    self._backlog = len(taken) == free  # a full claim: more may wait
                 if time.monotonic() - last_check >= self.heartbeat_seconds:
                     last_check = time.monotonic()
                     await self._check()
@@ -125,6 +139,7 @@ class LocalExecutor:
                 raise
             except Exception:
                 log.exception("workflow executor pass failed; retrying")
+                self._backlog = self._maybe_pending = True
                 await asyncio.sleep(self.poll_seconds)
             if not self._wake.is_set():
                 with contextlib.suppress(TimeoutError):
@@ -163,9 +178,13 @@ class LocalExecutor:
         is tried again rather than leaving the step running until its heartbeat goes stale."""
         for attempt in range(3):
             try:
-                _, chained = await self.engine.complete_and_claim(
+                status, chained = await self.engine.complete_and_claim(
                     claimed, outcome, worker=self.worker, limit=free
                 )
+                # The loop claims only when work may wait that this completion did not start: a retry (the
+                # step is ready again), or next steps beyond the free slots.
+                if status != "succeeded" or len(chained) >= free:
+                    self._backlog = True
                 return chained
             except OperationalError:
                 if attempt == 2:
@@ -188,6 +207,7 @@ class LocalExecutor:
             for following in chained:
                 self._start(following)
         except Exception:
+            self._backlog = True
             log.exception("step %s of run %s could not be recorded", claimed.name, claimed.run_id)
         finally:
             self.active.pop(claimed.step_id, None)

@@ -28,7 +28,7 @@ async def run_step(settings: Any, run_id: str, step: str) -> tuple[int, str]:
     settings = settings.model_copy(update={"workflows_executor": False, "rag_worker": False})
     platform = await build_platform(settings, load_contexts())
     try:
-        engine = Engine(platform.db, platform.bus)
+        engine = Engine(platform.db, platform.bus, synchronous_commit=settings.workflows_synchronous_commit)
         await engine.promote(run_id=run_id)  # the first step of an Argo run starts the run
         worker = f"argo:{socket.gethostname()}"
         claimed = await engine.claim(worker=worker, limit=1, run_id=run_id, step=step)

@@ -39,7 +39,7 @@ def argo_configured(settings: object) -> bool:
 
 async def start(platform: Platform) -> Running:
     settings = platform.settings
-    engine = Engine(platform.db, platform.bus)
+    engine = Engine(platform.db, platform.bus, synchronous_commit=settings.workflows_synchronous_commit)
     store = store_from_settings(settings)
     executor = None
     if settings.workflows_executor:
