@@ -137,9 +137,10 @@ async def test_competing_workers_claim_each_step_once(database, tmp_path) -> Non
     runs = [
         (await service.create_run(user_id=user_id, body=RunCreate(pipeline="noop5"))).id for _ in range(6)
     ]
-    # Two engines on separate connections pools, as two server processes would be; the second flushes every
-    # transition (HEARTH_WORKFLOWS_SYNCHRONOUS_COMMIT=true), the first does not wait for the flush.
-    other = Engine(type(database)(database.url), EventBus(database), synchronous_commit=True)
+    # Two engines on separate connections pools, as two server processes would be; the first flushes every
+    # transition (the default), the second does not wait for the flush
+    # (HEARTH_WORKFLOWS_SYNCHRONOUS_COMMIT=false).
+    other = Engine(type(database)(database.url), EventBus(database), synchronous_commit=False)
     try:
         seen: list[tuple[str, str]] = []
 

@@ -435,9 +435,10 @@ class Settings(BaseSettings):
     workflows_heartbeat_seconds: float = Field(5.0, gt=0)  # running steps say they are alive this often
     # A running step whose heartbeat is older than this lost its worker (a crash): resumed or failed.
     workflows_stale_seconds: float = Field(30.0, gt=0)
-    # PostgreSQL: step transitions wait for the WAL flush (off: they don't; a PostgreSQL crash may lose the
-    # last ones, whose steps then resume as after a server crash; docs/workflows.md "Scheduling cost").
-    workflows_synchronous_commit: bool = False
+    # PostgreSQL: step transitions wait for the WAL flush (false: they don't, cheaper on a busy disk; a
+    # PostgreSQL crash may then lose the last ones, whose steps resume as after a server crash and may run
+    # twice; docs/workflows.md "Scheduling cost").
+    workflows_synchronous_commit: bool = True
     workflows_modules: str = ""  # comma-separated Python modules whose pipelines this server registers
     # Folders whose files non-admins may pass as file:// artifact parameters (besides the artifacts folder);
     # comma-separated. Admins may pass any file the server can read.
