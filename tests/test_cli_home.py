@@ -4,11 +4,14 @@ explain an unreachable server in one line."""
 
 from __future__ import annotations
 
+import json
+import multiprocessing
 from pathlib import Path
 
 import pytest
 import yaml
 
+from hearth.home import write_server_file
 from tests.fake_openai import FakeOpenAI
 from tests.harness import free_port, remote_config
 from tests.serve_helpers import clean_env, hearth, hearth_serve
@@ -102,3 +105,18 @@ def test_plan_asks_the_chat_model_only_when_it_is_a_real_one(tmp_path: Path, mon
     assert _chat_is_remote()
     only = _chat_only(Settings().models)
     assert list(only.aliases) == ["chat"] and list(only.backends) == ["up0"]
+
+
+def _write_many(home: str) -> None:
+    for _ in range(300):
+        write_server_file(Path(home), url="http://127.0.0.1:1")
+
+
+def test_servers_sharing_a_home_write_its_server_file_together(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """Replicas on one host share a home and start together: none fails writing the server file (with one
+    shared temporary name, one's rename took the other's file away), and the file left is whole."""
+    context = multiprocessing.get_context("spawn")
+    with context.Pool(3) as pool:
+        pool.map(_write_many, [str(tmp_path)] * 3)  # raises here if any write failed
+    assert json.loads((tmp_path / "server.json").read_text())["url"] == "http://127.0.0.1:1"
+    assert not list(tmp_path.glob("*.tmp"))

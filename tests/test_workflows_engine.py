@@ -195,3 +195,26 @@ async def test_a_dead_workers_step_is_resumed_or_failed(database, tmp_path) -> N
         running = (await s.scalars(select(StepRow).where(StepRow.status == "running"))).all()
         assert running == []
         assert {r.status for r in (await s.scalars(select(Run))).all()} == {"succeeded", "failed"}
+
+
+async def test_servers_starting_together_register_pipelines_once(database, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """Three servers starting at once on one database (the scale-out set-up) each register the same
+    pipelines: none fails on the unique (name, version), and every one ends with the same stored versions."""
+    pools = [type(database)(database.url) for _ in range(3)]
+    try:
+        services = [
+            WorkflowService(
+                db=db,
+                bus=EventBus(db),
+                engine=Engine(db, EventBus(db)),
+                store=ArtifactStore(LocalBackend(tmp_path / "artifacts")),
+                pipelines=load_pipelines("tests.workflow_pipelines"),
+            )
+            for db in pools
+        ]
+        versions = await asyncio.gather(*(s.register() for s in services))
+        assert versions[0] == versions[1] == versions[2]
+        assert versions[0]["noop5"] == "1"
+    finally:
+        for db in pools:
+            await db.close()

@@ -58,7 +58,9 @@ def client_url(host: str, port: int) -> str:
 def write_server_file(home: Path, *, url: str) -> Path:
     """Record the URL of the server now starting on this home, with its process id."""
     path = home / SERVER_FILE
-    tmp = path.with_suffix(".tmp")
+    # A temporary name of this process's own: replicas sharing a home (scale-out on one host) start together,
+    # and with one shared name one's rename could take the other's file away from under it.
+    tmp = path.with_suffix(f".{os.getpid()}.tmp")
     tmp.write_text(json.dumps({"url": url, "pid": os.getpid()}) + "\n")
     tmp.replace(path)
     return path

@@ -5,15 +5,18 @@ artifacts), experiments and their comparison. Status changes themselves live in 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
 
 from hearth.events.bus import EventBus
 from hearth.platform.db import Database, new_id
 from hearth.platform.errors import HearthError, bad_request, not_found
+from hearth.platform.kit.leases import advisory_lock
 from hearth.platform.kit.repository import or_404
 from hearth.platform.kit.time import utcnow
 from hearth.workflows import states
@@ -79,6 +82,20 @@ class WorkflowService:
         """Store every known pipeline's definition under its version (name → stored version). A changed
         definition under an unchanged version is stored as `<version>+<digest>`: stored versions never
         change under the runs that used them."""
+        # Servers starting together would each find a pipeline missing and insert it; the unique (name,
+        # version) refuses all but one. On PostgreSQL they take turns; on SQLite (`--workers N`) the loser
+        # reads again and finds the winner's rows.
+        for _ in range(2):
+            with contextlib.suppress(IntegrityError):
+                return await self._register_once()
+        return await self._register_once()
+
+    async def _register_once(self) -> dict[str, str]:
+        async with advisory_lock(self.db, "workflows.pipelines.register"):
+            self.versions = await self._store_definitions()
+        return self.versions
+
+    async def _store_definitions(self) -> dict[str, str]:
         stored: dict[str, str] = {}
         async with self.db.transaction() as s:
             for pipeline in self.pipelines.values():
@@ -103,7 +120,6 @@ class WorkflowService:
                     )
                 )
                 stored[pipeline.name] = version
-        self.versions = stored
         return stored
 
     @staticmethod
