@@ -47,6 +47,17 @@ _SQLITE_WRITES = (
 )
 
 
+def _stored_config(thread_id: str, checkpoint_ns: str, checkpoint_id: str) -> RunnableConfig:
+    """What `aput` answers (LangGraph's saver contract): the config that addresses the stored checkpoint."""
+    return {
+        "configurable": {
+            "thread_id": thread_id,
+            "checkpoint_ns": checkpoint_ns,
+            "checkpoint_id": checkpoint_id,
+        }
+    }
+
+
 @dataclass
 class Checkpointer:
     saver: BaseCheckpointSaver  # type: ignore[type-arg]
@@ -96,13 +107,7 @@ class SqliteSaver(AsyncSqliteSaver):
             meta,
         )
         await self._run(_SQLITE_CHECKPOINT, [row])
-        return {
-            "configurable": {
-                "thread_id": thread_id,
-                "checkpoint_ns": checkpoint_ns,
-                "checkpoint_id": checkpoint["id"],
-            }
-        }
+        return _stored_config(thread_id, checkpoint_ns, checkpoint["id"])
 
     async def aput_writes(
         self,
@@ -174,13 +179,7 @@ class PostgresSaver(AsyncPostgresSaver):
                     Jsonb(get_serializable_checkpoint_metadata(config, metadata)),
                 ),
             )
-        return {
-            "configurable": {
-                "thread_id": thread_id,
-                "checkpoint_ns": checkpoint_ns,
-                "checkpoint_id": checkpoint["id"],
-            }
-        }
+        return _stored_config(thread_id, checkpoint_ns, checkpoint["id"])
 
     async def aput_writes(
         self,

@@ -339,14 +339,7 @@ class Engine:
             run = await self._lock_run(s, claimed.run_id)
             if run is None:
                 return None
-            steps = (
-                await s.scalars(
-                    select(StepRow)
-                    .where(StepRow.run_id == run.id)
-                    .order_by(StepRow.position)
-                    .with_for_update()
-                )
-            ).all()
+            steps = await self._steps_locked(s, run)
             step = next((x for x in steps if x.id == claimed.step_id), None)
             if step is None or step.status != "running" or step.worker != worker:
                 return None  # resumed elsewhere after our heartbeat went stale: its result wins
