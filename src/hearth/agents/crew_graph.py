@@ -235,7 +235,8 @@ class CrewGraph:
         return {"final": final, "steps": [step.record({"approved": final["approved"]})]}
 
 
-def _after_review(state: CrewState) -> str:
+async def _after_review(state: CrewState) -> str:
+    """A coroutine so LangGraph runs it on the loop, not in a thread (see router_graph._after_judge)."""
     if state.get("approved"):
         return "finish"
     return "finish" if state["reviews"][-1]["revision_limit_reached"] else "writer"

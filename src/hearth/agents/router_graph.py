@@ -263,7 +263,10 @@ class RouterGraph:
         }
         return {"score": score, "judged_by": by, "attempts": [attempt], "steps": [step.record(output)]}
 
-    def _after_judge(self, state: RouterState) -> str:
+    # The edge functions are coroutines on purpose: LangGraph runs a plain function of an async graph in a
+    # thread pool, and that hop (plus the GIL handover it forces on the loop's socket writes) cost the
+    # node before it a few ms per run, most on PostgreSQL.
+    async def _after_judge(self, state: RouterState) -> str:
         return "retry" if state["score"] < state["threshold"] and state["attempt"] == 1 else "finish"
 
     async def retry(self, state: RouterState, config: RunnableConfig) -> dict[str, Any]:
@@ -329,7 +332,7 @@ class RouterGraph:
         return {"final": final, "steps": [step.record(output)]}
 
 
-def _by_route(state: RouterState) -> str:
+async def _by_route(state: RouterState) -> str:
     return state["route"]
 
 
