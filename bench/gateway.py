@@ -351,10 +351,17 @@ def main() -> None:
         help="with --streams: also run a Hearth from this source tree (e.g. another checkout's src/), both "
         "servers streaming N at once in the same run, and print their CPU per chunk side by side",
     )
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="`hearth serve --workers N` (CPU and RSS are summed over the workers)",
+    )
     parser.add_argument("--chunk-delay", type=float, default=0.02, help="seconds between upstream chunks")
     parser.add_argument("--chunks", type=int, default=100, help="chunks per streamed completion")
     args = parser.parse_args()
-
+    if args.workers > 1:
+        HEARTH_ARGS[:] = ["--workers", str(args.workers)]
     if args.streams:
         from bench.gateway_streams import run_streams
 

@@ -48,10 +48,30 @@ BODY = orjson.dumps(
 TICKS = os.sysconf("SC_CLK_TCK")
 
 
+def process_tree(pid: int) -> list[int]:
+    """The process and its descendants (`hearth serve --workers N`: the supervisor and its workers)."""
+    found, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        found.append(p)
+        with contextlib.suppress(OSError):
+            todo += [int(c) for c in Path(f"/proc/{p}/task/{p}/children").read_text().split()]
+    return found
+
+
 def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a process so far (/proc/PID/stat fields 14 and 15)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / TICKS
+    """User + system CPU time so far of a process and its descendants (/proc/PID/stat fields 14, 15)."""
+    total = 0
+    for p in process_tree(pid):
+        with contextlib.suppress(OSError):
+            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])
+    return total / TICKS
+
+
+def tree_rss_mb(pid: int) -> float:
+    """Resident memory of a process and its descendants, MB."""
+    return sum(rss_mb(p) for p in process_tree(pid))
 
 
 def own_cpu_seconds() -> float:
@@ -206,7 +226,7 @@ async def run(
         if hearth is None:
             return
         for _ in range(10):
-            rss.append(rss_mb(hearth))
+            rss.append(tree_rss_mb(hearth))
             await asyncio.sleep(seconds / 10)
 
     ticker = Record()  # lag_ticker appends to .lags
@@ -221,7 +241,7 @@ async def run(
         for name, pid in pids.items()
     }
     if hearth:
-        rss.append(rss_mb(hearth))
+        rss.append(tree_rss_mb(hearth))
     gc.unfreeze()
     gaps = sorted(g * 1000 for g in rec.gaps)
     lags = sorted(lag * 1000 for lag in ticker.lags)
