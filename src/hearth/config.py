@@ -301,6 +301,9 @@ class Settings(BaseSettings):
     models_sync_seconds: float = 5.0
     # Retention sweeper period; 0 disables the background loop (tests call run_once with their own clock).
     retention_sweep_seconds: float = 60.0
+    # Delivered events (the outbox's dispatched rows) older than this are deleted by the sweeper; consumers'
+    # idempotency entries are kept at least 8 days (JetStream replays 7). 0 keeps them forever.
+    events_retention_days: float = Field(7.0, ge=0)
     # --- scale-out (issue 19; docs/scale-out.md) ---
     # Work a replica claims (ingestion jobs, outbox rows, the retention sweep) is leased for this long and
     # renewed while the replica lives; a replica killed without warning hands it to the others after it.

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy import and_, delete, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from hearth.events import codec
@@ -149,6 +149,32 @@ async def seconds_to_next_retry(db: Database) -> float | None:
     if when is None:
         return None
     return max(0.0, (when - utcnow()).total_seconds())
+
+
+async def prune(
+    db: Database, *, dispatched_before: datetime, consumed_before: datetime, batch: int = 5000
+) -> int:
+    """Delete dispatched rows delivered before `dispatched_before` and ledger entries written before
+    `consumed_before`, `batch` rows per transaction (a large backlog never holds a long lock); returns how
+    many rows went. Pending and dead rows stay whatever their age: the first still have to go out, the
+    second are what an operator inspects."""
+    removed = 0
+    for table, key, old in (
+        (
+            OutboxEvent,
+            OutboxEvent.seq,
+            and_(OutboxEvent.status == DISPATCHED, OutboxEvent.dispatched_at < dispatched_before),
+        ),
+        (ConsumedEvent, ConsumedEvent.id, ConsumedEvent.created_at < consumed_before),
+    ):
+        while True:
+            async with db.transaction() as s:
+                chunk = select(key).where(old).order_by(key).limit(batch).scalar_subquery()
+                result = await s.execute(delete(table).where(key.in_(chunk)))
+            removed += result.rowcount or 0  # type: ignore[attr-defined]
+            if (result.rowcount or 0) < batch:  # type: ignore[attr-defined]
+                break
+    return removed
 
 
 # --- idempotency ledger ---------------------------------------------------------------------------

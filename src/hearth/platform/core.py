@@ -24,6 +24,7 @@ from hearth.auth.shared_limits import SharedRateLimiter
 from hearth.config import Settings
 from hearth.events.bus import EventBus
 from hearth.events.personal_data import OutboxPersonalData
+from hearth.events.retention import outbox_rule
 from hearth.gateway.personal_data import GatewayPersonalData
 from hearth.gateway.ports import ALIASES
 from hearth.gateway.service import Gateway
@@ -121,6 +122,8 @@ async def build_platform(settings: Settings, contexts: list[Context] | None = No
         shared=shared,
     )
     _provide_shared_ports(platform)
+    if settings.events_retention_days > 0:
+        platform.retention.register(outbox_rule(db, settings.events_retention_days))
     for context in contexts or []:
         platform.running.append((context, await context.start(platform)))
     # After the contexts: in-process delivery hands a row only to the handlers subscribed at that moment,
