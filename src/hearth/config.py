@@ -420,6 +420,8 @@ class Settings(BaseSettings):
     agents_model_timeout: float = 300.0  # seconds for an answer (router) or a crew step
     agents_tool_timeout: float = 10.0  # default per tool call
     agents_max_revisions: int = Field(2, ge=0, le=5)  # times a crew's reviewer may send a draft back
+    # Runs that ended longer ago than this are deleted with their checkpoints; 0 keeps them forever.
+    agents_retention_days: float = Field(30.0, ge=0)
     agents_mcp_http: bool = True  # serve Hearth's tools over MCP at /mcp (streamable HTTP, Bearer auth)
     # A process marks its running runs alive this often; a run not marked for 3 beats was cut short (its
     # process died) and becomes `interrupted`, resumable.

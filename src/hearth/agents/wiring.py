@@ -14,6 +14,7 @@ from hearth.agents.crew_graph import CrewGraph
 from hearth.agents.mcp_config import load_mcp_servers
 from hearth.agents.mcp_server import McpHttp
 from hearth.agents.personal_data import AgentsPersonalData
+from hearth.agents.retention import runs_rule
 from hearth.agents.router_graph import RouterGraph
 from hearth.agents.runs import Runs
 from hearth.agents.service import AgentsService
@@ -66,6 +67,8 @@ async def start(platform: Platform) -> Running:
         await service.mcp.start()
     platform.ports.provide(ports.TOOLS, tools)
     platform.personal_data.register(AgentsPersonalData(platform.db, checkpointer))
+    if settings.agents_retention_days > 0:
+        platform.retention.register(runs_rule(platform.db, checkpointer, settings.agents_retention_days))
     platform.ports.provide(ports.SERVICE, service)
     return Running(service, checkpointer)
 
