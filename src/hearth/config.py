@@ -387,6 +387,7 @@ class Settings(BaseSettings):
     tips_tip_ttl_minutes: float = Field(240, gt=0)  # a tip takes feedback until then
     tips_tick_seconds: float = 60.0  # scheduler period (connector syncs, agent pre-compute); 0: off
     tips_sync_minutes: float = Field(15, gt=0)  # a connector's sync period
+    tips_runs_retention_days: float = Field(30, ge=0)  # the scheduler's run log is pruned after; 0: kept
     tips_retry_seconds: float = Field(60, ge=0)  # first wait after a failed sync (doubles per failure)
     tips_http_backoff_seconds: float = Field(1.0, ge=0)  # first wait after a 429/5xx inside one fetch
     tips_todoist_url: str = "https://api.todoist.com"

@@ -18,6 +18,7 @@ from hearth.tips.manifest import Registry
 from hearth.tips.orchestrator import Orchestrator
 from hearth.tips.precompute import Precompute
 from hearth.tips.profile import ProfileService
+from hearth.tips.retention import agent_runs_rule
 from hearth.tips.scheduler import Scheduler
 from hearth.tips.service import TipsService
 from hearth.tips.sync import Connectors
@@ -73,6 +74,8 @@ async def start(platform: Platform) -> TipsService:
     platform.ports.provide(ports.SERVICE, service)
     platform.ports.provide(ports.PRIVACY, service)
     platform.personal_data.register(service, context="tips")
+    if settings.tips_runs_retention_days > 0:
+        platform.retention.register(agent_runs_rule(db, settings.tips_runs_retention_days))
     if (tools := platform.ports.find(TOOLS)) is not None:
         # The model call inside can take a while on the embedded model: the tool's limit is the agents'
         # model timeout, not the default tool timeout.
