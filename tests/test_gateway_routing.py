@@ -337,4 +337,6 @@ def test_streams_are_not_buffered(tmp_path, upstreams):
                 if "tok" in line:
                     arrivals.append(time.monotonic() - started)
         assert len(arrivals) == 4
-        assert arrivals[0] < 0.6 and arrivals[-1] > 1.1  # the first token came long before the last
+        # Unbuffered, the tokens arrive as the upstream sends them, 0.3 s apart: the first comes ~0.9 s before
+        # the last (buffered, all at once). A gap, not a deadline: a loaded machine delays them all alike.
+        assert arrivals[-1] - arrivals[0] > 0.6
