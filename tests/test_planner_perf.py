@@ -53,6 +53,33 @@ def test_weights_and_kv_cache_per_token() -> None:
     assert perf.kv_bytes_per_token(cfg(tp=16))[0] == 2 * 32 * 1 * 128 * 2
 
 
+def test_fp8_kv_cache_holds_twice_the_tokens_but_reads_at_16_bit_cost() -> None:
+    fp8 = cfg(bytes_per_param=1.0, kv_bytes=1.0)
+    # Stored: 2 × 32 layers × 8 KV heads × 128 dims × 1 byte; read: as if 2 bytes (dequantized on load).
+    assert perf.kv_bytes_per_token(fp8)[0] == 65536
+    assert perf.kv_read_bytes_per_token(fp8)[0] == 131072
+    assert perf.kv_read_bytes_per_token(cfg())[0] == 131072  # 16-bit: stored and read alike
+    # So the FP8 cache holds twice the tokens of the 16-bit one in the same free memory …
+    free = 80e9 * 0.9 - 8.03e9 - perf.RUNTIME_RESERVE_BYTES
+    assert perf.kv_capacity_tokens(fp8)[0] == pytest.approx(free / 65536)
+    # … but a decode step at batch 64 and 1,200 tokens of context reads the FP8 weights (8.03 GB) plus
+    # 64 × 1,200 × 131,072 bytes of cache: 2.40 + 3.00 ms at peak bandwidth, not 2.40 + 1.50 ms.
+    mem, _, _ = perf.decode_features(fp8, np.array([64.0]), 1200.0)
+    assert mem[0] == pytest.approx((8.03e9 + 64 * 1200 * 131072) / 3.35e12)
+    assert 5.39e-3 < mem[0] < 5.41e-3
+    # The per-sequence slope of a step is the same as 16-bit's: only the weight read shrinks.
+    slope_fp8 = perf.decode_features(fp8, np.array([65.0]), 1200.0)[0] - mem
+    slope_16 = (
+        perf.decode_features(cfg(), np.array([65.0]), 1200.0)[0]
+        - perf.decode_features(cfg(), np.array([64.0]), 1200.0)[0]
+    )
+    assert slope_fp8[0] == pytest.approx(slope_16[0])
+    # A prefill alongside 10 running sequences reads their cache at the same 16-bit cost.
+    alone = perf.prefill_time(fp8, 512, 0.0, 0.0)[0]
+    loaded = perf.prefill_time(fp8, 512, 10.0, 1200.0)[0]
+    assert loaded - alone == pytest.approx(10 * 1200 * 131072 / 3.35e12 + 2 * 8.03e9 * 10 / 989e12)
+
+
 def test_kv_capacity_bounds_concurrency() -> None:
     c = cfg()
     free = 80e9 * 0.9 - 16.06e9 - perf.RUNTIME_RESERVE_BYTES

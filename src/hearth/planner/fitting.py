@@ -216,7 +216,7 @@ def _equations(
     hops = perf.allreduce_hops(c)
     f8 = np.where(fp8, c.layers, 0.0)
     transfer = perf.allreduce_transfer(c, batch + arrivals * p)
-    kv_mem = others * ctx * perf.kv_bytes_per_token(c) / c.bandwidth
+    kv_mem = others * ctx * perf.kv_read_bytes_per_token(c) / c.bandwidth
     dec_comp = 2.0 * c.active * others / (c.tp * c.flops)
     pf_transfer = perf.allreduce_transfer(c, p + chunks * others)
     # TTFT = loaded prefill + front-end wait + θ_r + half a step (all linear in θ) + queueing (not: taken at
