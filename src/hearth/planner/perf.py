@@ -29,7 +29,8 @@ The model, per replica of `tp` GPUs (tensor parallel):
 - FP8 costs θ_f8 per layer per step on top (quantizing activations, rescaling outputs around each matmul);
 - queueing: TTFT waits for the step in flight (half a step on average, when other sequences run) and for
   the prefills ahead of it (M/D/1 on the prefill work: W = ρs/(2(1−ρ))); in a closed loop, for the cohort it
-  arrived with (θ_sync per other member × one prompt's peak-rate prefill compute); clients beyond the batch
+  arrived with (θ_sync × the prompts ahead of it or in its step, `cohort_ahead`, × one prompt's peak-rate
+  prefill compute); clients beyond the batch
   limit (max_num_seqs, or what the KV cache holds) wait for a running request to finish: whole request times
   (Little's law on the line).
 θ = (θ_bw, θ_c, θ_o, θ_r, θ_s, θ_ar, θ_q, θ_f8, θ_sync) are the inverse efficiencies and overheads, fitted on
@@ -318,7 +319,7 @@ def closed_loop(
     wait = np.zeros_like(in_service)
     # Clients beyond the batch limit are admitted one by one as slots free up, not as a cohort: the cohort
     # shrinks by one for each client waiting in the line (none left at twice the limit).
-    cohort = cohort_wait(c, prompt, cohort_size(batch, concurrency))
+    cohort = cohort_wait(c, prompt, cohort_size(batch, concurrency), max_num_batched_tokens)
     for _ in range(iterations):
         rho = np.minimum(rate * work, 0.95)
         wait = rho * work / (2.0 * (1.0 - rho)) + cohort
@@ -348,15 +349,37 @@ def cohort_size(batch: np.ndarray | float, concurrency: np.ndarray | float) -> n
     return np.clip(2.0 * batch - np.asarray(concurrency, dtype=float), 1.0, np.maximum(batch, 1.0))
 
 
-def cohort_wait(c: Configs, prompt: np.ndarray | float, size: np.ndarray | float) -> np.ndarray:
-    """Closed loop: clients whose requests are alike (a benchmark's fixed prompt and output lengths) finish
-    together and send together, so a new prompt arrives with the other size − 1 and waits for prefill work
-    scheduled before it: θ_sync per other member, in units of one prompt's peak-rate compute (the cohort's
-    prompts share their steps' weight reads). FCFS at the compute efficiency would be θ_sync = θ_c / 2. An
-    open loop (random arrivals) has no cohort: M/D/1 applies."""
-    return (
-        c.theta_sync * np.maximum(np.asarray(size, dtype=float) - 1.0, 0.0) * prefill_features(c, prompt)[1]
+def cohort_ahead(
+    size: np.ndarray | float,
+    prompt: np.ndarray | float,
+    budget: np.ndarray | float = DEFAULT_MAX_BATCHED_TOKENS,
+) -> np.ndarray:
+    """Other members' prompts a newcomer of a cohort of `size` waits for, on average.
+
+    The scheduler fills each step with up to k = ⌊budget ÷ prompt⌋ of the cohort's prompts (at least one, at
+    most all): every prompt of a step gets its first token when the step ends, so it waits for the others
+    of its step, and the steps run first come first served. Over the ⌈size ÷ k⌉ steps the mean newcomer waits
+    for (size + k)/2 prompts, its own included: size − 1 others when the cohort fits one step (a short
+    prompt), about half the cohort when each step holds one (a long prompt)."""
+    size = np.maximum(np.asarray(size, dtype=float), 1.0)
+    per_step = np.minimum(
+        size, np.maximum(1.0, np.floor(np.asarray(budget, dtype=float) / np.asarray(prompt)))
     )
+    return (size + per_step) / 2.0 - 1.0
+
+
+def cohort_wait(
+    c: Configs,
+    prompt: np.ndarray | float,
+    size: np.ndarray | float,
+    budget: np.ndarray | float = DEFAULT_MAX_BATCHED_TOKENS,
+) -> np.ndarray:
+    """Closed loop: clients whose requests are alike (a benchmark's fixed prompt and output lengths) finish
+    together and send together, so a new prompt arrives with the other size − 1 and waits for the prefills
+    scheduled before it or beside it (`cohort_ahead`): θ_sync per prompt ahead, in units of one prompt's
+    peak-rate compute (the cohort's prompts share their steps' weight reads). At the compute efficiency
+    θ_sync = θ_c. An open loop (random arrivals) has no cohort: M/D/1 applies."""
+    return c.theta_sync * cohort_ahead(size, prompt, budget) * prefill_features(c, prompt)[1]
 
 
 def in_flight(running: np.ndarray | float) -> np.ndarray:
