@@ -53,6 +53,33 @@ def test_weights_and_kv_cache_per_token() -> None:
     assert perf.kv_bytes_per_token(cfg(tp=16))[0] == 2 * 32 * 1 * 128 * 2
 
 
+def test_fp8_kv_cache_holds_twice_the_tokens_but_reads_at_16_bit_cost() -> None:
+    fp8 = cfg(bytes_per_param=1.0, kv_bytes=1.0)
+    # Stored: 2 × 32 layers × 8 KV heads × 128 dims × 1 byte; read: as if 2 bytes (dequantized on load).
+    assert perf.kv_bytes_per_token(fp8)[0] == 65536
+    assert perf.kv_read_bytes_per_token(fp8)[0] == 131072
+    assert perf.kv_read_bytes_per_token(cfg())[0] == 131072  # 16-bit: stored and read alike
+    # So the FP8 cache holds twice the tokens of the 16-bit one in the same free memory …
+    free = 80e9 * 0.9 - 8.03e9 - perf.RUNTIME_RESERVE_BYTES
+    assert perf.kv_capacity_tokens(fp8)[0] == pytest.approx(free / 65536)
+    # … but a decode step at batch 64 and 1,200 tokens of context reads the FP8 weights (8.03 GB) plus
+    # 64 × 1,200 × 131,072 bytes of cache: 2.40 + 3.00 ms at peak bandwidth, not 2.40 + 1.50 ms.
+    mem, _, _ = perf.decode_features(fp8, np.array([64.0]), 1200.0)
+    assert mem[0] == pytest.approx((8.03e9 + 64 * 1200 * 131072) / 3.35e12)
+    assert 5.39e-3 < mem[0] < 5.41e-3
+    # The per-sequence slope of a step is the same as 16-bit's: only the weight read shrinks.
+    slope_fp8 = perf.decode_features(fp8, np.array([65.0]), 1200.0)[0] - mem
+    slope_16 = (
+        perf.decode_features(cfg(), np.array([65.0]), 1200.0)[0]
+        - perf.decode_features(cfg(), np.array([64.0]), 1200.0)[0]
+    )
+    assert slope_fp8[0] == pytest.approx(slope_16[0])
+    # A prefill alongside 10 running sequences reads their cache at the same 16-bit cost.
+    alone = perf.prefill_time(fp8, 512, 0.0, 0.0)[0]
+    loaded = perf.prefill_time(fp8, 512, 10.0, 1200.0)[0]
+    assert loaded - alone == pytest.approx(10 * 1200 * 131072 / 3.35e12 + 2 * 8.03e9 * 10 / 989e12)
+
+
 def test_kv_capacity_bounds_concurrency() -> None:
     c = cfg()
     free = 80e9 * 0.9 - 16.06e9 - perf.RUNTIME_RESERVE_BYTES
@@ -270,16 +297,26 @@ def test_fp8_adds_a_fixed_time_per_layer_per_step() -> None:
     assert extra == pytest.approx(3 * 32 * 20e-6)
 
 
-def test_closed_loop_cohort_waits_for_the_others_prefill_compute() -> None:
-    # Alike clients send together: a newcomer waits θ_sync × one prompt's peak-rate prefill compute per other
-    # member of its cohort. 8B, 2,000-token prompt on an H100: 2 × 8.03e9 × 2000 + 2 × 32 × 2000² × 4096
-    # FLOPs ÷ 989e12 = 49.7 ms; at θ_sync = 1 (FCFS at θ_c = 2) and 10 running: 9 × 49.7 = 447 ms.
+def test_closed_loop_cohort_waits_for_the_prompts_ahead_of_it_and_in_its_step() -> None:
+    # Alike clients send together. The scheduler puts ⌊8,192 ÷ prompt⌋ of them in each step; every prompt of a
+    # step waits for the whole step, and the steps run first come first served, so the mean newcomer waits for
+    # (size + per step)/2 prompts, its own included.
+    assert perf.cohort_ahead(1.0, 2000) == 0.0  # alone: nobody ahead
+    assert perf.cohort_ahead(3.0, 2000) == 2.0  # 3 × 2,000 tokens fit one step: each waits for the other 2
+    assert perf.cohort_ahead(10.0, 2000) == 6.0  # 4 a step, 3 steps: (10 + 4)/2 − 1
+    assert perf.cohort_ahead(5.0, 7000) == 2.0  # one a step: (5 + 1)/2 − 1, half the others
+    assert perf.cohort_ahead(25.0, 200) == 24.0  # 40 fit a step: all 24 others
+    assert perf.cohort_ahead(10.0, 2000, budget=2048) == 4.5  # a 2,048-token budget: one a step
+    # The wait: θ_sync × the prompts ahead × one prompt's peak-rate prefill compute. 8B, 2,000-token prompt on
+    # an H100: 2 × 8.03e9 × 2000 + 2 × 32 × 2000² × 4096 FLOPs ÷ 989e12 = 33.5 ms; at θ_sync = 1 and a cohort
+    # of 10: 6 × 33.5 = 201 ms.
     comp = (2 * 8.03e9 * 2000 + 2 * 32 * 2000**2 * 4096) / 989e12
     c = Configs.of(
         **{f: getattr(cfg(), f) for f in cfg().__dataclass_fields__ if f != "theta_sync"}, theta_sync=1.0
     )
-    assert perf.cohort_wait(c, 2000, 10.0)[0] == pytest.approx(9 * comp)
-    assert perf.cohort_wait(c, 2000, 1.0)[0] == 0.0  # alone: nobody ahead
+    assert perf.cohort_wait(c, 2000, 10.0)[0] == pytest.approx(6 * comp)
+    assert 0.200 < perf.cohort_wait(c, 2000, 10.0)[0] < 0.202
+    assert perf.cohort_wait(c, 2000, 1.0)[0] == 0.0
     # The cohort is the running batch, less one per client waiting for a slot beyond it.
     assert perf.cohort_size(64.0, 64.0) == 64.0
     assert perf.cohort_size(64.0, 100.0) == 28.0
@@ -299,4 +336,4 @@ def test_closed_loop_cohort_waits_for_the_others_prefill_compute() -> None:
         200,
         np.array([10.0]),
     )
-    assert with_cohort.ttft_p50[0] - without.ttft_p50[0] > 0.9 * 9 * comp
+    assert with_cohort.ttft_p50[0] - without.ttft_p50[0] > 0.9 * 6 * comp

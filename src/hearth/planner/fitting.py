@@ -6,7 +6,7 @@ catalog describes (`Observation`s).
 kernels (so FP8's speed-up is the measured one, not the nominal 2×), the host's overhead per step, per request
 and per running sequence per step, the latency of one round of a tensor-parallel all-reduce (TP's measured
 cost), the API server's time per other stream, FP8's fixed cost per layer per step, and the closed loop's
-cohort wait per other member (in units of one prompt's peak-rate prefill compute).
+cohort wait per prompt ahead of a newcomer (in units of one prompt's peak-rate prefill compute).
 
 Online rows (streaming clients at a load) are what the model is fitted on; offline rows (every request queued
 at once) only inform the ceiling: their throughput enters with a small weight."""
@@ -27,7 +27,8 @@ THETA_NAMES = ("bw", "bw_fp8", "c", "c_fp8", "o", "r", "s", "ar", "q", "f8", "sy
 # Typical values: 70 % of peak bandwidth and 45 % of peak FLOPs for 16-bit kernels; FP8 kernels reach a
 # smaller share of their doubled peak (a prior only: the fit moves it where FP8 rows exist). Host: 0.6 ms per
 # step, 15 ms per request, 20 µs per running sequence per step; 10 µs per all-reduce call (NVLink); 1 ms of
-# the API server's time per other stream before a new request is scheduled.
+# the API server's time per other stream before a new request is scheduled; 16 µs of FP8 work per layer per
+# step; a closed loop's newcomer waits for the prompts ahead of it at the compute efficiency (θ_sync = θ_c).
 DEFAULT_THETA = (
     1 / 0.70,
     1.4 / 0.70,
@@ -39,7 +40,7 @@ DEFAULT_THETA = (
     10e-6,
     1e-3,
     16e-6,
-    0.5 / 0.45,
+    1.0 / 0.45,
 )
 # Offline throughput runs (every request queued at once) run at the engine's largest batch.
 SATURATED_MAX_SEQS = 1024
@@ -216,7 +217,7 @@ def _equations(
     hops = perf.allreduce_hops(c)
     f8 = np.where(fp8, c.layers, 0.0)
     transfer = perf.allreduce_transfer(c, batch + arrivals * p)
-    kv_mem = others * ctx * perf.kv_bytes_per_token(c) / c.bandwidth
+    kv_mem = others * ctx * perf.kv_read_bytes_per_token(c) / c.bandwidth
     dec_comp = 2.0 * c.active * others / (c.tp * c.flops)
     pf_transfer = perf.allreduce_transfer(c, p + chunks * others)
     # TTFT = loaded prefill + front-end wait + θ_r + half a step (all linear in θ) + queueing (not: taken at
@@ -225,7 +226,7 @@ def _equations(
     # The closed loop's cohort (linear in θ_sync); open-loop rows have none.
     conc = np.array([float(o.row.concurrency or 0.0) for o in obs])
     conc = np.where(offline & ~rated, batch, np.maximum(conc, 1.0))
-    members = np.where(rated, 0.0, np.maximum(perf.cohort_size(lat.batch, conc) - 1.0, 0.0))
+    members = np.where(rated, 0.0, perf.cohort_ahead(perf.cohort_size(lat.batch, conc), p))  # prompts ahead
     cohort_feature = members * pf_comp_alone
     queueing = lat.ttft_p50 - loaded - c.theta_r - half * lat.itl_p50 - c.theta_sync * cohort_feature
     zero = np.zeros_like(p)
@@ -362,7 +363,8 @@ def describe_theta(theta: Sequence[float]) -> dict[str, float]:
         "allreduce_call_us": round(t["ar"] * 1e6, 2),
         "frontend_per_stream_ms": round(t["q"] * 1e3, 3),
         "fp8_layer_step_us": round(t["f8"] * 1e6, 2),
-        # Share of the other cohort members' prefill a newcomer waits for (θ_sync / θ_c; FCFS: 0.5).
+        # The prompts ahead of a closed loop's newcomer (`perf.cohort_ahead`) it waits for, in units of their
+        # prefill at the compute efficiency (θ_sync / θ_c; 1.0 when they run back to back at it).
         "cohort_share": round(t["sync"] / t["c"], 3),
     }
 

@@ -8,7 +8,8 @@ The model, per replica of `tp` GPUs (tensor parallel):
 - KV cache: 2 (K and V) × layers × KV heads × head dim × bytes per token (bf16; FP8 with fp8 weights), KV
   heads split over the GPUs (replicated when tp exceeds them); what the GPUs have left after the weights and a
   fixed runtime reserve, times `gpu_memory_utilization`, holds the cache, and bounds how many sequences of
-  (prompt + output) tokens can run at once;
+  (prompt + output) tokens can run at once; reading it costs 16-bit bytes even when it stores FP8 (the
+  attention kernels dequantize as they load: measured, FP8 does not shrink the per-sequence cost);
 - a decode step of batch B is bound by memory bandwidth (read the weights once plus every running sequence's
   cache) plus its matmul FLOPs: t_dec = θ_bw·bytes/BW + θ_c·2·N_active·B/FLOPs + θ_o + all-reduce time;
 - a prefill of P tokens is bound by compute: θ_c·(2·N_active·P + causal attention FLOPs)/FLOPs plus one
@@ -28,7 +29,8 @@ The model, per replica of `tp` GPUs (tensor parallel):
 - FP8 costs θ_f8 per layer per step on top (quantizing activations, rescaling outputs around each matmul);
 - queueing: TTFT waits for the step in flight (half a step on average, when other sequences run) and for
   the prefills ahead of it (M/D/1 on the prefill work: W = ρs/(2(1−ρ))); in a closed loop, for the cohort it
-  arrived with (θ_sync per other member × one prompt's peak-rate prefill compute); clients beyond the batch
+  arrived with (θ_sync × the prompts ahead of it or in its step, `cohort_ahead`, × one prompt's peak-rate
+  prefill compute); clients beyond the batch
   limit (max_num_seqs, or what the KV cache holds) wait for a running request to finish: whole request times
   (Little's law on the line).
 θ = (θ_bw, θ_c, θ_o, θ_r, θ_s, θ_ar, θ_q, θ_f8, θ_sync) are the inverse efficiencies and overheads, fitted on
@@ -63,6 +65,9 @@ DEFAULT_FRONTEND_S = 1e-3  # θ_q: a new request's wait in the API server per ot
 # Tokens one scheduler step may carry (vLLM's --max-num-batched-tokens default for the OpenAI server on
 # data-centre GPUs, TensorRT-LLM's max_num_tokens default): longer prompts are prefilled in chunks.
 DEFAULT_MAX_BATCHED_TOKENS = 8192
+# Bytes per KV element that attention's reads cost at least: 16-bit, whatever the cache stores (see
+# `kv_read_bytes_per_token`).
+KV_READ_BYTES = 2.0
 
 
 @dataclass(frozen=True)
@@ -126,9 +131,20 @@ def weight_bytes(c: Configs) -> np.ndarray:
 
 
 def kv_bytes_per_token(c: Configs) -> np.ndarray:
-    """KV-cache bytes one token occupies on each GPU of the replica."""
+    """KV-cache bytes one token occupies on each GPU of the replica (what bounds the batch)."""
     heads_per_gpu = np.maximum(1.0, c.kv_heads / c.tp)
     return 2.0 * c.layers * heads_per_gpu * c.head_dim * c.kv_bytes
+
+
+def kv_read_bytes_per_token(c: Configs) -> np.ndarray:
+    """Bytes' worth of time attention spends per cached token per step, on each GPU of the replica.
+
+    An FP8 cache halves what a token occupies but not what reading it costs: the attention kernels
+    dequantize every element to 16-bit as they load it. Measured: in the NIM genai-perf sweep the inter-token
+    latency of Llama-3-8B on one H100 grows by 0.113 ms per running sequence (1,200 tokens of context) in FP8
+    and by 0.108 ms in 16-bit, where a halved read would give about half; FP8 only saves the weight read."""
+    heads_per_gpu = np.maximum(1.0, c.kv_heads / c.tp)
+    return 2.0 * c.layers * heads_per_gpu * c.head_dim * np.maximum(c.kv_bytes, KV_READ_BYTES)
 
 
 def kv_capacity_tokens(c: Configs, gpu_memory_utilization: float = 0.9) -> np.ndarray:
@@ -184,7 +200,7 @@ def prefill_flops(c: Configs, prompt: np.ndarray | float) -> np.ndarray:
 
 def decode_features(c: Configs, batch: np.ndarray, context: np.ndarray | float) -> tuple[np.ndarray, ...]:
     """Peak-rate seconds of one decode step: (memory, compute, steps=1)."""
-    mem = (weight_bytes(c) / c.tp + batch * context * kv_bytes_per_token(c)) / c.bandwidth
+    mem = (weight_bytes(c) / c.tp + batch * context * kv_read_bytes_per_token(c)) / c.bandwidth
     comp = 2.0 * c.active * batch / (c.tp * c.flops)
     return mem, comp, np.ones_like(mem)
 
@@ -243,7 +259,7 @@ def prefill_time(
     that its matmuls do not hide."""
     chunks = prefill_chunks(prompt, running, budget)
     pf_mem, pf_comp = prefill_features(c, prompt, chunks)
-    kv_mem = running * context * kv_bytes_per_token(c) / c.bandwidth
+    kv_mem = running * context * kv_read_bytes_per_token(c) / c.bandwidth
     dec_comp = 2.0 * c.active * running / (c.tp * c.flops)
     per_step = c.theta_bw * (pf_mem + kv_mem) + c.theta_c * dec_comp + step_fixed(c) + c.theta_s * running
     comm = chunks * allreduce_hops(c) * c.theta_ar + allreduce_transfer(c, prompt + chunks * running)
@@ -303,7 +319,7 @@ def closed_loop(
     wait = np.zeros_like(in_service)
     # Clients beyond the batch limit are admitted one by one as slots free up, not as a cohort: the cohort
     # shrinks by one for each client waiting in the line (none left at twice the limit).
-    cohort = cohort_wait(c, prompt, cohort_size(batch, concurrency))
+    cohort = cohort_wait(c, prompt, cohort_size(batch, concurrency), max_num_batched_tokens)
     for _ in range(iterations):
         rho = np.minimum(rate * work, 0.95)
         wait = rho * work / (2.0 * (1.0 - rho)) + cohort
@@ -333,15 +349,37 @@ def cohort_size(batch: np.ndarray | float, concurrency: np.ndarray | float) -> n
     return np.clip(2.0 * batch - np.asarray(concurrency, dtype=float), 1.0, np.maximum(batch, 1.0))
 
 
-def cohort_wait(c: Configs, prompt: np.ndarray | float, size: np.ndarray | float) -> np.ndarray:
-    """Closed loop: clients whose requests are alike (a benchmark's fixed prompt and output lengths) finish
-    together and send together, so a new prompt arrives with the other size − 1 and waits for prefill work
-    scheduled before it: θ_sync per other member, in units of one prompt's peak-rate compute (the cohort's
-    prompts share their steps' weight reads). FCFS at the compute efficiency would be θ_sync = θ_c / 2. An
-    open loop (random arrivals) has no cohort: M/D/1 applies."""
-    return (
-        c.theta_sync * np.maximum(np.asarray(size, dtype=float) - 1.0, 0.0) * prefill_features(c, prompt)[1]
+def cohort_ahead(
+    size: np.ndarray | float,
+    prompt: np.ndarray | float,
+    budget: np.ndarray | float = DEFAULT_MAX_BATCHED_TOKENS,
+) -> np.ndarray:
+    """Other members' prompts a newcomer of a cohort of `size` waits for, on average.
+
+    The scheduler fills each step with up to k = ⌊budget ÷ prompt⌋ of the cohort's prompts (at least one, at
+    most all): every prompt of a step gets its first token when the step ends, so it waits for the others
+    of its step, and the steps run first come first served. Over the ⌈size ÷ k⌉ steps the mean newcomer waits
+    for (size + k)/2 prompts, its own included: size − 1 others when the cohort fits one step (a short
+    prompt), about half the cohort when each step holds one (a long prompt)."""
+    size = np.maximum(np.asarray(size, dtype=float), 1.0)
+    per_step = np.minimum(
+        size, np.maximum(1.0, np.floor(np.asarray(budget, dtype=float) / np.asarray(prompt)))
     )
+    return (size + per_step) / 2.0 - 1.0
+
+
+def cohort_wait(
+    c: Configs,
+    prompt: np.ndarray | float,
+    size: np.ndarray | float,
+    budget: np.ndarray | float = DEFAULT_MAX_BATCHED_TOKENS,
+) -> np.ndarray:
+    """Closed loop: clients whose requests are alike (a benchmark's fixed prompt and output lengths) finish
+    together and send together, so a new prompt arrives with the other size − 1 and waits for the prefills
+    scheduled before it or beside it (`cohort_ahead`): θ_sync per prompt ahead, in units of one prompt's
+    peak-rate compute (the cohort's prompts share their steps' weight reads). At the compute efficiency
+    θ_sync = θ_c. An open loop (random arrivals) has no cohort: M/D/1 applies."""
+    return c.theta_sync * cohort_ahead(size, prompt, budget) * prefill_features(c, prompt)[1]
 
 
 def in_flight(running: np.ndarray | float) -> np.ndarray:
