@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import warnings
 from datetime import date
 
 import numpy as np
@@ -143,6 +144,16 @@ def test_impossible_slos_are_explained(predictor: Predictor) -> None:
         plan(predictor, spec)
     assert info.value.status == 422 and info.value.code == "slo_unattainable"
     assert "TTFT p95" in info.value.message and "closest" in info.value.message
+
+
+def test_a_vanishing_slo_is_explained_without_numeric_warnings(predictor: Predictor) -> None:
+    spec = chatbot()
+    spec = spec.model_copy(update={"slo": spec.slo.model_copy(update={"ttft_ms_p95": 1e-307})})
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # numpy's overflow warning fails the test
+        with pytest.raises(HearthError) as info:
+            plan(predictor, spec)
+    assert info.value.code == "slo_unattainable" and "TTFT p95" in info.value.message
 
 
 def test_budget_too_small_is_explained(predictor: Predictor) -> None:

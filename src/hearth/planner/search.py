@@ -334,9 +334,12 @@ def _no_slo_message(
     c: Candidates, fits: np.ndarray, spec: Spec, ttft: np.ndarray, itl: np.ndarray, e2e: np.ndarray
 ) -> str:
     slo = spec.slo
-    ratio = np.maximum.reduce(
-        [ttft * 1e3 / slo.ttft_ms_p95, itl * 1e3 / slo.itl_ms_p95, e2e * 1e3 / slo.e2e_ms_p95]
-    )
+    # An SLO of a few picoseconds (accepted: it is positive) makes the ratio overflow to inf, which is what
+    # it means: unattainable. The warning would only be noise.
+    with np.errstate(over="ignore"):
+        ratio = np.maximum.reduce(
+            [ttft * 1e3 / slo.ttft_ms_p95, itl * 1e3 / slo.itl_ms_p95, e2e * 1e3 / slo.e2e_ms_p95]
+        )
     ratio = np.where(fits, ratio, np.inf)
     i = int(np.argmin(ratio))
     parts = []
