@@ -99,7 +99,9 @@ def main() -> None:
     parser.add_argument("--format", default="smart", help="smart or beir")
     parser.add_argument("--before", type=Path, help="another checkout's src folder, measured beside this one")
     parser.add_argument(
-        "--data", type=Path, help="a data directory this bench loaded before (kept): skip the load"
+        "--data",
+        type=Path,
+        help="a data directory, kept: loaded on the first run (while it does not exist), reused after",
     )
     parser.add_argument(
         "--before-queries", type=int, default=0, help="send only the first N queries to --before (0: all)"
@@ -117,12 +119,13 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         data = args.data or work / "data"
+        loaded = args.data is not None and args.data.exists()
         servers: dict[str, tuple[subprocess.Popen, str]] = {}
         try:
             servers["now"] = start(work, data, ROOT / "src", worker=True)
             url = servers["now"][1]
             key = (data / "admin-key.txt").read_text().strip()
-            if args.data is None:
+            if not loaded:
                 started = time.perf_counter()
                 load = ["rag", "load", str(args.corpus), "--collection", "bench", "--format", args.format]
                 subprocess.run(
