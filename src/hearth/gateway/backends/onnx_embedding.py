@@ -52,12 +52,8 @@ def make_session(model_path: Path, threads: int) -> Any:
     options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1
     options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-    # Spinning is left on (onnxruntime's default) while a call runs: with it off, 2 threads measured barely
-    # faster than 1 because each parallel section waits for a sleeping worker to wake. It stops when the call
-    # returns: otherwise the idle worker kept spinning beside the search that follows a query's embedding
-    # (and beside everything else on the 2 cores). CISI's default request, in process: 21-34 ms of CPU per
-    # query against 25-36 ms with spinning after the call, the same wall time (docs/rag.md).
-    options.add_session_config_entry("session.force_spinning_stop", "1")
+    # Spinning is left on (onnxruntime's default): with it off, 2 threads measured barely faster than 1
+    # because each parallel section waits for a sleeping worker to wake.
     return ort.InferenceSession(str(model_path), options, providers=["CPUExecutionProvider"])
 
 
