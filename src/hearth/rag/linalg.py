@@ -1,9 +1,9 @@
 """Matrix products of the query path, computed on the calling thread without BLAS's thread pool.
 
-numpy hands `@` to OpenBLAS, which splits a product of more than a few thousand elements across its own
-threads: the exact dense search (~2k x 384), feedback's re-scoring (~200 x 384) and the reranker's
-similarities (50 x 384 x 50) all qualify. On 2 cores, right after the query's embedding has kept both
-busy, each such product waited for a BLAS thread to get a core: a 1,882-row product took 1.0-2.8 ms p50
+numpy hands `@` to OpenBLAS, which splits large enough products across its own threads: the exact dense
+search (~2k x 384) is one, the reranker's similarities (50 x 384 x 50) and feedback's re-scoring
+(~200 x 384) may be. On 2 cores, right after the query's embedding has kept both busy, such a product
+waited for a BLAS thread to get a core: the 1,882-row product (and its top 100) took 1.0-2.8 ms p50
 instead of 0.02 ms alone, and 0.18-0.26 ms with OpenBLAS held to one thread (CISI, load average 3-4,
 docs/rag.md). `np.einsum` without `optimize` never calls BLAS: it runs its own SIMD loop here, 0.1 ms for
 that product whatever the other threads do."""
