@@ -9,6 +9,7 @@ work per request. A Cranfield part is loaded through the bulk ingest route, then
 - with `--profile N`, cProfile over the requests, its top N functions by cumulative and by own time.
 
     .venv/bin/python bench/rag_profile.py [--docs 300] [--rounds 2] [--profile 40]
+        [--corpus CISI.ALL --queries CISI.QRY]   (another SMART collection; default Cranfield)
 """
 
 from __future__ import annotations
@@ -44,8 +45,8 @@ async def run(args: argparse.Namespace, work: Path) -> None:
     config.write_text(yaml.safe_dump(EMBED_ONLY))
     settings = Settings(data_dir=work / "data", config_file=config, log_level="warning")
     app = create_app(settings)
-    corpus = [d for d in evaluation.load_corpus(CRANFIELD / "cran.all.1400", "smart") if d.text.strip()]
-    queries = list(evaluation.load_queries(CRANFIELD / "cran.qry", "smart").values())
+    corpus = [d for d in evaluation.load_corpus(args.corpus, "smart") if d.text.strip()]
+    queries = list(evaluation.load_queries(args.queries, "smart").values())
     async with app.router.lifespan_context(app):
         await app.state.platform.auth.ensure_first_admin(data_dir=settings.data_dir)  # as `hearth serve`
         key = (work / "data" / "admin-key.txt").read_text().strip()
@@ -100,6 +101,8 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--docs", type=int, default=300)
+    parser.add_argument("--corpus", type=Path, default=CRANFIELD / "cran.all.1400")
+    parser.add_argument("--queries", type=Path, default=CRANFIELD / "cran.qry")
     parser.add_argument("--rounds", type=int, default=1)
     parser.add_argument("--profile", type=int, default=0, help="print cProfile's top N (0: no profile)")
     args = parser.parse_args()

@@ -17,7 +17,7 @@ a second server runs that code on the same data directory, without an ingestion 
 measured on both servers in the same run, turn by turn.
 
     .venv/bin/python bench/rag_quality.py [--corpus cran.all.1400 --queries cran.qry --qrels cranqrel]
-        [--format smart] [--before /tmp/before/src]
+        [--format smart] [--before /tmp/before/src] [--data DIR] [--rounds N]
 """
 
 from __future__ import annotations
@@ -99,8 +99,11 @@ def main() -> None:
     parser.add_argument("--format", default="smart", help="smart or beir")
     parser.add_argument("--before", type=Path, help="another checkout's src folder, measured beside this one")
     parser.add_argument(
-        "--data", type=Path, help="a data directory this bench loaded before (kept): skip the load"
+        "--data",
+        type=Path,
+        help="a data directory, kept: loaded on the first run (while it does not exist), reused after",
     )
+    parser.add_argument("--rounds", type=int, default=1, help="send every query this many times per row")
     parser.add_argument(
         "--before-queries", type=int, default=0, help="send only the first N queries to --before (0: all)"
     )
@@ -117,12 +120,13 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         data = args.data or work / "data"
+        loaded = args.data is not None and args.data.exists()
         servers: dict[str, tuple[subprocess.Popen, str]] = {}
         try:
             servers["now"] = start(work, data, ROOT / "src", worker=True)
             url = servers["now"][1]
             key = (data / "admin-key.txt").read_text().strip()
-            if args.data is None:
+            if not loaded:
                 started = time.perf_counter()
                 load = ["rag", "load", str(args.corpus), "--collection", "bench", "--format", args.format]
                 subprocess.run(
@@ -146,8 +150,15 @@ def main() -> None:
                     q = {"collection": "bench", "query": "warm up", "generate": False, **body}
                     client.post("/api/rag/query", json=q).raise_for_status()
             load = os.getloadavg()[0]
-            for turn, (qid, text) in enumerate(judged.items()):
-                for name, client in clients.items():
+            stages: dict[tuple[str, str], dict[str, list[float]]] = {}
+            turns = [(r, q) for r in range(args.rounds) for q in judged.items()]
+            for turn, (_round, (qid, text)) in enumerate(turns):
+                # Which server goes first alternates: each server's first request of a turn follows the
+                # other's last one (whose threads may still be busy) equally often.
+                order = list(clients.items())
+                if turn % 2:
+                    order.reverse()
+                for name, client in order:
                     if name == "before" and args.before_queries and turn >= args.before_queries:
                         continue
                     for row, body in ROWS.items():
@@ -161,6 +172,8 @@ def main() -> None:
                             s["metadata"].get("source", s["document_id"]) for s in sources
                         )
                         times.setdefault((name, row), []).append(elapsed)
+                        for stage, value in response.json()["latency_ms"].items():
+                            stages.setdefault((name, row), {}).setdefault(stage, []).append(value)
             print(
                 f"{args.corpus.name}: {len(judged)} judged queries, load average {load:.1f} before, "
                 f"{os.getloadavg()[0]:.1f} after"
@@ -181,6 +194,15 @@ def main() -> None:
                     judged_here = {q: qrels[q] for q in runs[(name, row)]}
                     score = evaluation.score(runs[(name, row)], judged_here).ndcg10
                     cells += [f"{score:.4f}", f"{statistics.median(times[(name, row)]):.1f} ms"]
+                print(f"| {row} | " + " | ".join(cells) + " |")
+            print("\nserver-side latency_ms, p50 (embed / search / rerank / total):")
+            for row in ROWS:
+                cells = []
+                for name in dict.fromkeys(n for n, _r in stages):
+                    got = stages[(name, row)]
+                    keys = ("embed", "search", "rerank", "total")
+                    parts = [statistics.median(got.get(k, [0.0])) for k in keys]
+                    cells.append(f"{name}: " + " / ".join(f"{v:.1f}" for v in parts))
                 print(f"| {row} | " + " | ".join(cells) + " |")
         finally:
             for proc, _url in servers.values():

@@ -5,6 +5,7 @@ filters stay exact on every path. Runs on SQLite with LanceDB and with Qdrant (l
 
 from __future__ import annotations
 
+import sqlite3
 from pathlib import Path
 
 import numpy as np
@@ -16,7 +17,8 @@ from hearth.events.bus import EventBus
 from hearth.gateway.service import Gateway
 from hearth.platform.db import Database, new_id, utcnow
 from hearth.platform.migrate import upgrade
-from hearth.rag import fusion
+from hearth.rag import fusion, retrieval
+from hearth.rag.active import sqlite_file
 from hearth.rag.keyword import KeywordIndex, query_tokens, top_rows
 from hearth.rag.lance import LanceStore
 from hearth.rag.models import Document
@@ -346,7 +348,9 @@ async def test_an_inactive_version_never_feeds_back(rag):
 async def test_chunks_the_keyword_index_lacks_are_found_by_chunk_id(rag):
     """Another process wrote and activated document `e` and has not finished rebuilding the keyword index:
     its chunk, the nearest of all, is still returned (named by the vector store), while a chunk of a version
-    that is not active, also unknown to the index, is not."""
+    that is not active, also unknown to the index, is not. (The vector store's path: a collection above
+    `exact_rows`; for the exact path, see `test_exact_search_falls_back_when_the_index_is_rebuilt_...`.)"""
+    rag.config.exact_rows = 0
     q = _unit((0, 1.0))
     collection_id, docs = await _collection(
         rag,
@@ -393,6 +397,97 @@ async def test_chunks_the_keyword_index_lacks_are_found_by_chunk_id(rag):
         s.chunk_id for s in await rag.search_stage(collection_id, "supersonic", q, mode="hybrid", top_k=10)
     }
     assert fresh.chunk_id in rebuilt and pending.chunk_id not in rebuilt
+
+
+async def test_exact_dense_search_ranks_as_the_vector_store_does(rag):
+    """Below `exact_rows`, dense candidates come from the vectors beside the keyword index instead of the
+    vector store's brute force: the same chunks in the same order with the same scores, in every mode and
+    with a filter; a vector that is not unit length is compared by cosine, as the store does."""
+    rng = np.random.default_rng(3)
+    chunks = {
+        f"n{i}": (f"flow note {i} " + " ".join(rng.choice(["ramp", "wing", "heat", "panel"], 3)), v)
+        for i, v in enumerate(rng.standard_normal((60, DIM)).astype(np.float32))
+    }
+    chunks["long"] = ("flow ramp", 7.0 * _unit((0, 1.0), (1, 0.2)))  # stored at length 7
+    collection_id, docs = await _collection(rag, chunks)
+    q = _unit((0, 1.0), (1, 0.25), (2, -0.1))
+    allowed = {docs[f"n{i}"] for i in range(0, 60, 3)} | {docs["long"]}
+    for mode in ("dense", "hybrid"):
+        for filtered in (None, allowed):
+            got = {}
+            for exact_rows in (0, 20_000):
+                rag.config.exact_rows = exact_rows
+                got[exact_rows] = await rag.search_stage(
+                    collection_id, "flow ramp", q, mode=mode, top_k=10, allowed=filtered
+                )
+            assert [s.chunk_id for s in got[20_000]] == [s.chunk_id for s in got[0]]
+            assert [s.score for s in got[20_000]] == pytest.approx([s.score for s in got[0]], abs=1e-5)
+            if filtered is not None:
+                assert {s.document_id for s in got[20_000]} <= allowed
+    rag.config.exact_rows = 20_000
+    dense = await rag.search_stage(collection_id, "flow", q, mode="dense", top_k=1)
+    assert dense[0].metadata["source"] == "long"
+
+
+async def test_exact_search_falls_back_when_the_index_is_rebuilt_during_the_query(rag):
+    """The exact path finds chunks only in the keyword index this query loaded. Another process adds
+    document `e` (the nearest chunk of all), rebuilds the index on disk and activates `e` while this query
+    runs, before its version check: the check sees `e` active, the loaded index lacks it, so the stage takes
+    the vector store's path and returns `e`, as it would have a moment later."""
+    q = _unit((0, 1.0))
+    collection_id, _docs = await _collection(
+        rag,
+        {
+            "a": ("supersonic intake design", _unit((0, 1.0), (1, 0.3))),
+            "b": ("ramp geometry notes", _unit((0, 0.7), (1, 0.714))),
+        },
+    )
+    await rag.search_stage(collection_id, "supersonic", q, mode="hybrid", top_k=10)  # index loaded
+    doc, version = new_id(), new_id()
+    async with rag.db.transaction() as session:  # queued, not yet active
+        session.add(
+            Document(
+                id=doc,
+                collection_id=collection_id,
+                source="e",
+                title="",
+                content_type="txt",
+                content_hash=doc,
+                meta={},
+                status="embedding",
+                job_id=version,
+                active_version=None,
+                chunk_count=0,
+                updated_at=utcnow(),
+            )
+        )
+    fresh = ChunkRecord(new_id(), doc, version, 0, -1, "", "supersonic intake testing", "{}", q)
+    plain = retrieval.search_rows
+    other = KeywordIndex(rag.keywords.root)  # another process's view of the same data directory
+
+    def racing(index, dense, weights, vector, *, check, **kw):  # type: ignore[no-untyped-def]
+        def check_after_the_other_process(ids):  # type: ignore[no-untyped-def]
+            if not racing.done:  # type: ignore[attr-defined]
+                racing.done = True  # type: ignore[attr-defined]
+                assert fresh.chunk_id not in index.row_of
+                rag.store.add(collection_id, [fresh])  # the other process's batch: write, rebuild, activate
+                other.rebuild(collection_id, list(rag.store.rows(collection_id)))
+                with sqlite3.connect(sqlite_file(rag.db.url)) as db:
+                    db.execute("UPDATE rag_documents SET active_version = ? WHERE id = ?", (version, doc))
+            return check(ids | {doc})
+
+        return plain(index, dense, weights, vector, check=check_after_the_other_process, **kw)
+
+    racing.done = False  # type: ignore[attr-defined]
+    retrieval.search_rows = racing  # type: ignore[assignment]
+    try:
+        after = await rag.search_stage(collection_id, "supersonic", q, mode="hybrid", top_k=10)
+    finally:
+        retrieval.search_rows = plain  # type: ignore[assignment]
+    assert racing.done  # type: ignore[attr-defined]
+    found = {s.chunk_id: s for s in after}
+    assert found[fresh.chunk_id].metadata["source"] == "e"
+    assert len(after) == 3
 
 
 def test_top_rows_agree_with_a_full_sort():

@@ -21,6 +21,10 @@ class RagConfig:
     candidates: int = 100
     feedback: int = 3  # hybrid: top fused chunks used for pseudo-relevance feedback (0: off)
     feedback_terms: int = 10
+    # Collections of up to this many chunks are searched exactly over the vectors beside the keyword index
+    # (rag/retrieval.py: exact_dense), not through the vector store; wired to the ANN threshold, below which
+    # LanceDB searches by brute force too.
+    exact_rows: int = 20_000
     embed_batch: int = 128
     worker_batch: int = 256
     embedder: str = "embedder"

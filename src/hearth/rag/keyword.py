@@ -19,7 +19,7 @@ import re
 import shutil
 import threading
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -137,6 +137,16 @@ class Index:
     idf: np.ndarray  # per vocabulary term, for choosing feedback terms
     terms: RowTerms  # per row: its terms, their counts and BM25 scores
     stamp: tuple[int, int]  # (inode, mtime) of the rows file it was loaded from
+    _inverse_norms: np.ndarray | None = field(default=None, repr=False)
+
+    def inverse_norms(self) -> np.ndarray:
+        """1 / the length of each row's vector (the embedder's are unit length; a remote one's may not be),
+        computed on first use: exact dense search scores by cosine, as the vector store does."""
+        if self._inverse_norms is None:
+            assert self.vectors is not None
+            norms = np.sqrt(np.einsum("ij,ij->i", self.vectors, self.vectors))
+            self._inverse_norms = (1.0 / np.maximum(norms, 1e-12)).astype(np.float32)
+        return self._inverse_norms
 
     @classmethod
     def of(cls, retriever: Any, rows: pa.Table, terms: RowTerms, stamp: tuple[int, int]) -> Index:
@@ -462,6 +472,10 @@ class KeywordIndex:
         with self._lock:
             self._indexes[collection_id] = None
             shutil.rmtree(self._dir(collection_id), ignore_errors=True)
+
+    def changed(self, collection_id: str, index: Index) -> bool:
+        """Whether the index on disk is no longer the one `index` was loaded from (a stat, no load)."""
+        return _stamp(self._dir(collection_id) / _ROWS) != index.stamp
 
     def exists(self, collection_id: str) -> bool:
         return (self._dir(collection_id) / _ROWS).exists()

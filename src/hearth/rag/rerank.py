@@ -23,6 +23,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from hearth.rag.linalg import gram
+
 DEPTH = 50  # fused candidates the built-in reranker re-scores (and a caller's smaller top_k is raised to)
 SMOOTHING = 0.2  # share of a candidate's score taken from its neighbours
 TEMPERATURE = 0.05  # of the softmax over cosine similarities between candidates
@@ -38,7 +40,7 @@ def rerank(scores: np.ndarray, vectors: np.ndarray | None, documents: Sequence[s
     best = float(scores.max())
     mixed = scores / best if best > 0 else np.zeros(len(scores))
     if vectors is not None and len(scores) > 1:
-        similar = np.asarray(vectors, dtype=np.float32) @ np.asarray(vectors, dtype=np.float32).T
+        similar = gram(np.asarray(vectors, dtype=np.float32))
         np.fill_diagonal(similar, -np.inf)
         weights = np.exp((similar - similar.max(axis=1, keepdims=True)) / TEMPERATURE)
         weights /= weights.sum(axis=1, keepdims=True)

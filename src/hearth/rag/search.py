@@ -221,6 +221,8 @@ class Search:
                 return activity(sqlite_active(path, list(ids)), collection_id)
             return asyncio.run_coroutine_threadsafe(active(self.db, collection_id, ids), loop).result()
 
+        # Exact dense search over the index's own vectors where the vector store would brute-force anyway.
+        exact = index.vectors is not None and len(index.chunk_ids) <= self.config.exact_rows
         found = retrieval.search_rows(
             index,
             dense,
@@ -237,6 +239,8 @@ class Search:
                 self.config.feedback_terms,
             ),
             check=check,
+            exact=exact,
+            stale=functools.partial(self.keywords.changed, collection_id, index),
         )
         if found is None:
             return None

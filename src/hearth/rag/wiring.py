@@ -50,6 +50,7 @@ def rag_config(settings: Settings) -> RagConfig:
         candidates=settings.rag_candidates,
         feedback=settings.rag_feedback,
         feedback_terms=settings.rag_feedback_terms,
+        exact_rows=settings.rag_ann_threshold,
         embed_batch=settings.rag_embed_batch,
         worker_batch=settings.rag_worker_batch,
         builtin_rerank=builtin_rerank(settings),
