@@ -44,7 +44,6 @@ from tests.harness import free_port  # noqa: E402
 
 from bench.loadgen import run_load  # noqa: E402
 
-HEARTH_ARGS: list[str] = []
 CHAT = orjson.dumps(
     {"model": "chat", "messages": [{"role": "user", "content": "Say hello."}], "max_tokens": 16}
 )
@@ -95,9 +94,10 @@ def _start_server(module: str, *args: str) -> tuple[subprocess.Popen, str]:
 
 
 def start_hearth(
-    workdir: Path, config: dict | None, log_level: str, src: str | None = None
+    workdir: Path, config: dict | None, log_level: str, src: str | None = None, workers: int = 1
 ) -> tuple[subprocess.Popen, str, str]:
-    """`hearth serve` in `workdir` (from the source tree `src` when given: a baseline to compare with)."""
+    """`hearth serve [--workers N]` in `workdir` (from the source tree `src` when given: a baseline to
+    compare with)."""
     port = free_port()
     env = dict(
         os.environ,
@@ -112,7 +112,11 @@ def start_hearth(
         env["HEARTH_CONFIG_FILE"] = str(workdir / "hearth.yaml")
     log = open(workdir / "hearth.log", "w")  # noqa: SIM115 (lives as long as the server)
     proc = subprocess.Popen(
-        [sys.executable, "-m", "hearth", "serve", *HEARTH_ARGS], cwd=workdir, env=env, stdout=log, stderr=log
+        [sys.executable, "-m", "hearth", "serve", "--workers", str(workers)],
+        cwd=workdir,
+        env=env,
+        stdout=log,
+        stderr=log,
     )
     url = f"http://127.0.0.1:{port}"
     wait_ready(f"{url}/readyz", proc)
@@ -360,8 +364,6 @@ def main() -> None:
     parser.add_argument("--chunk-delay", type=float, default=0.02, help="seconds between upstream chunks")
     parser.add_argument("--chunks", type=int, default=100, help="chunks per streamed completion")
     args = parser.parse_args()
-    if args.workers > 1:
-        HEARTH_ARGS[:] = ["--workers", str(args.workers)]
     if args.streams:
         from bench.gateway_streams import run_streams
 
@@ -377,7 +379,7 @@ def main() -> None:
                 "backends": {"fake": {"type": "openai", "base_url": direct_url}},
                 "aliases": {"chat": {"kind": "chat", "deployments": [{"backend": "fake", "model": "m"}]}},
             }
-            hearth, url, key = start_hearth(Path(tmp), config, args.log_level)
+            hearth, url, key = start_hearth(Path(tmp), config, args.log_level, workers=args.workers)
             servers.callback(stop, hearth)
             bare, bare_url = start_bare_proxy(direct_url)
             servers.callback(stop, bare)

@@ -270,7 +270,7 @@ def compare(args: argparse.Namespace, tmp: Path, config: dict, stack: contextlib
     servers = {}
     for name, src in (("this", None), ("baseline", args.baseline_src)):
         (tmp / name).mkdir()
-        proc, url, key = start_hearth(tmp / name, config, args.log_level, src=src)
+        proc, url, key = start_hearth(tmp / name, config, args.log_level, src=src, workers=args.workers)
         stack.callback(stop, proc)
         servers[name] = (proc, f"{url}/v1/chat/completions", {"Authorization": f"Bearer {key}"})
     print(f"\nSide by side: this tree vs {args.baseline_src}, N streams through each at once")
@@ -319,7 +319,7 @@ def run_streams(args: argparse.Namespace) -> None:
         if args.baseline_src:
             compare(args, Path(tmp), config, servers)
             return
-        hearth, url, key = start_hearth(Path(tmp), config, args.log_level)
+        hearth, url, key = start_hearth(Path(tmp), config, args.log_level, workers=args.workers)
         servers.callback(stop, hearth)
         auth = {"Authorization": f"Bearer {key}"}
         direct_seconds = args.direct_seconds or args.stream_seconds
