@@ -10,13 +10,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import and_, delete, func, or_, select, update
+from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from hearth.events import codec
 from hearth.events.models import ConsumedEvent, OutboxEvent
 from hearth.events.schemas import Event, registered_events
 from hearth.platform.db import Database, new_id, utcnow
+from hearth.platform.retention import delete_in_batches
 
 PENDING = "pending"
 DISPATCHED = "dispatched"
@@ -158,23 +159,16 @@ async def prune(
     `consumed_before`, `batch` rows per transaction (a large backlog never holds a long lock); returns how
     many rows went. Pending and dead rows stay whatever their age: the first still have to go out, the
     second are what an operator inspects."""
-    removed = 0
-    for table, key, old in (
-        (
-            OutboxEvent,
-            OutboxEvent.seq,
-            and_(OutboxEvent.status == DISPATCHED, OutboxEvent.dispatched_at < dispatched_before),
-        ),
-        (ConsumedEvent, ConsumedEvent.id, ConsumedEvent.created_at < consumed_before),
-    ):
-        while True:
-            async with db.transaction() as s:
-                chunk = select(key).where(old).order_by(key).limit(batch).scalar_subquery()
-                result = await s.execute(delete(table).where(key.in_(chunk)))
-            removed += result.rowcount or 0  # type: ignore[attr-defined]
-            if (result.rowcount or 0) < batch:  # type: ignore[attr-defined]
-                break
-    return removed
+    outbox_rows = await delete_in_batches(
+        db,
+        OutboxEvent.seq,
+        and_(OutboxEvent.status == DISPATCHED, OutboxEvent.dispatched_at < dispatched_before),
+        batch=batch,
+    )
+    ledger_rows = await delete_in_batches(
+        db, ConsumedEvent.id, ConsumedEvent.created_at < consumed_before, batch=batch
+    )
+    return outbox_rows + ledger_rows
 
 
 # --- idempotency ledger ---------------------------------------------------------------------------

@@ -12,8 +12,12 @@ import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
-from hearth.platform.db import utcnow
+from sqlalchemy import delete, select
+from sqlalchemy.orm import InstrumentedAttribute
+
+from hearth.platform.db import Database, utcnow
 from hearth.platform.kit.leases import Leases
 from hearth.platform.kit.tasks import cancelled
 
@@ -26,6 +30,22 @@ class RetentionRule:
     name: str  # e.g. "voice.audio", "chat.messages"
     max_age: timedelta
     sweep: Callable[[datetime], Awaitable[int]]  # deletes what is older than the cutoff; returns how many
+
+
+async def delete_in_batches(
+    db: Database, key: InstrumentedAttribute[Any], old: Any, *, batch: int = 5000
+) -> int:
+    """Delete the rows of `key`'s table that match `old`, `batch` at a time in `key` order, each batch in its
+    own transaction (a large backlog never holds a long lock); returns how many went."""
+    table = key.class_
+    removed = 0
+    while True:
+        async with db.transaction() as s:
+            chunk = select(key).where(old).order_by(key).limit(batch).scalar_subquery()
+            count = (await s.execute(delete(table).where(key.in_(chunk)))).rowcount or 0  # type: ignore[attr-defined]
+        removed += count
+        if count < batch:
+            return removed
 
 
 class RetentionSweeper:

@@ -6,29 +6,14 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from sqlalchemy import delete, select
-
 from hearth.platform.db import Database
-from hearth.platform.retention import RetentionRule
+from hearth.platform.retention import RetentionRule, delete_in_batches
 from hearth.tips.models import AgentRun
-
-BATCH = 5000
 
 
 def agent_runs_rule(db: Database, days: float) -> RetentionRule:
     async def sweep(cutoff: datetime) -> int:
-        removed = 0
-        while True:
-            async with db.transaction() as s:
-                old = (
-                    select(AgentRun.id)
-                    .where(AgentRun.finished_at.is_not(None), AgentRun.started_at < cutoff)
-                    .limit(BATCH)
-                    .scalar_subquery()
-                )
-                count = (await s.execute(delete(AgentRun).where(AgentRun.id.in_(old)))).rowcount or 0  # type: ignore[attr-defined]
-            removed += count
-            if count < BATCH:
-                return removed
+        old = AgentRun.finished_at.is_not(None) & (AgentRun.started_at < cutoff)
+        return await delete_in_batches(db, AgentRun.id, old)
 
     return RetentionRule("tips.agent_runs", timedelta(days=days), sweep)
