@@ -58,6 +58,12 @@ def _stored_config(thread_id: str, checkpoint_ns: str, checkpoint_id: str) -> Ru
     }
 
 
+def _replaces(writes: Sequence[tuple[str, Any]]) -> bool:
+    """LangGraph's rule for a step's writes: special channels (errors, interrupts) replace an earlier write
+    of the same task; any other write keeps the first."""
+    return all(w[0] in WRITES_IDX_MAP for w in writes)
+
+
 @dataclass
 class Checkpointer:
     saver: BaseCheckpointSaver  # type: ignore[type-arg]
@@ -116,8 +122,7 @@ class SqliteSaver(AsyncSqliteSaver):
         task_id: str,
         task_path: str = "",
     ) -> None:
-        # Special channels (errors, interrupts) replace an earlier write; the others keep the first.
-        verb = "REPLACE" if all(w[0] in WRITES_IDX_MAP for w in writes) else "IGNORE"
+        verb = "REPLACE" if _replaces(writes) else "IGNORE"
         await self.setup()
         c = config["configurable"]
         rows = [
@@ -188,11 +193,7 @@ class PostgresSaver(AsyncPostgresSaver):
         task_id: str,
         task_path: str = "",
     ) -> None:
-        query = (
-            self.UPSERT_CHECKPOINT_WRITES_SQL
-            if all(w[0] in WRITES_IDX_MAP for w in writes)
-            else self.INSERT_CHECKPOINT_WRITES_SQL
-        )
+        query = self.UPSERT_CHECKPOINT_WRITES_SQL if _replaces(writes) else self.INSERT_CHECKPOINT_WRITES_SQL
         c = config["configurable"]
         params = self._dump_writes(
             c["thread_id"], c["checkpoint_ns"], c["checkpoint_id"], task_id, task_path, writes
