@@ -58,6 +58,26 @@ async def rag(request, tmp_path: Path):
     await database.close()
 
 
+def _document(
+    collection_id: str, source: str, doc: str, version: str, *, active: bool = True, meta=None
+) -> Document:  # type: ignore[no-untyped-def]
+    """A document row whose version `version` is active (indexed, one chunk), or still being embedded."""
+    return Document(
+        id=doc,
+        collection_id=collection_id,
+        source=source,
+        title="",
+        content_type="txt",
+        content_hash=doc,
+        meta=meta or {},
+        status="indexed" if active else "embedding",
+        job_id=version,
+        active_version=version if active else None,
+        chunk_count=1 if active else 0,
+        updated_at=utcnow(),
+    )
+
+
 async def _collection(
     rag: RagService, chunks: dict[str, tuple[str, np.ndarray]]
 ) -> tuple[str, dict[str, str]]:
@@ -66,22 +86,7 @@ async def _collection(
     ids = {name: (new_id(), new_id()) for name in chunks}
     async with rag.db.transaction() as session:
         for name, (doc, version) in ids.items():
-            session.add(
-                Document(
-                    id=doc,
-                    collection_id=collection.id,
-                    source=name,
-                    title="",
-                    content_type="txt",
-                    content_hash=doc,
-                    meta={"name": name},
-                    status="indexed",
-                    job_id=version,
-                    active_version=version,
-                    chunk_count=1,
-                    updated_at=utcnow(),
-                )
-            )
+            session.add(_document(collection.id, name, doc, version, meta={"name": name}))
     records = [
         ChunkRecord(new_id(), ids[name][0], ids[name][1], 0, -1, "", text, "{}", vector)
         for name, (text, vector) in chunks.items()
@@ -363,22 +368,7 @@ async def test_chunks_the_keyword_index_lacks_are_found_by_chunk_id(rag):
     before = await rag.search_stage(collection_id, "supersonic", q, mode="hybrid", top_k=10)
     doc, version = new_id(), new_id()
     async with rag.db.transaction() as session:
-        session.add(
-            Document(
-                id=doc,
-                collection_id=collection_id,
-                source="e",
-                title="",
-                content_type="txt",
-                content_hash=doc,
-                meta={},
-                status="indexed",
-                job_id=version,
-                active_version=version,
-                chunk_count=1,
-                updated_at=utcnow(),
-            )
-        )
+        session.add(_document(collection_id, "e", doc, version))
     fresh = ChunkRecord(new_id(), doc, version, 0, -1, "", "supersonic intake testing", "{}", q)
     pending = ChunkRecord(
         new_id(), docs["b"], new_id(), 0, -1, "", "supersonic", "{}", _unit((0, 1.0), (2, 0.1))
@@ -445,22 +435,7 @@ async def test_exact_search_falls_back_when_the_index_is_rebuilt_during_the_quer
     await rag.search_stage(collection_id, "supersonic", q, mode="hybrid", top_k=10)  # index loaded
     doc, version = new_id(), new_id()
     async with rag.db.transaction() as session:  # queued, not yet active
-        session.add(
-            Document(
-                id=doc,
-                collection_id=collection_id,
-                source="e",
-                title="",
-                content_type="txt",
-                content_hash=doc,
-                meta={},
-                status="embedding",
-                job_id=version,
-                active_version=None,
-                chunk_count=0,
-                updated_at=utcnow(),
-            )
-        )
+        session.add(_document(collection_id, "e", doc, version, active=False))
     fresh = ChunkRecord(new_id(), doc, version, 0, -1, "", "supersonic intake testing", "{}", q)
     plain = retrieval.search_rows
     other = KeywordIndex(rag.keywords.root)  # another process's view of the same data directory
