@@ -30,6 +30,7 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
@@ -93,12 +94,21 @@ def _start_server(module: str, *args: str) -> tuple[subprocess.Popen, str]:
     raise SystemExit(f"{module} did not start")
 
 
-def start_hearth(
-    workdir: Path, config: dict | None, log_level: str, src: str | None = None, workers: int = 1
-) -> tuple[subprocess.Popen, str, str]:
-    """`hearth serve [--workers N]` in `workdir` (from the source tree `src` when given: a baseline to
-    compare with)."""
-    port = free_port()
+def chat_config(upstream_url: str, **backend: Any) -> dict:
+    """The catalogue a gateway bench serves: one alias, `chat`, on the OpenAI-compatible server at
+    `upstream_url` (`backend`: more of its backend's settings); no defaults."""
+    return {
+        "include_defaults": False,
+        "backends": {"fake": {"type": "openai", "base_url": upstream_url, **backend}},
+        "aliases": {"chat": {"kind": "chat", "deployments": [{"backend": "fake", "model": "m"}]}},
+    }
+
+
+def hearth_env(
+    workdir: Path, config: dict | None, log_level: str, port: int, src: str | None = None, **extra: str
+) -> dict[str, str]:
+    """The environment of a benched Hearth in `workdir`: its home, port and log level, `config` written to
+    hearth.yaml, the source tree `src` first on the path when given, and `extra` variables."""
     env = dict(
         os.environ,
         **({"PYTHONPATH": os.pathsep.join([src, os.environ.get("PYTHONPATH", "")])} if src else {}),
@@ -106,10 +116,21 @@ def start_hearth(
         HEARTH_PORT=str(port),
         HEARTH_LOG_LEVEL=log_level,
         OMP_WAIT_POLICY="PASSIVE",
+        **extra,
     )
     if config is not None:
         (workdir / "hearth.yaml").write_text(yaml.safe_dump(config))
         env["HEARTH_CONFIG_FILE"] = str(workdir / "hearth.yaml")
+    return env
+
+
+def start_hearth(
+    workdir: Path, config: dict | None, log_level: str, src: str | None = None, workers: int = 1
+) -> tuple[subprocess.Popen, str, str]:
+    """`hearth serve [--workers N]` in `workdir` (from the source tree `src` when given: a baseline to
+    compare with)."""
+    port = free_port()
+    env = hearth_env(workdir, config, log_level, port, src)
     log = open(workdir / "hearth.log", "w")  # noqa: SIM115 (lives as long as the server)
     proc = subprocess.Popen(
         [sys.executable, "-m", "hearth", "serve", "--workers", str(workers)],
@@ -374,12 +395,9 @@ def main() -> None:
         upstream, direct_url = start_upstream(kind)
         with tempfile.TemporaryDirectory() as tmp, contextlib.ExitStack() as servers:
             servers.callback(stop, upstream)
-            config = {
-                "include_defaults": False,
-                "backends": {"fake": {"type": "openai", "base_url": direct_url}},
-                "aliases": {"chat": {"kind": "chat", "deployments": [{"backend": "fake", "model": "m"}]}},
-            }
-            hearth, url, key = start_hearth(Path(tmp), config, args.log_level, workers=args.workers)
+            hearth, url, key = start_hearth(
+                Path(tmp), chat_config(direct_url), args.log_level, workers=args.workers
+            )
             servers.callback(stop, hearth)
             bare, bare_url = start_bare_proxy(direct_url)
             servers.callback(stop, bare)

@@ -39,7 +39,7 @@ import orjson
 import uvloop
 from tests.harness import free_port
 
-from bench.gateway import ROOT, start_hearth, stop
+from bench.gateway import ROOT, chat_config, start_hearth, stop
 from bench.soak import lag_ticker, percentile, rss_mb
 
 BODY = orjson.dumps(
@@ -310,12 +310,8 @@ def run_streams(args: argparse.Namespace) -> None:
     with tempfile.TemporaryDirectory() as tmp, contextlib.ExitStack() as servers:
         servers.callback(stop, upstream)
         upstream_url = upstream.stdout.readline().strip()  # type: ignore[union-attr]
-        config = {
-            "include_defaults": False,
-            # Enough upstream connections for every stream (the default pool is 512).
-            "backends": {"fake": {"type": "openai", "base_url": upstream_url, "max_connections": 4096}},
-            "aliases": {"chat": {"kind": "chat", "deployments": [{"backend": "fake", "model": "m"}]}},
-        }
+        # Enough upstream connections for every stream (the default pool is 512).
+        config = chat_config(upstream_url, max_connections=4096)
         if args.baseline_src:
             compare(args, Path(tmp), config, servers)
             return

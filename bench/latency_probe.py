@@ -25,14 +25,13 @@ from collections import Counter
 from pathlib import Path
 
 import uvloop
-import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from tests.harness import free_port  # noqa: E402
 
-from bench.gateway import CHAT, start_upstream, stop, wait_ready  # noqa: E402
+from bench.gateway import CHAT, chat_config, hearth_env, start_upstream, stop, wait_ready  # noqa: E402
 from bench.loadgen import _read_response, build_request  # noqa: E402
 
 PROBED_SERVE = """
@@ -121,20 +120,12 @@ def main() -> None:
     upstream, direct = start_upstream("raw-asyncio")
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)
-        config = {
-            "include_defaults": False,
-            "backends": {"fake": {"type": "openai", "base_url": direct}},
-            "aliases": {"chat": {"kind": "chat", "deployments": [{"backend": "fake", "model": "m"}]}},
-        }
-        (workdir / "hearth.yaml").write_text(yaml.safe_dump(config))
         port = free_port()
-        env = dict(
-            os.environ,
-            HEARTH_DATA_DIR=str(workdir / "data"),
-            HEARTH_PORT=str(port),
-            HEARTH_LOG_LEVEL=args.log_level,
-            HEARTH_CONFIG_FILE=str(workdir / "hearth.yaml"),
-            OMP_WAIT_POLICY="PASSIVE",
+        env = hearth_env(
+            workdir,
+            chat_config(direct),
+            args.log_level,
+            port,
             **({"PROBE_LAGS": "1"} if args.lags else {}),
             **dict(item.split("=", 1) for item in args.env),
         )

@@ -21,7 +21,6 @@ import bisect
 import contextlib
 import gc
 import itertools
-import os
 import statistics
 import subprocess
 import sys
@@ -34,14 +33,13 @@ from pathlib import Path
 import aiohttp
 import orjson
 import uvloop
-import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from tests.harness import free_port  # noqa: E402
 
-from bench.gateway import stop, wait_ready  # noqa: E402
+from bench.gateway import chat_config, hearth_env, stop, wait_ready  # noqa: E402
 
 UPSTREAM = """
 import sys, threading
@@ -340,21 +338,8 @@ def main() -> None:
         servers.callback(stop, upstream)
         upstream_url = upstream.stdout.readline().strip()  # type: ignore[union-attr]
         workdir = Path(tmp)
-        config = {
-            "include_defaults": False,
-            "backends": {"fake": {"type": "openai", "base_url": upstream_url}},
-            "aliases": {"chat": {"kind": "chat", "deployments": [{"backend": "fake", "model": "m"}]}},
-        }
-        (workdir / "hearth.yaml").write_text(yaml.safe_dump(config))
         hearth_port = free_port()
-        env = dict(
-            os.environ,
-            HEARTH_DATA_DIR=str(workdir / "data"),
-            HEARTH_PORT=str(hearth_port),
-            HEARTH_LOG_LEVEL=args.log_level,
-            HEARTH_CONFIG_FILE=str(workdir / "hearth.yaml"),
-            OMP_WAIT_POLICY="PASSIVE",
-        )
+        env = hearth_env(workdir, chat_config(upstream_url), args.log_level, hearth_port)
         command = [sys.executable, "-c", PROBED_SERVE] if args.probe else [sys.executable, "-m", "hearth"]
         if not args.probe:
             command.append("serve")
