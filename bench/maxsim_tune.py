@@ -28,7 +28,6 @@ sys.path.insert(0, str(ROOT))
 from bench.rerank_tune import Knobs, Query  # noqa: E402
 from hearth.config import BackendConfig  # noqa: E402
 from hearth.gateway.backends.onnx_embedding import OnnxEmbeddingBackend, length_batches, pad_batch  # noqa: E402
-from hearth.rag import evaluation  # noqa: E402
 
 SPECIAL = {101, 102, 0}  # [CLS], [SEP], [PAD]
 
@@ -122,22 +121,11 @@ def main() -> None:
 
 
 def ndcg_mixed(q: Query, maxsims: np.ndarray, weight: float, k: Knobs = Knobs()) -> float:
-    d = len(maxsims)
-    scores = q.scores[:d]
-    mixed = scores / scores.max()
-    if k.smoothing and d > 1:
-        mixed = (1 - k.smoothing) * mixed + k.smoothing * (q.softmax(d, k.temperature) @ mixed)
+    scores = q.scores[: len(maxsims)]
+    mixed = q.smoothed(scores / scores.max(), k)
     if weight:
-        m = maxsims / maxsims.max()
-        mixed = (1 - weight) * mixed + weight * m
-    out = mixed.copy()
-    seen: dict[str, int] = {}
-    for i in np.argsort(-mixed, kind="stable").tolist():
-        above = seen.get(q.docs[i], 0)
-        out[i] = mixed[i] * k.same_document**above
-        seen[q.docs[i]] = above + 1
-    order = np.argsort(-out, kind="stable")[:10].tolist()
-    return evaluation.ndcg_at(evaluation.documents_in_order(q.docs[i] for i in order), q.gains)
+        mixed = (1 - weight) * mixed + weight * maxsims / maxsims.max()
+    return q.ranked_ndcg(mixed, k)
 
 
 if __name__ == "__main__":

@@ -62,13 +62,24 @@ class Query:
             moved /= np.linalg.norm(moved)
             cos = self.vectors[:d] @ moved
             mixed = (1 - k.prf_weight) * mixed + k.prf_weight * cos / cos.max()
-        if k.smoothing and d > 1:
-            mixed = (1 - k.smoothing) * mixed + k.smoothing * (self.softmax(d, k.temperature) @ mixed)
+        mixed = self.smoothed(mixed, k)
         if k.doc_bonus:
             total: dict[str, float] = {}
             for i, doc in enumerate(self.docs[:d]):
                 total[doc] = total.get(doc, 0.0) + mixed[i]
             mixed = mixed + k.doc_bonus * (np.array([total[doc] for doc in self.docs[:d]]) - mixed)
+        return self.ranked_ndcg(mixed, k, top_n)
+
+    def smoothed(self, mixed: np.ndarray, k: Knobs) -> np.ndarray:
+        """The shipped reranker's smoothing: each candidate's score moves toward its similar candidates'."""
+        d = len(mixed)
+        if k.smoothing and d > 1:
+            return (1 - k.smoothing) * mixed + k.smoothing * (self.softmax(d, k.temperature) @ mixed)
+        return mixed
+
+    def ranked_ndcg(self, mixed: np.ndarray, k: Knobs, top_n: int = 10) -> float:
+        """nDCG of the first `top_n` candidates ordered by `mixed`, each further chunk of a document already
+        ranked scaled by `same_document` (the shipped reranker's last step), folded into documents."""
         out = mixed.copy()
         seen: dict[str, int] = {}
         for i in np.argsort(-mixed, kind="stable").tolist():
