@@ -17,7 +17,9 @@ import argparse
 import asyncio
 import pickle
 import tempfile
+from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from sqlalchemy import select
@@ -44,34 +46,61 @@ EMBED_ONLY = {
 }
 
 
-async def dump(args: argparse.Namespace, work: Path) -> dict:
-    corpus = evaluation.load_corpus(args.corpus, args.format)
-    queries = evaluation.load_queries(args.queries, args.format)
-    qrels = evaluation.load_qrels(args.qrels, args.format)
-    if args.part:  # as tests/test_rag_rerank.py's `fixed`
-        used = {q: queries[q] for q in list(queries)[:30] if qrels.get(q)}
-        judged = {d for q in used for d in qrels[q]}
-        corpus = [d for i, d in enumerate(corpus) if d.id in judged or i < 150]
-        queries = used
+def load_collection(
+    corpus_path: Path | str, queries_path: Path | str, qrels_path: Path | str, fmt: str, *, part: bool
+) -> tuple[list, dict[str, str], dict[str, dict[str, float]]]:
+    """The documents with text, the judged queries and the qrels; `part`: the 289-document part of Cranfield
+    that tests/test_rag_rerank.py checks (its first 30 judged queries, their judged documents and the first
+    150 of the corpus)."""
+    every = evaluation.load_corpus(corpus_path, fmt)
+    queries = evaluation.load_queries(queries_path, fmt)
+    qrels = evaluation.load_qrels(qrels_path, fmt)
+    corpus = every
+    if part:
+        queries = {q: queries[q] for q in list(queries)[:30] if qrels.get(q)}
+        judged = {d for q in queries for d in qrels[q]}
+        corpus = [d for i, d in enumerate(every) if d.id in judged or i < 150]
     corpus = [d for d in corpus if (d.text or d.title).strip()]
-    queries = {q: t for q, t in queries.items() if qrels.get(q)}
+    return corpus, {q: t for q, t in queries.items() if qrels.get(q)}, qrels
+
+
+async def open_rag(
+    work: Path, **config: Any
+) -> tuple[RagService, AuthService, Callable[[], Awaitable[None]]]:
+    """A RagService in this process on SQLite and LanceDB in `work` with the shipped MiniLM, started without
+    its ingestion worker (`config`: RagConfig fields); its users' directory; and what closes all of it."""
     url = f"sqlite+aiosqlite:///{work / 'hearth.db'}"
     upgrade(url)
     database = Database(url)
     gateway = Gateway(ModelsConfig.model_validate(EMBED_ONLY))
     await gateway.start()
-    config = RagConfig(data_dir=work, rerank_depth=100)
+    auth = AuthService(database)
     rag = RagService(
         db=database,
         bus=EventBus(database),
         gateway=gateway,
         store=LanceStore(work / "lance"),
         keywords=KeywordIndex(work / "bm25"),
-        config=config,
-        users=AuthService(database),
+        config=RagConfig(data_dir=work, **config),
+        users=auth,
     )
     await rag.start(worker=False)
-    user = (await AuthService(database).create_user(username="tuner")).id
+
+    async def close() -> None:
+        await rag.stop()
+        await gateway.close()
+        await database.close()
+
+    return rag, auth, close
+
+
+async def dump(args: argparse.Namespace, work: Path) -> dict:
+    corpus, queries, qrels = load_collection(
+        args.corpus, args.queries, args.qrels, args.format, part=args.part
+    )
+    rag, auth, close = await open_rag(work, rerank_depth=100)
+    config, database = rag.config, rag.db
+    user = (await auth.create_user(username="tuner")).id
     await rag.create_collection(user_id=user, name="c")
     bodies = [TextDocument(text=d.text or d.title, title=d.title or None, source=d.id) for d in corpus]
     await rag.ingest_texts(user_id=user, collection="c", documents=bodies)
@@ -122,9 +151,7 @@ async def dump(args: argparse.Namespace, work: Path) -> dict:
         search.rerank.rerank, search.retrieval.search_rows = plain_rerank, plain_rows
     async with database.transaction() as session:  # document uuid -> corpus id
         out["documents"] = {r[0]: r[1] for r in await session.execute(select(Document.id, Document.source))}
-    await rag.stop()
-    await gateway.close()
-    await database.close()
+    await close()
     return out
 
 

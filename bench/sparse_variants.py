@@ -35,19 +35,12 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.rerank_dump import CRANFIELD, EMBED_ONLY  # noqa: E402
-from hearth.auth.service import AuthService  # noqa: E402
-from hearth.config import ModelsConfig  # noqa: E402
-from hearth.events.bus import EventBus  # noqa: E402
-from hearth.gateway.service import Gateway  # noqa: E402
-from hearth.platform.db import Database  # noqa: E402
-from hearth.platform.migrate import upgrade  # noqa: E402
+from bench.rerank_dump import CRANFIELD, load_collection, open_rag  # noqa: E402
 from hearth.rag import evaluation, keyword  # noqa: E402
 from hearth.rag.keyword import Index  # noqa: E402
-from hearth.rag.lance import LanceStore  # noqa: E402
 from hearth.rag.repository import visible_collection_id  # noqa: E402
 from hearth.rag.schemas import TextDocument  # noqa: E402
-from hearth.rag.service import RagConfig, RagService  # noqa: E402
+from hearth.rag.service import RagService  # noqa: E402
 
 Variant = tuple[str, str, float, float, int]  # label, family, λ, p, n
 
@@ -137,35 +130,11 @@ class Patch:
 async def collection(
     name: str, files: tuple[Path, Path, Path], part: bool, data: Path
 ) -> tuple[RagService, Callable[[], Any], str, dict[str, str], dict[str, dict[str, float]]]:
-    corpus = [d for d in evaluation.load_corpus(files[0], "smart") if (d.text or d.title).strip()]
-    queries = evaluation.load_queries(files[1], "smart")
-    qrels = evaluation.load_qrels(files[2], "smart")
-    if part:  # as tests/test_rag_rerank.py's `fixed`
-        queries = {q: queries[q] for q in list(queries)[:30] if qrels.get(q)}
-        judged = {d for q in queries for d in qrels[q]}
-        every = evaluation.load_corpus(files[0], "smart")
-        keep = {d.id for i, d in enumerate(every) if d.id in judged or i < 150}
-        corpus = [d for d in corpus if d.id in keep]
-    queries = {q: t for q, t in queries.items() if qrels.get(q)}
+    corpus, queries, qrels = load_collection(*files, "smart", part=part)
     work = data / name
     fresh = not work.exists()
     work.mkdir(parents=True, exist_ok=True)
-    url = f"sqlite+aiosqlite:///{work / 'hearth.db'}"
-    upgrade(url)
-    database = Database(url)
-    gateway = Gateway(ModelsConfig.model_validate(EMBED_ONLY))
-    await gateway.start()
-    auth = AuthService(database)
-    rag = RagService(
-        db=database,
-        bus=EventBus(database),
-        gateway=gateway,
-        store=LanceStore(work / "lance"),
-        keywords=keyword.KeywordIndex(work / "bm25"),
-        config=RagConfig(data_dir=work),
-        users=auth,
-    )
-    await rag.start(worker=False)
+    rag, auth, close = await open_rag(work)
     if fresh:
         user = (await auth.create_user(username="bench")).id
         await rag.create_collection(user_id=user, name="c")
@@ -178,11 +147,6 @@ async def collection(
         found = await auth.user_id_of("bench")
         assert found is not None
         user = found
-
-    async def close() -> None:
-        await rag.stop()
-        await gateway.close()
-        await database.close()
 
     return rag, close, user, queries, {q: qrels[q] for q in queries}
 
