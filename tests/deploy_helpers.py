@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 import sys
@@ -11,11 +10,11 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import pytest
 import yaml
 from pydantic import ValidationError
 
 from hearth.config import Settings
+from tests.helpers import tool_missing
 
 ROOT = Path(__file__).resolve().parents[1]
 DEPLOY = ROOT / "deploy"
@@ -27,10 +26,7 @@ def tool(name: str) -> str:
     found = shutil.which(name) or shutil.which(name, path=str(Path(sys.executable).parent))
     if found:
         return found
-    message = f"{name} is missing: `make test` installs it (Makefile target `{name}` or the dev extra)"
-    if os.environ.get("CI") == "true":
-        pytest.fail(message)
-    pytest.skip(message)
+    tool_missing(f"{name} is missing: `make test` installs it (Makefile target `{name}` or the dev extra)")
 
 
 def setting_names() -> dict[str, str]:

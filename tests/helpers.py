@@ -7,12 +7,14 @@ reached, a counter advanced), then asserts."""
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, NoReturn
 
 import httpx
 import nats
+import pytest
 
 
 async def wait_for(cond: Callable[[], bool], within: float = 10.0, what: str = "condition") -> None:
@@ -35,6 +37,14 @@ async def wait_for_async(
         if loop.time() > deadline:
             raise AssertionError(f"{what} not reached within {within} s")
         await asyncio.sleep(0.02)
+
+
+def tool_missing(message: str) -> NoReturn:
+    """A command-line tool a test needs is absent. `make test` installs every one, so in CI (CI=true) that
+    is a failure; elsewhere a skip whose message says how to get it."""
+    if os.environ.get("CI") == "true":
+        pytest.fail(message)
+    pytest.skip(message)
 
 
 def wait_until(

@@ -16,7 +16,7 @@ import httpx
 import pytest
 
 from tests.harness import free_port, run_hearth
-from tests.helpers import wait_until
+from tests.helpers import tool_missing, wait_until
 from tests.test_workflows_api import EMPTY_CATALOG, FAST, api, finished, start, steps
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -27,10 +27,7 @@ KEYS = {"s3_access_key_id": "testing", "s3_secret_access_key": "testing", "s3_re
 @pytest.fixture(scope="module")
 def s3_url(tmp_path_factory) -> Iterator[str]:  # type: ignore[no-untyped-def]
     if not Path(MOTO).exists():
-        message = f"no moto_server at {MOTO}: run `make moto` (or set HEARTH_TEST_MOTO_SERVER)"
-        if os.environ.get("CI") == "true":
-            pytest.fail(message)
-        pytest.skip(message)
+        tool_missing(f"no moto_server at {MOTO}: run `make moto` (or set HEARTH_TEST_MOTO_SERVER)")
     port = free_port()
     log = (tmp_path_factory.mktemp("moto") / "moto.log").open("w")
     process = subprocess.Popen([MOTO, "-H", "127.0.0.1", "-p", str(port)], stdout=log, stderr=log)
