@@ -40,12 +40,16 @@ def test_tips_end_to_end_on_the_embedded_model(tmp_path) -> None:  # type: ignor
             assert todoist.state.token not in listing.text  # the token never comes back
 
             first = alice.ok(alice.http.post("/next", json={}))
-            assert {"overdue-tasks", "time-of-day"} <= set(first["contributing_agents"])
+            if first["fallback"]:
+                # SmolLM2's reply was unusable (it sometimes is): the tip is the top snippet's task line, and
+                # only that agent contributed (orchestrator._fallback).
+                assert first["fallback_reason"]
+                assert first["contributing_agents"] == ["overdue-tasks"]
+            else:
+                assert {"overdue-tasks", "time-of-day"} <= set(first["contributing_agents"])
             assert first["prompt_version"] == "tips-v1"
             assert first["model"].startswith("tip-generator")
             assert first["text"].strip() and first["latency_ms"] >= first["model_ms"] > 0
-            if first["fallback"]:
-                assert first["fallback_reason"]
             outputs = {o["agent_id"] for o in alice.ok(alice.http.get("/outputs"))}
             assert outputs >= TASK_AGENTS
 
