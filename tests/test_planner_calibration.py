@@ -328,11 +328,13 @@ def test_online_knowledge_base_is_kept_apart_from_offline_tables() -> None:
 
 
 def test_fp8_and_16_bit_use_their_own_fitted_efficiencies() -> None:
-    theta = (1.3, 1.9, 2.0, 3.1, 0.6e-3, 0.02, 20e-6, 10e-6, 1e-3, 15e-6, 1.0)
+    theta = (1.3, 1.9, 2.0, 3.1, 0.6e-3, 0.02, 20e-6, 10e-6, 1e-3, 15e-6)
     llama = MODELS["meta-llama/Llama-3.1-8B-Instruct"]
     h100 = GPUS["H100-80GB"]
     c = configs_for([llama, llama, llama], ["bf16", "fp16", "fp8"], [h100] * 3, [1, 1, 1], [theta] * 3)
     assert c.theta_bw.tolist() == [1.3, 1.3, 1.9] and c.theta_c.tolist() == [2.0, 2.0, 3.1]
+    # A closed loop's cohort waits for the prompts ahead at the compute efficiency of its precision.
+    assert c.theta_sync.tolist() == c.theta_c.tolist()
     assert c.theta_f8.tolist() == [0.0, 0.0, 15e-6]  # FP8's per-layer step cost applies to FP8 only
     # FP8 halves the bytes but its kernels reached 1.3/1.9 of the 16-bit efficiency: a 1.37× decode speed-up.
     assert describe_theta(theta)["fp8_decode_speedup"] == pytest.approx(2 * 1.3 / 1.9, abs=1e-3)

@@ -2,11 +2,13 @@
 the KV-capacity scale the engines were measured to hold, and the p95/p50 tail ratios, all from the rows the
 catalog describes (`Observation`s).
 
-θ has eleven entries (`THETA_NAMES`): bandwidth and compute inverse efficiencies for 16-bit and for FP8
+θ has ten entries (`THETA_NAMES`): bandwidth and compute inverse efficiencies for 16-bit and for FP8
 kernels (so FP8's speed-up is the measured one, not the nominal 2×), the host's overhead per step, per request
 and per running sequence per step, the latency of one round of a tensor-parallel all-reduce (TP's measured
-cost), the API server's time per other stream, FP8's fixed cost per layer per step, and the closed loop's
-cohort wait per prompt ahead of a newcomer (in units of one prompt's peak-rate prefill compute).
+cost), the API server's time per other stream and FP8's fixed cost per layer per step. The closed loop's
+cohort wait has no parameter of its own: the prompts ahead of a newcomer run at the compute efficiency
+(θ_sync = θ_c). Fitted freely, θ_sync took whatever the sources at hand taught (0.39–0.72 of θ_c on all rows,
+~0 with the NIM sweep held out, since the other sources show no cohort), and every hold-out predicted worse.
 
 Online rows (streaming clients at a load) are what the model is fitted on; offline rows (every request queued
 at once) only inform the ceiling: their throughput enters with a small weight."""
@@ -23,12 +25,12 @@ from hearth.planner import perf
 from hearth.planner.catalog import GpuSpec, ModelSpec
 from hearth.planner.perf import Configs, Tails
 
-THETA_NAMES = ("bw", "bw_fp8", "c", "c_fp8", "o", "r", "s", "ar", "q", "f8", "sync")
+THETA_NAMES = ("bw", "bw_fp8", "c", "c_fp8", "o", "r", "s", "ar", "q", "f8")
 # Typical values: 70 % of peak bandwidth and 45 % of peak FLOPs for 16-bit kernels; FP8 kernels reach a
 # smaller share of their doubled peak (a prior only: the fit moves it where FP8 rows exist). Host: 0.6 ms per
 # step, 15 ms per request, 20 µs per running sequence per step; 10 µs per all-reduce call (NVLink); 1 ms of
 # the API server's time per other stream before a new request is scheduled; 16 µs of FP8 work per layer per
-# step; a closed loop's newcomer waits for the prompts ahead of it at the compute efficiency (θ_sync = θ_c).
+# step.
 DEFAULT_THETA = (
     1 / 0.70,
     1.4 / 0.70,
@@ -40,7 +42,6 @@ DEFAULT_THETA = (
     10e-6,
     1e-3,
     16e-6,
-    1.0 / 0.45,
 )
 # Offline throughput runs (every request queued at once) run at the engine's largest batch.
 SATURATED_MAX_SEQS = 1024
@@ -58,14 +59,13 @@ THETA_BOUNDS = (
     (0.0, 1e-4),
     (0.0, 0.05),
     (0.0, 1e-4),
-    (0.0, 8.0),
 )
 # Weight of the prior per parameter, in units of one row's squared relative error. θ_o (fixed time per step)
 # is nearly collinear with θ_bw (the weights' read time is the same every step) and θ_s with the KV-cache read
 # (both grow with the batch): their priors are firm. The others are identified by the rows and held loosely.
 # All GPUs together, toward the typical values; then one GPU's rows, toward the global fit.
-GLOBAL_PRIOR_WEIGHT = (0.1, 0.1, 0.1, 0.1, 3.0, 0.03, 1.0, 0.1, 0.03, 0.03, 0.1)
-GPU_PRIOR_WEIGHT = (0.3, 0.3, 0.3, 0.3, 3.0, 0.1, 1.0, 0.3, 0.1, 0.1, 0.3)
+GLOBAL_PRIOR_WEIGHT = (0.1, 0.1, 0.1, 0.1, 3.0, 0.03, 1.0, 0.1, 0.03, 0.03)
+GPU_PRIOR_WEIGHT = (0.3, 0.3, 0.3, 0.3, 3.0, 0.1, 1.0, 0.3, 0.1, 0.1)
 # Offline rows only inform the ceiling: their equations weigh this much against an online row's.
 OFFLINE_WEIGHT = 0.25
 # TTFT rows whose predicted queueing is more than this share of the measurement calibrate the KV scale (the
@@ -123,7 +123,8 @@ def configs_for(
         theta_ar=[t[7] for t in thetas],
         theta_q=[t[8] for t in thetas],
         theta_f8=[t[9] if f else 0.0 for t, f in zip(thetas, fp8, strict=True)],
-        theta_sync=[t[10] for t in thetas],
+        # The cohort's prompts ahead of a newcomer run at the compute efficiency.
+        theta_sync=[t[3] if f else t[2] for t, f in zip(thetas, fp8, strict=True)],
         kv_scale=kv_scale,
         kv_of_free=[1.0 if e == "tensorrt-llm" else 0.0 for e in (engines or ["vllm"] * len(models))],
     )
@@ -223,12 +224,12 @@ def _equations(
     # TTFT = loaded prefill + front-end wait + θ_r + half a step (all linear in θ) + queueing (not: taken at
     # the current θ).
     loaded = perf.prefill_time(c, p, others, ctx) + c.theta_q * others
-    # The closed loop's cohort (linear in θ_sync); open-loop rows have none.
+    # The closed loop's cohort (compute at θ_c: θ_sync = θ_c); open-loop rows have none.
     conc = np.array([float(o.row.concurrency or 0.0) for o in obs])
     conc = np.where(offline & ~rated, batch, np.maximum(conc, 1.0))
     members = np.where(rated, 0.0, perf.cohort_ahead(perf.cohort_size(lat.batch, conc), p))  # prompts ahead
     cohort_feature = members * pf_comp_alone
-    queueing = lat.ttft_p50 - loaded - c.theta_r - half * lat.itl_p50 - c.theta_sync * cohort_feature
+    queueing = lat.ttft_p50 - loaded - c.theta_r - half * lat.itl_p50 - c.theta_c * cohort_feature
     zero = np.zeros_like(p)
 
     def route(bandwidth: np.ndarray, compute: np.ndarray) -> list[np.ndarray]:
@@ -241,12 +242,10 @@ def _equations(
         ]
 
     bw16, bw8, c16, c8 = route(mem, comp + arrivals * pf_comp)
-    step = np.column_stack([bw16, bw8, c16, c8, one, zero, batch, hops, zero, f8, zero])
+    step = np.column_stack([bw16, bw8, c16, c8, one, zero, batch, hops, zero, f8])
     k = chunks
-    bw16, bw8, c16, c8 = route(k * (pf_mem + kv_mem), k * dec_comp + pf_comp)
-    prefill = np.column_stack(
-        [bw16, bw8, c16, c8, k, one, k * others, k * hops, others, k * f8, cohort_feature]
-    )
+    bw16, bw8, c16, c8 = route(k * (pf_mem + kv_mem), k * dec_comp + pf_comp + cohort_feature)
+    prefill = np.column_stack([bw16, bw8, c16, c8, k, one, k * others, k * hops, others, k * f8])
     # ITL: measured, or for a saturated offline run the batch over its throughput.
     itl_obs = np.where(np.isnan(itl_ms), np.where(offline & ~rated, batch / tps, np.nan), itl_ms / 1e3)
     weight = np.where(offline, OFFLINE_WEIGHT, 1.0)
@@ -363,9 +362,6 @@ def describe_theta(theta: Sequence[float]) -> dict[str, float]:
         "allreduce_call_us": round(t["ar"] * 1e6, 2),
         "frontend_per_stream_ms": round(t["q"] * 1e3, 3),
         "fp8_layer_step_us": round(t["f8"] * 1e6, 2),
-        # The prompts ahead of a closed loop's newcomer (`perf.cohort_ahead`) it waits for, in units of their
-        # prefill at the compute efficiency (θ_sync / θ_c; 1.0 when they run back to back at it).
-        "cohort_share": round(t["sync"] / t["c"], 3),
     }
 
 

@@ -30,10 +30,10 @@ The model, per replica of `tp` GPUs (tensor parallel):
 - queueing: TTFT waits for the step in flight (half a step on average, when other sequences run) and for
   the prefills ahead of it (M/D/1 on the prefill work: W = ρs/(2(1−ρ))); in a closed loop, for the cohort it
   arrived with (θ_sync × the prompts ahead of it or in its step, `cohort_ahead`, × one prompt's peak-rate
-  prefill compute); clients beyond the batch
+  prefill compute; calibration ties θ_sync to θ_c); clients beyond the batch
   limit (max_num_seqs, or what the KV cache holds) wait for a running request to finish: whole request times
   (Little's law on the line).
-θ = (θ_bw, θ_c, θ_o, θ_r, θ_s, θ_ar, θ_q, θ_f8, θ_sync) are the inverse efficiencies and overheads, fitted on
+θ = (θ_bw, θ_c, θ_o, θ_r, θ_s, θ_ar, θ_q, θ_f8) are the inverse efficiencies and overheads, fitted on
 benchmark rows (`hearth.planner.fitting`; θ_bw and θ_c separately for FP8 and 16-bit, so FP8's speed-up is
 the measured one); `kv_scale` scales the KV capacity to what engines were measured to hold. The defaults are
 typical values.
@@ -96,8 +96,8 @@ class Configs:
     theta_q: np.ndarray  # front-end seconds a new request waits per other running sequence (streams served)
     # Seconds per layer per step that FP8 kernels add (quantizing activations, scaling): 0 for 16-bit.
     theta_f8: np.ndarray
-    # The closed loop's cohort wait per other cohort member, in units of one prompt's peak-rate prefill
-    # compute (θ_c / 2 when a newcomer waits for half of them at the compute efficiency θ_c).
+    # The closed loop's cohort wait per prompt ahead of a newcomer, in units of one prompt's peak-rate prefill
+    # compute: θ_c (calibration ties them: those prompts run at the compute efficiency); 0 means no cohort.
     theta_sync: np.ndarray
     kv_scale: np.ndarray  # KV capacity measured ÷ computed (fitted on rows at the batch limit)
     # 1 where the engine gives the KV cache a fraction of the memory left after the weights (TensorRT-LLM's
