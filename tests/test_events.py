@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import random
 from collections.abc import AsyncIterator
 from typing import ClassVar
@@ -163,6 +164,27 @@ async def test_restart_delivers_pending_exactly_once(database: Database) -> None
     await wait_for(lambda: got[-1] == 4)
     await third.stop()
     assert got == [1, 2, 3, 4]
+
+
+async def test_stop_lets_the_pass_in_progress_finish(database: Database) -> None:
+    # Stopping while a handler runs: the pass completes and marks its row, instead of being cancelled inside a
+    # database call (the row would wait for its claim to expire and be delivered a second time).
+    handling = asyncio.Event()
+    got: list[int] = []
+
+    async def slow(ev: Pinged) -> None:
+        handling.set()
+        await asyncio.sleep(0.3)
+        got.append(ev.n)
+
+    bus = make_bus(database)
+    bus.subscribe("slow", slow)
+    await bus.start()
+    await bus.publish(Pinged(n=1))
+    await asyncio.wait_for(handling.wait(), timeout=10)
+    await bus.stop()
+    assert got == [1]
+    assert [r.status for r in await outbox_rows(database)] == ["dispatched"]
 
 
 async def test_transactional_outbox_rollback_publishes_nothing(database: Database, bus: EventBus) -> None:

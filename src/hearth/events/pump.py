@@ -72,6 +72,7 @@ class OutboxPump:
         self.delivery = delivery
         self.outage_wait = outage_wait
         self._wake = asyncio.Event()
+        self._stopping = False
         self._task: asyncio.Task[None] | None = None
 
     @property
@@ -79,9 +80,20 @@ class OutboxPump:
         return self._task is not None
 
     def start(self) -> None:
+        self._stopping = False
         self._task = asyncio.create_task(self._run(), name="hearth-events-pump")
 
-    async def stop(self) -> None:
+    async def stop(self, grace: float = 5.0) -> None:
+        """Let the pass in progress finish, then stop; cancel it only if it outlasts `grace` seconds.
+
+        A pass cancelled inside a database call leaves the driver's thread to finish it after the caller has
+        moved on (aiosqlite then posts its result to a loop that may be closed), and its claimed rows wait for
+        the claim to expire instead of being marked."""
+        self._stopping = True
+        self._wake.set()
+        if self._task is not None:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.shield(self._task), timeout=grace)
         self._task = await cancelled(self._task)
 
     def wake(self) -> None:
@@ -89,7 +101,7 @@ class OutboxPump:
 
     async def _run(self) -> None:
         outage_delay = self.outage_wait
-        while True:
+        while not self._stopping:
             self._wake.clear()
             delay = self.bus.poll_interval
             if self.delivery.ready():
@@ -101,7 +113,7 @@ class OutboxPump:
                     delay, outage_delay = outage_delay, min(outage_delay * 2, 10.0)
                 except Exception:
                     log.exception("event pump pass failed; retrying")
-            if delay > 0:
+            if delay > 0 and not self._stopping:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), timeout=delay)
 
