@@ -86,9 +86,10 @@ class OutboxPump:
     async def stop(self, grace: float = 5.0) -> None:
         """Let the pass in progress finish, then stop; cancel it only if it outlasts `grace` seconds.
 
-        A pass cancelled inside a database call leaves the driver's thread to finish it after the caller has
-        moved on (aiosqlite then posts its result to a loop that may be closed), and its claimed rows wait for
-        the claim to expire instead of being marked."""
+        A cancelled pass cuts off the handler it is running (its event runs again on the next start), leaves a
+        database call for the driver's thread to finish after the caller has moved on (aiosqlite then posts
+        its result to a loop that may be closed), and, inside its closing calls, leaves claimed rows unmarked
+        until the claim expires."""
         self._stopping = True
         self._wake.set()
         if self._task is not None:
