@@ -27,7 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench.rerank_dump import CRANFIELD, load_collection
 from hearth.config import BackendConfig
 from hearth.gateway.backends.onnx_embedding import OnnxEmbeddingBackend
-from hearth.rag import evaluation
+from hearth.rag import evaluation, fusion
 
 WEIGHTS = (0.2, 0.3, 0.4)
 
@@ -71,8 +71,13 @@ def bm25_scores(texts: list[str], queries: list[str]) -> np.ndarray:
 
 
 def fused(dense: np.ndarray, sparse: np.ndarray, weight: float) -> np.ndarray:
-    top = np.maximum(np.max(sparse, axis=1, keepdims=True), 1e-9)
-    return (1 - weight) * dense / np.max(dense, axis=1, keepdims=True) + weight * sparse / top
+    """Each query's scores fused as Hearth fuses them by default (max-normalised, BM25 weight `weight`)."""
+    return np.vstack(
+        [
+            fusion.fuse_scores(d, s, method="max", sparse_weight=weight)
+            for d, s in zip(dense, sparse, strict=True)
+        ]
+    )
 
 
 def main() -> None:
