@@ -101,6 +101,7 @@ def configs_for(
     """A Configs array from parallel sequences of catalog entries; θ as tuples (`THETA_NAMES`); engines as
     `ENGINES` (vLLM when not given)."""
     fp8 = [is_fp8(q) for q in quants]
+    theta_c = [t[3] if f else t[2] for t, f in zip(thetas, fp8, strict=True)]
     return Configs.of(
         params=[m.params_b * 1e9 for m in models],
         active=[m.active_params_b * 1e9 for m in models],
@@ -116,7 +117,7 @@ def configs_for(
         link=[g.interconnect_gbs * 1e9 for g in gpus],
         tp=list(tps),
         theta_bw=[t[1] if f else t[0] for t, f in zip(thetas, fp8, strict=True)],
-        theta_c=[t[3] if f else t[2] for t, f in zip(thetas, fp8, strict=True)],
+        theta_c=theta_c,
         theta_o=[t[4] for t in thetas],
         theta_r=[t[5] for t in thetas],
         theta_s=[t[6] for t in thetas],
@@ -124,7 +125,7 @@ def configs_for(
         theta_q=[t[8] for t in thetas],
         theta_f8=[t[9] if f else 0.0 for t, f in zip(thetas, fp8, strict=True)],
         # The cohort's prompts ahead of a newcomer run at the compute efficiency.
-        theta_sync=[t[3] if f else t[2] for t, f in zip(thetas, fp8, strict=True)],
+        theta_sync=theta_c,
         kv_scale=kv_scale,
         kv_of_free=[1.0 if e == "tensorrt-llm" else 0.0 for e in (engines or ["vllm"] * len(models))],
     )
