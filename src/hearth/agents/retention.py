@@ -36,8 +36,11 @@ def runs_rule(db: Database, checkpointer: Checkpointer, days: float) -> Retentio
             for thread_id in ids:
                 await checkpointer.saver.adelete_thread(thread_id)
             async with db.transaction() as s:
-                # A run resumed since it was read is running again: its row stays (its history is gone).
-                await s.execute(delete(AgentRun).where(AgentRun.id.in_(ids), AgentRun.status != "running"))
-            removed += len(ids)
+                # A run resumed since it was read is running again: its row stays (its history is gone) and
+                # is not counted.
+                done = await s.execute(
+                    delete(AgentRun).where(AgentRun.id.in_(ids), AgentRun.status != "running")
+                )
+            removed += done.rowcount or 0  # type: ignore[attr-defined]
 
     return RetentionRule("agents.runs", timedelta(days=days), sweep)
